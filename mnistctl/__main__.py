@@ -1,0 +1,3 @@
+from mnistctl.cli import main
+
+main()

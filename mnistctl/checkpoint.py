@@ -1,0 +1,83 @@
+"""Checkpoints without pickle: tensors in safetensors, everything else in JSON metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mnistctl.errors import RunError
+from mnistctl.fsutil import atomic_path
+
+META_KEY = "mnistctl"
+
+
+def save(path: str | Path, tensors: dict[str, Any], meta: Any = None) -> None:
+    """Write tensors and JSON-able metadata atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+
+
+def load(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """Read tensors and metadata written by :func:`save`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"checkpoint {path} does not exist", "train a run first, or pick another --checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "null"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise RunError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})", "it may be truncated; use another checkpoint") from None
+    return tensors, meta
+
+
+def save_model(path: str | Path, model, meta: dict | None = None) -> None:
+    save(path, model.state_dict(), meta)
+
+
+def save_state(path: str | Path, state: Any) -> None:
+    """Save any nest of dicts, lists, numbers and tensors (optimizer, scheduler, RNG states)."""
+    tensors: dict[str, Any] = {}
+    skeleton = _split(state, tensors)
+    save(path, tensors, skeleton)
+
+
+def load_state(path: str | Path) -> Any:
+    tensors, skeleton = load(path)
+    return _join(skeleton, tensors)
+
+
+def _split(obj: Any, tensors: dict[str, Any]) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = obj
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_split(k, tensors), _split(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_split(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [_split(v, tensors) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _join(obj: Any, tensors: dict[str, Any]) -> Any:
+    if isinstance(obj, list):
+        return [_join(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__tuple__" in obj:
+            return tuple(_join(v, tensors) for v in obj["__tuple__"])
+        return {_join(k, tensors): _join(v, tensors) for k, v in obj["__dict__"]}
+    return obj

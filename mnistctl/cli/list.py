@@ -1,0 +1,89 @@
+"""``mnistctl list``: registered architectures, schedulers, optimizers and plugins."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from mnistctl.console import out
+
+app = typer.Typer(help="List registered architectures, schedulers, optimizers and plugins.", no_args_is_help=True)
+
+PATTERN = typer.Argument("*", help="Filter names with a wildcard, e.g. 'simple*'.")
+JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
+    from rich.table import Table
+
+    from mnistctl.plugins import registry
+
+    specs = registry(kind).list(pattern)
+    rows = [
+        {
+            "name": s.name,
+            "description": s.description,
+            **({"params": s.params} if kind == "archs" else {}),
+            "defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in s.defaults.items()},
+            "source": s.source,
+        }
+        for s in specs
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{registry(kind).kind.capitalize()}s", title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    if kind == "archs":
+        table.add_column("params", justify="right")
+    table.add_column("defaults", style="dim")
+    table.add_column("source", style="green")
+    for row in rows:
+        defaults = ", ".join(f"{k}={_fmt(v)}" for k, v in row["defaults"].items()) or "-"
+        params = [f"{row['params']:,}" if row.get("params") else "?"] if kind == "archs" else []
+        table.add_row(row["name"], row["description"], *params, defaults, row["source"])
+    out.print(table)
+
+
+def _fmt(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+@app.command()
+def archs(pattern: str = PATTERN, as_json: bool = JSON) -> None:
+    """Architectures, with parameter counts and options."""
+    _show_specs("archs", pattern, as_json)
+
+
+@app.command()
+def schedulers(pattern: str = PATTERN, as_json: bool = JSON) -> None:
+    """Learning-rate schedulers and their options."""
+    _show_specs("schedulers", pattern, as_json)
+
+
+@app.command()
+def optimizers(pattern: str = PATTERN, as_json: bool = JSON) -> None:
+    """Optimizers and their options."""
+    _show_specs("optimizers", pattern, as_json)
+
+
+@app.command()
+def plugins(as_json: bool = JSON) -> None:
+    """Installed plugins, built-in and third-party."""
+    from rich.table import Table
+
+    from mnistctl.plugins import plugin_infos
+
+    infos = plugin_infos()
+    if as_json:
+        print(json.dumps([{**i.__dict__, "hooks": list(i.hooks)} for i in infos], indent=2))
+        return
+    table = Table(title="Plugins", title_justify="left")
+    for col in ("name", "module", "package", "version", "hooks"):
+        table.add_column(col)
+    for i in infos:
+        hooks = ", ".join(h.removeprefix("register_") for h in i.hooks) if not i.error else f"[red]failed: {i.error}[/]"
+        table.add_row(f"[bold cyan]{i.name}[/]", i.module, i.package, i.version, hooks)
+    out.print(table)

@@ -1,0 +1,236 @@
+"""The data layer: IDX files, where to find them, the whole set in memory, and batched augmentation."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mnistctl.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+ENV_VAR = "MNISTCTL_DATA_DIR"
+MISSING_HINT = (
+    "put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+    "t10k-labels-idx1-ubyte (optionally .gz) in a folder and pass --data-dir DIR or set MNISTCTL_DATA_DIR"
+)
+
+
+def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
+    """Decode the bytes of an IDX file into an array of its declared type and shape."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
+        raise DataError(f"{name} is not an IDX file (bad magic number {raw[:4].hex()})", "check that the file is not corrupt")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{name} is truncated inside its header", "download the file again")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DataError(
+            f"{name} has {len(raw)} bytes but its header {shape} needs {expected}",
+            "the file is truncated or corrupt; download it again",
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an array as an IDX file (gzipped when the name ends in .gz)."""
+    code = {v: k for k, v in IDX_DTYPES.items()}[np.dtype(array.dtype).newbyteorder(">").str]
+    body = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    body += array.astype(np.dtype(array.dtype).newbyteorder(">")).tobytes()
+    Path(path).write_bytes(gzip.compress(body, mtime=0) if str(path).endswith(".gz") else body)
+
+
+def locate(folder: Path) -> dict[str, Path] | None:
+    """The four files in a flat folder or in torchvision's MNIST/raw layout, or None."""
+    for base in (folder, folder / "MNIST" / "raw"):
+        found = {}
+        for key, name in FILES.items():
+            for candidate in (base / name, base / f"{name}.gz"):
+                if candidate.is_file():
+                    found[key] = candidate
+                    break
+        if len(found) == len(FILES):
+            return found
+    return None
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "mnistctl" / "mnist"
+
+
+def resolve(data_dir: str | Path | None = None, download: bool = True) -> dict[str, Path]:
+    """Find the files: --data-dir, then MNISTCTL_DATA_DIR, then the user cache, then a download."""
+    for origin, folder in (("--data-dir", data_dir), (ENV_VAR, os.environ.get(ENV_VAR))):
+        if folder:
+            found = locate(Path(folder).expanduser())
+            if found is None:
+                raise DataError(f"{origin} {folder} does not hold the four MNIST IDX files", MISSING_HINT)
+            return found
+    found = locate(cache_dir())
+    if found is not None:
+        return found
+    if not download:
+        raise DataError("MNIST was not found", MISSING_HINT)
+    return _download(cache_dir())
+
+
+def _download(target: Path) -> dict[str, Path]:
+    from torchvision.datasets import MNIST
+
+    try:
+        MNIST(str(target), download=True)
+    except Exception as exc:
+        raise DataError(f"MNIST was not found and could not be downloaded ({type(exc).__name__})", MISSING_HINT) from exc
+    found = locate(target)
+    if found is None:
+        raise DataError("the MNIST download did not produce the four IDX files", MISSING_HINT)
+    return found
+
+
+@dataclass
+class Dataset:
+    """All images in one uint8 tensor (train first, then test) with their labels."""
+
+    images: "torch.Tensor"
+    labels: "torch.Tensor"
+    n_train: int
+    folder: str
+    name: str
+    md5: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def train_images(self):
+        return self.images[: self.n_train]
+
+    @property
+    def train_labels(self):
+        return self.labels[: self.n_train]
+
+    @property
+    def test_images(self):
+        return self.images[self.n_train :]
+
+    @property
+    def test_labels(self):
+        return self.labels[self.n_train :]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max()) + 1
+
+    def stats(self) -> tuple[float, float]:
+        """Mean and standard deviation of the training pixels, scaled to [0, 1]."""
+        pixels = self.train_images.float().div_(255)
+        return round(pixels.mean().item(), 4), round(pixels.std().item(), 4)
+
+
+def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    import torch
+
+    paths = resolve(data_dir, download)
+    arrays, md5 = {}, {}
+    for key, path in paths.items():
+        stored = path.read_bytes()
+        try:
+            raw = gzip.decompress(stored) if path.suffix == ".gz" else stored
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path} is not a valid gzip file ({exc})", "download it again") from None
+        md5[FILES[key]] = hashlib.md5(raw).hexdigest()
+        _verify_listed(path, stored, raw)
+        arrays[key] = parse_idx(raw, str(path))
+    _check_shapes(arrays)
+    is_mnist = md5 == MNIST_MD5
+    images = torch.from_numpy(np.concatenate([arrays["train_images"], arrays["test_images"]]).astype(np.uint8))
+    labels = torch.from_numpy(np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64))
+    folder = str(paths["train_images"].parent.resolve())
+    return Dataset(images, labels, len(arrays["train_images"]), folder, "mnist" if is_mnist else "custom", md5)
+
+
+def _verify_listed(path: Path, stored: bytes, raw: bytes) -> None:
+    """Check the file against any MD5SUMS* / SHA256SUMS* listing beside it."""
+    for listing in sorted(path.parent.glob("*SUMS*")):
+        algorithm = "sha256" if "SHA256" in listing.name.upper() else "md5"
+        for line in listing.read_text(errors="replace").splitlines():
+            digest, _, listed = line.strip().partition(" ")
+            listed = listed.strip().lstrip("*")
+            if listed == path.name:
+                content = stored
+            elif listed + ".gz" == path.name:
+                content = raw
+            else:
+                continue
+            if hashlib.new(algorithm, content).hexdigest() != digest.lower():
+                raise DataError(
+                    f"{path} does not match its checksum in {listing.name}",
+                    "the file is corrupt or was replaced; download it again",
+                )
+
+
+def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"{split} images have shape {images.shape}, expected N x 28 x 28", "use a 28x28 data set")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DataError(f"{split} has {len(images)} images but {labels.shape} labels", "the files do not belong together")
+        if labels.min() < 0 or labels.max() > 9:
+            raise DataError(f"{split} labels run from {labels.min()} to {labels.max()}", "labels must be the classes 0-9")
+
+
+def split_indices(n: int, val_size: int, seed: int):
+    """Seeded train/validation indices carved from the training set."""
+    import torch
+
+    if not 0 <= val_size < n:
+        raise DataError(f"a validation split of {val_size} does not fit {n} training images", "choose a smaller --val-split")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def normalize(images: "torch.Tensor", mean: float, std: float, dtype=None) -> "torch.Tensor":
+    """uint8 (N, 28, 28) or (N, 1, 28, 28) to normalised float (N, 1, 28, 28)."""
+    import torch
+
+    x = images if images.dim() == 4 else images.unsqueeze(1)
+    return x.to(dtype or torch.float32).div_(255).sub_(mean).div_(std)
+
+
+def augment(x: "torch.Tensor", rotation: float, shift: float, generator: "torch.Generator") -> "torch.Tensor":
+    """Random rotation (degrees) and shift (fraction of the side) per sample, in one batched affine warp."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
+    offset = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * shift)
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    background = x.amin(dim=(1, 2, 3), keepdim=True)
+    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background

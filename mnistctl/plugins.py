@@ -1,0 +1,127 @@
+"""The one plugin manager: built-in plugins by name, then the ``mnistctl`` entry points, once."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import pluggy
+
+from mnistctl import hookspecs
+from mnistctl.console import warn
+from mnistctl.registry import Registry, Spec
+
+GROUP = "mnistctl"
+BUILTINS = {
+    "lenet": "mnistctl_lenet",
+    "simplecnn": "mnistctl_simplecnn",
+    "deep-dropout": "mnistctl_deep_dropout",
+    "schedulers": "mnistctl_schedulers",
+    "optimizers": "mnistctl_optimizers",
+}
+KINDS = {"archs": "architecture", "schedulers": "scheduler", "optimizers": "optimizer"}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    module: str
+    package: str
+    version: str
+    hooks: tuple[str, ...] = ()
+    error: str = ""
+
+
+@functools.cache
+def manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    for name, module in BUILTINS.items():
+        pm.register(importlib.import_module(module), name=name)
+    for ep in entry_points(group=GROUP):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            _failed[ep.name] = PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), _describe(exc))
+            warn(f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}")
+    return pm
+
+
+_failed: dict[str, PluginInfo] = {}
+
+
+@functools.cache
+def registry(kind: str) -> Registry:
+    """The registry of ``archs``, ``schedulers`` or ``optimizers``, filled by every plugin's hook."""
+    reg = Registry(KINDS[kind])
+    hook = getattr(manager().hook, f"register_{kind}")
+    for impl in hook.get_hookimpls():
+        source = _package_of(impl.plugin)
+
+        def register(spec: Spec, _source: str = source) -> None:
+            reg.add(Spec(spec.name, spec.factory, spec.description, spec.params, _source))
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            warn(f"plugin '{impl.plugin_name}' failed while registering {kind}: {_describe(exc)}")
+    return reg
+
+
+def archs() -> Registry:
+    return registry("archs")
+
+
+def schedulers() -> Registry:
+    return registry("schedulers")
+
+
+def optimizers() -> Registry:
+    return registry("optimizers")
+
+
+def plugin_infos() -> list[PluginInfo]:
+    pm = manager()
+    infos = []
+    for name, plugin in pm.list_name_plugin():
+        hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or [])
+        package = _package_of(plugin)
+        infos.append(PluginInfo(name, plugin.__name__, package, _version(package), hooks))
+    return sorted(infos + list(_failed.values()), key=lambda i: i.name)
+
+
+def _package_of(plugin) -> str:
+    top = getattr(plugin, "__name__", "").split(".")[0]
+    return _distributions().get(top, top)
+
+
+@functools.cache
+def _distributions() -> dict[str, str]:
+    from importlib.metadata import packages_distributions
+
+    return {mod: dists[0] for mod, dists in packages_distributions().items()}
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
+
+
+def _dist_name(ep) -> str:
+    return ep.dist.name if ep.dist else ""
+
+
+def _dist_version(ep) -> str:
+    return ep.dist.version if ep.dist else ""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,62 @@
+"""Learning-rate schedulers. Each factory returns a torch scheduler stepped once per optimizer step."""
+
+from mnistctl import hookimpl
+from mnistctl.registry import Spec
+
+
+def step(optimizer, epochs, steps_per_epoch, milestones=(5, 10), gamma=0.1):
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(optimizer, lambda s: gamma ** sum(s >= m * steps_per_epoch for m in milestones))
+
+
+def cosine(optimizer, epochs, steps_per_epoch, warmup_epochs=0.0, min_lr_ratio=0.0):
+    import math
+
+    from torch.optim.lr_scheduler import LambdaLR
+
+    total, warmup = epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
+
+    def factor(s):
+        if s < warmup:
+            return (s + 1) / warmup
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return LambdaLR(optimizer, factor)
+
+
+def exponential(optimizer, epochs, steps_per_epoch, gamma=0.8):
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(optimizer, lambda s: gamma ** (s // steps_per_epoch))
+
+
+def onecycle(optimizer, epochs, steps_per_epoch, pct_start=0.25, div_factor=25.0, final_div_factor=1e4):
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    return OneCycleLR(
+        optimizer,
+        max_lr=max_lr,
+        total_steps=epochs * steps_per_epoch,
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+        cycle_momentum=False,
+    )
+
+
+def none(optimizer, epochs, steps_per_epoch):
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(optimizer, lambda s: 1.0)
+
+
+@hookimpl
+def register_schedulers(register):
+    register(Spec("step", step, "Piecewise constant: multiply by gamma at each milestone epoch"))
+    register(Spec("cosine", cosine, "Cosine decay to min_lr_ratio, with optional linear warm-up"))
+    register(Spec("exponential", exponential, "Multiply by gamma after every epoch"))
+    register(Spec("onecycle", onecycle, "One-cycle: warm up to --lr, then anneal far below it"))
+    register(Spec("none", none, "Constant learning rate"))

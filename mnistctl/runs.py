@@ -67,6 +67,11 @@ class Run:
         return self._json("config.json", required=True)
 
     @property
+    def normalization(self) -> tuple[float, float]:
+        data = self.config.get("data", {})
+        return data.get("mean", 0.1307), data.get("std", 0.3081)
+
+    @property
     def summary(self) -> dict[str, Any] | None:
         return self._json("summary.json", required=False)
 

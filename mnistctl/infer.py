@@ -1,0 +1,54 @@
+"""Batched inference: device choice and class probabilities for uint8 images."""
+
+from __future__ import annotations
+
+from mnistctl.errors import UsageError
+
+
+def pick_device(name: str = "auto"):
+    """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    }
+    kind = name.split(":")[0]
+    if kind not in available:
+        raise UsageError(f"unknown device '{name}'", "use auto, cpu, cuda or mps")
+    if not available[kind]:
+        raise UsageError(f"device '{name}' is not available on this machine", "use --device auto or cpu")
+    return torch.device(name)
+
+
+def predict_proba(model, images, mean: float, std: float, batch_size: int = 2048, device=None):
+    """Softmax probabilities (N, classes) on the CPU for uint8 images (N, 28, 28), in inference mode."""
+    import torch
+
+    from mnistctl.data import normalize
+
+    device = device or next(model.parameters()).device
+    model.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = normalize(images[start : start + batch_size].to(device), mean, std)
+            chunks.append(torch.softmax(model(x).float(), dim=1).cpu())
+    if not chunks:
+        return torch.empty(0, 0)
+    return torch.cat(chunks)
+
+
+def loss_and_accuracy(probs, labels) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy from probabilities."""
+    import torch
+
+    picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
+    return -picked.log().mean().item(), (probs.argmax(1) == labels).float().mean().item()

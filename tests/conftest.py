@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def mnist_dir() -> Path | None:
+    for candidate in (os.environ.get("MNISTCTL_DATA_DIR"), SHARED_MNIST):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real MNIST folder. In CI it must exist: a missing folder fails instead of skipping."""
+    found = mnist_dir()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but MNIST is not at MNISTCTL_DATA_DIR or ../shared/data/mnist")
+        pytest.skip("MNIST data not available; set MNISTCTL_DATA_DIR")
+    return found
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    from mnistctl import data
+
+    return data.load(data_dir, download=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Runs go to a temporary folder and matplotlib never opens a window."""
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")

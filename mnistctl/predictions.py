@@ -1,0 +1,59 @@
+"""Per-sample predictions of a run on a split: computed once, saved in reports/, shared by eval and compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mnistctl import checkpoint
+from mnistctl.errors import UsageError
+from mnistctl.runs import Run
+
+SPLITS = ("test", "val")
+
+
+def path(run: Run, split: str) -> Path:
+    return run.path / "reports" / f"predictions-{split}.safetensors"
+
+
+def split_data(run: Run, split: str, dataset=None):
+    """uint8 images and labels of the run's ``test`` or ``val`` split."""
+    from mnistctl import data
+
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'", "use test or val")
+    config = run.config
+    dataset = dataset or data.load(config.get("data", {}).get("dir"), download=True)
+    if split == "test":
+        return dataset.test_images, dataset.test_labels
+    if not config.get("val_split"):
+        raise UsageError(f"run {run.name} was trained without a validation split", "use --split test")
+    _, val_idx = data.split_indices(dataset.n_train, config["val_split"], config["seed"])
+    return dataset.train_images[val_idx], dataset.train_labels[val_idx]
+
+
+def compute(run: Run, split: str = "test", which: str = "best", dataset=None):
+    """Probabilities (N, classes) and targets (N,) of the run's ``which`` weights on ``split``."""
+    from mnistctl.infer import predict_proba
+    from mnistctl.runs import load_model
+
+    images, labels = split_data(run, split, dataset)
+    mean, std = run.normalization
+    return predict_proba(load_model(run, which), images, mean, std), labels
+
+
+def save(run: Run, split: str, which: str, probs, targets) -> Path:
+    target = path(run, split)
+    checkpoint.save(target, {"probs": probs.float(), "targets": targets.long()}, {"split": split, "checkpoint": which})
+    return target
+
+
+def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=None):
+    """Saved predictions when they match the checkpoint and are newer than its weights; else computed and saved."""
+    target = path(run, split)
+    if target.is_file() and target.stat().st_mtime >= run.weights(which).stat().st_mtime:
+        tensors, meta = checkpoint.load(target)
+        if meta == {"split": split, "checkpoint": which}:
+            return tensors["probs"], tensors["targets"]
+    probs, targets = compute(run, split, which, dataset)
+    save(run, split, which, probs, targets)
+    return probs, targets

@@ -1,8 +1,28 @@
-from mnistctl.errors import MnistctlError
+"""``mnistctl watch``: a live dashboard of a run's training metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mnistctl.errors import UsageError
+from mnistctl.runs import STALLED_AFTER
 
 NAME = "watch"
 
 
-def command() -> None:
-    """Not built yet."""
-    raise MnistctlError("'mnistctl watch' is not built yet", "see the project's open issues")
+def command(
+    run: str = typer.Argument("latest", help="Run name or path; the newest run by default."),
+    runs_dir: Path = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+    stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", help="Seconds without new metrics before a running run counts as stalled."),
+) -> None:
+    """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events (q quits, ? keys, n/p switch runs)."""
+    from mnistctl import runs
+
+    if stalled_after <= 0:
+        raise UsageError(f"--stalled-after must be positive, got {stalled_after}", "e.g. --stalled-after 120")
+    run_ = runs.resolve(run, runs_dir)
+    from mnistctl.tui.app import WatchApp
+
+    WatchApp(run_.path, runs.runs_dir(runs_dir), stalled_after=stalled_after).run()

@@ -1,0 +1,1 @@
+"""The Textual dashboard behind ``mnistctl watch`` and ``mnistctl train --tui``."""

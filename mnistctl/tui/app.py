@@ -1,0 +1,158 @@
+"""The ``mnistctl watch`` app: a Dashboard for one run, keys to switch runs, and ``train --tui``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from mnistctl.runs import STALLED_AFTER, list_runs
+from mnistctl.tui.dashboard import Dashboard
+
+
+class KeysScreen(ModalScreen):
+    """The keys, over the dashboard; any key closes it."""
+
+    def __init__(self, bindings: list[Binding]) -> None:
+        super().__init__()
+        self.keys = bindings
+
+    def compose(self) -> ComposeResult:
+        lines = [f"[b]{b.key_display or b.key:>7}[/]  {b.description}" for b in self.keys]
+        yield Static("\n".join(["[b]Keys[/]", "", *lines, "", "[dim]press any key[/]"]), id="keys")
+
+    def on_key(self) -> None:
+        self.dismiss()
+
+
+class TrainingEnded(Message):
+    """Posted by the training thread of ``train --tui`` when trainer.run() returns or raises."""
+
+    def __init__(self, error: str | None) -> None:
+        super().__init__()
+        self.error = error
+
+
+class WatchApp(App):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "mnistctl watch"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "keys", "Keys", key_display="?"),
+        Binding("n", "switch(1)", "Next run"),
+        Binding("p", "switch(-1)", "Previous run"),
+        Binding("l", "latest", "Latest run"),
+    ]
+
+    def __init__(self, run_path: Path, runs_root: Path | None = None, stalled_after: float = STALLED_AFTER, poll: float = 0.25):
+        super().__init__()
+        self.run_path = Path(run_path)
+        self.runs_root = Path(runs_root) if runs_root else self.run_path.parent
+        self.stalled_after = stalled_after
+        self.poll = poll
+
+    def compose(self) -> ComposeResult:
+        yield self._dashboard()
+        yield Footer()
+
+    def _dashboard(self) -> Dashboard:
+        return Dashboard(self.run_path, self.stalled_after, self.poll, id="dashboard")
+
+    @property
+    def dashboard(self) -> Dashboard:
+        return self.query_one(Dashboard)
+
+    async def watch_run(self, path: Path) -> None:
+        if path.resolve() == self.run_path.resolve():
+            return
+        self.run_path = path
+        await self.dashboard.remove()
+        await self.mount(self._dashboard(), before=self.query_one(Footer))
+        self.sub_title = path.name
+
+    async def action_switch(self, offset: int) -> None:
+        paths = [r.path for r in list_runs(self.runs_root)]
+        if len(paths) < 2:
+            self.notify(f"no other runs in {self.runs_root}", severity="warning")
+            return
+        here = [p.resolve() for p in paths]
+        index = here.index(self.run_path.resolve()) if self.run_path.resolve() in here else -1
+        await self.watch_run(paths[(index + offset) % len(paths)])
+
+    async def action_latest(self) -> None:
+        paths = [r.path for r in list_runs(self.runs_root)]
+        if paths:
+            await self.watch_run(paths[-1])
+
+    def action_keys(self) -> None:
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen([b for b in self.BINDINGS if b.show]))
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_path.name
+
+    def on_training_ended(self, message: TrainingEnded) -> None:
+        if message.error:
+            self.notify(message.error, title="training failed", severity="error", timeout=30)
+        else:
+            self.notify("training is over; press q to quit", timeout=30)
+
+
+def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
+    """Train in a background thread while the dashboard watches the run; quitting stops training.
+
+    Returns 0 when training finished, 130 when it was stopped first, 1 when it failed.
+    """
+    run_dir = getattr(trainer, "run_dir", None) or trainer.prepare()
+    app = app or WatchApp(Path(run_dir))
+    outcome: dict[str, Any] = {}
+
+    def train() -> None:
+        try:
+            outcome["summary"] = trainer.run()
+        except BaseException as exc:  # noqa: BLE001 - reported after the app closes
+            outcome["error"] = exc
+        error = outcome.get("error")
+        app.post_message(TrainingEnded(describe_error(error) if error else None))
+
+    thread = threading.Thread(target=train, name="mnistctl-train", daemon=True)
+    thread.start()
+    try:
+        app.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stopped = thread.is_alive()
+        if stopped:
+            trainer.request_stop()
+        thread.join()
+    return exit_code(outcome, stopped)
+
+
+def exit_code(outcome: dict[str, Any], stopped: bool) -> int:
+    from mnistctl.cli import report
+    from mnistctl.errors import MnistctlError
+
+    error = outcome.get("error")
+    if error is not None:
+        report(error.message, error.hint) if isinstance(error, MnistctlError) else report(describe_error(error))
+        return 1
+    status = (outcome.get("summary") or {}).get("status")
+    if status in ("finished", "early_stopped"):
+        return 0
+    if status == "failed":
+        return 1
+    return 130 if stopped or status == "interrupted" else 0
+
+
+def describe_error(exc: BaseException) -> str:
+    from mnistctl.errors import MnistctlError
+
+    return str(exc) if isinstance(exc, MnistctlError) else f"{type(exc).__name__}: {exc}"

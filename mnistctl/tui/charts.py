@@ -1,0 +1,69 @@
+"""Live line charts of loss and accuracy, drawn with plotext; x is the epoch (fractional between epochs)."""
+
+from __future__ import annotations
+
+import math
+
+from textual_plotext import PlotextPlot
+
+from mnistctl.tui.state import RunState
+
+Series = dict[str, tuple[list[float], list[float]]]
+
+
+class MetricChart(PlotextPlot):
+    """A chart that replots only when its series change."""
+
+    title = ""
+    colors = {"train": "cyan", "val": "orange", "train (steps)": "gray"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.series: Series = {}
+        self._epochs = 0
+
+    def series_of(self, state: RunState) -> Series:
+        raise NotImplementedError
+
+    def show(self, state: RunState) -> None:
+        series = {label: xy for label, xy in self.series_of(state).items() if xy[0]}
+        epochs = state.progress.epochs
+        if series == self.series and epochs == self._epochs:
+            return
+        self.series, self._epochs = series, epochs
+        plt = self.plt
+        plt.clear_data()
+        plt.title(self.title)
+        plt.xlabel("epoch")
+        if epochs:
+            plt.xlim(0, epochs)
+            plt.xticks(list(range(0, epochs + 1, math.ceil(epochs / 6))))
+        for label, (xs, ys) in series.items():
+            marker = "braille" if label.endswith("(steps)") else "hd"
+            plt.plot(xs, ys, label=label, marker=marker, color=self.colors.get(label, "default"))
+        self.refresh()
+
+
+class LossChart(MetricChart):
+    title = "loss"
+
+    def series_of(self, state: RunState) -> Series:
+        epochs = sorted(state.epochs.values(), key=lambda e: e["epoch"])
+        return {
+            "train (steps)": ([x for x, _ in state.losses], [y for _, y in state.losses]),
+            "train": _column(epochs, "train_loss"),
+            "val": _column(epochs, "val_loss"),
+        }
+
+
+class AccuracyChart(MetricChart):
+    title = "accuracy %"
+
+    def series_of(self, state: RunState) -> Series:
+        epochs = sorted(state.epochs.values(), key=lambda e: e["epoch"])
+        return {"train": _column(epochs, "train_acc", 100), "val": _column(epochs, "val_acc", 100)}
+
+
+def _column(epochs: list[dict], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
+    rows = [e for e in epochs if e.get(key) is not None]
+    return [float(e["epoch"]) for e in rows], [scale * e[key] for e in rows]

@@ -1,0 +1,132 @@
+"""One run's dashboard: a worker tails the run directory and posts messages; the panels show the folded state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from mnistctl.errors import RunError
+from mnistctl.runs import STALLED_AFTER, Run
+from mnistctl.tui.charts import AccuracyChart, LossChart
+from mnistctl.tui.state import RunState
+from mnistctl.tui.tail import Chunk, MetricsTail
+from mnistctl.tui.widgets import EpochTable, EventLog, ProgressPanel, RatesPanel, RunHeader, StatusBadge, duration
+
+
+class ConfigRead(Message, bubble=False):
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+
+
+class MetricsRead(Message, bubble=False):
+    def __init__(self, chunk: Chunk) -> None:
+        super().__init__()
+        self.chunk = chunk
+
+
+class Note(Message, bubble=False):
+    def __init__(self, text: str, level: str = "warning") -> None:
+        super().__init__()
+        self.text, self.level = text, level
+
+
+class Dashboard(Vertical):
+    """Everything about one run. Remove it and mount another to watch a different run."""
+
+    def __init__(self, run_path: Path, stalled_after: float = STALLED_AFTER, poll: float = 0.25, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run_path = Path(run_path)
+        self.stalled_after = stalled_after
+        self.poll = poll
+        self.state = RunState()
+        self.status = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="top"):
+            yield RunHeader(id="header")
+            yield StatusBadge(id="status")
+        with Horizontal(id="progress-row"):
+            yield ProgressPanel(id="progress")
+            yield RatesPanel(id="rates")
+        with Horizontal(id="charts"):
+            yield LossChart(id="loss-chart")
+            yield AccuracyChart(id="acc-chart")
+        with Horizontal(id="bottom"):
+            yield EpochTable(id="epochs")
+            yield EventLog(id="events", wrap=True, markup=False, min_width=20)
+
+    def on_mount(self) -> None:
+        self.query_one("#epochs").border_title = "Epochs"
+        self.query_one("#events").border_title = "Events"
+        self.query_one(RunHeader).show(self.state)
+        self.tick()
+        self.set_interval(1.0, self.tick)
+        self.follow()
+
+    @work(thread=True, exclusive=True, group="tail")
+    def follow(self) -> None:
+        """Read the config once and metrics.jsonl incrementally, posting what is new."""
+        worker = get_current_worker()
+        tail = MetricsTail(self.run_path / "metrics.jsonl")
+        config_read = False
+        last_mtime = None
+        while not worker.is_cancelled:
+            if not config_read and (self.run_path / "config.json").exists():
+                try:
+                    self.post_message(ConfigRead(Run(self.run_path).config))
+                except RunError as exc:
+                    self.post_message(Note(exc.message, "error"))
+                config_read = True
+            chunk = tail.read()
+            if chunk.events or chunk.corrupt or chunk.restarted or chunk.mtime != last_mtime:
+                last_mtime = chunk.mtime
+                self.post_message(MetricsRead(chunk))
+            time.sleep(self.poll)
+
+    def on_config_read(self, message: ConfigRead) -> None:
+        self.state.config = message.config
+        self.query_one(RunHeader).show(self.state)
+        self.tick()
+
+    def on_metrics_read(self, message: MetricsRead) -> None:
+        chunk = message.chunk
+        if chunk.restarted:
+            self.state = RunState(config=self.state.config)
+            self.state.note("metrics.jsonl was rewritten; reading it again")
+        for event in chunk.events:
+            self.state.apply(event)
+        self.state.mtime = chunk.mtime
+        if chunk.corrupt:
+            self.state.note(f"skipped {chunk.corrupt} unreadable line(s) in metrics.jsonl", "error")
+        for chart in (self.query_one(LossChart), self.query_one(AccuracyChart)):
+            chart.show(self.state)
+        self.query_one(EpochTable).show(self.state)
+        self.tick()
+
+    def on_note(self, message: Note) -> None:
+        self.state.note(message.text, message.level)
+        self.tick()
+
+    def tick(self) -> None:
+        """The time-dependent panels: status (stalled?), ETA, elapsed; and the event log."""
+        now = time.time()
+        status = self.state.status(now, self.stalled_after)
+        if status != self.status:
+            if status == "stalled":
+                since = now - (self.state.mtime or self.state.watched_since)
+                self.state.note(f"stalled: no new metrics for {duration(since)}")
+            elif self.status == "stalled":
+                self.state.note("metrics are coming in again", "info")
+            self.status = status
+        self.query_one(StatusBadge).show(status)
+        self.query_one(ProgressPanel).show(self.state, now)
+        self.query_one(RatesPanel).show(self.state)
+        self.query_one(EventLog).show(self.state)

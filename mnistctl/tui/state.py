@@ -1,0 +1,99 @@
+"""What the dashboard knows about a run, folded from its metric events one at a time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnistctl.runs import STALLED_AFTER
+
+NOTABLE = ("start", "checkpoint", "early_stop", "test", "end")
+
+
+@dataclass
+class Progress:
+    epoch: int  # epochs completed
+    epochs: int
+    step: int  # global step
+    steps: int  # total steps of the run
+    steps_per_epoch: int
+
+    @property
+    def step_in_epoch(self) -> int:
+        """Steps done in the epoch under way (a full bar once an epoch's last step is logged)."""
+        if not self.steps_per_epoch or not self.step:
+            return 0
+        return self.step % self.steps_per_epoch or self.steps_per_epoch
+
+
+@dataclass
+class RunState:
+    config: dict[str, Any] | None = None
+    start: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    last_step: dict[str, Any] | None = None
+    epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    losses: list[tuple[float, float]] = field(default_factory=list)  # (epoch position, step loss)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # notable events and the dashboard's own notes
+    mtime: float | None = None
+    watched_since: float = field(default_factory=time.time)
+    _first_step: dict[str, Any] | None = None
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self.start, self.end, self.last_step, self._first_step = event, None, None, None
+            resumed_at = event.get("start_epoch", 0)
+            self.losses = [p for p in self.losses if p[0] <= resumed_at]
+            self.epochs = {n: e for n, e in self.epochs.items() if n <= resumed_at}
+        elif kind == "step":
+            self.last_step = event
+            self._first_step = self._first_step or event
+            self.losses.append((self._position(event["step"]), event["loss"]))
+        elif kind == "epoch":
+            self.epochs[event["epoch"]] = event
+        elif kind == "end":
+            self.end = event
+        if kind in NOTABLE and not (kind == "checkpoint" and event.get("kind") != "best"):
+            self.notes.append(event)
+
+    def note(self, text: str, level: str = "warning") -> None:
+        self.notes.append({"event": "note", "time": time.time(), "level": level, "text": text})
+
+    def status(self, now: float | None = None, stalled_after: float = STALLED_AFTER) -> str:
+        """finished, early_stopped, interrupted, failed, running, stalled, or waiting (nothing logged yet)."""
+        if self.end is not None:
+            return self.end.get("status", "finished")
+        now = time.time() if now is None else now
+        if now - (self.mtime or self.watched_since) > stalled_after:
+            return "stalled"
+        return "running" if self.start else "waiting"
+
+    @property
+    def progress(self) -> Progress:
+        start = self.start or {}
+        epochs = start.get("epochs") or (self.config or {}).get("epochs") or 0
+        per_epoch = start.get("steps_per_epoch", 0)
+        epoch = max(self.epochs, default=start.get("start_epoch", 0))
+        step = self.last_step["step"] if self.last_step else epoch * per_epoch
+        return Progress(epoch, epochs, max(step, epoch * per_epoch), epochs * per_epoch, per_epoch)
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left, from the step rate since this session's first step; None when unknown or over."""
+        first, last = self._first_step, self.last_step
+        if self.end or not first or not last or last["time"] <= first["time"] or last["step"] <= first["step"]:
+            return None
+        rate = (last["step"] - first["step"]) / (last["time"] - first["time"])
+        left = (self.progress.steps - last["step"]) / rate
+        now = time.time() if now is None else now
+        return max(0.0, left - max(0.0, now - last["time"]))
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        best = [e for e in self.epochs.values() if e.get("best")]
+        return best[-1] if best else None
+
+    def _position(self, step: int) -> float:
+        per_epoch = (self.start or {}).get("steps_per_epoch") or 0
+        return step / per_epoch if per_epoch else float(step)

@@ -1,0 +1,237 @@
+"""The dashboard's panels. Each shows one concern of a RunState and is updated by ``show(state)``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
+
+from mnistctl.tui.state import RunState
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+class RunHeader(Static):
+    """The run's name, architecture and key hyperparameters, on two lines."""
+
+    def show(self, state: RunState) -> None:
+        c = state.config
+        if c is None:
+            self.update(Text("waiting for config.json…", style="dim"))
+            return
+        first = Text.assemble((c.get("name", "?"), "bold"), "  ", (c.get("arch", "?"), "bold cyan"))
+        if c.get("arch_options"):
+            first.append(" " + " ".join(f"{k}={v}" for k, v in c["arch_options"].items()), "cyan")
+        first.append(" · " + " · ".join(training_terms(c)), "dim")
+        self.update(Text("\n").join([first, Text(" · ".join(setup_terms(c)), style="dim")]))
+
+
+def training_terms(c: dict[str, Any]) -> list[str]:
+    optimizer = f"{c.get('optimizer', '?')} lr {c.get('lr', '?')}"
+    if c.get("weight_decay"):
+        optimizer += f" wd {c['weight_decay']}"
+    scheduler = [str(c["scheduler"])] if c.get("scheduler") not in (None, "none", "constant") else []
+    return [f"{c.get('epochs', '?')} epochs", optimizer, *scheduler]
+
+
+def setup_terms(c: dict[str, Any]) -> list[str]:
+    terms = [f"batch {c.get('batch_size', '?')}"]
+    augment = c.get("augment")
+    if augment:
+        terms.append(f"aug rot {augment.get('rotation', 0)}° shift {augment.get('shift', 0)}")
+    if c.get("early_stopping"):
+        terms.append(f"patience {c['early_stopping']}")
+    return terms + [str(c[k]) for k in ("precision", "device") if c.get(k)]
+
+
+class StatusBadge(Static):
+    """running, finished, failed, stalled…, coloured by a CSS class per status."""
+
+    status = "waiting"
+
+    def show(self, status: str) -> None:
+        self.status = status
+        self.set_classes(f"status-{status}")
+        self.update(f"● {status.replace('_', ' ').upper()}")
+
+
+class ProgressPanel(Vertical):
+    """Epoch and step progress bars with the ETA."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Label("epoch", id="epoch-label", classes="progress-label")
+            yield ProgressBar(id="epoch-bar", show_eta=False)
+        with Horizontal():
+            yield Label("step", id="step-label", classes="progress-label")
+            yield ProgressBar(id="step-bar", show_eta=False)
+        yield Label("", id="eta")
+
+    def show(self, state: RunState, now: float | None = None) -> None:
+        p = state.progress
+        self.query_one("#epoch-label", Label).update(f"epoch {p.epoch}/{p.epochs or '?'}")
+        self.query_one("#epoch-bar", ProgressBar).update(total=p.epochs or None, progress=p.epoch)
+        self.query_one("#step-label", Label).update(f"step {p.step_in_epoch}/{p.steps_per_epoch or '?'}")
+        self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)
+        now = time.time() if now is None else now
+        elapsed = elapsed_seconds(state, now)
+        eta = "done" if state.end else duration(state.eta(now))
+        self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed)}  step {p.step:,}/{p.steps:,}")
+
+
+def elapsed_seconds(state: RunState, now: float) -> float | None:
+    """Training time so far: the last epoch's ``elapsed`` plus the time since, while running."""
+    last_epoch = state.epochs[max(state.epochs)] if state.epochs else None
+    base = last_epoch.get("elapsed", 0.0) if last_epoch else 0.0
+    if state.start is None:
+        return None
+    since = (state.end or {}).get("time", now) - (last_epoch["time"] if last_epoch else state.start["time"])
+    return base + max(0.0, since)
+
+
+class RatesPanel(Static):
+    """Learning rate, throughput and the best validation accuracy so far."""
+
+    def show(self, state: RunState) -> None:
+        step = state.last_step or (state.epochs[max(state.epochs)] if state.epochs else {})
+        lr = f"{step['lr']:.2e}" if "lr" in step else "-"
+        speed = f"{step['images_per_s']:,.0f}" if "images_per_s" in step else "-"
+        best = state.best
+        best_text = f"{percent(best['val_acc'])} (ep {best['epoch']})" if best else "-"
+        self.update(Text.assemble(("lr    ", "dim"), lr, ("\nimg/s ", "dim"), speed, ("\nbest  ", "dim"), best_text))
+
+
+Column = tuple[str, int, Callable[[dict[str, Any]], str]]
+
+
+def _number(key: str, spec: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: "-" if e.get(key) is None else format(e[key], spec)
+
+
+def _percent(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: percent(e.get(key))
+
+
+class EpochTable(DataTable):
+    """One row per finished epoch, the best starred; columns that do not fit the width are left out."""
+
+    COLUMNS: tuple[Column, ...] = (  # (label, priority: lower stays longer, cell)
+        ("epoch", 0, lambda e: f"{e['epoch']}{' ★' if e.get('best') else ''}"),
+        ("train loss", 1, _number("train_loss", ".4f")),
+        ("train acc", 3, _percent("train_acc")),
+        ("val loss", 1, _number("val_loss", ".4f")),
+        ("val acc", 0, _percent("val_acc")),
+        ("lr", 4, _number("lr", ".2e")),
+        ("time", 2, lambda e: "-" if e.get("epoch_time") is None else f"{e['epoch_time']:.1f}s"),
+    )
+    WIDTHS = {"epoch": 5, "train loss": 10, "train acc": 9, "val loss": 8, "val acc": 7, "lr": 8, "time": 6}
+
+    def on_mount(self) -> None:
+        self.cursor_type = "none"
+        self.zebra_stripes = True
+        self.epochs: dict[int, dict[str, Any]] = {}
+        self._shown: dict[int, tuple[str, ...]] = {}
+        self._columns: tuple[Column, ...] = ()
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        room = self.scrollable_content_region.width
+        columns = list(self.COLUMNS)
+        while len(columns) > 2 and sum(self.WIDTHS[c[0]] + 2 * self.cell_padding for c in columns) > room:
+            columns.remove(max(columns, key=lambda c: c[1]))
+        if tuple(columns) != self._columns:
+            self._columns = tuple(columns)
+            self.clear(columns=True)
+            self._shown = {}
+            for label, _, _ in columns:
+                self.add_column(label, key=label)
+            self.show_epochs(self.epochs)
+
+    def show(self, state: RunState) -> None:
+        self.show_epochs(state.epochs)
+
+    def show_epochs(self, epochs: dict[int, dict[str, Any]]) -> None:
+        self.epochs = dict(epochs)
+        if not self._columns:
+            return
+        for n in [n for n in self._shown if n not in epochs]:
+            self.remove_row(str(n))
+            del self._shown[n]
+        added = False
+        for n, e in sorted(epochs.items()):
+            row = tuple(cell(e) for _, _, cell in self._columns)
+            if self._shown.get(n) == row:
+                continue
+            if n in self._shown:
+                for (label, _, _), value in zip(self._columns, row):
+                    self.update_cell(str(n), label, value)
+            else:
+                self.add_row(*row, key=str(n))
+                added = True
+            self._shown[n] = row
+        if added:
+            self.scroll_end(animate=False)
+
+
+class EventLog(RichLog):
+    """Starts, best checkpoints, early stopping, test results, the end, and the dashboard's own warnings."""
+
+    def on_mount(self) -> None:
+        self._shown = 0
+        self._notes: list[dict[str, Any]] = []
+
+    def on_resize(self) -> None:
+        """Wrap the lines again at the new width."""
+        self.clear()
+        self._shown = 0
+        self._write(self._notes)
+
+    def show(self, state: RunState) -> None:
+        self._notes = state.notes
+        self._write(state.notes)
+
+    def _write(self, notes: list[dict[str, Any]]) -> None:
+        for event in notes[self._shown :]:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", 0)))
+            text, style = describe(event)
+            self.write(Text.assemble((stamp + " ", "dim"), (text, style)))
+        self._shown = len(notes)
+
+
+def describe(e: dict[str, Any]) -> tuple[str, str]:
+    """An event as one line of text and its style."""
+    kind = e.get("event")
+    if kind == "start":
+        if e.get("resumed"):
+            return f"resumed at epoch {e.get('start_epoch', 0)} of {e.get('epochs', '?')}", "bold"
+        return f"started: {e.get('epochs', '?')} epochs × {e.get('steps_per_epoch', '?')} steps", "bold"
+    if kind == "checkpoint":
+        if e.get("kind") == "best":
+            return f"best checkpoint: epoch {e.get('epoch')}, val {percent(e.get('val_acc'))}", "green"
+        return f"{e.get('kind', '?')} checkpoint saved: epoch {e.get('epoch')}", "dim"
+    if kind == "early_stop":
+        return f"early stopping at epoch {e.get('epoch')}: no gain for {e.get('patience')} epochs, best {e.get('best_epoch')}", "yellow"
+    if kind == "test":
+        return f"test {percent(e.get('test_acc'))}, loss {e.get('test_loss', 0):.4f} ({e.get('checkpoint')} checkpoint, epoch {e.get('epoch')})", "bold cyan"
+    if kind == "end":
+        status = e.get("status", "finished")
+        message = f": {e['message']}" if e.get("message") else ""
+        style = {"finished": "bold green", "early_stopped": "bold green", "interrupted": "bold yellow"}.get(status, "bold red")
+        return f"{status.replace('_', ' ')}{message}", style
+    return e.get("text", str(e)), {"error": "bold red", "info": ""}.get(e.get("level", ""), "yellow")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mnistctl.errors import DataError
+from mnistctl.fsutil import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -57,10 +59,14 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write an array as an IDX file (gzipped when the name ends in .gz)."""
-    code = {v: k for k, v in IDX_DTYPES.items()}[np.dtype(array.dtype).newbyteorder(">").str]
-    body = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    body += array.astype(np.dtype(array.dtype).newbyteorder(">")).tobytes()
-    Path(path).write_bytes(gzip.compress(body, mtime=0) if str(path).endswith(".gz") else body)
+    big_endian = np.dtype(array.dtype).newbyteorder(">")
+    codes = {np.dtype(v): k for k, v in IDX_DTYPES.items()}
+    if big_endian not in codes:
+        raise DataError(f"IDX cannot store {array.dtype} arrays", "use uint8, int8, int16, int32, float32 or float64")
+    body = bytes([0, 0, codes[big_endian], array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    body += array.astype(big_endian).tobytes()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(body, mtime=0) if str(path).endswith(".gz") else body)
 
 
 def locate(folder: Path) -> dict[str, Path] | None:
@@ -157,7 +163,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
         stored = path.read_bytes()
         try:
             raw = gzip.decompress(stored) if path.suffix == ".gz" else stored
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path} is not a valid gzip file ({exc})", "download it again") from None
         md5[FILES[key]] = hashlib.md5(raw).hexdigest()
         _verify_listed(path, stored, raw)
@@ -193,10 +199,17 @@ def _verify_listed(path: Path, stored: bytes, raw: bytes) -> None:
 def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
+            raise DataError(
+                f"{split} files hold {images.dtype} images and {labels.dtype} labels",
+                "images must be unsigned bytes (IDX type 0x08) and labels integers",
+            )
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise DataError(f"{split} images have shape {images.shape}, expected N x 28 x 28", "use a 28x28 data set")
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{split} has {len(images)} images but {labels.shape} labels", "the files do not belong together")
+        if len(labels) == 0:
+            raise DataError(f"the {split} files hold no images", "use a data set with at least one image per split")
         if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"{split} labels run from {labels.min()} to {labels.max()}", "labels must be the classes 0-9")
 
@@ -231,6 +244,6 @@ def augment(x: "torch.Tensor", rotation: float, shift: float, generator: "torch.
     offset = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * shift)
     cos, sin = angle.cos(), angle.sin()
     theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     background = x.amin(dim=(1, 2, 3), keepdim=True)
     return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background

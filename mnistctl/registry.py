@@ -82,7 +82,7 @@ def suggest(name: str, choices: list[str]) -> str:
 
 def parse_options(spec: Spec, items: list[str] | dict[str, Any]) -> dict[str, Any]:
     """Validate ``key=value`` strings (or a dict) against the factory's options, typed by its defaults."""
-    pairs = items.items() if isinstance(items, dict) else map(_split_pair, items)
+    pairs = items.items() if isinstance(items, dict) else map(split_pair, items)
     defaults = spec.defaults
     options: dict[str, Any] = {}
     for key, value in pairs:
@@ -97,7 +97,7 @@ def parse_options(spec: Spec, items: list[str] | dict[str, Any]) -> dict[str, An
     return options
 
 
-def _split_pair(item: str) -> tuple[str, str]:
+def split_pair(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise UsageError(f"Bad option '{item}'", "write it as key=value, e.g. dropout=0.3")

@@ -1,0 +1,83 @@
+"""Training progress: a Rich bar on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mnistctl.console import out
+from mnistctl.train import Observer
+
+
+def make_observer(quiet: bool) -> Observer:
+    if quiet:
+        return Observer()
+    return RichProgress() if out.is_terminal else LogLines()
+
+
+def epoch_line(event: dict[str, Any], epochs: int) -> str:
+    val = ""
+    if event.get("val_acc") is not None:
+        val = f"  val loss {event['val_loss']:.4f} acc {event['val_acc']:.2%}"
+    star = "  [green]best[/]" if event.get("best") else ""
+    return (
+        f"epoch {event['epoch']:>3}/{epochs}  train loss {event['train_loss']:.4f} acc {event['train_acc']:.2%}{val}"
+        f"  lr {event['lr']:.3g}  {event['epoch_time']:.1f}s  {event['images_per_s']:,.0f} img/s{star}"
+    )
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    if summary.get("test_acc") is None:
+        return f"[yellow]{summary['status']}[/] after {summary['epochs_run']} epochs"
+    return (
+        f"[bold green]{summary['status'].replace('_', ' ')}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
+        f"(loss {summary['test_loss']:.4f}) with the best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+        f"{summary['wall_time']:.0f}s"
+    )
+
+
+class LogLines(Observer):
+    def start(self, trainer) -> None:
+        self.epochs = trainer.config["epochs"]
+        out.print(f"training {trainer.run_dir} on {trainer.device}, {trainer.params:,} parameters", soft_wrap=True)
+
+    def epoch(self, event: dict[str, Any]) -> None:
+        out.print(epoch_line(event, self.epochs), soft_wrap=True)
+
+
+class RichProgress(Observer):
+    """An epoch bar with live loss and accuracy and an ETA, and a line per finished epoch."""
+
+    def start(self, trainer) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.epochs = trainer.config["epochs"]
+        out.print(f"training [bold]{trainer.run_dir}[/] on {trainer.device}, {trainer.params:,} parameters", soft_wrap=True)
+        self.progress = Progress(
+            TextColumn("[bold blue]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=out,
+            transient=True,
+        )
+        self.task = self.progress.add_task("train", total=trainer.steps_per_epoch, epoch=trainer.epoch + 1, epochs=self.epochs, loss=0.0, acc=0.0)
+        self.progress.update(self.task, completed=trainer.step_in_epoch)
+        self.progress.start()
+        self._last = 0.0
+
+    def step(self, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+        now = time.monotonic()
+        if now - self._last > 0.1 or step == steps:
+            self._last = now
+            self.progress.update(self.task, completed=step, epoch=epoch, loss=loss, acc=acc)
+
+    def epoch(self, event: dict[str, Any]) -> None:
+        self.progress.console.print(epoch_line(event, self.epochs), soft_wrap=True)
+        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs))
+
+    def end(self, summary: dict[str, Any]) -> None:
+        self.progress.stop()

@@ -1,0 +1,352 @@
+"""The training engine: from a resolved config to a complete run directory."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mnistctl import checkpoint, data, runs, trainconfig
+from mnistctl.errors import RunError, TrainingDiverged, UsageError
+from mnistctl.fsutil import write_json
+
+
+class Observer:
+    """Progress callbacks; the default shows nothing."""
+
+    def start(self, trainer: "Trainer") -> None: ...
+
+    def step(self, epoch: int, step: int, steps: int, loss: float, acc: float) -> None: ...
+
+    def epoch(self, event: dict[str, Any]) -> None: ...
+
+    def end(self, summary: dict[str, Any]) -> None: ...
+
+
+class MetricsLog:
+    """metrics.jsonl, appended and flushed one whole line at a time."""
+
+    def __init__(self, path: Path):
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        return record
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def resolve_precision(requested: str, device) -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "fp32"
+        return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+    return "fp32"
+
+
+class Trainer:
+    """One training run. ``prepare()`` claims the run directory, ``run()`` trains, ``request_stop()`` stops."""
+
+    def __init__(self, config: dict[str, Any], observer: Observer | None = None, runs_dir=None, data_dir=None, command: str = ""):
+        self.config = dict(config)
+        self.observer = observer or Observer()
+        self.runs_dir = runs.runs_dir(runs_dir)
+        self.data_dir = data_dir
+        self.command = command
+        self.run_dir: Path | None = None
+        self.resuming = False
+        self._stop = threading.Event()
+
+    @classmethod
+    def resume(cls, run: runs.Run, observer: Observer | None = None, data_dir=None) -> "Trainer":
+        if not run.state_path.is_file():
+            raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
+        status = run.status(stalled_after=math.inf)
+        if status in ("finished", "early_stopped"):
+            raise UsageError(f"run {run.name} has already {status.replace('_', ' ')}", "start a new run, e.g. with --config " + str(run.path / "config.json"))
+        trainer = cls(run.config, observer, run.path.parent, data_dir or run.config["data"]["dir"])
+        trainer.run_dir, trainer.resuming = run.path, True
+        return trainer
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def prepare(self) -> Path:
+        """Load the data, claim the run directory and write config.json first."""
+        self.dataset = data.load(self.data_dir or self.config.get("data", {}).get("dir"))
+        if self.run_dir is not None:
+            return self.run_dir
+        from mnistctl.infer import pick_device
+
+        config = self.config
+        device = pick_device(config["device"])
+        config["precision"] = resolve_precision(config["precision"], device)
+        if config["early_stopping"] and not config["val_split"]:
+            raise UsageError("early stopping needs a validation split", "set --val-split above 0")
+        train_idx, val_idx = data.split_indices(self.dataset.n_train, config["val_split"], config["seed"])
+        n_train = min(len(train_idx), config["limit"] or len(train_idx))
+        mean, std = self.dataset.stats()
+        config["data"] = {
+            "dir": self.dataset.folder,
+            "dataset": self.dataset.name,
+            "md5": self.dataset.md5,
+            "mean": mean,
+            "std": std,
+            "n_train": n_train,
+            "n_val": len(val_idx),
+            "n_test": len(self.dataset.test_labels),
+        }
+        config.update(trainconfig.provenance(self.command))
+        self.run_dir = runs.create(self.runs_dir, config.get("name") or trainconfig.default_name(config))
+        config["name"] = self.run_dir.name
+        write_json(self.run_dir / "config.json", config)
+        return self.run_dir
+
+    def run(self) -> dict[str, Any]:
+        if self.run_dir is None or not hasattr(self, "dataset"):
+            self.prepare()
+        self._setup()
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
+        try:
+            return self._train()
+        except TrainingDiverged as exc:
+            self._finish("failed", message=exc.message)
+            raise
+        except BaseException as exc:
+            self._finish("failed", message=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.log.close()
+
+    def _setup(self) -> None:
+        import torch
+
+        from mnistctl.infer import pick_device
+        from mnistctl.plugins import optimizers, schedulers
+
+        config = self.config
+        if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
+            torch.set_num_threads(len(os.sched_getaffinity(0)))
+        self.device = pick_device(config["device"])
+        torch.manual_seed(config["seed"])
+        ds = self.dataset
+        train_idx, val_idx = data.split_indices(ds.n_train, config["val_split"], config["seed"])
+        train_idx = train_idx[: config["data"]["n_train"]]
+        self.train_x = ds.train_images[train_idx].to(self.device)
+        self.train_y = ds.train_labels[train_idx].to(self.device)
+        self.val_x, self.val_y = ds.train_images[val_idx], ds.train_labels[val_idx]
+        self.mean, self.std = config["data"]["mean"], config["data"]["std"]
+        self.steps_per_epoch = math.ceil(len(self.train_x) / config["batch_size"])
+
+        self.model = runs.build_model(config).to(self.device)
+        if config["channels_last"]:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.optimizer = optimizers().get(config["optimizer"]).factory(
+            self.model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **config["optimizer_options"]
+        )
+        self.scheduler = schedulers().get(config["scheduler"]).factory(
+            self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"]
+        )
+        self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
+        self.bad_epochs, self.elapsed = 0, 0.0
+        self.running = {"loss": 0.0, "correct": 0, "seen": 0}
+        if self.resuming:
+            self._load_state()
+        else:
+            checkpoint.save_model(self.run_dir / "weights" / "initial.safetensors", self.model)
+
+    def _train(self) -> dict[str, Any]:
+        import torch
+        import torch.nn.functional as F
+
+        config, model = self.config, self.model
+        augment = config["augment"]
+        bf16 = config["precision"] == "bf16"
+        batch_size = config["batch_size"]
+        self.log.write(
+            "start", run=self.run_dir.name, epochs=config["epochs"], steps_per_epoch=self.steps_per_epoch,
+            start_epoch=self.epoch, resumed=self.resuming, device=str(self.device), params=self.params,
+        )
+        self.observer.start(self)
+        interval_start, interval_loss, interval_steps = time.perf_counter(), 0.0, 0
+        status = "finished"
+        while self.epoch < config["epochs"]:
+            epoch_start = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(config["seed"] * 100_003 + self.epoch))
+            while self.step_in_epoch < self.steps_per_epoch:
+                idx = order[self.step_in_epoch * batch_size : (self.step_in_epoch + 1) * batch_size].to(self.device)
+                x = data.normalize(self.train_x[idx], self.mean, self.std)
+                if augment:
+                    x = data.augment(x, augment["rotation"], augment["shift"], self.aug_rng)
+                if config["channels_last"]:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = self.train_y[idx]
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(
+                        f"the loss became {loss_value} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; the last good checkpoint is kept",
+                        f"lower the learning rate (now {config['lr']:g}) and start a new run",
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step_in_epoch += 1
+                self.global_step += 1
+                self.running["loss"] += loss_value * len(idx)
+                self.running["correct"] += int((logits.argmax(1) == y).sum())
+                self.running["seen"] += len(idx)
+                interval_loss += loss_value
+                interval_steps += 1
+                self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, self.running["correct"] / self.running["seen"])
+                if self.global_step % config["log_every"] == 0:
+                    now = time.perf_counter()
+                    self.log.write(
+                        "step", epoch=self.epoch + 1, step=self.global_step, loss=round(interval_loss / interval_steps, 6),
+                        lr=self._lr(), images_per_s=round(interval_steps * batch_size / (now - interval_start), 1),
+                    )
+                    interval_start, interval_loss, interval_steps = now, 0.0, 0
+                if self._stop.is_set():
+                    self.elapsed += time.perf_counter() - epoch_start
+                    self._save_last()
+                    return self._finish("interrupted", message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
+            self.elapsed += time.perf_counter() - epoch_start
+            if self._end_epoch(time.perf_counter() - epoch_start):
+                status = "early_stopped"
+                break
+        self._save_last()
+        return self._finish(status)
+
+    def _end_epoch(self, epoch_time: float) -> bool:
+        """Validate, keep the best weights, log the epoch; True when early stopping says stop."""
+        from mnistctl.infer import loss_and_accuracy, predict_proba
+
+        config, seen = self.config, max(1, self.running["seen"])
+        val_loss = val_acc = None
+        if len(self.val_x):
+            val_loss, val_acc = loss_and_accuracy(predict_proba(self.model, self.val_x, self.mean, self.std), self.val_y)
+        improved = val_acc is None or val_acc > self.best["val_acc"] or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"])
+        self.epoch += 1
+        if improved:
+            self.best = {"epoch": self.epoch, "val_acc": val_acc if val_acc is not None else -1.0, "val_loss": val_loss if val_loss is not None else math.inf}
+            self.bad_epochs = 0
+            checkpoint.save_model(self.run_dir / "weights" / "best.safetensors", self.model, {"epoch": self.epoch, "val_acc": val_acc})
+        else:
+            self.bad_epochs += 1
+        event = self.log.write(
+            "epoch", epoch=self.epoch, train_loss=round(self.running["loss"] / seen, 6), train_acc=round(self.running["correct"] / seen, 6),
+            val_loss=_round(val_loss), val_acc=_round(val_acc), lr=self._lr(), epoch_time=round(epoch_time, 3),
+            elapsed=round(self.elapsed, 3), images_per_s=round(self.running["seen"] / epoch_time, 1), best=improved,
+        )
+        if improved:
+            self.log.write("checkpoint", epoch=self.epoch, kind="best", val_acc=_round(val_acc))
+        self.step_in_epoch = 0
+        self.running = {"loss": 0.0, "correct": 0, "seen": 0}
+        stop = bool(config["early_stopping"]) and self.bad_epochs >= config["early_stopping"]
+        if self.epoch % config["checkpoint_every"] == 0 or stop or self.epoch == config["epochs"]:
+            self._save_last()
+        self.observer.epoch(event)
+        if stop:
+            self.log.write("early_stop", epoch=self.epoch, patience=config["early_stopping"], best_epoch=self.best["epoch"])
+        return stop
+
+    def _lr(self) -> float:
+        return float(f"{self.optimizer.param_groups[0]['lr']:.6g}")
+
+    def _save_last(self) -> None:
+        import torch
+
+        weights = self.run_dir / "weights"
+        checkpoint.save_model(weights / "last.safetensors", self.model, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
+        rng = {"torch": torch.get_rng_state(), "aug": self.aug_rng.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "elapsed": self.elapsed,
+            "running": self.running,
+        }
+        checkpoint.save_state(self.run_dir / "state" / "last.safetensors", state)
+        self.log.write("checkpoint", epoch=self.epoch, kind="last", val_acc=None)
+
+    def _load_state(self) -> None:
+        import torch
+
+        state = checkpoint.load_state(runs.Run(self.run_dir).state_path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.aug_rng.set_state(state["rng"]["aug"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed", "running"):
+            setattr(self, key, state[key])
+
+    def _finish(self, status: str, message: str = "") -> dict[str, Any]:
+        summary = {
+            "status": status,
+            "test_acc": None,
+            "test_loss": None,
+            "best_epoch": self.best["epoch"] or None,
+            "best_val_acc": self.best["val_acc"] if self.best["val_acc"] >= 0 else None,
+            "epochs_run": self.epoch,
+            "wall_time": round(self.elapsed, 3),
+            "images_per_s": round(self.global_step * self.config["batch_size"] / self.elapsed, 1) if self.elapsed else None,
+            "params": self.params,
+        }
+        if status in ("finished", "early_stopped"):
+            summary.update(self._test())
+        write_json(self.run_dir / "summary.json", summary)
+        self.log.write("end", status=status, message=message)
+        self.observer.end(summary)
+        return summary
+
+    def _test(self) -> dict[str, Any]:
+        """Test the best checkpoint: reported, never used for a choice."""
+        from mnistctl.infer import loss_and_accuracy, predict_proba
+
+        tensors, _ = checkpoint.load(self.run_dir / "weights" / "best.safetensors")
+        self.model.load_state_dict(tensors)
+        probs = predict_proba(self.model, self.dataset.test_images, self.mean, self.std)
+        test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
+        self.log.write("test", checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
+        return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,0 +1,169 @@
+"""The training configuration: defaults, presets, a config file and flags, resolved and validated."""
+
+from __future__ import annotations
+
+import json
+import platform
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mnistctl import __version__
+from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.registry import parse_options, suggest
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "simplecnn",
+    "arch_options": {},
+    "optimizer": "sgd",
+    "optimizer_options": {},
+    "lr": None,
+    "weight_decay": None,
+    "scheduler": "step",
+    "scheduler_options": {},
+    "epochs": 12,
+    "batch_size": 128,
+    "augment": None,
+    "val_split": 5000,
+    "early_stopping": None,
+    "seed": 0,
+    "device": "auto",
+    "precision": "auto",
+    "channels_last": True,
+    "checkpoint_every": 1,
+    "log_every": 50,
+    "limit": None,
+    "name": None,
+}
+DEFAULT_AUGMENT = {"rotation": 10.0, "shift": 0.1}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {
+        "arch": "simplecnn",
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "scheduler": "onecycle",
+        "epochs": 2,
+        "batch_size": 256,
+    },
+    "best": {
+        "arch": "deep-dropout",
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "weight_decay": 5e-4,
+        "scheduler": "cosine",
+        "epochs": 20,
+        "batch_size": 128,
+        "augment": DEFAULT_AUGMENT,
+    },
+}
+RUN_FIELDS = ("name", "data", "versions", "created", "command", "preset", "data_dir")
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A TOML or JSON config file (a run's config.json is accepted back)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"config file {path} does not exist", "check the path given to --config")
+    try:
+        if path.suffix == ".toml":
+            loaded = tomllib.loads(path.read_text())
+        else:
+            loaded = json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}", "fix the file or pass flags instead") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"config file {path} must hold a table of settings", "see the README for an example")
+    return {k: v for k, v in loaded.items() if k not in RUN_FIELDS}
+
+
+def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset: str | None = None) -> dict[str, Any]:
+    """Defaults < preset < config file < flags, then validated against the registries."""
+    from mnistctl.plugins import archs, optimizers, schedulers
+
+    config = json.loads(json.dumps(DEFAULTS))
+    if preset:
+        if preset not in PRESETS:
+            raise NotFoundError(f"unknown preset '{preset}'", suggest(preset, list(PRESETS)))
+        config.update(json.loads(json.dumps(PRESETS[preset])))
+    if config_file:
+        file_settings = load_file(config_file)
+        unknown = sorted(set(file_settings) - set(DEFAULTS))
+        if unknown:
+            raise UsageError(f"config file has unknown setting '{unknown[0]}'", suggest(unknown[0], list(DEFAULTS)))
+        config.update(file_settings)
+    for kind in ("arch", "optimizer", "scheduler"):
+        if flags.get(kind) and flags[kind] != config[kind]:
+            config[f"{kind}_options"] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key.endswith("_options"):
+            config[key] = {**config.get(key, {}), **value}
+        else:
+            config[key] = value
+
+    arch = archs().get(config["arch"])
+    optimizer = optimizers().get(config["optimizer"])
+    scheduler = schedulers().get(config["scheduler"])
+    config["arch_options"] = {**arch.defaults, **parse_options(arch, config["arch_options"])}
+    opt_options = {**optimizer.defaults, **parse_options(optimizer, config["optimizer_options"])}
+    config["lr"] = float(config["lr"] if config["lr"] is not None else opt_options.pop("lr"))
+    config["weight_decay"] = float(config["weight_decay"] if config["weight_decay"] is not None else opt_options.pop("weight_decay"))
+    opt_options.pop("lr", None)
+    opt_options.pop("weight_decay", None)
+    config["optimizer_options"] = opt_options
+    config["scheduler_options"] = {**scheduler.defaults, **parse_options(scheduler, config["scheduler_options"])}
+    _validate(config)
+    config["preset"] = preset
+    return _jsonable(config)
+
+
+def _validate(config: dict[str, Any]) -> None:
+    checks = [
+        ("epochs", config["epochs"] >= 1, "at least 1"),
+        ("batch_size", config["batch_size"] >= 1, "at least 1"),
+        ("lr", config["lr"] > 0, "positive"),
+        ("weight_decay", config["weight_decay"] >= 0, "zero or more"),
+        ("val_split", config["val_split"] >= 0, "zero or more"),
+        ("checkpoint_every", config["checkpoint_every"] >= 1, "at least 1"),
+        ("log_every", config["log_every"] >= 1, "at least 1"),
+        ("early_stopping", config["early_stopping"] is None or config["early_stopping"] >= 1, "at least 1"),
+        ("limit", config["limit"] is None or config["limit"] >= 1, "at least 1"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise UsageError(f"{key} must be {expected} (got {config[key]})", f"fix --{key.replace('_', '-')}")
+    augment = config["augment"]
+    if augment is not None:
+        if not isinstance(augment, dict) or set(augment) - {"rotation", "shift"}:
+            raise UsageError("augment must be a table with rotation (degrees) and shift (fraction)", 'e.g. augment = {rotation = 10, shift = 0.1}')
+        config["augment"] = {**DEFAULT_AUGMENT, **augment}
+        if not (0 <= config["augment"]["rotation"] <= 180 and 0 <= config["augment"]["shift"] < 0.5):
+            raise UsageError("augment rotation must be 0-180 degrees and shift 0-0.5", "e.g. --augment --rotation 10 --shift 0.1")
+    if config["precision"] not in ("auto", "fp32", "bf16"):
+        raise UsageError(f"unknown precision '{config['precision']}'", "use auto, fp32 or bf16")
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=list))
+
+
+def default_name(config: dict[str, Any]) -> str:
+    from mnistctl.runs import slug
+
+    return slug(
+        f"{config['arch']}-e{config['epochs']}-b{config['batch_size']}-lr{config['lr']:g}"
+        f"-{config['scheduler']}-s{config['seed']}"
+    )
+
+
+def provenance(command: str) -> dict[str, Any]:
+    import torch
+
+    return {
+        "versions": {"mnistctl": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }

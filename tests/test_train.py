@@ -1,0 +1,167 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistctl import checkpoint, runs, trainconfig
+from mnistctl.errors import TrainingDiverged, UsageError
+from mnistctl.train import Observer, Trainer
+
+QUICK = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": 1000, "log_every": 4}
+
+
+def make(tmp_path, data_dir, observer=None, **flags):
+    return Trainer(trainconfig.resolve({**QUICK, **flags}), observer, tmp_path / "runs", data_dir)
+
+
+class StopAt(Observer):
+    """Requests a stop once training reaches (epoch, step)."""
+
+    def __init__(self, epoch, step):
+        self.at, self.trainer = (epoch, step), None
+
+    def start(self, trainer):
+        self.trainer = trainer
+
+    def step(self, epoch, step, steps, loss, acc):
+        if (epoch, step) == self.at:
+            self.trainer.request_stop()
+
+
+def test_short_run_learns_and_writes_a_complete_run(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, limit=4096, epochs=2, optimizer="adam", scheduler="none")
+    summary = trainer.run()
+    run = runs.Run(trainer.run_dir)
+    assert summary["status"] == "finished" and run.status() == "finished"
+    assert summary["test_acc"] > 0.8, summary
+    for name in ("initial", "best", "last"):
+        assert run.weights(name).is_file()
+    assert run.state_path.is_file()
+    epochs = run.epochs()
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert all(0 <= e["val_acc"] <= 1 and e["train_loss"] > 0 for e in epochs)
+    steps = list(run.events("step"))
+    assert steps and all({"loss", "lr", "images_per_s"} <= set(s) for s in steps)
+    assert [e["event"] for e in run.events()][-2:] == ["test", "end"]
+    config = run.config
+    assert config["data"]["md5"]["t10k-images-idx3-ubyte"] == "2646ac647ad5339dbf082846283269ea"
+    assert config["versions"]["torch"] == torch.__version__
+    assert summary["best_epoch"] in (1, 2) and summary["params"] == 61_706
+
+
+@pytest.mark.parametrize("stop_at", [(1, 8), (2, 3)], ids=["epoch-boundary", "mid-epoch"])
+def test_resume_is_bit_exact(tmp_path, data_dir, stop_at):
+    options = dict(arch="simplecnn", scheduler="onecycle", augment={"rotation": 15, "shift": 0.1}, set_=None)
+    options.pop("set_")
+    whole = make(tmp_path, data_dir, name="whole", **options)
+    whole.run()
+
+    observer = StopAt(*stop_at)
+    broken = make(tmp_path, data_dir, observer, name="broken", **options)
+    assert broken.run()["status"] == "interrupted"
+    resumed = Trainer.resume(runs.Run(broken.run_dir))
+    assert resumed.run()["status"] == "finished"
+
+    a, _ = checkpoint.load(whole.run_dir / "weights" / "last.safetensors")
+    b, _ = checkpoint.load(broken.run_dir / "weights" / "last.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert runs.Run(broken.run_dir).summary["test_acc"] == runs.Run(whole.run_dir).summary["test_acc"]
+
+
+def test_resuming_a_finished_run_is_refused(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, epochs=1, limit=256)
+    trainer.run()
+    with pytest.raises(UsageError, match="already finished"):
+        Trainer.resume(runs.Run(trainer.run_dir))
+
+
+def test_run_names_never_collide(tmp_path, data_dir):
+    first = make(tmp_path, data_dir, name="same")
+    second = make(tmp_path, data_dir, name="same")
+    assert first.prepare().name == "same" and second.prepare().name == "same-2"
+    claimed = []
+    threads = [threading.Thread(target=lambda: claimed.append(runs.create(tmp_path / "race", "x"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({p.name for p in claimed}) == 8
+
+
+def test_default_name_comes_from_hyperparameters(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, epochs=3, lr=0.01, seed=7)
+    assert trainer.prepare().name == "lenet-e3-b128-lr0.01-step-s7"
+
+
+def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, scheduler="exponential", scheduler_options={"gamma": 1e8}, epochs=3, lr=0.05)
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        trainer.run()
+    run = runs.Run(trainer.run_dir)
+    assert run.status() == "failed"
+    last, meta = checkpoint.load(run.weights("last"))
+    assert meta["epoch"] >= 1
+    assert all(torch.isfinite(t).all() for t in last.values())
+
+
+def test_config_round_trip(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, arch="simplecnn", arch_options={"dropout": "0.3", "channels": "16,32"}, seed=3)
+    trainer.prepare()
+    again = trainconfig.resolve({}, trainer.run_dir / "config.json")
+    for key in trainconfig.DEFAULTS:
+        if key != "name":
+            assert again[key] == trainer.config[key], key
+    assert again["arch_options"]["channels"] == [16, 32] and again["arch_options"]["dropout"] == 0.3
+    toml = tmp_path / "c.toml"
+    toml.write_text('arch = "lenet"\nepochs = 4\n[augment]\nrotation = 5\n')
+    from_toml = trainconfig.resolve({"epochs": 6}, toml)
+    assert (from_toml["arch"], from_toml["epochs"], from_toml["augment"]) == ("lenet", 6, {"rotation": 5, "shift": 0.1})
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"arch": "lenett"}, "did you mean 'lenet'"),
+        ({"arch_options": {"dropuot": "0.3"}}, "no option 'dropuot'"),
+        ({"arch_options": {"dropout": "high"}}, "Bad value 'high'"),
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"scheduler": "cosin"}, "did you mean 'cosine'"),
+    ],
+)
+def test_bad_settings_fail_clearly(flags, message):
+    with pytest.raises(Exception) as info:
+        trainconfig.resolve(flags)
+    assert message in f"{info.value.message} ({info.value.hint})"
+
+
+def test_sigint_checkpoints_and_resume_finishes(tmp_path, data_dir):
+    env = {**os.environ, "MNISTCTL_DATA_DIR": str(data_dir)}
+    cmd = [sys.executable, "-m", "mnistctl", "train", "--arch", "lenet", "--epochs", "3", "--limit", "6000",
+           "--batch-size", "64", "--runs-dir", str(tmp_path), "--name", "sig"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "sig" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and '"event": "epoch"' not in (metrics.read_text() if metrics.exists() else ""):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "mnistctl train --resume" in stderr and "Traceback" not in stderr
+    run = runs.Run(tmp_path / "sig")
+    assert run.status() == "interrupted"
+    state = checkpoint.load_state(run.state_path)
+    assert state["epoch"] >= 1
+    resumed = subprocess.run([sys.executable, "-m", "mnistctl", "train", "--resume", str(run.path), "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run.summary["status"] == "finished" and run.summary["epochs_run"] == 3
+    starts = list(run.events("start"))
+    assert [s["resumed"] for s in starts] == [False, True]

@@ -1,8 +1,112 @@
-from mnistctl.errors import MnistctlError
+"""``mnistctl compare``: runs side by side, p-values per pair, the ensemble, and overlaid validation curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
 
 NAME = "compare"
+STATUS_STYLE = {"finished": "green", "early_stopped": "green", "running": "yellow", "stalled": "yellow", "interrupted": "red", "failed": "red"}
 
 
-def command() -> None:
-    """Not built yet."""
-    raise MnistctlError("'mnistctl compare' is not built yet", "see the project's open issues")
+def command(
+    refs: Optional[list[str]] = typer.Argument(None, metavar="RUN", help="Runs by name or path; with --all, the runs folder.", show_default=False),
+    all_runs: bool = typer.Option(False, "--all", help="Compare every run in the folder (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run names are looked up.", show_default=False),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort best first by this column, e.g. test_acc (default), val_acc, test_loss, params, time, throughput, name.", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this PNG.", show_default=False),
+    stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
+) -> None:
+    """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
+    from mnistctl.compare import compare, plot as plot_curves
+    from mnistctl.console import out, warn
+
+    result = compare(refs or [], runs_dir, all_runs, sort, stats)
+    for message in result.warnings:
+        warn(message)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        out.print(runs_table(result))
+        if result.pairs:
+            out.print(pairs_table(result.pairs))
+    if plot is not None:
+        written = plot_curves(result.runs, plot)
+        if not as_json:
+            out.print(f"curves written to [bold]{written}[/]")
+
+
+def runs_table(result):
+    from rich.table import Table
+
+    from mnistctl.compare import COLUMNS, best_values
+
+    best = best_values(result.rows)
+    table = Table(title="Runs, best first", title_justify="left", caption="[bold green]green[/]: best in its column", caption_justify="left")
+    for column in COLUMNS:
+        numeric = column.key in FORMATS or column.key in ("epochs", "best_epoch")
+        table.add_column(column.header, justify="right" if numeric else "left", style="bold cyan" if column.key == "name" else None, no_wrap=column.key == "name")
+    for row in result.rows:
+        cells = []
+        for column in COLUMNS:
+            text = cell(column.key, row[column.key])
+            if column.key in best and row[column.key] == best[column.key]:
+                text = f"[bold green]{text}[/]"
+            cells.append(text)
+        table.add_row(*cells)
+    if result.ensemble:
+        ensemble = result.ensemble
+        table.add_section()
+        blank = {"name": "ensemble", "arch": f"mean of {len(ensemble['runs'])} runs' probabilities", "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
+        table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in COLUMNS))
+    return table
+
+
+def pairs_table(pairs: list[dict[str, Any]]):
+    from rich.table import Table
+
+    from mnistctl.compare import SIGNIFICANCE
+
+    table = Table(title="McNemar's exact test on the test set", title_justify="left", caption=f"significant when p < {SIGNIFICANCE:g}", caption_justify="left")
+    for header in ("run A", "run B", "only A right", "only B right", "p", ""):
+        table.add_column(header, justify="right" if header.startswith(("only", "p")) else "left")
+    for pair in pairs:
+        verdict = "[bold green]significant[/]" if pair["significant"] else "[dim]not significant[/]"
+        table.add_row(pair["run_a"], pair["run_b"], f"{pair['b']:,}", f"{pair['c']:,}", p_value(pair["p_value"]), verdict)
+    return table
+
+
+def cell(key: str, value: Any) -> str:
+    from rich.markup import escape
+
+    if value is None:
+        return ""
+    if key == "status":
+        return f"[{STATUS_STYLE.get(value, 'white')}]{value.replace('_', '-')}[/]"
+    return escape(FORMATS.get(key, str)(value))
+
+
+def p_value(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+FORMATS = {
+    "params": lambda n: f"{n:,}",
+    "val_acc": lambda v: f"{100 * v:.2f}%",
+    "test_acc": lambda v: f"{100 * v:.2f}%",
+    "test_loss": lambda v: f"{v:.4f}",
+    "time": duration,
+    "throughput": lambda v: f"{v:,.0f}",
+}

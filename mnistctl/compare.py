@@ -1,0 +1,309 @@
+"""Runs side by side: one row per run, McNemar's exact test per pair, the ensemble of their probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnistctl import runs
+from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
+from mnistctl.registry import suggest
+from mnistctl.runs import Run
+
+SIGNIFICANCE = 0.05
+TESTED = ("finished", "early_stopped", "interrupted", "failed")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column; ``better`` is ``max`` or ``min`` when the column has a best value."""
+
+    key: str
+    header: str
+    better: str | None = None
+
+
+COLUMNS = (
+    Column("name", "run"),
+    Column("status", "status"),
+    Column("arch", "architecture"),
+    Column("params", "params", "min"),
+    Column("optimizer", "optimizer"),
+    Column("scheduler", "scheduler"),
+    Column("augment", "augment"),
+    Column("epochs", "epochs"),
+    Column("best_epoch", "best epoch"),
+    Column("val_acc", "best val acc", "max"),
+    Column("test_acc", "test acc", "max"),
+    Column("test_loss", "test loss", "min"),
+    Column("time", "train time", "min"),
+    Column("throughput", "img/s", "max"),
+)
+COLUMN = {c.key: c for c in COLUMNS}
+DEFAULT_SORT = ("test_acc", "val_acc")
+
+
+@dataclass
+class Comparison:
+    rows: list[dict[str, Any]]
+    runs: list[Run]
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+    ensemble: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": self.rows, "pairs": self.pairs, "ensemble": self.ensemble, "warnings": self.warnings}
+
+
+def compare(refs: list[str], root: str | Path | None = None, all_runs: bool = False, sort: str | None = None, stats: bool = True) -> Comparison:
+    """Rows of the runs named by ``refs`` (or every run in the folder with ``all_runs``), sorted best first."""
+    found, warnings = collect(refs, root, all_runs)
+    described = []
+    for run in found:
+        try:
+            described.append((describe(run), run))
+        except MnistctlError as exc:
+            warnings.append(f"skipped {run.path}: {exc}")
+    if not described:
+        raise NotFoundError("no run could be read", "check the names with: ls " + str(runs.runs_dir(root)))
+    order = sort_order([row for row, _ in described], sort)
+    rows, kept = [described[i][0] for i in order], [described[i][1] for i in order]
+    result = Comparison(rows, kept, warnings=warnings)
+    if stats:
+        add_statistics(result)
+    return result
+
+
+def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = False) -> tuple[list[Run], list[str]]:
+    """The runs to compare, and a warning for each one that cannot be found."""
+    if all_runs:
+        if len(refs) > 1:
+            raise UsageError("--all takes at most one runs folder", "name runs without --all, or pass one folder: mnistctl compare --all runs")
+        folder = runs.runs_dir(refs[0] if refs else root)
+        if not folder.is_dir():
+            raise NotFoundError(f"no runs folder {folder}", "train a run first, or pass the folder: mnistctl compare --all DIR")
+        found = [Run(p) for p in sorted(folder.iterdir()) if _looks_like_run(p)]
+        if not found:
+            raise NotFoundError(f"no runs in {folder}", "train one with: mnistctl train --arch simplecnn")
+        return found, []
+    if not refs:
+        raise UsageError("nothing to compare", "name the runs, e.g. mnistctl compare lenet simplecnn, or use --all")
+    found, warnings, seen = [], [], set()
+    for ref in refs:
+        try:
+            run = runs.resolve(ref, root)
+        except NotFoundError as exc:
+            warnings.append(f"skipped {ref}: {exc}")
+            continue
+        if run.path.resolve() not in seen:
+            seen.add(run.path.resolve())
+            found.append(run)
+    return found, warnings
+
+
+def _looks_like_run(path: Path) -> bool:
+    markers = ("config.json", "metrics.jsonl", "summary.json", "weights")
+    return path.is_dir() and not path.name.startswith(".") and any((path / m).exists() for m in markers)
+
+
+def describe(run: Run) -> dict[str, Any]:
+    """One table row; a run still training (or that never tested) has no test cells."""
+    config = run.config
+    if not isinstance(config, dict) or "arch" not in config:
+        raise RunError(f"{run.path / 'config.json'} names no architecture", "the run directory is damaged")
+    status = run.status()
+    summary = (run.summary or {}) if status in TESTED else {}
+    epochs = latest_epochs(run)
+    tests = list(run.events("test")) if status in TESTED else []
+    test = tests[-1] if tests else {}
+    best = max(epochs, key=lambda e: e.get("val_acc", -1), default={})
+    rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "status": status,
+        "arch": arch_label(config),
+        "params": summary.get("params") or count_params(config),
+        "optimizer": optimizer_label(config),
+        "scheduler": config.get("scheduler") or "none",
+        "augment": augment_label(config.get("augment")),
+        "epochs": summary.get("epochs_run", len(epochs)),
+        "best_epoch": summary.get("best_epoch", best.get("epoch")),
+        "val_acc": summary.get("best_val_acc", best.get("val_acc")),
+        "test_acc": summary.get("test_acc", test.get("test_acc")),
+        "test_loss": summary.get("test_loss", test.get("test_loss")),
+        "time": summary.get("wall_time", epochs[-1].get("elapsed") if epochs else None),
+        "throughput": summary.get("images_per_s", sum(rates) / len(rates) if rates else None),
+    }
+
+
+def latest_epochs(run: Run) -> list[dict[str, Any]]:
+    """Epoch events in order, the latest one for each epoch (a resumed run may repeat some)."""
+    by_epoch = {e["epoch"]: e for e in run.events("epoch") if "epoch" in e}
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def count_params(config: dict[str, Any]) -> int | None:
+    """From the registry at default options; otherwise by building the model. None for an unknown architecture."""
+    from mnistctl.plugins import archs
+    from mnistctl.registry import parse_options
+
+    try:
+        spec = archs().get(config["arch"])
+        options = parse_options(spec, config.get("arch_options") or {})
+    except MnistctlError:
+        return None
+    if spec.params is not None and all(spec.defaults[k] == v for k, v in options.items()):
+        return spec.params
+    return sum(p.numel() for p in spec.factory(**options).parameters())
+
+
+def arch_label(config: dict[str, Any]) -> str:
+    """The architecture, followed by the options that differ from its defaults."""
+    from mnistctl.plugins import archs
+
+    options = config.get("arch_options") or {}
+    defaults = archs().get(config["arch"]).defaults if config["arch"] in archs() else {}
+    changed = [f"{k}={_plain(v)}" for k, v in options.items() if _plain(defaults.get(k, object())) != _plain(v)]
+    return " ".join([config["arch"], *changed])
+
+
+def optimizer_label(config: dict[str, Any]) -> str:
+    name = config.get("optimizer") or "?"
+    parts = [name] + ([f"lr={config['lr']:g}"] if isinstance(config.get("lr"), (int, float)) else [])
+    if config.get("weight_decay"):
+        parts.append(f"wd={config['weight_decay']:g}")
+    return " ".join(parts)
+
+
+def augment_label(augment: dict[str, Any] | None) -> str:
+    if not augment or not any(augment.values()):
+        return "none"
+    parts = []
+    if augment.get("rotation"):
+        parts.append(f"rot {augment['rotation']:g}°")
+    if augment.get("shift"):
+        parts.append(f"shift {augment['shift']:g}")
+    return " ".join(parts)
+
+
+def _plain(value: Any) -> Any:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def sort_order(rows: list[dict[str, Any]], key: str | None = None) -> list[int]:
+    """Row indices, best first by ``key`` (default: test accuracy, then validation accuracy); blanks last."""
+    keys = list(DEFAULT_SORT) if key is None else [column_key(key), *DEFAULT_SORT]
+    order = list(range(len(rows)))
+    for k in reversed(keys):
+        descending = COLUMN[k].better == "max"
+        present = [i for i in order if rows[i][k] is not None]
+        blank = [i for i in order if rows[i][k] is None]
+        order = sorted(present, key=lambda i: rows[i][k], reverse=descending) + blank
+    return order
+
+
+def column_key(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    aliases = {c.header.replace(" ", "_"): c.key for c in COLUMNS}
+    key = aliases.get(key, key)
+    if key not in COLUMN:
+        raise UsageError(f"unknown column '{name}' for --sort", suggest(key, list(COLUMN)))
+    return key
+
+
+def best_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best value of each column that has one, when at least two rows have a value to compare."""
+    best = {}
+    for column in COLUMNS:
+        values = [r[column.key] for r in rows if r[column.key] is not None]
+        if column.better and len(values) >= 2:
+            best[column.key] = max(values) if column.better == "max" else min(values)
+    return best
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: the smaller discordant count under Binomial(b + c, 1/2)."""
+    n = b + c
+    term, tail = 1, 0
+    for k in range(min(b, c) + 1):
+        tail += term
+        term = term * (n - k) // (k + 1)
+    return min(1.0, 2 * tail / 2**n)
+
+
+def discordant(pred_a, pred_b, targets) -> tuple[int, int]:
+    """(b, c): samples only A gets right, and samples only B gets right."""
+    right_a, right_b = pred_a == targets, pred_b == targets
+    return int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+
+
+def add_statistics(result: Comparison) -> None:
+    """Pairwise McNemar tests and the ensemble, over the runs that have a test result and the same test set."""
+    import torch
+
+    from mnistctl.infer import loss_and_accuracy
+    from mnistctl.predictions import load_or_compute
+
+    tested: list[tuple[str, Any]] = []
+    targets = None
+    for row, run in zip(result.rows, result.runs):
+        if row["test_acc"] is None:
+            continue
+        try:
+            probs, labels = load_or_compute(run, "test", "best")
+        except MnistctlError as exc:
+            result.warnings.append(f"{run.name} is left out of the p-values and ensemble: {exc}")
+            continue
+        if targets is None:
+            targets = labels
+        elif not torch.equal(labels, targets):
+            result.warnings.append(f"{run.name} was tested on a different test set; it is left out of the p-values and ensemble")
+            continue
+        tested.append((run.name, probs))
+    preds = [(name, probs.argmax(1)) for name, probs in tested]
+    for i, (name_a, pred_a) in enumerate(preds):
+        for name_b, pred_b in preds[i + 1 :]:
+            b, c = discordant(pred_a, pred_b, targets)
+            p = mcnemar_exact(b, c)
+            result.pairs.append({"run_a": name_a, "run_b": name_b, "b": b, "c": c, "p_value": p, "significant": p < SIGNIFICANCE})
+    if len(tested) >= 2:
+        loss, acc = loss_and_accuracy(torch.stack([p for _, p in tested]).mean(0), targets)
+        result.ensemble = {"runs": [name for name, _ in tested], "test_acc": acc, "test_loss": loss}
+
+
+def plot(runs_: list[Run], path: str | Path) -> Path:
+    """One PNG: validation accuracy and loss per epoch of each run, the best epoch marked."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    from mnistctl.fsutil import atomic_path
+
+    curves = [(run.name, latest_epochs(run)) for run in runs_]
+    curves = [(name, epochs) for name, epochs in curves if any("val_acc" in e for e in epochs)]
+    if not curves:
+        raise RunError("none of these runs has finished an epoch with validation", "plot again once they have")
+    fig = Figure(figsize=(11, 4.2), dpi=110, layout="constrained")
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    for index, (name, epochs) in enumerate(curves):
+        color = f"C{index % 10}"
+        points = [e for e in epochs if "val_acc" in e]
+        x = [e["epoch"] for e in points]
+        acc_ax.plot(x, [100 * e["val_acc"] for e in points], "-o", color=color, markersize=4, label=name)
+        loss_ax.plot(x, [e["val_loss"] for e in points], "-o", color=color, markersize=4, label=name)
+        best = max(points, key=lambda e: e["val_acc"])
+        acc_ax.plot(best["epoch"], 100 * best["val_acc"], "*", color=color, markersize=13, markeredgecolor="black", markeredgewidth=0.6)
+    acc_ax.set(title="Validation accuracy (★ best epoch)", xlabel="epoch", ylabel="accuracy")
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+    loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="cross-entropy")
+    for ax in (acc_ax, loss_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    acc_ax.legend(title="run", frameon=False, loc="lower right")
+    fig.suptitle("mnistctl compare", fontweight="bold")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path

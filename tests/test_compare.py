@@ -1,0 +1,242 @@
+import json
+import math
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mnistctl import checkpoint, compare, predictions
+from mnistctl.cli import app
+from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.runs import Run
+
+N = 20
+TARGETS = torch.arange(N) % 10
+
+
+def probs_for(wrong: set[int], right_conf: float, wrong_conf: float) -> torch.Tensor:
+    """Probabilities that pick the target except on ``wrong`` (then target + 1), with the given confidences."""
+    probs = torch.empty(N, 10)
+    for i, target in enumerate(TARGETS.tolist()):
+        pick, conf = ((target + 1) % 10, wrong_conf) if i in wrong else (target, right_conf)
+        probs[i] = (1 - conf) / 9
+        probs[i, pick] = conf
+    return probs
+
+
+def config(name, arch="lenet", **extra):
+    return {
+        "name": name, "arch": arch, "arch_options": {}, "optimizer": "adam", "optimizer_options": {},
+        "lr": 0.001, "weight_decay": 0.0, "scheduler": "cosine", "scheduler_options": {}, "epochs": 3,
+        "batch_size": 128, "augment": None, "val_split": 5000, "seed": 0, "data": {"mean": 0.1307, "std": 0.3081},
+        **extra,
+    }
+
+
+def make_run(root, name, val_accs, probs=None, status="finished", summary=None, **cfg):
+    """A run directory with known metrics; with ``probs``, saved test predictions and the matching test result."""
+    path = root / name
+    (path / "weights").mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config(name, **cfg)))
+    now = time.time()
+    events = [{"event": "start", "time": now - 100, "run": name, "epochs": 3, "steps_per_epoch": 10, "start_epoch": 0, "resumed": False}]
+    for epoch, acc in enumerate(val_accs, 1):
+        events.append({"event": "epoch", "time": now - 90 + epoch, "epoch": epoch, "train_loss": 0.5, "train_acc": 0.8,
+                       "val_loss": 1.0 - acc, "val_acc": acc, "lr": 0.001, "epoch_time": 10.0, "elapsed": 10.0 * epoch,
+                       "images_per_s": 1000.0 * epoch, "best": acc == max(val_accs[:epoch])})
+    test = None
+    if probs is not None:
+        checkpoint.save(path / "weights" / "best.safetensors", {"w": torch.zeros(1)})
+        predictions.save(Run(path), "test", "best", probs, TARGETS)
+        test = {"test_acc": (probs.argmax(1) == TARGETS).float().mean().item(), "test_loss": 0.3}
+        events.append({"event": "test", "time": now - 50, "checkpoint": "best", "epoch": 2, **test})
+    if status != "running":
+        events.append({"event": "end", "time": now - 40, "status": status, "message": ""})
+        best = max(range(len(val_accs)), key=lambda i: val_accs[i])
+        base = {"status": status, "best_epoch": best + 1, "best_val_acc": val_accs[best], "epochs_run": len(val_accs),
+                "wall_time": 10.0 * len(val_accs), "images_per_s": 2000.0, **(test or {"test_acc": None, "test_loss": None})}
+        (path / "summary.json").write_text(json.dumps({**base, **(summary or {})}))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+@pytest.fixture
+def fixture_runs(tmp_path):
+    """a: 18/20 right, b: 12/20, c: same predictions as a, d: still running, e: failed."""
+    root = tmp_path / "runs"
+    make_run(root, "a", [0.95, 0.97, 0.96], probs_for({0, 1}, 0.9, 0.6), summary={"params": 1234, "wall_time": 30.0})
+    make_run(root, "b", [0.90, 0.93, 0.94], probs_for(set(range(2, 10)), 0.99, 0.52), arch="simplecnn",
+             summary={"test_loss": 0.2, "wall_time": 20.0, "images_per_s": 3000.0}, augment={"rotation": 10, "shift": 0.1})
+    make_run(root, "c", [0.95, 0.96, 0.975], probs_for({0, 1}, 0.9, 0.6), arch_options={"channels": [4, 8]}, optimizer="sgd", lr=0.05)
+    make_run(root, "d", [0.99], status="running")
+    make_run(root, "e", [0.5], status="failed")
+    return root
+
+
+def test_rows_are_sorted_best_first_with_status_of_unfinished_runs(fixture_runs):
+    result = compare.compare([], fixture_runs, all_runs=True)
+    rows = {r["name"]: r for r in result.rows}
+    assert [r["name"] for r in result.rows] == ["c", "a", "b", "d", "e"]  # test acc, then val acc; untested last
+    assert rows["a"]["test_acc"] == pytest.approx(0.9) and rows["b"]["test_acc"] == pytest.approx(0.6)
+    assert rows["a"]["val_acc"] == 0.97 and rows["a"]["best_epoch"] == 2 and rows["a"]["epochs"] == 3
+    assert rows["d"]["status"] == "running" and rows["d"]["test_acc"] is None and rows["d"]["val_acc"] == 0.99
+    assert rows["e"]["status"] == "failed" and rows["e"]["test_acc"] is None
+    assert rows["b"]["augment"] == "rot 10° shift 0.1" and rows["a"]["augment"] == "none"
+    assert rows["c"]["optimizer"] == "sgd lr=0.05" and rows["c"]["arch"] == "lenet channels=4,8"
+
+
+def test_params_come_from_summary_registry_or_the_built_model(fixture_runs):
+    from mnistctl.plugins import archs
+
+    rows = {r["name"]: r for r in compare.compare([], fixture_runs, all_runs=True, stats=False).rows}
+    assert rows["a"]["params"] == 1234
+    assert rows["b"]["params"] == archs().get("simplecnn").params
+    built = archs().get("lenet").factory(channels=(4, 8))
+    assert rows["c"]["params"] == sum(p.numel() for p in built.parameters()) != archs().get("lenet").params
+
+
+@pytest.mark.parametrize(
+    "column, first",
+    [("test_loss", "b"), ("time", "d"), ("val_acc", "d"), ("throughput", "b"), ("name", "a"), ("best-val-acc", "d")],
+)
+def test_sort_by_column_puts_the_best_first(fixture_runs, column, first):
+    result = compare.compare([], fixture_runs, all_runs=True, sort=column, stats=False)
+    assert result.rows[0]["name"] == first
+
+
+def test_unknown_sort_column_suggests_the_closest():
+    with pytest.raises(UsageError, match="unknown column 'tset_acc'") as info:
+        compare.column_key("tset_acc")
+    assert "test_acc" in info.value.hint
+
+
+def test_best_values_are_highlighted(fixture_runs):
+    from rich.console import Console
+
+    from mnistctl.cli.compare import runs_table
+
+    result = compare.compare([], fixture_runs, all_runs=True)
+    best = compare.best_values(result.rows)
+    assert best["test_acc"] == pytest.approx(0.9) and best["test_loss"] == 0.2 and best["val_acc"] == 0.99
+    assert best["time"] == 10.0 and "epochs" not in best and "name" not in best
+    console = Console(record=True, width=400, color_system="standard", force_terminal=True)
+    console.print(runs_table(result))
+    plain = console.export_text(clear=False).splitlines()
+    styled = console.export_text(styles=True).splitlines()
+    lines = {line.split()[1]: styled[i] for i, line in enumerate(plain) if line.startswith("│")}
+    bold_green = "\x1b[1;32m"
+    assert bold_green + "0.2000" in lines["b"] and bold_green + "90.00%" in lines["a"]
+    assert bold_green + "60.00%" not in lines["b"] and bold_green + "0.3000" not in lines["a"]
+
+
+def test_mcnemar_exact_against_hand_computed_cases():
+    assert compare.mcnemar_exact(0, 0) == 1.0  # identical predictions
+    assert compare.mcnemar_exact(1, 0) == 1.0
+    assert compare.mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    assert compare.mcnemar_exact(8, 2) == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert compare.mcnemar_exact(2, 8) == compare.mcnemar_exact(8, 2)
+    assert compare.mcnemar_exact(50, 50) == 1.0
+    assert compare.mcnemar_exact(0, 1000) == 2.0**-999  # exact integers: no overflow, no rounding to 0
+    normal = math.erfc((abs(3000 - 3100) - 1) / math.sqrt(6100) / math.sqrt(2))  # large n: continuity-corrected z test
+    assert compare.mcnemar_exact(3000, 3100) == pytest.approx(normal, abs=1e-3)
+
+
+def test_mcnemar_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for b, c in [(3, 17), (40, 61), (120, 90), (7, 7)]:
+        assert compare.mcnemar_exact(b, c) == pytest.approx(stats.binomtest(b, b + c, 0.5).pvalue, rel=1e-9)
+
+
+def test_pairs_and_ensemble_from_saved_predictions(fixture_runs):
+    result = compare.compare([], fixture_runs, all_runs=True)
+    pairs = {(p["run_a"], p["run_b"]): p for p in result.pairs}
+    assert set(pairs) == {("c", "a"), ("c", "b"), ("a", "b")}  # in table order
+    same = pairs[("c", "a")]
+    assert (same["b"], same["c"], same["p_value"], same["significant"]) == (0, 0, 1.0, False)
+    assert (pairs[("a", "b")]["b"], pairs[("a", "b")]["c"]) == (8, 2)
+    assert pairs[("a", "b")]["p_value"] == pytest.approx(0.109375)
+    assert set(result.ensemble["runs"]) == {"a", "b", "c"}
+    assert result.ensemble["test_acc"] == pytest.approx(0.9)  # a and c agree, so they outvote b on samples 0 and 1
+
+
+def test_ensemble_loss_is_the_cross_entropy_of_the_mean_probabilities(fixture_runs):
+    result = compare.compare(["a", "b"], fixture_runs)
+    mean = (probs_for({0, 1}, 0.9, 0.6) + probs_for(set(range(2, 10)), 0.99, 0.52)) / 2
+    expected = -sum(math.log(mean[i, t]) for i, t in enumerate(TARGETS.tolist())) / N
+    assert result.ensemble["test_loss"] == pytest.approx(expected, rel=1e-5)
+    assert result.ensemble["test_acc"] == 1.0  # each run's confident answers outvote the other's unsure mistakes
+    assert [r["name"] for r in result.rows] == ["a", "b"]
+
+
+def test_broken_runs_are_skipped_with_one_warning_each(fixture_runs, tmp_path):
+    (fixture_runs / "corrupt").mkdir()
+    (fixture_runs / "corrupt" / "config.json").write_text("{not json")
+    (fixture_runs / "no-config").mkdir()
+    (fixture_runs / "no-config" / "metrics.jsonl").write_text("")
+    (fixture_runs / "a" / "summary.json").write_text('{"status": "fin')
+    (fixture_runs / "b" / "weights" / "best.safetensors").unlink()
+    predictions.path(Run(fixture_runs / "c"), "test").write_bytes(b"garbage")
+    result = compare.compare([], fixture_runs, all_runs=True)
+    assert [r["name"] for r in result.rows] == ["c", "b", "d", "e"]
+    assert len(result.warnings) == 5 and all("\n" not in w for w in result.warnings)
+    assert any("corrupt" in w and "config.json" in w for w in result.warnings)
+    assert any("no-config" in w for w in result.warnings)
+    assert any("summary.json" in w and "corrupt" in w for w in result.warnings)
+    assert any(w.startswith("b is left out") and "weights" in w for w in result.warnings)
+    assert any(w.startswith("c is left out") and "unreadable" in w for w in result.warnings)
+    assert result.ensemble is None and result.pairs == []
+
+
+def test_named_runs_missing_are_warned_and_the_rest_compared(fixture_runs):
+    result = compare.compare(["a", "nope", str(fixture_runs / "b")], fixture_runs)
+    assert [r["name"] for r in result.rows] == ["a", "b"]
+    assert len(result.warnings) == 1 and "nope" in result.warnings[0]
+    with pytest.raises(NotFoundError):
+        compare.compare(["nope"], fixture_runs)
+    with pytest.raises(UsageError):
+        compare.compare([], fixture_runs)
+
+
+def test_cli_json(fixture_runs):
+    result = CliRunner().invoke(app, ["compare", "--all", str(fixture_runs), "--json", "--sort", "test_loss"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["name"] for r in data["runs"]][0] == "b"
+    assert {"run_a", "run_b", "b", "c", "p_value", "significant"} <= set(data["pairs"][0])
+    assert data["ensemble"]["test_acc"] == pytest.approx(0.9)
+
+
+def test_cli_tables_and_plot(fixture_runs, tmp_path):
+    png = tmp_path / "out" / "curves.png"
+    result = CliRunner().invoke(app, ["compare", "a", "b", "d", "--runs-dir", str(fixture_runs), "--plot", str(png)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "McNemar" in result.stdout and "ensemble" in result.stdout and "running" in result.stdout
+    assert "0.109" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.width > 800 and image.height > 300
+
+
+def test_predictions_computed_on_the_fly(tmp_path, data_dir, mnist):
+    from mnistctl.plugins import archs
+
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        path = make_run(root, f"untrained-{seed}", [0.1], data={"dir": str(data_dir), "mean": 0.1307, "std": 0.3081})
+        torch.manual_seed(seed)
+        checkpoint.save_model(path / "weights" / "best.safetensors", archs().get("lenet").factory())
+        summary = json.loads((path / "summary.json").read_text())
+        (path / "summary.json").write_text(json.dumps({**summary, "test_acc": 0.1, "test_loss": 2.3}))
+    result = compare.compare([], root, all_runs=True)
+    saved = [checkpoint.load(predictions.path(Run(root / f"untrained-{s}"), "test"))[0] for s in (1, 2)]
+    assert all(t["probs"].shape == (10_000, 10) and torch.equal(t["targets"], mnist.test_labels) for t in saved)
+    right = [t["probs"].argmax(1) == mnist.test_labels for t in saved]
+    pair = result.pairs[0]
+    assert {pair["run_a"], pair["run_b"]} == {"untrained-1", "untrained-2"}
+    only = {"untrained-1": int((right[0] & ~right[1]).sum()), "untrained-2": int((right[1] & ~right[0]).sum())}
+    assert (pair["b"], pair["c"]) == (only[pair["run_a"]], only[pair["run_b"]])
+    mean = (saved[0]["probs"] + saved[1]["probs"]) / 2
+    assert result.ensemble["test_acc"] == pytest.approx((mean.argmax(1) == mnist.test_labels).float().mean().item())

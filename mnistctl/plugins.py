@@ -6,8 +6,10 @@ import functools
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from types import ModuleType
 
 import pluggy
+from rich.markup import escape
 
 from mnistctl import hookspecs
 from mnistctl.console import warn
@@ -47,7 +49,7 @@ def manager() -> pluggy.PluginManager:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken third-party plugin must not break the CLI
             _failed[ep.name] = PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), _describe(exc))
-            warn(f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}")
+            warn(escape(f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}"))
     return pm
 
 
@@ -68,7 +70,7 @@ def registry(kind: str) -> Registry:
         try:
             impl.function(register=register)
         except Exception as exc:
-            warn(f"plugin '{impl.plugin_name}' failed while registering {kind}: {_describe(exc)}")
+            warn(escape(f"plugin '{impl.plugin_name}' failed while registering {kind}: {_describe(exc)}"))
     return reg
 
 
@@ -90,20 +92,24 @@ def plugin_infos() -> list[PluginInfo]:
     for name, plugin in pm.list_name_plugin():
         hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or [])
         package = _package_of(plugin)
-        infos.append(PluginInfo(name, plugin.__name__, package, _version(package), hooks))
+        infos.append(PluginInfo(name, _module_of(plugin), package, _version(package), hooks))
     return sorted(infos + list(_failed.values()), key=lambda i: i.name)
 
 
+def _module_of(plugin) -> str:
+    """A module plugin's name, or the module defining a plugin class or instance."""
+    return plugin.__name__ if isinstance(plugin, ModuleType) else plugin.__module__
+
+
 def _package_of(plugin) -> str:
-    top = getattr(plugin, "__name__", "").split(".")[0]
+    top = _module_of(plugin).split(".")[0]
     return _distributions().get(top, top)
 
 
 @functools.cache
 def _distributions() -> dict[str, str]:
-    from importlib.metadata import packages_distributions
-
-    return {mod: dists[0] for mod, dists in packages_distributions().items()}
+    """Top-level module to distribution, for the distributions offering plugins (scanning all is slow)."""
+    return {ep.module.split(".")[0]: ep.dist.name for ep in entry_points(group=GROUP) if ep.dist}
 
 
 def _version(package: str) -> str:

@@ -15,11 +15,16 @@ JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    from mnistctl.errors import NotFoundError
     from mnistctl.plugins import registry
+    from mnistctl.registry import suggest
 
     specs = registry(kind).list(pattern)
+    if not specs:
+        raise NotFoundError(f"No {registry(kind).kind} matches '{pattern}'", suggest(pattern, registry(kind).names()))
     rows = [
         {
             "name": s.name,
@@ -43,7 +48,7 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
     for row in rows:
         defaults = ", ".join(f"{k}={_fmt(v)}" for k, v in row["defaults"].items()) or "-"
         params = [f"{row['params']:,}" if row.get("params") else "?"] if kind == "archs" else []
-        table.add_row(row["name"], row["description"], *params, defaults, row["source"])
+        table.add_row(*map(escape, [row["name"], row["description"], *params, defaults, row["source"]]))
     out.print(table)
 
 
@@ -72,6 +77,7 @@ def optimizers(pattern: str = PATTERN, as_json: bool = JSON) -> None:
 @app.command()
 def plugins(as_json: bool = JSON) -> None:
     """Installed plugins, built-in and third-party."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mnistctl.plugins import plugin_infos
@@ -84,6 +90,6 @@ def plugins(as_json: bool = JSON) -> None:
     for col in ("name", "module", "package", "version", "hooks"):
         table.add_column(col)
     for i in infos:
-        hooks = ", ".join(h.removeprefix("register_") for h in i.hooks) if not i.error else f"[red]failed: {i.error}[/]"
-        table.add_row(f"[bold cyan]{i.name}[/]", i.module, i.package, i.version, hooks)
+        hooks = ", ".join(h.removeprefix("register_") for h in i.hooks) if not i.error else f"[red]failed: {escape(i.error)}[/]"
+        table.add_row(f"[bold cyan]{escape(i.name)}[/]", escape(i.module), escape(i.package), escape(i.version), hooks)
     out.print(table)

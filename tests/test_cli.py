@@ -1,0 +1,125 @@
+"""The ``mnistctl`` command: listing in-process, and errors through the installed script."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mnistctl import __version__
+from mnistctl.cli import app
+from mnistctl.errors import NotFoundError
+from mnistctl.plugins import archs, optimizers, schedulers
+
+SCRIPT = Path(sys.executable).with_name("mnistctl")
+runner = CliRunner()
+
+
+def mnistctl_script() -> str:
+    """The installed console script beside this interpreter, else the one on PATH."""
+    found = str(SCRIPT) if SCRIPT.exists() else shutil.which("mnistctl")
+    if found is None:
+        pytest.fail("the mnistctl console script is not installed (pip install -e .)")
+    return found
+
+
+def run_mnistctl(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the installed script in a fresh process, with extra environment variables."""
+    environ = {k: v for k, v in os.environ.items() if k not in {"MNISTCTL_DEBUG", "PYTHONPATH"}}
+    return subprocess.run(
+        [mnistctl_script(), *args], capture_output=True, text=True, timeout=60, env={**environ, "COLUMNS": "200", **env}
+    )
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("kind,registry", [("archs", archs), ("schedulers", schedulers), ("optimizers", optimizers)])
+def test_list_json_matches_registry(kind, registry):
+    rows = json.loads(invoke("list", kind, "--json").stdout)
+    assert [r["name"] for r in rows] == registry().names()
+    for row in rows:
+        spec = registry().get(row["name"])
+        assert row["description"] == spec.description
+        assert row["source"] == "mnistctl"
+        assert set(row["defaults"]) == set(spec.defaults)
+        if kind == "archs":
+            assert row["params"] == spec.params
+
+
+def test_list_archs_table_shows_every_arch_with_params():
+    text = invoke("list", "archs").stdout
+    for spec in archs().list():
+        assert spec.name in text
+        assert f"{spec.params:,}" in text
+
+
+@pytest.mark.parametrize("kind", ["schedulers", "optimizers"])
+def test_list_tables(kind):
+    text = invoke("list", kind).stdout
+    assert all(name in text for name in {"schedulers": schedulers, "optimizers": optimizers}[kind]().names())
+
+
+def test_list_pattern_filters():
+    rows = json.loads(invoke("list", "archs", "simple*", "--json").stdout)
+    assert [r["name"] for r in rows] == ["simplecnn"]
+    assert "lenet" not in invoke("list", "archs", "simple*").stdout
+
+
+def test_list_pattern_matching_nothing_suggests_a_name():
+    result = runner.invoke(app, ["list", "archs", "lenett"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, NotFoundError)
+    assert "'lenet'" in result.exception.hint
+
+
+def test_list_plugins():
+    rows = json.loads(invoke("list", "plugins", "--json").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert {"lenet", "simplecnn", "deep-dropout", "schedulers", "optimizers"} <= set(by_name)
+    assert by_name["lenet"]["module"] == "mnistctl_lenet"
+    assert by_name["lenet"]["package"] == "mnistctl"
+    assert by_name["lenet"]["version"] == __version__
+    assert by_name["schedulers"]["hooks"] == ["register_schedulers"]
+    assert "mnistctl_optimizers" in invoke("list", "plugins").stdout
+
+
+def test_version():
+    assert invoke("--version").stdout.strip() == f"mnistctl {__version__}"
+
+
+def test_help_lists_commands():
+    text = invoke("--help").stdout
+    for command in ("train", "eval", "visualize", "predict", "compare", "watch", "export", "list"):
+        assert command in text
+
+
+def test_script_lists_archs():
+    result = run_mnistctl("list", "archs", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [r["name"] for r in json.loads(result.stdout)] == archs().names()
+
+
+def test_script_error_is_one_line_without_traceback():
+    result = run_mnistctl("list", "archs", "lenett")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "lenett" in lines[0] and "did you mean 'lenet'?" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+
+
+def test_script_debug_shows_traceback():
+    result = run_mnistctl("list", "archs", "lenett", MNISTCTL_DEBUG="1")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+    assert "NotFoundError" in result.stderr

@@ -1,0 +1,243 @@
+"""The data layer: IDX files, checksum listings, folder layouts, resolution order and the real MNIST."""
+
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+
+from mnistctl import data
+from mnistctl.errors import DataError
+
+torch = pytest.importorskip("torch")
+
+
+def write_set(folder, n_train=20, n_test=10, side=28, gz=True, seed=0, image_dtype=np.uint8):
+    """A synthetic 10-class data set in MNIST's four-file layout; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, side, side)).astype(image_dtype),
+        "train_labels": np.arange(n_train, dtype=np.uint8) % 10,
+        "test_images": rng.integers(0, 256, (n_test, side, side)).astype(image_dtype),
+        "test_labels": (np.arange(n_test, dtype=np.uint8) * 3) % 10,
+    }
+    for key, array in arrays.items():
+        data.write_idx(folder / (data.FILES[key] + (".gz" if gz else "")), array)
+    return arrays
+
+
+def read_idx(path):
+    raw = path.read_bytes()
+    return data.parse_idx(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8", ">i2", "<i4", "float32", "float64"])
+def test_idx_round_trip(tmp_path, dtype, suffix):
+    array = (np.arange(2 * 3 * 5) * 9 - 100).reshape(2, 3, 5).astype(dtype)
+    path = tmp_path / f"x-idx3-ubyte{suffix}"
+    data.write_idx(path, array)
+    back = read_idx(path)
+    assert back.shape == array.shape
+    assert back.dtype == np.dtype(dtype).newbyteorder("=")
+    np.testing.assert_array_equal(back, array)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_idx_header_is_big_endian(tmp_path):
+    data.write_idx(tmp_path / "x", np.array([[1, 2, 3]], dtype=np.uint8))
+    assert (tmp_path / "x").read_bytes() == bytes([0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 3])
+
+
+def test_write_idx_rejects_types_idx_cannot_hold(tmp_path):
+    with pytest.raises(DataError, match="int64"):
+        data.write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("raw", [b"PK\x03\x04rest", b"\x00\x00\x07\x01\x00\x00\x00\x01x", b"\x00\x00\x08\x00", b"\x1f"])
+def test_bad_magic_number(raw):
+    with pytest.raises(DataError, match="bad magic number"):
+        data.parse_idx(raw, "some-file")
+
+
+def test_truncated_file(tmp_path):
+    data.write_idx(tmp_path / "x", np.zeros((4, 28, 28), dtype=np.uint8))
+    raw = (tmp_path / "x").read_bytes()
+    with pytest.raises(DataError, match="needs"):
+        data.parse_idx(raw[:-1], "x")
+    with pytest.raises(DataError, match="truncated inside its header"):
+        data.parse_idx(raw[:9], "x")
+    with pytest.raises(DataError, match="needs"):
+        data.parse_idx(raw + b"\x00", "x")
+
+
+def test_custom_folder_loads(tmp_path):
+    arrays = write_set(tmp_path)
+    dataset = data.load(tmp_path, download=False)
+    assert dataset.name == "custom"
+    assert dataset.n_train == 20 and dataset.num_classes == 10
+    assert dataset.images.dtype == torch.uint8 and dataset.images.shape == (30, 28, 28)
+    assert dataset.labels.dtype == torch.int64
+    np.testing.assert_array_equal(dataset.train_images.numpy(), arrays["train_images"])
+    np.testing.assert_array_equal(dataset.test_labels.numpy(), arrays["test_labels"])
+    assert dataset.folder == str(tmp_path.resolve())
+    raw = gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    assert dataset.md5["t10k-labels-idx1-ubyte"] == hashlib.md5(raw).hexdigest()
+    mean, std = dataset.stats()
+    assert mean == pytest.approx(arrays["train_images"].mean() / 255, abs=1e-4)
+    assert std == pytest.approx(arrays["train_images"].std(ddof=1) / 255, abs=1e-4)
+
+
+def test_torchvision_layout_is_located(tmp_path):
+    arrays = write_set(tmp_path / "MNIST" / "raw", gz=False)
+    found = data.locate(tmp_path)
+    assert found == {key: tmp_path / "MNIST" / "raw" / name for key, name in data.FILES.items()}
+    dataset = data.load(tmp_path, download=False)
+    np.testing.assert_array_equal(dataset.train_labels.numpy(), arrays["train_labels"])
+
+
+def test_incomplete_folder_is_not_located(tmp_path):
+    write_set(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert data.locate(tmp_path) is None
+
+
+def _listing(folder, name, algorithm, entries):
+    lines = [f"{hashlib.new(algorithm, content).hexdigest()}  {file}" for file, content in entries]
+    (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def test_matching_checksum_listings_pass(tmp_path):
+    write_set(tmp_path)
+    files = sorted(tmp_path.glob("*.gz"))
+    _listing(tmp_path, "SHA256SUMS", "sha256", [(f.name, f.read_bytes()) for f in files])
+    _listing(tmp_path, "MD5SUMS", "md5", [(f.stem, gzip.decompress(f.read_bytes())) for f in files])
+    assert data.load(tmp_path, download=False).n_train == 20
+
+
+@pytest.mark.parametrize("listing,algorithm,compressed", [("MD5SUMS", "md5", False), ("SHA256SUMS", "sha256", True)])
+def test_checksum_mismatch_is_a_data_error(tmp_path, listing, algorithm, compressed):
+    write_set(tmp_path)
+    victim = tmp_path / "train-labels-idx1-ubyte.gz"
+    name = victim.name if compressed else victim.stem
+    _listing(tmp_path, listing, algorithm, [(name, b"something else")])
+    with pytest.raises(DataError, match=f"does not match its checksum in {listing}") as info:
+        data.load(tmp_path, download=False)
+    assert victim.name in info.value.message
+
+
+def test_wrong_image_size_is_rejected(tmp_path):
+    write_set(tmp_path, side=32)
+    with pytest.raises(DataError, match="expected N x 28 x 28"):
+        data.load(tmp_path, download=False)
+
+
+def test_float_images_are_rejected(tmp_path):
+    write_set(tmp_path, image_dtype=np.float32)
+    with pytest.raises(DataError, match="float32 images"):
+        data.load(tmp_path, download=False)
+
+
+def test_labels_outside_0_to_9_are_rejected(tmp_path):
+    write_set(tmp_path)
+    data.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.full(10, 12, dtype=np.uint8))
+    with pytest.raises(DataError, match="labels run from 12 to 12"):
+        data.load(tmp_path, download=False)
+
+
+def test_mismatched_counts_are_rejected(tmp_path):
+    write_set(tmp_path)
+    data.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(9, dtype=np.uint8))
+    with pytest.raises(DataError, match="10 images but"):
+        data.load(tmp_path, download=False)
+
+
+def test_corrupt_gzip_is_a_data_error(tmp_path):
+    write_set(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[10] = 0xFF  # the first deflate block now has the reserved block type
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        data.load(tmp_path, download=False)
+
+
+@pytest.fixture
+def three_places(tmp_path, monkeypatch):
+    """A --data-dir folder, a MNISTCTL_DATA_DIR folder and a cache folder, each a valid set."""
+    places = {"flag": tmp_path / "flag", "env": tmp_path / "env", "cache": tmp_path / "xdg" / "mnistctl" / "mnist"}
+    for folder in places.values():
+        write_set(folder, n_train=10, n_test=10)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv(data.ENV_VAR, str(places["env"]))
+    return places
+
+
+def _folder(found):
+    return found["train_images"].parent
+
+
+def test_data_dir_beats_env_beats_cache(three_places, monkeypatch):
+    assert data.cache_dir() == three_places["cache"]
+    assert _folder(data.resolve(three_places["flag"], download=False)) == three_places["flag"]
+    assert _folder(data.resolve(None, download=False)) == three_places["env"]
+    monkeypatch.delenv(data.ENV_VAR)
+    assert _folder(data.resolve(None, download=False)) == three_places["cache"]
+
+
+def test_named_folder_without_data_does_not_fall_back(three_places, tmp_path):
+    with pytest.raises(DataError, match="--data-dir") as info:
+        data.resolve(tmp_path / "empty", download=False)
+    assert str(tmp_path / "empty") in info.value.message
+
+
+def test_missing_data_names_the_four_files(tmp_path, monkeypatch):
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with pytest.raises(DataError) as info:
+        data.resolve(None, download=False)
+    assert "MNIST was not found" in info.value.message
+    for name in data.FILES.values():
+        assert name in info.value.hint
+    assert "--data-dir" in info.value.hint and data.ENV_VAR in info.value.hint
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_split_indices_are_seeded_and_disjoint():
+    train, val = data.split_indices(100, 15, seed=3)
+    assert len(train) == 85 and len(val) == 15
+    assert sorted(train.tolist() + val.tolist()) == list(range(100))
+    assert torch.equal(val, data.split_indices(100, 15, seed=3)[1])
+    assert not torch.equal(val, data.split_indices(100, 15, seed=4)[1])
+    with pytest.raises(DataError, match="--val-split"):
+        data.split_indices(100, 100, seed=0)
+
+
+def test_normalize_and_identity_augment():
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    x = data.normalize(images, 0.5, 0.25)
+    assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
+    assert torch.allclose(x[:, 0], (images.float() / 255 - 0.5) / 0.25)
+    same = data.augment(x, rotation=0.0, shift=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(same, x, atol=1e-5)
+    moved = data.augment(x, rotation=15.0, shift=0.1, generator=torch.Generator().manual_seed(0))
+    assert moved.shape == x.shape and not torch.allclose(moved, x, atol=1e-2)
+
+
+def test_real_mnist(mnist):
+    assert mnist.name == "mnist"
+    assert mnist.images.shape == (70000, 28, 28) and mnist.images.dtype == torch.uint8
+    assert mnist.n_train == 60000 and len(mnist.test_labels) == 10000
+    assert mnist.md5 == data.MNIST_MD5
+    assert sorted(mnist.labels.unique().tolist()) == list(range(10))
+    assert mnist.train_labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert mnist.test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert mnist.stats() == pytest.approx((0.1307, 0.3081), abs=1e-4)
+
+
+def test_empty_split_is_rejected(tmp_path):
+    write_set(tmp_path, n_test=0)
+    with pytest.raises(DataError, match="test files hold no images"):
+        data.load(tmp_path, download=False)

@@ -1,0 +1,181 @@
+"""Every registered architecture, scheduler and optimizer builds and behaves; option parsing is typed."""
+
+import math
+
+import pytest
+
+from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.plugins import archs, optimizers, schedulers
+from mnistctl.registry import Registry, Spec, parse_options
+
+torch = pytest.importorskip("torch")
+
+ARCHS = [s.name for s in archs().list()]
+SCHEDULERS = [s.name for s in schedulers().list()]
+OPTIMIZERS = [s.name for s in optimizers().list()]
+
+
+def test_builtins_are_registered():
+    assert {"lenet", "simplecnn", "deep-dropout"} <= set(ARCHS)
+    assert {"step", "cosine", "onecycle"} <= set(SCHEDULERS)
+    assert {"sgd", "adam", "adadelta"} <= set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_arch_forward_gives_ten_logits(name):
+    torch.manual_seed(0)
+    model = archs().get(name).factory().eval()
+    with torch.no_grad():
+        logits = model(torch.rand(3, 1, 28, 28))
+    assert logits.shape == (3, 10)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_arch_parameter_count_matches_table(name):
+    spec = archs().get(name)
+    model = spec.factory()
+    assert spec.params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_arch_options_are_listable_and_change_the_model(name):
+    spec = archs().get(name)
+    assert spec.description
+    assert "num_classes" in spec.defaults
+    model = spec.factory(**parse_options(spec, ["num_classes=3"])).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+
+
+def _lrs_used(name, epochs=3, steps_per_epoch=4, lr=0.1, **options):
+    """The learning rate of every optimizer step a run of ``epochs`` takes."""
+    model = torch.nn.Linear(4, 2)
+    optimizer = optimizers().get("sgd").factory(model.parameters(), lr=lr)
+    scheduler = schedulers().get(name).factory(optimizer, epochs, steps_per_epoch, **options)
+    used = []
+    for _ in range(epochs * steps_per_epoch):
+        used.append(optimizer.param_groups[0]["lr"])
+        model(torch.rand(5, 4)).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+    return used
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_scheduler_steps_with_finite_positive_lr(name):
+    used = _lrs_used(name)
+    assert len(used) == 12
+    assert all(math.isfinite(lr) and lr > 0 for lr in used)
+
+
+def test_step_scheduler_drops_by_gamma_at_epochs_5_and_10():
+    per_epoch = 3
+    used = _lrs_used("step", epochs=12, steps_per_epoch=per_epoch, lr=0.1, gamma=0.5)
+    by_epoch = [used[e * per_epoch] for e in range(12)]
+    assert all(used[e * per_epoch : (e + 1) * per_epoch] == [by_epoch[e]] * per_epoch for e in range(12))
+    assert by_epoch[:5] == pytest.approx([0.1] * 5)
+    assert by_epoch[5:10] == pytest.approx([0.05] * 5)
+    assert by_epoch[10:] == pytest.approx([0.025] * 2)
+
+
+def test_cosine_decays_and_warms_up():
+    used = _lrs_used("cosine", epochs=4, steps_per_epoch=5, warmup_epochs=1.0)
+    assert used[0] < used[4] == pytest.approx(0.1)
+    assert used[5:] == sorted(used[5:], reverse=True)
+    assert used[-1] < 0.01
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_optimizer_builds_and_steps(name):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    before = model.weight.detach().clone()
+    optimizer = optimizers().get(name).factory(model.parameters(), lr=0.01, weight_decay=0.0)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    model(torch.rand(8, 4)).pow(2).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, model.weight)
+
+
+def _factory(channels=(32, 64), dropout=0.5, batch_norm=True, kernel_size=3, betas=(0.9, 0.999), name=None):
+    return None
+
+
+SPEC = Spec("toy", _factory)
+
+
+def test_parse_options_coerces_by_default_type():
+    options = parse_options(
+        SPEC, ["channels=16,32,64", "dropout=0.25", "batch-norm=false", "kernel_size=5", "betas=0.8,0.99", "name=x"]
+    )
+    assert options == {
+        "channels": (16, 32, 64),
+        "dropout": 0.25,
+        "batch_norm": False,
+        "kernel_size": 5,
+        "betas": (0.8, 0.99),
+        "name": "x",
+    }
+    assert type(options["dropout"]) is float and type(options["kernel_size"]) is int
+    assert all(type(c) is int for c in options["channels"])
+
+
+@pytest.mark.parametrize("text,expected", [("true", True), ("1", True), ("YES", True), ("no", False), ("0", False)])
+def test_parse_options_bools(text, expected):
+    assert parse_options(SPEC, [f"batch_norm={text}"]) == {"batch_norm": expected}
+
+
+def test_parse_options_accepts_a_dict_from_a_config():
+    assert parse_options(SPEC, {"channels": [8, 16], "dropout": 0.1}) == {"channels": (8, 16), "dropout": 0.1}
+    assert parse_options(SPEC, []) == {}
+
+
+def test_parse_options_unknown_option_lists_valid_ones():
+    with pytest.raises(UsageError) as info:
+        parse_options(SPEC, ["widht=3"])
+    assert "'widht'" in info.value.message
+    assert "channels, dropout, batch_norm, kernel_size, betas, name" in info.value.hint
+
+
+@pytest.mark.parametrize("item", ["dropout=abc", "kernel_size=3.5", "batch_norm=maybe", "channels=32,x"])
+def test_parse_options_bad_value(item):
+    with pytest.raises(UsageError) as info:
+        parse_options(SPEC, [item])
+    key, _, value = item.partition("=")
+    assert f"'{value}'" in info.value.message and key in info.value.message
+    assert info.value.hint.startswith("expected")
+
+
+@pytest.mark.parametrize("item", ["dropout", "=3"])
+def test_parse_options_needs_key_value(item):
+    with pytest.raises(UsageError, match="Bad option"):
+        parse_options(SPEC, [item])
+
+
+@pytest.mark.parametrize(
+    "registry,typo,close", [(archs, "lenett", "lenet"), (schedulers, "cosin", "cosine"), (optimizers, "adamm", "adam")]
+)
+def test_unknown_name_suggests_the_close_one(registry, typo, close):
+    with pytest.raises(NotFoundError) as info:
+        registry().get(typo)
+    assert f"'{typo}'" in info.value.message
+    assert f"'{close}'" in info.value.hint
+
+
+def test_unknown_name_without_close_match_lists_all():
+    with pytest.raises(NotFoundError) as info:
+        archs().get("transformer")
+    assert info.value.hint == "choose one of: " + ", ".join(archs().names())
+
+
+def test_registry_rejects_duplicates_and_filters_with_wildcards():
+    reg = Registry("thing")
+    reg.add(Spec("alpha", _factory, source="one"))
+    reg.add(Spec("alpine", _factory, source="two"))
+    with pytest.raises(UsageError, match="Two plugins register the thing 'alpha'"):
+        reg.add(Spec("alpha", _factory, source="three"))
+    assert [s.name for s in reg.list("alp*")] == ["alpha", "alpine"]
+    assert [s.name for s in reg.list("*ine")] == ["alpine"]
+    assert len(reg) == 2 and "alpha" in reg and "beta" not in reg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from mnistctl.runs import STALLED_AFTER, list_runs
-from mnistctl.tui.dashboard import Dashboard
+from mnistctl.tui.dashboard import Dashboard, Note
 
 
 class KeysScreen(ModalScreen):
@@ -100,6 +101,7 @@ class WatchApp(App):
 
     def on_training_ended(self, message: TrainingEnded) -> None:
         if message.error:
+            self.dashboard.post_message(Note(f"training failed: {message.error}", "error"))
             self.notify(message.error, title="training failed", severity="error", timeout=30)
         else:
             self.notify("training is over; press q to quit", timeout=30)
@@ -124,11 +126,13 @@ def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
 
     thread = threading.Thread(target=train, name="mnistctl-train", daemon=True)
     thread.start()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: app.exit())
     try:
         app.run()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stopped = thread.is_alive()
         if stopped:
             trainer.request_stop()

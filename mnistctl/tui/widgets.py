@@ -34,10 +34,15 @@ class RunHeader(Static):
             self.update(Text("waiting for config.json…", style="dim"))
             return
         first = Text.assemble((c.get("name", "?"), "bold"), "  ", (c.get("arch", "?"), "bold cyan"))
-        if c.get("arch_options"):
-            first.append(" " + " ".join(f"{k}={v}" for k, v in c["arch_options"].items()), "cyan")
         first.append(" · " + " · ".join(training_terms(c)), "dim")
-        self.update(Text("\n").join([first, Text(" · ".join(setup_terms(c)), style="dim")]))
+        second = Text(" · ".join(setup_terms(c)), style="dim")
+        if c.get("arch_options"):
+            second.append(" · " + " ".join(f"{k}={_compact(v)}" for k, v in c["arch_options"].items()), "cyan")
+        self.update(Text("\n").join([first, second]))
+
+
+def _compact(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def training_terms(c: dict[str, Any]) -> list[str]:

@@ -1,0 +1,352 @@
+"""mnistctl watch: the metrics tailer, the folded run state, and the Textual dashboard driven by Pilot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mnistctl.tui.app import KeysScreen, WatchApp, run_with_trainer
+from mnistctl.tui.charts import AccuracyChart, LossChart
+from mnistctl.tui.dashboard import Dashboard
+from mnistctl.tui.state import RunState
+from mnistctl.tui.tail import MetricsTail
+from mnistctl.tui.widgets import EpochTable, EventLog, ProgressPanel, RatesPanel, RunHeader, StatusBadge
+
+T0 = 1_700_000_000.0
+STEPS_PER_EPOCH = 10
+ACCS = {1: (0.9012, 0.9456), 2: (0.9523, 0.9687), 3: (0.9711, 0.9655)}  # epoch: (train_acc, val_acc)
+
+
+def config(name: str, epochs: int = 3) -> dict:
+    return {
+        "name": name, "arch": "lenet", "arch_options": {}, "optimizer": "adamw", "optimizer_options": {},
+        "lr": 0.002, "weight_decay": 0.0, "scheduler": "cosine", "scheduler_options": {}, "epochs": epochs,
+        "batch_size": 64, "augment": None, "val_split": 5000, "early_stopping": None, "seed": 0,
+        "device": "cpu", "precision": "fp32", "channels_last": False, "checkpoint_every": 1, "log_every": 5,
+    }  # fmt: skip
+
+
+def start(epochs: int = 3, time_: float = T0) -> dict:
+    return {"event": "start", "time": time_, "run": "r", "epochs": epochs, "steps_per_epoch": STEPS_PER_EPOCH, "start_epoch": 0, "resumed": False}
+
+
+def steps(epoch: int, t: float) -> list[dict]:
+    first = (epoch - 1) * STEPS_PER_EPOCH
+    return [
+        {"event": "step", "time": t + s, "epoch": epoch, "step": first + s, "loss": round(2.0 / (first + s), 4), "lr": 0.002, "images_per_s": 1234.0}
+        for s in (5, 10)
+    ]
+
+
+def epoch(n: int, t: float, best: bool = True) -> list[dict]:
+    train_acc, val_acc = ACCS[n]
+    events = [{"event": "epoch", "time": t, "epoch": n, "train_loss": 0.5 / n, "train_acc": train_acc, "val_loss": 0.4 / n,
+               "val_acc": val_acc, "lr": 0.001 * n, "epoch_time": 10.0, "elapsed": 10.0 * n, "images_per_s": 1500.0 + n, "best": best}]  # fmt: skip
+    if best:
+        events.append({"event": "checkpoint", "time": t, "epoch": n, "kind": "best", "val_acc": val_acc})
+    return events + [{"event": "checkpoint", "time": t, "epoch": n, "kind": "last", "val_acc": val_acc}]
+
+
+def finished_history() -> list[dict]:
+    events = [start()]
+    for n in (1, 2, 3):
+        t = T0 + 10 * n
+        events += steps(n, t - 10) + epoch(n, t, best=n < 3)
+    events.append({"event": "test", "time": T0 + 31, "checkpoint": "best", "epoch": 2, "test_loss": 0.0712, "test_acc": 0.9734})
+    return events + [{"event": "end", "time": T0 + 32, "status": "finished", "message": ""}]
+
+
+def make_run(root: Path, name: str, events: list[dict] | None = None) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config(name)))
+    if events is not None:
+        append(path, events)
+    return path
+
+
+def append(path: Path, events: list[dict], raw: str = "") -> None:
+    with (path / "metrics.jsonl").open("a") as f:
+        f.write("".join(json.dumps(e) + "\n" for e in events) + raw)
+
+
+def text(widget) -> str:
+    if isinstance(widget, EventLog):
+        return " ".join(" ".join(line.text for line in widget.lines).split())  # wrapped lines joined again
+    return str(widget.render())
+
+
+def drive(app: WatchApp, test, size=(80, 24)) -> None:
+    async def main():
+        async with app.run_test(size=size) as pilot:
+            await test(pilot)
+
+    asyncio.run(main())
+
+
+async def until(pilot, condition, what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+# The tailer and the state, without Textual
+
+
+def test_tail_reads_only_appended_complete_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    tail = MetricsTail(path)
+    assert tail.read().events == [] and tail.read().mtime is None  # no file yet
+
+    path.write_text(json.dumps(start()) + "\n" + '{"event": "step", "ti')
+    first = tail.read()
+    assert [e["event"] for e in first.events] == ["start"] and first.mtime is not None
+    assert tail.read().events == []  # nothing new, the partial line is held back
+
+    with path.open("a") as f:
+        f.write('me": 1, "step": 3, "loss": 0.5}\nnot json\n')
+    second = tail.read()
+    assert second.events == [{"event": "step", "time": 1, "step": 3, "loss": 0.5}]
+    assert second.corrupt == 1
+
+    path.write_text(json.dumps(start(time_=T0 + 99)) + "\n")  # rewritten shorter: read again from the top
+    again = tail.read()
+    assert again.restarted and again.events[0]["time"] == T0 + 99
+
+
+def test_state_folds_history_into_progress_eta_and_status():
+    state = RunState()
+    for event in [start()] + steps(1, T0) + epoch(1, T0 + 10) + steps(2, T0 + 10)[:1]:
+        state.apply(event)
+    p = state.progress
+    assert (p.epoch, p.epochs, p.step, p.steps, p.step_in_epoch) == (1, 3, 15, 30, 5)
+    # steps 5 -> 15 took 10 s, so 15 steps remain at 1 step/s; 3 s after the last step, 12 s are left
+    assert state.eta(now=T0 + 15 + 3) == pytest.approx(12.0)
+    state.mtime = T0 + 15
+    assert state.status(now=T0 + 20, stalled_after=60) == "running"
+    assert state.status(now=T0 + 100, stalled_after=60) == "stalled"
+    assert [e["kind"] for e in state.notes if e["event"] == "checkpoint"] == ["best"]  # "last" saves are not news
+    state.apply({"event": "end", "time": T0 + 16, "status": "interrupted", "message": "stopped"})
+    assert state.status(now=T0 + 100, stalled_after=60) == "interrupted" and state.eta() is None
+    state.apply({**start(), "time": T0 + 50, "start_epoch": 1, "resumed": True})
+    assert state.status(now=T0 + 51, stalled_after=60) == "running"
+    assert list(state.epochs) == [1] and max(x for x, _ in state.losses) <= 1.0
+
+
+# The dashboard
+
+
+def test_finished_run_opens_with_its_whole_history(tmp_path):
+    make_run(tmp_path, "older", [start()])
+    path = make_run(tmp_path, "lenet-fixture", finished_history())
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "finished", "status finished")
+        await until(pilot, lambda: "best checkpoint" in text(app.query_one(EventLog)), "events logged")
+        header = text(app.query_one(RunHeader))
+        assert "lenet-fixture" in header and "lenet" in header and "adamw lr 0.002" in header and "batch 64" in header
+        assert "FINISHED" in text(app.query_one(StatusBadge))
+
+        table = app.query_one(EpochTable)
+        assert table.row_count == 3
+        row = dict(zip([str(c.label) for c in table.columns.values()], table.get_row("2")))
+        assert row["epoch"] == "2 ★" and row["val loss"] == "0.2000" and row["val acc"] == "96.87%"
+        assert table.get_row("3")[0] == "3"  # not the best epoch
+
+        loss, acc = app.query_one(LossChart).series, app.query_one(AccuracyChart).series
+        assert acc["val"] == ([1.0, 2.0, 3.0], [pytest.approx(94.56), pytest.approx(96.87), pytest.approx(96.55)])
+        assert loss["val"][1] == pytest.approx([0.4, 0.2, 0.4 / 3])
+        assert loss["train (steps)"][0] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]  # step / steps_per_epoch
+
+        rates = text(app.query_one(RatesPanel))
+        assert "96.87% (ep 2)" in rates and "1,234" in rates and "2.00e-03" in rates
+        progress = app.query_one(ProgressPanel)
+        assert "epoch 3/3" in text(progress.query_one("#epoch-label")) and "ETA done" in text(progress.query_one("#eta"))
+
+        log = text(app.query_one(EventLog))
+        for line in ("started: 3 epochs × 10 steps", "best checkpoint: epoch 2, val 96.87%", "test 97.34%", "finished"):
+            assert line in log
+        assert "epoch 3, val" not in log  # epoch 3 was not the best
+
+    drive(app, check)
+
+
+def test_lines_appended_while_watching_show_up_and_the_run_finishes(tmp_path):
+    path = make_run(tmp_path, "live", [start()] + steps(1, T0))
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        table, chart = app.query_one(EpochTable), app.query_one(AccuracyChart)
+        await until(pilot, lambda: app.query_one(LossChart).series.get("train (steps)", ([],))[0] == [0.5, 1.0], "steps plotted")
+        assert app.query_one(StatusBadge).status == "running" and table.row_count == 0
+
+        line = json.dumps(epoch(2, T0 + 20)[0]) + "\n"
+        append(path, epoch(1, T0 + 10), raw=line[:30])  # the last line is still being written
+        await until(pilot, lambda: table.row_count == 1, "epoch 1 in the table")
+        assert chart.series["val"] == ([1.0], [pytest.approx(94.56)])
+        await pilot.pause(0.2)
+        assert table.row_count == 1 and "unreadable" not in text(app.query_one(EventLog))
+
+        with (path / "metrics.jsonl").open("a") as f:  # the rest of that line, then the end
+            f.write(line[30:])
+        append(path, [{"event": "end", "time": T0 + 21, "status": "failed", "message": "loss is NaN"}])
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "failed", "status failed")
+        assert table.row_count == 2 and chart.series["val"][0] == [1.0, 2.0]
+        log = text(app.query_one(EventLog))
+        assert "failed: loss is NaN" in log and "unreadable" not in log
+
+    drive(app, check)
+
+
+def test_missing_metrics_file_waits_then_stalls_then_follows(tmp_path):
+    path = make_run(tmp_path, "fresh")
+    app = WatchApp(path, stalled_after=0.6, poll=0.05)
+
+    async def check(pilot):
+        badge = app.query_one(StatusBadge)
+        assert badge.status == "waiting"
+        await until(pilot, lambda: badge.status == "stalled", "stalled without metrics")
+        assert "stalled: no new metrics" in text(app.query_one(EventLog))
+        append(path, [start(time_=time.time())])
+        await until(pilot, lambda: badge.status == "running", "running once metrics arrive")
+        assert "epoch 0/3" in text(app.query_one("#epoch-label"))
+
+    drive(app, check)
+
+
+def test_old_unfinished_run_is_stalled(tmp_path):
+    path = make_run(tmp_path, "abandoned", [start()] + steps(1, T0))
+    os.utime(path / "metrics.jsonl", (T0, T0))
+    app = WatchApp(path, stalled_after=60, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "stalled", "stalled")
+        assert "STALLED" in text(app.query_one(StatusBadge))
+
+    drive(app, check)
+
+
+def test_keys_help_and_switching_runs(tmp_path):
+    first = make_run(tmp_path, "first", finished_history())
+    make_run(tmp_path, "second", [start()])
+    os.utime(first / "config.json", (T0, T0))  # oldest first in the run list
+    app = WatchApp(first, poll=0.05)
+
+    async def check(pilot):
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, KeysScreen)
+        keys = text(app.screen.query_one("#keys"))
+        assert "Quit" in keys and "Next run" in keys
+        await pilot.press("x")
+        assert not isinstance(app.screen, KeysScreen)
+
+        await pilot.press("n")
+        await until(pilot, lambda: "second" in text(app.query_one(RunHeader)), "switched to the second run")
+        assert len(app.query(Dashboard)) == 1
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "running", "second run's status")
+        await pilot.press("n")
+        await until(pilot, lambda: app.query_one(EpochTable).row_count == 3, "back to the first run")
+        await pilot.press("q")
+
+    drive(app, check)
+    assert app.return_code == 0
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_layout_fits_the_terminal(tmp_path, size):
+    path = make_run(tmp_path, "lenet-fixture", finished_history())
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(EpochTable).row_count == 3, "table filled")
+        await pilot.pause(0.1)
+        width, height = size
+        for widget in (RunHeader, StatusBadge, ProgressPanel, RatesPanel, LossChart, AccuracyChart, EpochTable, EventLog):
+            region = app.query_one(widget).region
+            assert region.width > 0 and region.height > 0, widget
+            assert region.right <= width and region.bottom <= height - 1, widget  # above the footer
+        table = app.query_one(EpochTable)
+        assert table.max_scroll_x == 0 and table.max_scroll_y == 0  # every column and row visible
+        assert app.query_one(LossChart).region.height >= 8
+        assert ("lr" in [str(c.label) for c in table.columns.values()]) == (width > 100)
+
+    drive(app, check, size)
+
+
+# train --tui
+
+
+class FakeTrainer:
+    """The Trainer interface run_with_trainer relies on; it logs a step every few milliseconds."""
+
+    def __init__(self, root: Path, total_steps: int = 10_000, fail: bool = False):
+        self.root, self.total_steps, self.fail = root, total_steps, fail
+        self.run_dir = None
+        self.stop = threading.Event()
+
+    def prepare(self) -> Path:
+        self.run_dir = make_run(self.root, "tui")
+        return self.run_dir
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+    def run(self) -> dict:
+        append(self.run_dir, [start(epochs=self.total_steps // STEPS_PER_EPOCH, time_=time.time())])
+        for step in range(1, self.total_steps + 1):
+            if self.stop.is_set():
+                append(self.run_dir, [{"event": "end", "time": time.time(), "status": "interrupted", "message": "stopped"}])
+                return {"status": "interrupted"}
+            if self.fail and step == 3:
+                raise RuntimeError("out of memory")
+            append(self.run_dir, [{"event": "step", "time": time.time(), "epoch": 1, "step": step, "loss": 1.0, "lr": 0.1, "images_per_s": 10.0}])
+            time.sleep(0.005)
+        append(self.run_dir, [{"event": "end", "time": time.time(), "status": "finished", "message": ""}])
+        return {"status": "finished"}
+
+
+class HeadlessApp(WatchApp):
+    """Runs without a terminal and quits (like pressing q) once ``done(app)`` holds."""
+
+    def __init__(self, path: Path, done):
+        super().__init__(path, poll=0.05)
+        self.done = done
+
+    def run(self, **kwargs):
+        return super().run(headless=True, **kwargs)
+
+    def on_mount(self) -> None:
+        self.set_interval(0.05, lambda: self.done(self) and self.exit())
+
+
+def test_quitting_the_dashboard_stops_training(tmp_path):
+    trainer = FakeTrainer(tmp_path)
+    trainer.prepare()
+    app = HeadlessApp(trainer.run_dir, lambda app: (app.dashboard.state.last_step or {}).get("step", 0) >= 5)
+    assert run_with_trainer(trainer, app) == 130
+    assert trainer.stop.is_set()
+    events = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert events[-1]["status"] == "interrupted" and events[-2]["step"] < trainer.total_steps
+
+
+def test_training_that_finishes_returns_0_and_failing_returns_1(tmp_path, capsys):
+    trainer = FakeTrainer(tmp_path / "ok", total_steps=20)
+    trainer.prepare()
+    app = HeadlessApp(trainer.run_dir, lambda app: app.query_one(StatusBadge).status == "finished")
+    assert run_with_trainer(trainer, app) == 0
+    assert not trainer.stop.is_set()
+
+    broken = FakeTrainer(tmp_path / "broken", fail=True)
+    broken.prepare()
+    app = HeadlessApp(broken.run_dir, lambda app: "training failed" in text(app.query_one(EventLog)))
+    assert run_with_trainer(broken, app) == 1
+    assert "RuntimeError: out of memory" in capsys.readouterr().err

@@ -77,7 +77,7 @@ class RichProgress(Observer):
 
     def epoch(self, event: dict[str, Any]) -> None:
         self.progress.console.print(epoch_line(event, self.epochs), soft_wrap=True)
-        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs))
+        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs), epochs=self.epochs, loss=0.0, acc=0.0)
 
     def end(self, summary: dict[str, Any]) -> None:
         self.progress.stop()

@@ -128,7 +128,7 @@ def test_state_folds_history_into_progress_eta_and_status():
         state.apply(event)
     p = state.progress
     assert (p.epoch, p.epochs, p.step, p.steps, p.step_in_epoch) == (1, 3, 15, 30, 5)
-    # steps 5 -> 15 took 10 s, so 15 steps remain at 1 step/s; 3 s after the last step, 12 s are left
+    # 15 steps took 15 s since the start, so the 15 steps left take 15 s; 3 s after the last step, 12 s are left
     assert state.eta(now=T0 + 15 + 3) == pytest.approx(12.0)
     state.mtime = T0 + 15
     assert state.status(now=T0 + 20, stalled_after=60) == "running"
@@ -350,3 +350,16 @@ def test_training_that_finishes_returns_0_and_failing_returns_1(tmp_path, capsys
     app = HeadlessApp(broken.run_dir, lambda app: "training failed" in text(app.query_one(EventLog)))
     assert run_with_trainer(broken, app) == 1
     assert "RuntimeError: out of memory" in capsys.readouterr().err
+
+
+def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.errors import NotFoundError, UsageError
+
+    make_run(tmp_path, "only", [start()])
+    result = CliRunner().invoke(app, ["watch", "nope", "--runs-dir", str(tmp_path)])
+    assert isinstance(result.exception, NotFoundError) and "only" in result.exception.hint
+    result = CliRunner().invoke(app, ["watch", "--stalled-after", "0", "--runs-dir", str(tmp_path)])
+    assert isinstance(result.exception, UsageError)

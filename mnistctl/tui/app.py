@@ -94,7 +94,7 @@ class WatchApp(App):
 
     def action_keys(self) -> None:
         if not isinstance(self.screen, KeysScreen):
-            self.push_screen(KeysScreen([b for b in self.BINDINGS if b.show]))
+            self.push_screen(KeysScreen(self.BINDINGS))
 
     def on_mount(self) -> None:
         self.sub_title = self.run_path.name

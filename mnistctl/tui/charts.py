@@ -33,7 +33,7 @@ class MetricChart(PlotextPlot):
         self.series, self._epochs = series, epochs
         plt = self.plt
         plt.clear_data()
-        plt.title(self.title)
+        plt.title(self.title if series else f"{self.title} (no data yet)")
         plt.xlabel("epoch")
         if epochs:
             plt.xlim(0, epochs)

@@ -38,21 +38,24 @@ class RunState:
     notes: list[dict[str, Any]] = field(default_factory=list)  # notable events and the dashboard's own notes
     mtime: float | None = None
     watched_since: float = field(default_factory=time.time)
-    _first_step: dict[str, Any] | None = None
+    _origin: tuple[float, int] | None = None  # (time, global step) when this session started
+    _latest: tuple[float, int] | None = None  # the last step or epoch boundary logged
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "start":
-            self.start, self.end, self.last_step, self._first_step = event, None, None, None
             resumed_at = event.get("start_epoch", 0)
+            self.start, self.end, self.last_step = event, None, None
+            self._origin = self._latest = (event["time"], resumed_at * event.get("steps_per_epoch", 0))
             self.losses = [p for p in self.losses if p[0] <= resumed_at]
             self.epochs = {n: e for n, e in self.epochs.items() if n <= resumed_at}
         elif kind == "step":
             self.last_step = event
-            self._first_step = self._first_step or event
+            self._latest = (event["time"], event["step"])
             self.losses.append((self._position(event["step"]), event["loss"]))
         elif kind == "epoch":
             self.epochs[event["epoch"]] = event
+            self._latest = (event["time"], event["epoch"] * (self.start or {}).get("steps_per_epoch", 0))
         elif kind == "end":
             self.end = event
         if kind in NOTABLE and not (kind == "checkpoint" and event.get("kind") != "best"):
@@ -80,14 +83,15 @@ class RunState:
         return Progress(epoch, epochs, max(step, epoch * per_epoch), epochs * per_epoch, per_epoch)
 
     def eta(self, now: float | None = None) -> float | None:
-        """Seconds left, from the step rate since this session's first step; None when unknown or over."""
-        first, last = self._first_step, self.last_step
-        if self.end or not first or not last or last["time"] <= first["time"] or last["step"] <= first["step"]:
+        """Seconds left at the pace of this session so far (validation included); None when unknown or over."""
+        if self.end or not self._origin or not self._latest:
             return None
-        rate = (last["step"] - first["step"]) / (last["time"] - first["time"])
-        left = (self.progress.steps - last["step"]) / rate
+        (t0, s0), (t1, s1) = self._origin, self._latest
+        if t1 <= t0 or s1 <= s0:
+            return None
+        left = (self.progress.steps - s1) * (t1 - t0) / (s1 - s0)
         now = time.time() if now is None else now
-        return max(0.0, left - max(0.0, now - last["time"]))
+        return max(0.0, left - max(0.0, now - t1))
 
     @property
     def best(self) -> dict[str, Any] | None:

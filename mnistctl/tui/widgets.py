@@ -95,7 +95,8 @@ class ProgressPanel(Vertical):
         now = time.time() if now is None else now
         elapsed = elapsed_seconds(state, now)
         eta = "done" if state.end else duration(state.eta(now))
-        self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed)}  step {p.step:,}/{p.steps:,}")
+        total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
+        self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed)}{total}")
 
 
 def elapsed_seconds(state: RunState, now: float) -> float | None:
@@ -104,15 +105,16 @@ def elapsed_seconds(state: RunState, now: float) -> float | None:
     base = last_epoch.get("elapsed", 0.0) if last_epoch else 0.0
     if state.start is None:
         return None
-    since = (state.end or {}).get("time", now) - (last_epoch["time"] if last_epoch else state.start["time"])
-    return base + max(0.0, since)
+    since = max(last_epoch["time"] if last_epoch else 0.0, state.start["time"])  # not the time a resumed run lay idle
+    return base + max(0.0, (state.end or {}).get("time", now) - since)
 
 
 class RatesPanel(Static):
     """Learning rate, throughput and the best validation accuracy so far."""
 
     def show(self, state: RunState) -> None:
-        step = state.last_step or (state.epochs[max(state.epochs)] if state.epochs else {})
+        latest = [e for e in (state.last_step, state.epochs.get(max(state.epochs, default=0))) if e]
+        step = max(latest, key=lambda e: e["time"]) if latest else {}
         lr = f"{step['lr']:.2e}" if "lr" in step else "-"
         speed = f"{step['images_per_s']:,.0f}" if "images_per_s" in step else "-"
         best = state.best

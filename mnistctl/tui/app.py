@@ -119,10 +119,10 @@ def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
     def train() -> None:
         try:
             outcome["summary"] = trainer.run()
+            app.post_message(TrainingEnded(None))
         except BaseException as exc:  # noqa: BLE001 - reported after the app closes
             outcome["error"] = exc
-        error = outcome.get("error")
-        app.post_message(TrainingEnded(describe_error(error) if error else None))
+            app.post_message(TrainingEnded(describe_error(exc)))
 
     thread = threading.Thread(target=train, name="mnistctl-train", daemon=True)
     thread.start()
@@ -146,7 +146,10 @@ def exit_code(outcome: dict[str, Any], stopped: bool) -> int:
 
     error = outcome.get("error")
     if error is not None:
-        report(error.message, error.hint) if isinstance(error, MnistctlError) else report(describe_error(error))
+        if isinstance(error, MnistctlError):
+            report(error.message, error.hint)
+        else:
+            report(describe_error(error))
         return 1
     status = (outcome.get("summary") or {}).get("status")
     if status in ("finished", "early_stopped"):

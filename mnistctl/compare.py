@@ -280,20 +280,19 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
 
     from mnistctl.fsutil import atomic_path
 
-    curves = [(run.name, latest_epochs(run)) for run in runs_]
-    curves = [(name, epochs) for name, epochs in curves if any("val_acc" in e for e in epochs)]
+    curves = [(_legend_label(run), [e for e in latest_epochs(run) if "val_acc" in e]) for run in runs_]
+    curves = [(label, epochs) for label, epochs in curves if epochs]
     if not curves:
         raise RunError("none of these runs has finished an epoch with validation", "plot again once they have")
-    fig = Figure(figsize=(11, 4.2), dpi=110, layout="constrained")
+    fig = Figure(figsize=(11, 4.6), dpi=110, layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
-    for index, (name, epochs) in enumerate(curves):
-        color = f"C{index % 10}"
-        points = [e for e in epochs if "val_acc" in e]
-        x = [e["epoch"] for e in points]
-        acc_ax.plot(x, [100 * e["val_acc"] for e in points], "-o", color=color, markersize=4, label=name)
-        loss_ax.plot(x, [e["val_loss"] for e in points], "-o", color=color, markersize=4, label=name)
-        best = max(points, key=lambda e: e["val_acc"])
-        acc_ax.plot(best["epoch"], 100 * best["val_acc"], "*", color=color, markersize=13, markeredgecolor="black", markeredgewidth=0.6)
+    for index, (label, epochs) in enumerate(curves):
+        style = {"color": f"C{index % 10}", "marker": "o", "markersize": 4}
+        x = [e["epoch"] for e in epochs]
+        acc_ax.plot(x, [100 * e["val_acc"] for e in epochs], label=label, **style)
+        loss_ax.plot(x, [e["val_loss"] for e in epochs], **style)
+        best = max(epochs, key=lambda e: e["val_acc"])
+        acc_ax.plot(best["epoch"], 100 * best["val_acc"], "*", color=style["color"], markersize=13, markeredgecolor="black", markeredgewidth=0.6)
     acc_ax.set(title="Validation accuracy (★ best epoch)", xlabel="epoch", ylabel="accuracy")
     acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
     loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="cross-entropy")
@@ -301,9 +300,14 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-    acc_ax.legend(title="run", frameon=False, loc="lower right")
-    fig.suptitle("mnistctl compare", fontweight="bold")
+    fig.legend(loc="outside lower center", ncols=min(len(curves), 5), frameon=False)
+    fig.suptitle(f"Validation curves of {len(curves)} run{'s' * (len(curves) > 1)}", fontweight="bold")
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path
+
+
+def _legend_label(run: Run) -> str:
+    status = run.status()
+    return run.name if status in ("finished", "early_stopped") else f"{run.name} ({status.replace('_', '-')})"

@@ -44,6 +44,7 @@ class MetricsLog:
 
 
 def resolve_precision(requested: str, device) -> str:
+    """``auto``: bf16 autocast where the hardware runs it fast (CUDA with bf16, AVX-512 or AMX CPUs), else fp32."""
     if requested != "auto":
         return requested
     import torch
@@ -51,11 +52,8 @@ def resolve_precision(requested: str, device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "fp32"
-        return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+        capability = torch.backends.cpu.get_cpu_capability()
+        return "bf16" if capability.startswith(("AVX512", "AMX")) else "fp32"
     return "fp32"
 
 

@@ -1,0 +1,99 @@
+"""Training throughput of simplecnn: mnistctl's pipeline against the PyTorch example's DataLoader pipeline.
+
+Both run in this process, interleaved, on the same machine: the ratio is the figure that holds
+on a shared machine. Usage:
+
+    MNISTCTL_DATA_DIR=../shared/data/mnist python benchmarks/train_speed.py [--images 12800] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from mnistctl import data, trainconfig
+from mnistctl.plugins import archs
+from mnistctl.runs import Run
+from mnistctl.train import Trainer
+
+
+def mnistctl_images_per_s(images: int, batch_size: int, runs_dir: Path, **settings) -> float:
+    """Images/s of the second of two epochs through the real engine (the first warms up)."""
+    config = trainconfig.resolve({"arch": "simplecnn", "epochs": 2, "limit": images, "batch_size": batch_size,
+                                  "scheduler": "none", "val_split": 1000, "log_every": 10_000, **settings})
+    trainer = Trainer(config, runs_dir=runs_dir)
+    trainer.run()
+    return Run(trainer.run_dir).epochs()[-1]["images_per_s"]
+
+
+def reference_images_per_s(root: Path, images: int, batch_size: int) -> float:
+    """The PyTorch MNIST example's pipeline: torchvision dataset, ToTensor + Normalize, DataLoader."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    dataset = Subset(datasets.MNIST(str(root), train=True, download=False, transform=transform), range(images))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=1)
+    torch.manual_seed(0)
+    model = archs().get("simplecnn").factory()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    rate = 0.0
+    for _ in range(2):
+        model.train()
+        start, seen = time.perf_counter(), 0
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+        rate = seen / (time.perf_counter() - start)
+    return rate
+
+
+def unpack_for_torchvision(target: Path) -> Path:
+    raw = target / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in data.resolve(download=False).values():
+        content = path.read_bytes()
+        (raw / path.name.removesuffix(".gz")).write_bytes(gzip.decompress(content) if path.suffix == ".gz" else content)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=12_800, help="training images per epoch")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    args = parser.parse_args()
+    variants = {
+        "mnistctl defaults": {},
+        "mnistctl fp32 NCHW": {"channels_last": False, "precision": "fp32"},
+        "mnistctl fp32 channels_last": {"precision": "fp32"},
+        "mnistctl bf16 channels_last": {"precision": "bf16"},
+    }
+    results: dict[str, list[float]] = {"reference DataLoader": [], **{k: [] for k in variants}}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = unpack_for_torchvision(Path(tmp) / "tv")
+        for round_ in range(args.rounds):
+            results["reference DataLoader"].append(reference_images_per_s(root, args.images, args.batch_size))
+            for label, settings in variants.items():
+                results[label].append(mnistctl_images_per_s(args.images, args.batch_size, Path(tmp) / "runs", **settings))
+            print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results.items()), flush=True)
+    baseline = statistics.median(results["reference DataLoader"])
+    print(f"\nsimplecnn, batch {args.batch_size}, {args.images:,} images/epoch, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'pipeline':<26}{'images/s':>10}{'ratio':>8}")
+    for label, rates in results.items():
+        rate = statistics.median(rates)
+        print(f"{label:<26}{rate:>10,.0f}{rate / baseline:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()

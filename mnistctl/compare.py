@@ -12,7 +12,7 @@ from mnistctl.registry import suggest
 from mnistctl.runs import Run
 
 SIGNIFICANCE = 0.05
-TESTED = ("finished", "early_stopped", "interrupted", "failed")
+ENDED = ("finished", "early_stopped", "interrupted", "failed")
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,9 @@ def describe(run: Run) -> dict[str, Any]:
     if not isinstance(config, dict) or "arch" not in config:
         raise RunError(f"{run.path / 'config.json'} names no architecture", "the run directory is damaged")
     status = run.status()
-    summary = (run.summary or {}) if status in TESTED else {}
+    summary = (run.summary or {}) if status in ENDED else {}
     epochs = latest_epochs(run)
-    tests = list(run.events("test")) if status in TESTED else []
+    tests = list(run.events("test")) if status in ENDED else []
     test = tests[-1] if tests else {}
     best = max(epochs, key=lambda e: e.get("val_acc", -1), default={})
     rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
@@ -309,5 +309,7 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
 
 
 def _legend_label(run: Run) -> str:
+    """The run's name, with its test accuracy when it has one, else its status."""
     status = run.status()
-    return run.name if status in ("finished", "early_stopped") else f"{run.name} ({status.replace('_', '-')})"
+    test_acc = (run.summary or {}).get("test_acc") if status in ENDED else None
+    return f"{run.name} (test {100 * test_acc:.2f}%)" if test_acc is not None else f"{run.name} ({status.replace('_', '-')})"

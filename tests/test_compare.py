@@ -218,6 +218,8 @@ def test_cli_tables_and_plot(fixture_runs, tmp_path):
 
     with Image.open(png) as image:
         assert image.width > 800 and image.height > 300
+    wrong = CliRunner().invoke(app, ["compare", "a", "--runs-dir", str(fixture_runs), "--plot", str(tmp_path / "c.jpg")])
+    assert isinstance(wrong.exception, UsageError) and not (tmp_path / "c.jpg").exists()
 
 
 def test_predictions_computed_on_the_fly(tmp_path, data_dir, mnist):

@@ -24,7 +24,10 @@ def command(
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.compare import compare, plot as plot_curves
     from mnistctl.console import out, warn
+    from mnistctl.errors import UsageError
 
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot} is not a .png path", "the curves are written as PNG, e.g. --plot compare.png")
     result = compare(refs or [], runs_dir, all_runs, sort, stats)
     for message in result.warnings:
         warn(message)

@@ -64,7 +64,7 @@ def compare(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
         try:
             described.append((describe(run), run))
         except MnistctlError as exc:
-            warnings.append(f"skipped {run.path}: {exc}")
+            warnings.append(f"skipped {run.name}: {exc}")
     if not described:
         raise NotFoundError("no run could be read", "check the names with: ls " + str(runs.runs_dir(root)))
     order = sort_order([row for row, _ in described], sort)

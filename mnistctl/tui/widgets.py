@@ -88,7 +88,8 @@ class ProgressPanel(Vertical):
 
     def show(self, state: RunState, now: float | None = None) -> None:
         p = state.progress
-        self.query_one("#epoch-label", Label).update(f"epoch {p.epoch}/{p.epochs or '?'}")
+        under_way = p.epoch + 1 if state.start and not state.end and p.epoch < p.epochs else p.epoch
+        self.query_one("#epoch-label", Label).update(f"epoch {under_way}/{p.epochs or '?'}")
         self.query_one("#epoch-bar", ProgressBar).update(total=p.epochs or None, progress=p.epoch)
         self.query_one("#step-label", Label).update(f"step {p.step_in_epoch}/{p.steps_per_epoch or '?'}")
         self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)

@@ -218,7 +218,7 @@ def test_missing_metrics_file_waits_then_stalls_then_follows(tmp_path):
         assert "stalled: no new metrics" in text(app.query_one(EventLog))
         append(path, [start(time_=time.time())])
         await until(pilot, lambda: badge.status == "running", "running once metrics arrive")
-        assert "epoch 0/3" in text(app.query_one("#epoch-label"))
+        assert "epoch 1/3" in text(app.query_one("#epoch-label"))  # the epoch under way
 
     drive(app, check)
 

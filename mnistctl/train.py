@@ -44,7 +44,10 @@ class MetricsLog:
 
 
 def resolve_precision(requested: str, device) -> str:
-    """``auto``: bf16 autocast where the hardware runs it fast (CUDA with bf16, AVX-512 or AMX CPUs), else fp32."""
+    """``auto``: bf16 autocast where the hardware has bf16 arithmetic (CUDA, AMX or AVX512-BF16 CPUs), else fp32.
+
+    Measured on an AVX-512 CPU without bf16 arithmetic, bf16 autocast halved simplecnn's throughput.
+    """
     if requested != "auto":
         return requested
     import torch
@@ -52,9 +55,16 @@ def resolve_precision(requested: str, device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
-        capability = torch.backends.cpu.get_cpu_capability()
-        return "bf16" if capability.startswith(("AVX512", "AMX")) else "fp32"
+        return "bf16" if cpu_has_bf16() else "fp32"
     return "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 class Trainer:

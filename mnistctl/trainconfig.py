@@ -40,12 +40,12 @@ DEFAULT_AUGMENT = {"rotation": 10.0, "shift": 0.1}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
-        "arch": "simplecnn",
+        "arch": "lenet",
         "optimizer": "sgd",
         "lr": 0.1,
         "scheduler": "onecycle",
-        "epochs": 2,
-        "batch_size": 256,
+        "epochs": 3,
+        "batch_size": 128,
     },
     "best": {
         "arch": "deep-dropout",

@@ -1,8 +1,42 @@
-from mnistctl.errors import MnistctlError
+"""``mnistctl visualize``: PNG plots of a run."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
 
 NAME = "visualize"
 
 
-def command() -> None:
-    """Not built yet."""
-    raise MnistctlError("'mnistctl visualize' is not built yet", "see the project's open issues")
+def command(
+    run: str = typer.Argument("latest", help="Run name or directory, 'latest', or a path to RUN/weights/<checkpoint>.safetensors."),
+    what: List[str] = typer.Option(
+        ["all"], "--what", "-w",
+        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples or all; repeat for several.",
+    ),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs [default: RUN/plots]."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="best, last or initial weights [default: best]."),
+    split: str = typer.Option("test", "--split", help="Images for confusion, wrong and feature-maps: test or val."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number [default: the first]."),
+    index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
+    image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
+    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where runs live [default: $MNISTCTL_RUNS_DIR or ./runs]."),
+) -> None:
+    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples.
+
+    Writes into RUN/plots (or --out) and prints each path.
+    """
+    from pathlib import Path
+
+    from mnistctl.console import err, out as console
+    from mnistctl.evaluate import resolve_checkpoint
+    from mnistctl.visualize import Options, Plots, expand
+
+    kinds = expand(what)
+    target, which = resolve_checkpoint(run, checkpoint, runs_dir)
+    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image))
+    with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
+        paths = plots.make(kinds, Path(out) if out else target.path / "plots")
+    for path in paths:
+        console.print(str(path), soft_wrap=True)

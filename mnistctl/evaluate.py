@@ -1,0 +1,168 @@
+"""Metrics of a run on a split: accuracy, loss, per-class report, confusion matrix; saved in reports/."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from mnistctl import predictions
+from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.fsutil import write_json, write_text
+from mnistctl.runs import CHECKPOINTS, Run, resolve
+
+TOP_CONFUSED = 5
+
+
+def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Path | None = None) -> tuple[Run, str]:
+    """A run and checkpoint from a run reference, or from a path to ``weights/<checkpoint>.safetensors``."""
+    path = Path(ref) if ref else None
+    if path is not None and path.suffix == ".safetensors":
+        if not path.is_file():
+            raise NotFoundError(f"no checkpoint file {path}", "pass a run name or a path to weights/best.safetensors")
+        if path.stem not in CHECKPOINTS or path.parent.name != "weights":
+            raise UsageError(f"{path} is not a run checkpoint", "pass RUN/weights/best.safetensors, last or initial")
+        if which and which != path.stem:
+            raise UsageError(f"--checkpoint {which} contradicts {path.name}", "pass the run directory with --checkpoint, or the file alone")
+        return resolve(path.parent.parent, root), path.stem
+    return resolve(ref, root), which or "best"
+
+
+def metrics(probs, targets) -> dict[str, Any]:
+    """Accuracy, loss, sklearn's per-class report, the confusion matrix and the most-confused pairs."""
+    import numpy as np
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    from mnistctl.infer import loss_and_accuracy
+
+    loss, accuracy = loss_and_accuracy(probs, targets)
+    classes = list(range(probs.shape[1]))
+    y_true, y_pred = targets.numpy(), probs.argmax(1).numpy()
+    report = classification_report(y_true, y_pred, labels=classes, output_dict=True, zero_division=0)
+    matrix = confusion_matrix(y_true, y_pred, labels=classes)
+    return {
+        "n": len(y_true),
+        "accuracy": accuracy,
+        "loss": loss,
+        "errors": int(len(y_true) - np.trace(matrix)),
+        "per_class": [{"class": c, **_row(report[str(c)])} for c in classes],
+        "macro_avg": _row(report["macro avg"]),
+        "weighted_avg": _row(report["weighted avg"]),
+        "confusion_matrix": matrix.tolist(),
+        "most_confused": most_confused(matrix),
+    }
+
+
+def _row(entry: dict[str, float]) -> dict[str, float | int]:
+    return {"precision": entry["precision"], "recall": entry["recall"], "f1": entry["f1-score"], "support": int(entry["support"])}
+
+
+def most_confused(matrix, top: int = TOP_CONFUSED) -> list[dict[str, int]]:
+    """The largest off-diagonal cells of a confusion matrix, most frequent first."""
+    cells = [(int(matrix[t][p]), t, p) for t in range(len(matrix)) for p in range(len(matrix)) if t != p and matrix[t][p]]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return [{"true": t, "predicted": p, "count": n} for n, t, p in cells[:top]]
+
+
+def evaluate(run: Run, split: str = "test", which: str = "best", dataset=None) -> dict[str, Any]:
+    """Evaluate the run's ``which`` weights on ``split``; per-sample predictions are saved for compare."""
+    probs, targets = predictions.load_or_compute(run, split, which, dataset)
+    return {
+        "run": run.name,
+        "split": split,
+        "checkpoint": which,
+        "epoch": checkpoint_epoch(run, which),
+        **metrics(probs, targets),
+        "predictions": str(predictions.path(run, split).relative_to(run.path)),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def checkpoint_epoch(run: Run, which: str) -> int | None:
+    """The epoch a checkpoint was saved at, from the run's metrics (0 for the initial weights)."""
+    if which == "initial":
+        return 0
+    epoch = None
+    for event in run.events("checkpoint"):
+        if event.get("kind") == which:
+            epoch = event.get("epoch")
+    return epoch
+
+
+def report_paths(run: Run, split: str) -> tuple[Path, Path]:
+    base = run.path / "reports" / f"eval-{split}"
+    return base.with_suffix(".json"), base.with_suffix(".txt")
+
+
+def save(run: Run, result: dict[str, Any]) -> tuple[Path, Path]:
+    """Write reports/eval-<split>.json and the same tables as plain text, each atomically."""
+    json_path, text_path = report_paths(run, result["split"])
+    write_json(json_path, result)
+    write_text(text_path, render_text(result))
+    return json_path, text_path
+
+
+def tables(result: dict[str, Any]) -> list:
+    """Rich tables: summary, per-class report, confusion matrix, most-confused pairs."""
+    from rich.table import Table
+
+    epoch = f" (epoch {result['epoch']})" if result.get("epoch") is not None else ""
+    summary = Table(title=f"Evaluation of {result['run']}", title_justify="left")
+    for name in ("split", "checkpoint", "images", "accuracy", "loss", "errors"):
+        summary.add_column(name, justify="left" if name in ("split", "checkpoint") else "right")
+    summary.add_row(
+        result["split"], result["checkpoint"] + epoch, f"{result['n']:,}",
+        f"[bold green]{result['accuracy']:.2%}[/]", f"{result['loss']:.4f}", f"{result['errors']:,}",
+    )
+
+    report = Table(title="Per-class report", title_justify="left")
+    report.add_column("class", style="bold cyan", justify="right")
+    for name in ("precision", "recall", "f1", "support"):
+        report.add_column(name, justify="right")
+    worst = min(result["per_class"], key=lambda r: r["f1"])["class"]
+    for row in result["per_class"]:
+        style = "yellow" if row["class"] == worst else None
+        report.add_row(str(row["class"]), *_cells(row), style=style)
+    report.add_section()
+    for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
+        report.add_row(label, *_cells(result[key]), style="bold")
+
+    matrix = result["confusion_matrix"]
+    confusion = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    confusion.add_column("", style="bold cyan", justify="right")
+    for c in range(len(matrix)):
+        confusion.add_column(str(c), justify="right", header_style="bold cyan")
+    for t, row in enumerate(matrix):
+        confusion.add_row(str(t), *(_count(n, t == p) for p, n in enumerate(row)))
+
+    pairs = Table(title=f"Most confused pairs (top {TOP_CONFUSED})", title_justify="left")
+    for name in ("true", "predicted as", "count", "% of true class"):
+        pairs.add_column(name, justify="right")
+    supports = [r["support"] for r in result["per_class"]]
+    for pair in result["most_confused"]:
+        share = pair["count"] / supports[pair["true"]] if supports[pair["true"]] else 0.0
+        pairs.add_row(str(pair["true"]), str(pair["predicted"]), str(pair["count"]), f"{share:.1%}")
+    return [summary, report, confusion, pairs]
+
+
+def _cells(row: dict[str, float | int]) -> list[str]:
+    return [f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", f"{row['support']:,}"]
+
+
+def _count(n: int, diagonal: bool) -> str:
+    if diagonal:
+        return f"[green]{n}[/]"
+    return f"[red]{n}[/]" if n else "[dim]0[/]"
+
+
+def render_text(result: dict[str, Any]) -> str:
+    """The tables as plain text, for reports/eval-<split>.txt."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=100, color_system=None, force_terminal=False, highlight=False)
+    for table in tables(result):
+        console.print(table)
+        console.print()
+    return buffer.getvalue()

@@ -113,9 +113,11 @@ class Options:
 class Plots:
     """The plots of one run; data, weights and predictions are loaded once, when first needed."""
 
-    def __init__(self, run: Run, options: Options | None = None):
+    def __init__(self, run: Run, options: Options | None = None, dataset=None):
         self.run = run
         self.options = options or Options()
+        if dataset is not None:
+            self.dataset = dataset
 
     def make(self, kinds: list[str], out: Path) -> list[Path]:
         self.check(kinds)
@@ -323,46 +325,65 @@ def confusion_figure(title: str, subtitle: str, matrix: np.ndarray) -> Figure:
     return figure
 
 
+def mosaic(tiles: np.ndarray, cols: int, gap: tuple[int, int]) -> np.ndarray:
+    """Tiles (n, h, w) in rows of ``cols``, separated by NaN gaps (rows, columns) that draw as background."""
+    n, h, w = tiles.shape
+    rows = -(-n // cols)
+    out = np.full((rows * (h + gap[0]) - gap[0], cols * (w + gap[1]) - gap[1]), np.nan)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, cols)
+        out[r * (h + gap[0]) : r * (h + gap[0]) + h, c * (w + gap[1]) : c * (w + gap[1]) + w] = tile
+    return out
+
+
+def show_tiles(ax, tiles: np.ndarray, cols: int, labels: list[str] | None, cmap: str, norm, gap: tuple[int, int]):
+    """One image of many tiles, each labelled above; a single artist keeps big grids fast to render."""
+    h, w = tiles.shape[1:]
+    image = ax.imshow(mosaic(tiles, cols, gap), cmap=matplotlib.colormaps[cmap].with_extremes(bad="white"), norm=norm)
+    for k, label in enumerate(labels or []):
+        r, c = divmod(k, cols)
+        ax.text(c * (w + gap[1]) + (w - 1) / 2, r * (h + gap[0]) - 0.6, label, ha="center", va="bottom", fontsize=9)
+    ax.set_axis_off()
+    return image
+
+
 def filters_figure(title: str, weight: np.ndarray) -> Figure:
-    """Kernels of a conv layer (out, in, kh, kw): one tile each, on one symmetric colour scale."""
-    n_out, n_in = weight.shape[:2]
+    """Kernels of a conv layer (out, in, kh, kw) on one symmetric colour scale."""
+    n_out, n_in, kh, kw = weight.shape
+    limit = float(np.abs(weight).max()) or 1.0
+    norm = TwoSlopeNorm(0, -limit, limit)
     if n_in == 1:
-        tiles = [(f"{i}", weight[i, 0]) for i in range(n_out)]
         cols = min(8, n_out)
         rows = -(-n_out // cols)
-        note = f"{n_out} kernels of {weight.shape[2]}×{weight.shape[3]}"
+        side = 1.0 if n_out > 8 else 1.5
+        figure = Figure(figsize=(cols * side + 1.8, rows * side * 1.2 + 1.2), layout="constrained")
+        figure.suptitle(f"{title}\n{n_out} kernels of {kh}×{kw}", fontsize=13)
+        ax = figure.subplots()
+        gap = (max(2, kh // 2 + 1), max(1, kw // 4 + 1))
+        image = show_tiles(ax, weight[:, 0], cols, [str(i) for i in range(n_out)], WEIGHTS_CMAP, norm, gap)
+        ax.set_ylim(ax.get_ylim()[0], -gap[0])
     else:
         shown_out, shown_in = min(n_out, MAX_CHANNELS), min(n_in, MAX_CHANNELS)
-        tiles = [(f"{o}←{i}", weight[o, i]) for o in range(shown_out) for i in range(shown_in)]
-        rows, cols = shown_out, shown_in
-        note = f"rows: output channels {shown_out} of {n_out}; columns: input channels {shown_in} of {n_in}; {weight.shape[2]}×{weight.shape[3]} kernels"
-    side = 1.0 if n_in == 1 else 0.6
-    figure = Figure(figsize=(cols * side + 1.6, rows * side + 1.3), layout="constrained")
-    figure.suptitle(f"{title}\n{note}", fontsize=13)
-    axes = np.atleast_1d(figure.subplots(rows, cols, squeeze=False)).ravel()
-    limit = float(np.abs(weight).max()) or 1.0
-    image = None
-    for ax, (label, kernel) in zip(axes, tiles):
-        image = ax.imshow(kernel, cmap=WEIGHTS_CMAP, vmin=-limit, vmax=limit)
-        if n_in == 1:
-            ax.set_title(label, fontsize=10, pad=2)
-    for ax in axes:
-        bare(ax)
-    for ax in axes[len(tiles):]:
-        ax.set_visible(False)
-    if n_in > 1:
-        for o in range(rows):
-            axes[o * cols].set_ylabel(str(o), rotation=0, ha="right", va="center", fontsize=9)
-        for i in range(cols):
-            axes[i].set_title(str(i), fontsize=9, pad=2)
-    figure.colorbar(image, ax=axes.tolist(), label="weight", shrink=0.9, aspect=30)
+        figure = Figure(figsize=(shown_in * 0.55 + 2.2, shown_out * 0.55 + 1.6), layout="constrained")
+        figure.suptitle(f"{title}\n{kh}×{kw} kernels; output channels {shown_out} of {n_out}, input channels {shown_in} of {n_in}", fontsize=13)
+        ax = figure.subplots()
+        tiles = weight[:shown_out, :shown_in].reshape(-1, kh, kw)
+        image = show_tiles(ax, tiles, shown_in, None, WEIGHTS_CMAP, norm, (1, 1))
+        ax.set_axis_on()
+        ax.set_xticks([i * (kw + 1) + (kw - 1) / 2 for i in range(shown_in)], [str(i) for i in range(shown_in)], fontsize=9)
+        ax.set_yticks([o * (kh + 1) + (kh - 1) / 2 for o in range(shown_out)], [str(o) for o in range(shown_out)], fontsize=9)
+        ax.set(xlabel="input channel", ylabel="output channel")
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    figure.colorbar(image, ax=ax, label="weight", shrink=0.9, aspect=25)
     return figure
 
 
 def feature_maps_figure(title: str, image: np.ndarray, probs: np.ndarray, label: int | None, layers: dict[str, tuple[Any, np.ndarray]]) -> Figure:
     """The input with the predicted probabilities, then the most active channels of each conv layer."""
     cols = 8
-    heights = [2.6] + [0.35 + 1.45 * -(-min(len(out), MAX_CHANNELS) // cols) for _, out in layers.values()]
+    heights = [2.6] + [0.5 + 1.7 * -(-min(len(out), MAX_CHANNELS) // cols) for _, out in layers.values()]
     figure = Figure(figsize=(13, sum(heights) + 0.6), layout="constrained")
     predicted = int(probs.argmax())
     truth = f"true {label}, " if label is not None else ""
@@ -379,24 +400,18 @@ def feature_maps_figure(title: str, image: np.ndarray, probs: np.ndarray, label:
     for part, (name, (conv, output)) in zip(parts[1:], layers.items()):
         strength = np.abs(output).mean(axis=(1, 2))
         shown = np.argsort(-strength, kind="stable")[:MAX_CHANNELS]
-        rows = -(-len(shown) // cols)
         kernel = "×".join(map(str, conv.kernel_size))
+        c, h, w = output.shape
         part.suptitle(
-            f"{name}: Conv2d {conv.in_channels}→{conv.out_channels}, {kernel}, output {output.shape[0]}×{output.shape[1]}×{output.shape[2]}"
-            f" — {len(shown)} most active of {output.shape[0]} channels",
+            f"{name}: Conv2d {conv.in_channels}→{conv.out_channels}, {kernel}, output {c}×{h}×{w} — {len(shown)} most active of {c} channels",
             fontsize=11, fontweight="bold", x=0.01, ha="left",
         )
-        axes = np.atleast_1d(part.subplots(rows, cols, squeeze=False)).ravel()
+        ax = part.subplots()
         limit = float(np.abs(output[shown]).max()) or 1.0
-        shown_image = None
-        for ax, channel in zip(axes, shown):
-            shown_image = ax.imshow(output[channel], cmap=ACTIVATION_CMAP, norm=TwoSlopeNorm(0, -limit, limit))
-            ax.set_title(f"ch {channel}", fontsize=9, pad=2)
-        for ax in axes:
-            bare(ax)
-        for ax in axes[len(shown):]:
-            ax.set_visible(False)
-        part.colorbar(shown_image, ax=axes.tolist(), label="activation", shrink=0.9, aspect=15)
+        gap = (max(3, h // 4), max(2, w // 8))
+        maps = show_tiles(ax, output[shown], cols, [f"ch {k}" for k in shown], ACTIVATION_CMAP, TwoSlopeNorm(0, -limit, limit), gap)
+        ax.set_ylim(ax.get_ylim()[0], -gap[0])
+        part.colorbar(maps, ax=ax, label="activation", shrink=0.9, aspect=12)
     return figure
 
 
@@ -426,18 +441,21 @@ def wrong_figure(title: str, images: np.ndarray, probs: np.ndarray, targets: np.
 
 def samples_figure(title: str, examples: list[np.ndarray], counts: dict[str, np.ndarray]) -> Figure:
     classes = len(examples)
-    figure = Figure(figsize=(16, 7.5), layout="constrained")
+    figure = Figure(figsize=(16, 7), layout="constrained")
     figure.suptitle(title)
-    left, right = figure.subfigures(1, 2, width_ratios=[1.35, 1], wspace=0.04)
-    left.suptitle(f"first {SAMPLES_PER_CLASS} training images of each class", fontsize=12)
-    axes = left.subplots(classes, SAMPLES_PER_CLASS, squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
-    for c, row in enumerate(axes):
-        for ax, digit in zip(row, examples[c]):
-            ax.imshow(digit, cmap=DIGIT_CMAP, vmin=0, vmax=255)
-        for ax in row:
-            ax.set_axis_off()
-        row[0].text(-0.25, 0.5, str(c), transform=row[0].transAxes, fontsize=15, fontweight="bold", ha="right", va="center")
-    bars = right.subplots()
+    grid, bars = figure.subplots(1, 2, width_ratios=[1.35, 1])
+    gap = 4
+    mosaic = np.zeros((classes * (28 + gap) - gap, SAMPLES_PER_CLASS * (28 + gap) - gap), dtype=np.uint8)
+    for c, digits in enumerate(examples):
+        for k, digit in enumerate(digits):
+            mosaic[c * (28 + gap) : c * (28 + gap) + 28, k * (28 + gap) : k * (28 + gap) + 28] = digit
+    grid.imshow(mosaic, cmap=DIGIT_CMAP, vmin=0, vmax=255)
+    grid.set_title(f"first {SAMPLES_PER_CLASS} training images of each class")
+    grid.set_yticks([c * (28 + gap) + 14 for c in range(classes)], [str(c) for c in range(classes)], fontsize=15, fontweight="bold")
+    grid.set_xticks([])
+    grid.tick_params(length=0)
+    for spine in grid.spines.values():
+        spine.set_visible(False)
     height = 0.8 / len(counts)
     colours = {"train": TRAIN, "validation": VAL, "test": TEST}
     for k, (split, values) in enumerate(counts.items()):

@@ -1,0 +1,143 @@
+"""mnistctl eval: metrics from probabilities, the report files, and the command on a briefly trained run."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mnistctl import evaluate, predictions, runs, trainconfig
+from mnistctl.cli import app
+from mnistctl.errors import NotFoundError, RunError, UsageError
+
+VAL_SPLIT = 1000
+SHORT_RUN = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": VAL_SPLIT,
+             "log_every": 4, "precision": "fp32", "optimizer": "adam", "scheduler": "none", "name": "short"}
+
+
+_trained: dict = {}
+
+
+def train_short_run(tmp_path_factory, data_dir) -> runs.Run:
+    """A real run written by the training engine (lenet, two epochs on 1,024 images), trained once per session.
+
+    Shared by test_eval and test_visualize through this module (fixtures cannot be shared without conftest).
+    """
+    from mnistctl.train import Trainer
+
+    if "run" not in _trained:
+        trainer = Trainer(trainconfig.resolve(SHORT_RUN), None, tmp_path_factory.mktemp("runs"), data_dir)
+        trainer.run()
+        _trained["run"] = runs.Run(trainer.run_dir)
+    return _trained["run"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    return train_short_run(tmp_path_factory, data_dir)
+
+
+def one_hot(predicted, classes=10):
+    return torch.nn.functional.one_hot(torch.tensor(predicted), classes).float() * 0.9 + 0.01
+
+
+def test_metrics_count_the_confusions():
+    targets = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    probs = one_hot([0, 1, 1, 1, 2, 2, 0, 0, 2], classes=3)
+    m = evaluate.metrics(probs, targets)
+    assert m["confusion_matrix"] == [[1, 2, 0], [0, 1, 1], [2, 0, 2]]
+    assert m["n"] == 9 and m["errors"] == 5 and m["accuracy"] == pytest.approx(4 / 9)
+    assert [r["support"] for r in m["per_class"]] == [3, 2, 4]
+    class1 = m["per_class"][1]  # predicted 1 three times, right once; one of two true 1s found
+    assert class1["precision"] == pytest.approx(1 / 3) and class1["recall"] == pytest.approx(1 / 2)
+    assert class1["f1"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+    assert m["macro_avg"]["recall"] == pytest.approx((1 / 3 + 1 / 2 + 2 / 4) / 3)
+    assert m["weighted_avg"]["support"] == 9
+    # largest counts first, ties by true class then predicted class
+    assert m["most_confused"] == [
+        {"true": 0, "predicted": 1, "count": 2},
+        {"true": 2, "predicted": 0, "count": 2},
+        {"true": 1, "predicted": 2, "count": 1},
+    ]
+    assert m["loss"] == pytest.approx(-probs[torch.arange(9), targets].log().mean().item())
+
+
+def test_most_confused_keeps_the_top_five_nonzero_cells():
+    matrix = [[0] * 10 for _ in range(10)]
+    for k, (t, p) in enumerate([(3, 5), (7, 2), (4, 9), (9, 4), (8, 3), (1, 7)]):
+        matrix[t][p] = 10 - k
+    pairs = evaluate.most_confused(matrix)
+    assert [(c["true"], c["predicted"], c["count"]) for c in pairs] == [(3, 5, 10), (7, 2, 9), (4, 9, 8), (9, 4, 7), (8, 3, 6)]
+    assert evaluate.most_confused([[5, 0], [0, 5]]) == []
+
+
+def test_eval_on_the_test_split_matches_the_labels_and_the_training_run(trained_run, mnist):
+    result = evaluate.evaluate(trained_run, "test", "best", mnist)
+    matrix = torch.tensor(result["confusion_matrix"])
+    assert matrix.sum() == len(mnist.test_labels) == result["n"]
+    assert matrix.sum(1).tolist() == torch.bincount(mnist.test_labels, minlength=10).tolist()
+    assert [r["support"] for r in result["per_class"]] == matrix.sum(1).tolist()
+    assert result["accuracy"] == pytest.approx(matrix.trace().item() / matrix.sum().item())
+    test_event = list(trained_run.events("test"))[-1]
+    assert result["accuracy"] == pytest.approx(test_event["test_acc"], abs=3e-4)  # the same weights, evaluated again
+    assert result["epoch"] == test_event["epoch"]
+    probs, targets = predictions.load_or_compute(trained_run, "test", "best")
+    assert probs.shape == (len(mnist.test_labels), 10) and torch.equal(targets, mnist.test_labels)
+
+
+def test_eval_command_writes_reports_and_predictions(trained_run):
+    result = CliRunner().invoke(app, ["eval", str(trained_run.path), "--split", "val", "--checkpoint", "last"])
+    assert result.exit_code == 0, result.output
+    assert "Per-class report" in result.output and "Most confused pairs" in result.output
+    json_path, text_path = evaluate.report_paths(trained_run, "val")
+    report = json.loads(json_path.read_text())
+    assert report["split"] == "val" and report["checkpoint"] == "last" and report["n"] == VAL_SPLIT
+    assert sum(map(sum, report["confusion_matrix"])) == VAL_SPLIT
+    assert sum(r["support"] for r in report["per_class"]) == VAL_SPLIT
+    assert "macro avg" in text_path.read_text() and "\x1b[" not in text_path.read_text()
+    val_epoch = [e for e in trained_run.epochs() if e["epoch"] == report["epoch"]][0]
+    assert report["accuracy"] == pytest.approx(val_epoch["val_acc"], abs=3 / VAL_SPLIT)  # the last checkpoint's own validation
+    assert predictions.path(trained_run, "val").is_file()
+
+
+def test_eval_accepts_a_checkpoint_file_and_prints_json(trained_run):
+    weights = trained_run.path / "weights" / "best.safetensors"
+    result = CliRunner().invoke(app, ["eval", str(weights), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["checkpoint"] == "best" and report["run"] == trained_run.name and report["split"] == "test"
+
+
+def test_resolve_checkpoint(trained_run, tmp_path):
+    run, which = evaluate.resolve_checkpoint(str(trained_run.path))
+    assert run.path == trained_run.path and which == "best"
+    run, which = evaluate.resolve_checkpoint(str(trained_run.path / "weights" / "initial.safetensors"))
+    assert run.path == trained_run.path and which == "initial"
+    with pytest.raises(UsageError, match="contradicts"):
+        evaluate.resolve_checkpoint(str(trained_run.path / "weights" / "last.safetensors"), "best")
+    with pytest.raises(NotFoundError, match="no checkpoint file"):
+        evaluate.resolve_checkpoint(str(tmp_path / "weights" / "best.safetensors"))
+    stray = tmp_path / "model.safetensors"
+    stray.write_bytes(b"")
+    with pytest.raises(UsageError, match="not a run checkpoint"):
+        evaluate.resolve_checkpoint(str(stray))
+
+
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        (["eval", "no-such-run"], NotFoundError, "no run 'no-such-run'"),
+        (["eval", "RUN", "--split", "train"], UsageError, "unknown split 'train'"),
+        (["eval", "RUN", "--checkpoint", "worst"], NotFoundError, "unknown checkpoint 'worst'"),
+        (["eval", "NOWEIGHTS"], RunError, "has no best weights"),
+    ],
+)
+def test_bad_input_fails_with_a_project_error(trained_run, tmp_path, args, error, message):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(trained_run.path / "config.json", bare / "config.json")
+    args = [{"RUN": str(trained_run.path), "NOWEIGHTS": str(bare)}.get(a, a) for a in args]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, error), result.output
+    assert message in result.exception.message and result.exception.hint

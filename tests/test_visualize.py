@@ -1,0 +1,180 @@
+"""mnistctl visualize: every plot is a readable, non-blank PNG; feature maps for every architecture; clear errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mnistctl import checkpoint, hookimpl
+from mnistctl.cli import app
+from mnistctl.errors import NotFoundError, RunError, UsageError
+from mnistctl.plugins import archs, manager, registry
+from mnistctl.registry import Spec
+from mnistctl.runs import Run, build_model
+from mnistctl.visualize import KINDS, Options, Plots, conv_layers, save
+from test_eval import train_short_run
+
+ALL_PLOTS = ["curves.png", "confusion-test.png", "filters-features.0.png", "initial-filters-features.0.png",
+             "feature-maps-test-0.png", "wrong-test.png", "samples.png"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, data_dir):
+    return train_short_run(tmp_path_factory, data_dir)
+
+
+def check_png(path: Path, min_size=(600, 250), max_size=(2600, 4000)) -> None:
+    """A decodable PNG of a plausible size whose pixels are far from uniform."""
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        pixels = np.asarray(image.convert("L"), dtype=np.float32)
+    assert min_size[0] <= width <= max_size[0] and min_size[1] <= height <= max_size[1], (path.name, image.size)
+    assert pixels.var() > 200, f"{path.name} looks blank"
+    assert (pixels < 200).mean() > 0.02, f"{path.name} has almost no ink"
+    assert path.stat().st_size < 400_000
+
+
+def test_all_writes_every_plot_and_prints_its_path(trained_run, tmp_path):
+    out = tmp_path / "plots"
+    result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "all", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = [Path(line) for line in result.output.split()]
+    assert sorted(p.name for p in printed) == sorted(ALL_PLOTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(ALL_PLOTS)  # no temporary files left behind
+    for path in printed:
+        check_png(path)
+
+
+def test_default_folder_is_the_runs_plots_and_kinds_can_repeat(trained_run):
+    result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "curves", "-w", "filters", "--layer", "1"])
+    assert result.exit_code == 0, result.output
+    assert [Path(p) for p in result.output.split()] == [trained_run.path / "plots" / "curves.png", trained_run.path / "plots" / "filters-features.3.png"]
+
+
+def test_filters_of_a_deeper_layer_show_output_by_input_channels(trained_run, mnist):
+    plots = Plots(trained_run, Options(layer="features.3"), mnist)
+    name, figure = plots.filters()
+    out, inp, kh, kw = conv_layers(plots.model)["features.3"].weight.shape
+    [grid] = [ax for ax in figure.axes if ax.images]
+    assert name == "filters-features.3.png" and grid.get_ylabel() == "output channel"
+    rows, cols = min(out, 16), min(inp, 16)  # one kernel per (output, input) pair, one pixel apart
+    assert grid.images[0].get_array().shape == (rows * (kh + 1) - 1, cols * (kw + 1) - 1)
+    assert any(ax.get_label() == "<colorbar>" for ax in figure.axes)
+
+
+def test_curves_follow_the_metrics(trained_run, mnist):
+    _, figure = Plots(trained_run, dataset=mnist).curves()
+    loss, acc, lr = figure.axes[:3]
+    val = [line for line in acc.lines if line.get_label() == "validation"][0]
+    assert list(val.get_ydata()) == pytest.approx([100 * e["val_acc"] for e in trained_run.epochs()])
+    assert [ax.get_xlabel() for ax in (loss, acc, lr)] == ["epoch"] * 3
+    assert trained_run.name in figure.get_suptitle()
+
+
+def write_untrained_run(root: Path, arch: str) -> Run:
+    """A run of an untrained architecture: config and weights only."""
+    path = root / arch
+    path.mkdir(parents=True)
+    config = {"name": arch, "arch": arch, "arch_options": {}, "val_split": 1000, "seed": 0, "data": {"mean": 0.1307, "std": 0.3081}}
+    (path / "config.json").write_text(json.dumps(config))
+    model = build_model(config)
+    for which in ("initial", "best"):
+        checkpoint.save_model(path / "weights" / f"{which}.safetensors", model)
+    return Run(path)
+
+
+def check_feature_maps(run: Run, mnist, tmp_path: Path) -> None:
+    plots = Plots(run, Options(index=7), mnist)
+    convs = conv_layers(plots.model)
+    name, figure = plots.feature_maps()
+    assert name == "feature-maps-test-7.png"
+    assert len(figure.subfigs) == 1 + len(convs)
+    assert [sub._suptitle.get_text().split(":")[0] for sub in figure.subfigs[1:]] == list(convs)
+    check_png(save(figure, tmp_path / name))
+
+
+@pytest.mark.parametrize("arch", archs().names())
+def test_feature_maps_come_out_for_every_registered_architecture(arch, mnist, tmp_path):
+    check_feature_maps(write_untrained_run(tmp_path, arch), mnist, tmp_path)
+
+
+class OddNamesPlugin:
+    """A third-party architecture whose conv layers sit in a dict and a list under unusual names."""
+
+    @staticmethod
+    @hookimpl
+    def register_archs(register):
+        def odd(width=6):
+            from torch import nn
+
+            class Odd(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.stem = nn.ModuleDict({"entry": nn.Conv2d(1, width, 5, padding=2)})
+                    self.trunk = nn.ModuleList([nn.Sequential(nn.ReLU(), nn.Conv2d(width, 2 * width, 3, stride=2, groups=2))])
+                    self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 10))
+
+                def forward(self, x):
+                    return self.head(self.trunk[0](self.stem["entry"](x)))
+
+            return Odd()
+
+        register(Spec("odd-names", odd, "test architecture"))
+
+
+@pytest.fixture
+def odd_plugin():
+    pm = manager()
+    pm.register(OddNamesPlugin, name="odd-names-test")
+    registry.cache_clear()
+    yield
+    pm.unregister(name="odd-names-test")
+    registry.cache_clear()
+
+
+def test_feature_maps_and_filters_of_a_third_party_architecture(odd_plugin, mnist, tmp_path):
+    run = write_untrained_run(tmp_path, "odd-names")
+    check_feature_maps(run, mnist, tmp_path)
+    name, _ = Plots(run, Options(layer="trunk.0.1")).filters()
+    assert name == "filters-trunk.0.1.png"
+    with pytest.raises(NotFoundError, match="no conv layer 'features.0'") as info:
+        Plots(run, Options(layer="features.0")).filters()
+    assert info.value.hint == "the conv layers are 0=stem.entry, 1=trunk.0.1"
+
+
+def test_feature_maps_of_a_user_image(trained_run, mnist, tmp_path):
+    digit = 255 - np.kron(mnist.test_images[0].numpy(), np.ones((4, 4), dtype=np.uint8))  # dark ink on paper, 112x112
+    path = tmp_path / "my-seven.png"
+    Image.fromarray(digit).save(path)
+    result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "feature-maps", "--image", str(path), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert Path(result.output.strip()) == tmp_path / "feature-maps-my-seven.png"
+    check_png(tmp_path / "feature-maps-my-seven.png")
+
+
+@pytest.mark.parametrize(
+    "args, error, message, hint",
+    [
+        (["no-such-run", "-w", "curves"], NotFoundError, "no run 'no-such-run'", ""),
+        (["RUN", "-w", "pictures"], UsageError, "unknown --what 'pictures'", ", ".join(KINDS)),
+        (["RUN", "-w", "filters", "--layer", "conv9"], NotFoundError, "no conv layer 'conv9'", "0=features.0, 1=features.3"),
+        (["RUN", "-w", "feature-maps", "--index", "10000"], UsageError, "--index 10000 is out of range", "use 0 to 9999"),
+        (["RUN", "-w", "feature-maps", "--index", "-1"], UsageError, "--index -1 is out of range", "use 0 to 9999"),
+        (["NOWEIGHTS", "-w", "confusion"], RunError, "has no best weights", ""),
+        (["NOWEIGHTS", "-w", "curves"], RunError, "has no finished epochs", ""),
+    ],
+)
+def test_bad_input_fails_before_writing_anything(trained_run, tmp_path, args, error, message, hint):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((trained_run.path / "config.json").read_text())
+    args = [{"RUN": str(trained_run.path), "NOWEIGHTS": str(bare)}.get(a, a) for a in args]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["visualize", *args, "--out", str(out)])
+    assert isinstance(result.exception, error), result.output
+    assert message in result.exception.message and hint in (result.exception.hint or "")
+    assert not out.exists() or not any(out.iterdir())

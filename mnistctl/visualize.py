@@ -356,12 +356,12 @@ def filters_figure(title: str, weight: np.ndarray) -> Figure:
         cols = min(8, n_out)
         rows = -(-n_out // cols)
         side = 1.0 if n_out > 8 else 1.5
-        figure = Figure(figsize=(cols * side + 1.8, rows * side * 1.2 + 1.2), layout="constrained")
+        gap = (max(2, kh // 2 + 1), max(1, kw // 4 + 1))
+        aspect = (rows * (kh + gap[0])) / (cols * (kw + gap[1]))
+        figure = Figure(figsize=(cols * side + 1.8, cols * side * aspect + 1.1), layout="constrained")
         figure.suptitle(f"{title}\n{n_out} kernels of {kh}×{kw}", fontsize=13)
         ax = figure.subplots()
-        gap = (max(2, kh // 2 + 1), max(1, kw // 4 + 1))
         image = show_tiles(ax, weight[:, 0], cols, [str(i) for i in range(n_out)], WEIGHTS_CMAP, norm, gap)
-        ax.set_ylim(ax.get_ylim()[0], -gap[0])
     else:
         shown_out, shown_in = min(n_out, MAX_CHANNELS), min(n_in, MAX_CHANNELS)
         figure = Figure(figsize=(shown_in * 0.55 + 2.2, shown_out * 0.55 + 1.6), layout="constrained")
@@ -410,7 +410,6 @@ def feature_maps_figure(title: str, image: np.ndarray, probs: np.ndarray, label:
         limit = float(np.abs(output[shown]).max()) or 1.0
         gap = (max(3, h // 4), max(2, w // 8))
         maps = show_tiles(ax, output[shown], cols, [f"ch {k}" for k in shown], ACTIVATION_CMAP, TwoSlopeNorm(0, -limit, limit), gap)
-        ax.set_ylim(ax.get_ylim()[0], -gap[0])
         part.colorbar(maps, ax=ax, label="activation", shrink=0.9, aspect=12)
     return figure
 

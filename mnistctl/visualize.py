@@ -141,7 +141,8 @@ class Plots:
 
     @property
     def title(self) -> str:
-        return f"{self.run.name} ({self.run.config.get('arch', '?')})"
+        arch = self.run.config.get("arch", "?")
+        return self.run.name if arch in self.run.name else f"{self.run.name} ({arch})"
 
     @cached_property
     def dataset(self):

@@ -165,3 +165,23 @@ def test_sigint_checkpoints_and_resume_finishes(tmp_path, data_dir):
     assert run.summary["status"] == "finished" and run.summary["epochs_run"] == 3
     starts = list(run.events("start"))
     assert [s["resumed"] for s in starts] == [False, True]
+
+
+def test_augmentation_moves_each_image_differently_and_is_seeded(mnist):
+    from mnistctl import data
+
+    x = data.normalize(mnist.train_images[:64], 0.1307, 0.3081)
+    assert torch.allclose(data.augment(x, 0.0, 0.0, torch.Generator().manual_seed(0)), x, atol=1e-5)
+    a = data.augment(x, 15.0, 0.1, torch.Generator().manual_seed(1))
+    b = data.augment(x, 15.0, 0.1, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == x.shape
+    background = x.amin()
+    assert torch.allclose(a.amin(dim=(1, 2, 3)), torch.full((64,), background.item()), atol=1e-4)
+
+    def centre(batch):
+        ink = (batch - background).clamp_min(0).squeeze(1)
+        cols = torch.arange(28.0)
+        return (ink.sum(1) * cols).sum(1) / ink.sum((1, 2))
+
+    moved = (centre(a) - centre(x)).abs()
+    assert moved.max() > 1.0 and moved.std() > 0.3  # shifted, by a different amount per image

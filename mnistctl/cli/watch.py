@@ -22,7 +22,21 @@ def command(
 
     if stalled_after <= 0:
         raise UsageError(f"--stalled-after must be positive, got {stalled_after}", "e.g. --stalled-after 120")
+    if run == "latest" and not runs.list_runs(runs_dir):
+        _wait_for_a_run(runs_dir)
     run_ = runs.resolve(run, runs_dir)
     from mnistctl.tui.app import WatchApp
 
     WatchApp(run_.path, runs.runs_dir(runs_dir), stalled_after=stalled_after).run()
+
+
+def _wait_for_a_run(runs_dir: Path | None) -> None:
+    """Started before training has created its run: wait for the first one to appear."""
+    import time
+
+    from mnistctl import runs
+    from mnistctl.console import err
+
+    err.print(f"waiting for a run to start in {runs.runs_dir(runs_dir)} (Ctrl-C to stop)", soft_wrap=True)
+    while not runs.list_runs(runs_dir):
+        time.sleep(0.5)

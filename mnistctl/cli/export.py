@@ -1,8 +1,36 @@
-from mnistctl.errors import MnistctlError
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 NAME = "export"
 
 
-def command() -> None:
-    """Not built yet."""
-    raise MnistctlError("'mnistctl export' is not built yet", "see the project's open issues")
+def command(
+    run: str = typer.Argument("latest", help="Run name or path (default: the latest run)."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="Export format: onnx."),
+    which: str = typer.Option("best", "--weights", help="Which weights: best, last or initial."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: <run>/exports/<weights>.onnx)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="MNIST folder for the parity check (default: the run's)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+) -> None:
+    """Export a run's model for deployment, checked on the test set.
+
+    The ONNX model takes uint8 images (N, 28, 28) in MNIST form and returns probabilities (N, 10); the run's normalisation is built in. The file is written only if onnxruntime agrees with PyTorch on every test image (same predictions, probabilities within 1e-4). Needs: pip install 'mnistctl[onnx]'.
+
+    Example: mnistctl export latest --format onnx -o digits.onnx
+    """
+    from mnistctl import data, export, runs
+    from mnistctl.console import out
+
+    target = runs.resolve(run, runs_dir)
+    dataset = data.load(data_dir) if data_dir else None
+    path, parity = export.export(target, fmt, which, output, dataset)
+    out.print(f"wrote {path}", soft_wrap=True)
+    out.print(
+        f"onnxruntime agrees with PyTorch on {parity.images:,} test images: "
+        f"{parity.mismatches} different predictions, max probability difference {parity.max_difference:.1e}",
+        soft_wrap=True,
+    )

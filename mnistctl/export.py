@@ -1,0 +1,150 @@
+"""ONNX export of a run's model, checked against onnxruntime on the whole test set.
+
+The exported graph takes what :mod:`mnistctl.imageprep` produces, uint8 images (N, 28, 28)
+in MNIST form, and returns probabilities (N, 10): the run's normalisation and the softmax
+are inside it, so a user of the file needs nothing else. The batch axis is dynamic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mnistctl.errors import MnistctlError, RunError, UsageError
+from mnistctl.runs import Run
+
+FORMATS = ("onnx",)
+TOLERANCE = 1e-4
+BATCH = 1000
+
+
+@dataclass
+class Parity:
+    """How the exported model agrees with PyTorch."""
+
+    images: int
+    mismatches: int
+    max_difference: float
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatches == 0 and self.max_difference < TOLERANCE
+
+
+def default_path(run: Run, which: str) -> Path:
+    return run.path / "exports" / f"{which}.onnx"
+
+
+def export(run: Run, fmt: str = "onnx", which: str = "best", output: str | Path | None = None, dataset=None) -> tuple[Path, Parity]:
+    """Write the run's ``which`` weights as ``fmt``; the file appears only if it passes the parity check."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format '{fmt}'", f"use one of: {', '.join(FORMATS)}")
+    return export_onnx(run, which, output, dataset)
+
+
+def export_onnx(run: Run, which: str = "best", output: str | Path | None = None, dataset=None) -> tuple[Path, Parity]:
+    from mnistctl import predictions
+    from mnistctl.fsutil import atomic_path
+    from mnistctl.runs import load_model
+
+    _require_onnx()
+    model = load_model(run, which).cpu()
+    mean, std = run.normalization
+    images, _ = predictions.split_data(run, "test", dataset)
+    output = Path(output) if output else default_path(run, which)
+    with atomic_path(output) as tmp:
+        _write(_pipeline(model, mean, std), tmp, images[:2])
+        _describe(tmp, run, which, mean, std)
+        parity = check(tmp, model, images, mean, std)
+        if not parity.ok:
+            raise RunError(
+                f"the ONNX model disagrees with PyTorch on {parity.mismatches} of {parity.images} test images "
+                f"(max probability difference {parity.max_difference:.2e}); nothing was written",
+                "report this with the run's config.json",
+            )
+    return output, parity
+
+
+def _require_onnx() -> None:
+    missing = []
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MnistctlError(f"ONNX export needs {', '.join(missing)}, which is not installed", "pip install 'mnistctl[onnx]'")
+
+
+def _pipeline(model, mean: float, std: float):
+    """The model with normalisation before it and softmax after it: uint8 (N, 28, 28) in, probabilities out."""
+    import torch
+
+    from mnistctl.data import normalize
+
+    class Pipeline(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, images):
+            return torch.softmax(self.model(normalize(images, mean, std)), dim=1)
+
+    return Pipeline().eval()
+
+
+def _write(pipeline, path: Path, example) -> None:
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    batch = torch.export.Dim("batch")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            pipeline,
+            (example,),
+            str(path),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["probs"],
+            dynamic_shapes={"images": {0: batch}},
+            external_data=False,
+            verbose=False,
+        )
+
+
+def _describe(path: Path, run: Run, which: str, mean: float, std: float) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in {
+        "mnistctl.run": run.name,
+        "mnistctl.arch": run.config["arch"],
+        "mnistctl.weights": which,
+        "mnistctl.mean": str(mean),
+        "mnistctl.std": str(std),
+        "mnistctl.input": "uint8 (N, 28, 28), white digit on black, MNIST form",
+        "mnistctl.output": "probabilities (N, 10)",
+    }.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def check(path: str | Path, model, images, mean: float, std: float) -> Parity:
+    """Run the ONNX file with onnxruntime and PyTorch on the same images and compare."""
+    import numpy as np
+    import onnxruntime
+
+    from mnistctl.infer import predict_proba
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    pixels = images.numpy()
+    onnx_probs = np.concatenate([session.run(["probs"], {"images": pixels[i : i + BATCH]})[0] for i in range(0, len(pixels), BATCH)])
+    torch_probs = predict_proba(model, images, mean, std).numpy()
+    mismatches = int((onnx_probs.argmax(1) != torch_probs.argmax(1)).sum())
+    return Parity(len(pixels), mismatches, float(np.abs(onnx_probs - torch_probs).max()))

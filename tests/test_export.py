@@ -1,0 +1,54 @@
+"""mnistctl export --format onnx: a self-contained ONNX model that onnxruntime runs exactly like PyTorch."""
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from typer.testing import CliRunner
+
+from mnistctl import export, runs
+from mnistctl.cli import app
+from mnistctl.errors import UsageError
+from mnistctl.infer import predict_proba
+from test_eval import train_short_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_dir):
+    return train_short_run(tmp_path_factory, data_dir)
+
+
+def test_export_writes_an_onnx_model_that_agrees_with_pytorch_on_the_test_set(run, mnist, tmp_path):
+    target = tmp_path / "digits.onnx"
+    result = CliRunner().invoke(app, ["export", str(run.path), "--format", "onnx", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "10,000 test images: 0 different predictions" in result.stdout
+    meta = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
+    assert meta["mnistctl.run"] == run.name and float(meta["mnistctl.mean"]) == run.normalization[0]
+
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    for batch in (1, 7, 300):  # the batch axis is dynamic
+        images = mnist.test_images[:batch]
+        probs = session.run(["probs"], {"images": images.numpy()})[0]
+        expected = predict_proba(runs.load_model(run), images, *run.normalization).numpy()
+        assert probs.shape == (batch, 10)
+        assert np.abs(probs - expected).max() < export.TOLERANCE
+        assert (probs.argmax(1) == expected.argmax(1)).all()
+
+
+def test_export_defaults_to_the_run_folder(run, mnist):
+    path, parity = export.export(run, "onnx", "last", dataset=mnist)
+    assert path == run.path / "exports" / "last.onnx" and path.is_file()
+    assert parity.ok and parity.images == 10_000 and parity.max_difference < export.TOLERANCE
+
+
+def test_parity_check_catches_a_different_model(run, mnist, tmp_path):
+    path, _ = export.export(run, "onnx", "best", tmp_path / "best.onnx", dataset=mnist)
+    other = runs.load_model(run, "initial")
+    parity = export.check(path, other, mnist.test_images[:500], *run.normalization)
+    assert not parity.ok and parity.mismatches > 0
+
+
+def test_unknown_format_is_refused(run):
+    with pytest.raises(UsageError, match="unknown export format 'tflite'"):
+        export.export(run, "tflite")

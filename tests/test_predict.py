@@ -1,0 +1,329 @@
+"""mnistctl predict: MNIST-style preparation of photos, batched and ensemble prediction, and bad input."""
+
+import io
+import json
+import os
+import struct
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+from typer.testing import CliRunner
+
+from mnistctl import imageprep, predict, runs, trainconfig
+from mnistctl.cli import app
+from mnistctl.errors import DataError, RunError
+from mnistctl.infer import predict_proba
+
+PHOTO_RUN = {"arch": "lenet", "epochs": 1, "limit": None, "batch_size": 128, "val_split": 1000, "optimizer": "adam",
+             "scheduler": "none", "precision": "fp32", "channels_last": False, "log_every": 50, "name": "photo"}
+N_PHOTOS = 400
+
+_trained: dict = {}
+
+
+@contextmanager
+def one_thread():
+    """Training on a shared, loaded 2-core machine is many times faster on one thread."""
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if env is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
+
+
+def train_photo_run(tmp_path_factory, data_dir) -> runs.Run:
+    """A lenet trained by the engine for one epoch on 30,000 images (about 97% on the test set), once per session."""
+    from mnistctl.train import Trainer
+
+    if "run" not in _trained:
+        with one_thread():
+            trainer = Trainer(trainconfig.resolve(PHOTO_RUN), None, tmp_path_factory.mktemp("photo-runs"), data_dir)
+            trainer.run()
+        _trained["run"] = runs.Run(trainer.run_dir)
+    return _trained["run"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, data_dir):
+    return train_photo_run(tmp_path_factory, data_dir)
+
+
+def photo_like(digit: np.ndarray, rng) -> bytes:
+    """An MNIST digit as a phone photo: scaled up, dark ink on light paper, off centre, RGB, uneven light, noise, JPEG."""
+    size = int(rng.integers(70, 140))
+    ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    height, width = int(rng.integers(180, 260)), int(rng.integers(180, 260))
+    canvas = np.zeros((height, width), np.float32)
+    top, left = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
+    canvas[top : top + size, left : left + size] = ink
+    return _photograph(1 - 0.85 * canvas.clip(0, 1), rng)
+
+
+def _photograph(paper: np.ndarray, rng, quality=(50, 85)) -> bytes:
+    """Light falling across the page from a random side, a warm tint, sensor noise, JPEG."""
+    height, width = paper.shape
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = 0.55 + 0.35 * (np.cos(angle) * xx + np.sin(angle) * yy)
+    rgb = (light * paper)[..., None] * np.array([1.0, 0.95, 0.88]) + rng.normal(0, 0.04, (height, width, 3))
+    buffer = io.BytesIO()
+    Image.fromarray((rgb.clip(0, 1) * 255).astype(np.uint8)).save(buffer, "JPEG", quality=int(rng.integers(*quality)))
+    return buffer.getvalue()
+
+
+def naive(photo: bytes) -> np.ndarray:
+    """What most MNIST demos do: grey, resize to 28x28, invert (generously: the photos are dark on light)."""
+    return 255 - np.asarray(Image.open(io.BytesIO(photo)).convert("L").resize((28, 28), Image.Resampling.BILINEAR))
+
+
+def _arc(cx, cy, rx, ry, start, end, n=24):
+    t = np.radians(np.linspace(start, end, n))
+    return list(zip(cx + rx * np.cos(t), cy + ry * np.sin(t)))
+
+
+STROKES = {
+    0: [_arc(0.5, 0.5, 0.3, 0.45, 0, 360)],
+    1: [[(0.38, 0.2), (0.56, 0.05), (0.52, 0.95)]],
+    2: [_arc(0.5, 0.3, 0.3, 0.25, 180, 400) + [(0.18, 0.95), (0.85, 0.95)]],
+    3: [_arc(0.5, 0.27, 0.28, 0.22, 200, 450) + _arc(0.5, 0.72, 0.32, 0.24, 270, 510)],
+    4: [[(0.62, 0.05), (0.15, 0.65), (0.88, 0.65)], [(0.66, 0.3), (0.66, 0.95)]],
+    5: [[(0.82, 0.05), (0.3, 0.05), (0.26, 0.45)] + _arc(0.5, 0.68, 0.32, 0.27, 230, 500)],
+    6: [_arc(0.62, 0.45, 0.35, 0.42, 280, 190) + _arc(0.5, 0.7, 0.3, 0.25, 180, 540)],
+    7: [[(0.15, 0.08), (0.85, 0.08), (0.42, 0.95)]],
+    8: [_arc(0.5, 0.27, 0.24, 0.22, 90, 450), _arc(0.5, 0.72, 0.3, 0.24, -90, 270)],
+    9: [_arc(0.5, 0.3, 0.28, 0.25, 0, 360), [(0.78, 0.3), (0.7, 0.95)]],
+}
+
+
+def drawing(digit: int, rng, side: int = 300, pen: float = 0.06) -> np.ndarray:
+    """A digit written with a pen in dark ink, slanted and off centre, on a light page: luminance in [0, 1]."""
+    size = rng.uniform(0.35, 0.6) * side
+    ox, oy = rng.uniform(0.05, 0.95 - size / side, 2) * side
+    slant = rng.uniform(-0.15, 0.15)
+    page = Image.new("L", (side, side), 255)
+    draw = ImageDraw.Draw(page)
+    for stroke in STROKES[digit]:
+        points = [(ox + (x + slant * (0.5 - y)) * size * 0.75, oy + y * size) for x, y in stroke]
+        draw.line(points, fill=int(rng.integers(20, 70)), width=max(2, round(pen * size)), joint="curve")
+    texture = Image.fromarray((rng.random((side // 10, side // 10)) * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BICUBIC)
+    paper = 0.92 + 0.08 * np.asarray(texture, np.float32) / 255
+    return paper * np.asarray(page.filter(ImageFilter.GaussianBlur(1)), np.float32) / 255
+
+
+def handwritten(digit: int, rng, pen: float = 0.06) -> bytes:
+    """A written digit photographed in skewed light and saved as a scan-quality JPEG."""
+    return _photograph(drawing(digit, rng, pen=pen), rng, quality=(40, 75))
+
+
+def invoke(*args, stdin=None):
+    return CliRunner().invoke(app, ["predict", *map(str, args)], input=stdin)
+
+
+def png(array: np.ndarray, mode=None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, "PNG") if mode else Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# Preparation
+
+
+def test_prepared_digit_has_mnist_form():
+    gray = drawing(7, np.random.default_rng(3))
+    prepared = imageprep.prepare(gray)
+    assert prepared.dtype == np.uint8 and prepared.shape == (28, 28)
+    assert prepared.max() == 255 and np.median(prepared) == 0  # white ink on black
+    rows, cols = np.nonzero(prepared > 0)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 in (19, 20)  # fitted into 20x20
+    from scipy import ndimage
+
+    assert ndimage.center_of_mass(prepared.astype(float)) == pytest.approx((14, 14), abs=0.5)
+
+
+def test_every_mode_and_orientation_gives_the_same_digit(tmp_path):
+    gray = drawing(4, np.random.default_rng(5))
+    reference = imageprep.prepare(gray)
+    l8 = (gray * 255).round().astype(np.uint8)
+    ink = 1 - gray
+    rgba = np.dstack([np.zeros_like(l8)] * 3 + [(ink / ink.max() * 255).astype(np.uint8)])  # black strokes on transparency
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter left; viewers turn it right
+    Image.fromarray(l8).rotate(90, expand=True).save(rotated, "PNG", exif=exif)
+    variants = {
+        "L": png(l8),
+        "RGB": png(np.dstack([l8] * 3)),
+        "RGBA": png(rgba, "RGBA"),
+        "I;16": png((gray * 65535).astype(np.uint16)),
+        "P": _to_bytes(Image.fromarray(l8).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)),
+        "EXIF": rotated.getvalue(),
+    }
+    for name, data in variants.items():
+        prepared = imageprep.load_prepared(data)
+        difference = np.abs(prepared.astype(int) - reference.astype(int)).mean()
+        assert difference < 12, f"{name} differs by {difference:.1f} grey levels on average"
+
+
+def _to_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_photos_are_read_almost_as_well_as_raw_mnist_and_clearly_better_than_a_naive_resize(run, mnist):
+    rng = np.random.default_rng(0)
+    raw, labels = mnist.test_images[:N_PHOTOS], mnist.test_labels[:N_PHOTOS]
+    photos = [photo_like(d, rng) for d in raw.numpy()]
+    model, (mean, std) = runs.load_model(run), run.normalization
+
+    def accuracy(images):
+        return (predict_proba(model, torch.as_tensor(np.asarray(images)), mean, std).argmax(1) == labels).float().mean().item()
+
+    raw_acc = accuracy(raw)
+    photo_acc = accuracy(np.stack([imageprep.load_prepared(p) for p in photos]))
+    naive_acc = accuracy(np.stack([naive(p) for p in photos]))
+    assert raw_acc > 0.93
+    assert photo_acc >= raw_acc - 0.04, (raw_acc, photo_acc)
+    assert naive_acc < raw_acc - 0.3, (raw_acc, naive_acc)
+
+
+def test_digits_written_by_hand_are_read(run, tmp_path):
+    rng = np.random.default_rng(1)
+    for digit in range(10):
+        (tmp_path / f"digit-{digit}.jpg").write_bytes(handwritten(digit, rng))
+    results = predict.predict(predict.expand([tmp_path]), [predict.member_from_run(run)])
+    read = [int(r.source[-5]) == r.digit for r in results]
+    assert sum(read) >= 9, [(r.source, r.digit) for r in results]
+
+
+def test_raw_skips_preparation_and_needs_28x28(run, mnist, tmp_path):
+    digit = mnist.test_images[0].numpy()
+    (tmp_path / "mnist.png").write_bytes(png(digit))
+    (tmp_path / "big.png").write_bytes(png(np.zeros((40, 40), np.uint8)))
+    expected = predict_proba(runs.load_model(run), mnist.test_images[:1], *run.normalization)[0]
+    result = invoke(tmp_path / "mnist.png", tmp_path / "big.png", "--raw", "--run", run.path, "--json", "--top-k", "10")
+    assert result.exit_code == 1
+    good, bad = json.loads(result.stdout)
+    assert [t["probability"] for t in good["top_k"]] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-6)
+    assert "40x40" in bad["error"] and "--raw" in bad["error"]
+
+
+# The command
+
+
+def test_predict_reads_files_folders_and_stdin_and_saves_what_the_model_saw(run, tmp_path):
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "three.jpg").write_bytes(handwritten(3, rng))
+    (folder / "notes.txt").write_text("not an image, and not picked from a folder")
+    (tmp_path / "seven.jpg").write_bytes(handwritten(7, rng))
+    saved = tmp_path / "seen"
+    result = invoke(tmp_path / "seven.jpg", folder, "-", "--run", run.path, "--json", "--save-input", saved,
+                    stdin=handwritten(0, rng))
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [(Path(o["image"]).name, o["digit"]) for o in out] == [("seven.jpg", 7), ("three.jpg", 3), ("stdin", 0)]
+    for o in out:
+        assert len(o["top_k"]) == 3 and o["top_k"][0]["probability"] == o["probability"]
+        assert [t["probability"] for t in o["top_k"]] == sorted((t["probability"] for t in o["top_k"]), reverse=True)
+    assert sorted(p.name for p in saved.iterdir()) == ["seven.png", "stdin.png", "three.png"]
+    seen = np.asarray(Image.open(saved / "three.png"))
+    assert seen.shape == (28, 28) and np.array_equal(seen, imageprep.load_prepared(folder / "three.jpg"))
+
+
+def test_table_output_and_latest_run_by_default(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(run.path.parent))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.jpg").write_bytes(handwritten(1, np.random.default_rng(4)))
+    result = invoke("one.jpg", "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if "one.jpg" in line)
+    assert line.split()[1] == "1" and line.count("%") == 3
+    assert run.name in result.stdout
+
+
+def test_checkpoint_path_finds_its_run(run, tmp_path):
+    member = predict.member_from_checkpoint(run.path / "weights" / "best.safetensors")
+    assert (member.mean, member.std) == run.normalization
+    stray = tmp_path / "elsewhere" / "model.safetensors"
+    stray.parent.mkdir()
+    stray.write_bytes((run.path / "weights" / "best.safetensors").read_bytes())
+    with pytest.raises(RunError, match="no run config"):
+        predict.member_from_checkpoint(stray)
+
+
+def test_ensemble_averages_probabilities(run, mnist, tmp_path):
+    images = mnist.test_images[:50]
+    members = [predict.member_from_run(run, "best"), predict.member_from_run(run, "initial")]
+    each = [predict_proba(m.model, images, m.mean, m.std) for m in members]
+    together = predict.ensemble_proba(members, images)
+    assert torch.allclose(together, (each[0] + each[1]) / 2, atol=1e-6)
+    assert not torch.allclose(together, each[0], atol=1e-3)
+    (tmp_path / "d.png").write_bytes(png(images[0].numpy()))
+    result = invoke(tmp_path / "d.png", "--raw", "--checkpoint", run.weights("best"), "--checkpoint", run.weights("initial"),
+                    "--json", "--top-k", "10")
+    top = json.loads(result.stdout)[0]["top_k"]
+    assert {t["digit"]: t["probability"] for t in top} == pytest.approx(dict(enumerate(together[0].tolist())), abs=1e-6)
+
+
+# Bad input: each fails on its own line, the good image is still predicted, and the exit code is 1
+
+
+def _huge_png() -> bytes:
+    """A valid PNG header declaring 100,000 x 100,000 pixels: tiny on disk, 10 GB if decoded."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def _truncated_jpeg() -> bytes:
+    data = handwritten(5, np.random.default_rng(6))
+    return data[: len(data) // 2]
+
+
+def _blank_paper() -> bytes:
+    rng = np.random.default_rng(7)
+    return _photograph(np.full((200, 240), 0.95, np.float32), rng)
+
+
+BAD = {
+    "missing": (None, "does not exist"),
+    "not-an-image": (b"name,digit\nfoo,3\n", "is not an image"),
+    "truncated": (_truncated_jpeg(), "truncated or corrupt"),
+    "blank": (_blank_paper(), "has no ink"),
+    "huge": (_huge_png(), "too large to decode safely"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_input_fails_alone(kind, run, tmp_path):
+    content, message = BAD[kind]
+    bad = tmp_path / f"{kind}.png"
+    if content is not None:
+        bad.write_bytes(content)
+    (tmp_path / "good.jpg").write_bytes(handwritten(2, np.random.default_rng(8)))
+    result = invoke(bad, tmp_path / "good.jpg", "--run", run.path, "--json")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and str(bad) in errors[0]
+    failed, good = json.loads(result.stdout)
+    assert message in failed["error"] and good["digit"] == 2
+
+
+def test_load_prepared_raises_data_error_for_blank_bytes():
+    with pytest.raises(DataError, match="no ink"):
+        imageprep.load_prepared(png(np.full((50, 50), 255, np.uint8)))

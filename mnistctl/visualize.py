@@ -20,7 +20,6 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from mnistctl import predictions
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.fsutil import atomic_path
-from mnistctl.registry import suggest
 from mnistctl.runs import Run
 
 KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples")

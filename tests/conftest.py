@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -29,6 +30,35 @@ def mnist(data_dir):
     from mnistctl import data
 
     return data.load(data_dir, download=False)
+
+
+SHORT_RUN = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": 1000,
+             "log_every": 4, "precision": "fp32", "optimizer": "adam", "scheduler": "none", "name": "short"}
+
+
+@pytest.fixture(scope="session")
+def train_run(tmp_path_factory, data_dir):
+    """Trains a real run through the engine, once per session for each distinct set of settings."""
+    from mnistctl import runs, trainconfig
+    from mnistctl.train import Trainer
+
+    trained = {}
+
+    def train(**settings):
+        key = json.dumps(settings, sort_keys=True)
+        if key not in trained:
+            trainer = Trainer(trainconfig.resolve(settings), None, tmp_path_factory.mktemp("runs"), data_dir)
+            trainer.run()
+            trained[key] = runs.Run(trainer.run_dir)
+        return trained[key]
+
+    return train
+
+
+@pytest.fixture(scope="session")
+def short_run(train_run):
+    """lenet, two epochs on 1,024 images: shared by the eval, visualize and export tests."""
+    return train_run(**SHORT_RUN)
 
 
 @pytest.fixture(autouse=True)

@@ -7,35 +7,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnistctl import evaluate, predictions, runs, trainconfig
+from mnistctl import evaluate, predictions
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
 
 VAL_SPLIT = 1000
-SHORT_RUN = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": VAL_SPLIT,
-             "log_every": 4, "precision": "fp32", "optimizer": "adam", "scheduler": "none", "name": "short"}
-
-
-_trained: dict = {}
-
-
-def train_short_run(tmp_path_factory, data_dir) -> runs.Run:
-    """A real run written by the training engine (lenet, two epochs on 1,024 images), trained once per session.
-
-    Shared by test_eval and test_visualize through this module (fixtures cannot be shared without conftest).
-    """
-    from mnistctl.train import Trainer
-
-    if "run" not in _trained:
-        trainer = Trainer(trainconfig.resolve(SHORT_RUN), None, tmp_path_factory.mktemp("runs"), data_dir)
-        trainer.run()
-        _trained["run"] = runs.Run(trainer.run_dir)
-    return _trained["run"]
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, data_dir):
-    return train_short_run(tmp_path_factory, data_dir)
+def trained_run(short_run):
+    return short_run
 
 
 def one_hot(predicted, classes=10):

@@ -10,12 +10,11 @@ from mnistctl import export, runs
 from mnistctl.cli import app
 from mnistctl.errors import UsageError
 from mnistctl.infer import predict_proba
-from test_eval import train_short_run
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, data_dir):
-    return train_short_run(tmp_path_factory, data_dir)
+def run(short_run):
+    return short_run
 
 
 def test_export_writes_an_onnx_model_that_agrees_with_pytorch_on_the_test_set(run, mnist, tmp_path):

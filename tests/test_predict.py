@@ -2,10 +2,8 @@
 
 import io
 import json
-import os
 import struct
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from typer.testing import CliRunner
 
-from mnistctl import imageprep, predict, runs, trainconfig
+from mnistctl import imageprep, predict, runs
 from mnistctl.cli import app
 from mnistctl.errors import DataError, RunError
 from mnistctl.infer import predict_proba
@@ -23,40 +21,10 @@ PHOTO_RUN = {"arch": "lenet", "epochs": 1, "limit": None, "batch_size": 128, "va
              "scheduler": "none", "precision": "fp32", "channels_last": False, "log_every": 50, "name": "photo"}
 N_PHOTOS = 400
 
-_trained: dict = {}
-
-
-@contextmanager
-def one_thread():
-    """Training on a shared, loaded 2-core machine is many times faster on one thread."""
-    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-        if env is None:
-            del os.environ["OMP_NUM_THREADS"]
-        else:
-            os.environ["OMP_NUM_THREADS"] = env
-
-
-def train_photo_run(tmp_path_factory, data_dir) -> runs.Run:
-    """A lenet trained by the engine for one epoch on 30,000 images (about 97% on the test set), once per session."""
-    from mnistctl.train import Trainer
-
-    if "run" not in _trained:
-        with one_thread():
-            trainer = Trainer(trainconfig.resolve(PHOTO_RUN), None, tmp_path_factory.mktemp("photo-runs"), data_dir)
-            trainer.run()
-        _trained["run"] = runs.Run(trainer.run_dir)
-    return _trained["run"]
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, data_dir):
-    return train_photo_run(tmp_path_factory, data_dir)
+def run(train_run):
+    """A lenet trained for one epoch on the full training set (about 97% on the test set)."""
+    return train_run(**PHOTO_RUN)
 
 
 def photo_like(digit: np.ndarray, rng) -> bytes:

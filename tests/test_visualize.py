@@ -15,15 +15,14 @@ from mnistctl.plugins import archs, manager, registry
 from mnistctl.registry import Spec
 from mnistctl.runs import Run, build_model
 from mnistctl.visualize import KINDS, Options, Plots, conv_layers, save
-from test_eval import train_short_run
 
 ALL_PLOTS = ["curves.png", "confusion-test.png", "filters-features.0.png", "initial-filters-features.0.png",
              "feature-maps-test-0.png", "wrong-test.png", "samples.png"]
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, data_dir):
-    return train_short_run(tmp_path_factory, data_dir)
+def trained_run(short_run):
+    return short_run
 
 
 def check_png(path: Path, min_size=(600, 250), max_size=(2600, 4000)) -> None:

@@ -8,7 +8,6 @@ from typing import Any, Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widget import Widget
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 
 from mnistctl.tui.state import RunState

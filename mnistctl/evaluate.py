@@ -8,25 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl import predictions
-from mnistctl.errors import NotFoundError, UsageError
 from mnistctl.fsutil import write_json, write_text
-from mnistctl.runs import CHECKPOINTS, Run, resolve
+from mnistctl.runs import Run
 
 TOP_CONFUSED = 5
-
-
-def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Path | None = None) -> tuple[Run, str]:
-    """A run and checkpoint from a run reference, or from a path to ``weights/<checkpoint>.safetensors``."""
-    path = Path(ref) if ref else None
-    if path is not None and path.suffix == ".safetensors":
-        if not path.is_file():
-            raise NotFoundError(f"no checkpoint file {path}", "pass a run name or a path to weights/best.safetensors")
-        if path.stem not in CHECKPOINTS or path.parent.name != "weights":
-            raise UsageError(f"{path} is not a run checkpoint", "pass RUN/weights/best.safetensors, last or initial")
-        if which and which != path.stem:
-            raise UsageError(f"--checkpoint {which} contradicts {path.name}", "pass the run directory with --checkpoint, or the file alone")
-        return resolve(path.parent.parent, root), path.stem
-    return resolve(ref, root), which or "best"
 
 
 def metrics(probs, targets) -> dict[str, Any]:

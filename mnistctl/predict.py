@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
 from mnistctl import imageprep
-from mnistctl.errors import MnistctlError, NotFoundError, RunError
+from mnistctl.errors import MnistctlError, NotFoundError
 from mnistctl.runs import Run
 
 STDIN = "-"
@@ -58,23 +58,10 @@ def member_from_run(run: Run, which: str = "best", device=None) -> Member:
 
 def member_from_checkpoint(path: str | Path, device=None) -> Member:
     """A weights file at ``<run>/weights/<name>.safetensors``, built with its run's config."""
-    from mnistctl import checkpoint
-    from mnistctl.runs import build_model
+    from mnistctl.runs import load_model, resolve_checkpoint
 
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"checkpoint {path} does not exist", "pass a .safetensors file from a run's weights/ folder")
-    run_dir = path.resolve().parent.parent
-    if not (run_dir / "config.json").is_file():
-        raise RunError(f"no run config for {path} (looked for {run_dir / 'config.json'})", "keep checkpoints at <run>/weights/<name>.safetensors, or use --run")
-    run = Run(run_dir)
-    model = build_model(run.config)
-    tensors, _ = checkpoint.load(path)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise RunError(f"weights in {path} do not fit {run.config['arch']}", str(exc).splitlines()[0]) from None
-    return _member(run, model.eval(), device, name=f"{run.name}:{path.stem}")
+    run, which = resolve_checkpoint(str(path))
+    return _member(run, load_model(run, which), device, name=f"{run.name}:{which}")
 
 
 def _member(run: Run, model, device, name: str | None = None) -> Member:

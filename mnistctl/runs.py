@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from mnistctl.errors import NotFoundError, RunError
+from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.fsutil import read_json
 
 DEFAULT_RUNS_DIR = "runs"
@@ -160,6 +160,20 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
     from mnistctl.registry import suggest
 
     raise NotFoundError(f"no run '{ref}' (looked for {ref}/config.json and {runs_dir(root) / str(ref)})", suggest(str(ref), names) if names else "train one first")
+
+
+def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Path | None = None) -> tuple[Run, str]:
+    """A run and checkpoint from a run reference, or from a path to ``weights/<checkpoint>.safetensors``."""
+    path = Path(ref) if ref else None
+    if path is not None and path.suffix == ".safetensors":
+        if not path.is_file():
+            raise NotFoundError(f"no checkpoint file {path}", "pass a run name or a path to weights/best.safetensors")
+        if path.stem not in CHECKPOINTS or path.parent.name != "weights":
+            raise UsageError(f"{path} is not a run checkpoint", "pass RUN/weights/best.safetensors, last or initial")
+        if which and which != path.stem:
+            raise UsageError(f"--checkpoint {which} contradicts {path.name}", "pass the run directory with --checkpoint, or the file alone")
+        return resolve(path.parent.parent), path.stem
+    return resolve(ref, root), which or "best"
 
 
 def build_model(config: dict[str, Any]):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnistctl import evaluate, predictions
+from mnistctl import evaluate, predictions, runs
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
 
@@ -91,18 +91,18 @@ def test_eval_accepts_a_checkpoint_file_and_prints_json(trained_run):
 
 
 def test_resolve_checkpoint(trained_run, tmp_path):
-    run, which = evaluate.resolve_checkpoint(str(trained_run.path))
+    run, which = runs.resolve_checkpoint(str(trained_run.path))
     assert run.path == trained_run.path and which == "best"
-    run, which = evaluate.resolve_checkpoint(str(trained_run.path / "weights" / "initial.safetensors"))
+    run, which = runs.resolve_checkpoint(str(trained_run.path / "weights" / "initial.safetensors"))
     assert run.path == trained_run.path and which == "initial"
     with pytest.raises(UsageError, match="contradicts"):
-        evaluate.resolve_checkpoint(str(trained_run.path / "weights" / "last.safetensors"), "best")
+        runs.resolve_checkpoint(str(trained_run.path / "weights" / "last.safetensors"), "best")
     with pytest.raises(NotFoundError, match="no checkpoint file"):
-        evaluate.resolve_checkpoint(str(tmp_path / "weights" / "best.safetensors"))
+        runs.resolve_checkpoint(str(tmp_path / "weights" / "best.safetensors"))
     stray = tmp_path / "model.safetensors"
     stray.write_bytes(b"")
     with pytest.raises(UsageError, match="not a run checkpoint"):
-        evaluate.resolve_checkpoint(str(stray))
+        runs.resolve_checkpoint(str(stray))
 
 
 @pytest.mark.parametrize(

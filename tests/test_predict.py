@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mnistctl import imageprep, predict, runs
 from mnistctl.cli import app
-from mnistctl.errors import DataError, RunError
+from mnistctl.errors import DataError, UsageError
 from mnistctl.infer import predict_proba
 
 PHOTO_RUN = {"arch": "lenet", "epochs": 1, "limit": None, "batch_size": 128, "val_split": 1000, "optimizer": "adam",
@@ -228,7 +228,7 @@ def test_checkpoint_path_finds_its_run(run, tmp_path):
     stray = tmp_path / "elsewhere" / "model.safetensors"
     stray.parent.mkdir()
     stray.write_bytes((run.path / "weights" / "best.safetensors").read_bytes())
-    with pytest.raises(RunError, match="no run config"):
+    with pytest.raises(UsageError, match="not a run checkpoint"):
         predict.member_from_checkpoint(stray)
 
 

@@ -15,13 +15,13 @@ def command(
         ["all"], "--what", "-w",
         help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples or all; repeat for several.",
     ),
-    out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs [default: RUN/plots]."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="best, last or initial weights [default: best]."),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="best, last or initial weights \\[default: best]."),
     split: str = typer.Option("test", "--split", help="Images for confusion, wrong and feature-maps: test or val."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number [default: the first]."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number \\[default: the first]."),
     index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
-    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where runs live [default: $MNISTCTL_RUNS_DIR or ./runs]."),
+    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."),
 ) -> None:
     """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples.
 
@@ -30,7 +30,7 @@ def command(
     from pathlib import Path
 
     from mnistctl.console import err, out as console
-    from mnistctl.evaluate import resolve_checkpoint
+    from mnistctl.runs import resolve_checkpoint
     from mnistctl.visualize import Options, Plots, expand
 
     kinds = expand(what)

@@ -8,7 +8,7 @@ from typing import Any
 
 from mnistctl import runs
 from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
-from mnistctl.registry import suggest
+from mnistctl.registry import format_value, suggest
 from mnistctl.runs import Run
 
 SIGNIFICANCE = 0.05
@@ -165,7 +165,7 @@ def arch_label(config: dict[str, Any]) -> str:
 
     options = config.get("arch_options") or {}
     defaults = archs().get(config["arch"]).defaults if config["arch"] in archs() else {}
-    changed = [f"{k}={_plain(v)}" for k, v in options.items() if _plain(defaults.get(k, object())) != _plain(v)]
+    changed = [f"{k}={format_value(v)}" for k, v in options.items() if format_value(defaults.get(k, object())) != format_value(v)]
     return " ".join([config["arch"], *changed])
 
 
@@ -187,9 +187,6 @@ def augment_label(augment: dict[str, Any] | None) -> str:
         parts.append(f"shift {augment['shift']:g}")
     return " ".join(parts)
 
-
-def _plain(value: Any) -> Any:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def sort_order(rows: list[dict[str, Any]], key: str | None = None) -> list[int]:

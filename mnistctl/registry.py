@@ -72,6 +72,11 @@ class Registry:
         return len(self._specs)
 
 
+def format_value(value: Any) -> str:
+    """An option value as it is typed on the command line: lists as ``32,64``."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def suggest(name: str, choices: list[str]) -> str:
     """A hint naming the closest choices, or all of them."""
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)

@@ -20,7 +20,7 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
 
     from mnistctl.errors import NotFoundError
     from mnistctl.plugins import registry
-    from mnistctl.registry import suggest
+    from mnistctl.registry import format_value, suggest
 
     specs = registry(kind).list(pattern)
     if not specs:
@@ -46,14 +46,11 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
     table.add_column("defaults", style="dim")
     table.add_column("source", style="green")
     for row in rows:
-        defaults = ", ".join(f"{k}={_fmt(v)}" for k, v in row["defaults"].items()) or "-"
+        defaults = ", ".join(f"{k}={format_value(v)}" for k, v in row["defaults"].items()) or "-"
         params = [f"{row['params']:,}" if row.get("params") else "?"] if kind == "archs" else []
         table.add_row(*map(escape, [row["name"], row["description"], *params, defaults, row["source"]]))
     out.print(table)
 
-
-def _fmt(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 @app.command()

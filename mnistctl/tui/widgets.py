@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 
+from mnistctl.registry import format_value
 from mnistctl.tui.state import RunState
 
 def duration(seconds: float | None) -> str:
@@ -36,12 +37,9 @@ class RunHeader(Static):
         first.append(" · " + " · ".join(training_terms(c)), "dim")
         second = Text(" · ".join(setup_terms(c)), style="dim")
         if c.get("arch_options"):
-            second.append(" · " + " ".join(f"{k}={_compact(v)}" for k, v in c["arch_options"].items()), "cyan")
+            second.append(" · " + " ".join(f"{k}={format_value(v)}" for k, v in c["arch_options"].items()), "cyan")
         self.update(Text("\n").join([first, second]))
 
-
-def _compact(value: Any) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def training_terms(c: dict[str, Any]) -> list[str]:

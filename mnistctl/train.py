@@ -340,7 +340,8 @@ class Trainer:
         if status in ("finished", "early_stopped"):
             summary.update(self._test())
         write_json(self.run_dir / "summary.json", summary)
-        self.log.write("end", status=status, message=message)
+        tested = {k: summary[k] for k in ("test_acc", "test_loss") if summary[k] is not None}
+        self.log.write("end", status=status, message=message, **tested)
         self.observer.end(summary)
         return summary
 

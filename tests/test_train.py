@@ -48,6 +48,8 @@ def test_short_run_learns_and_writes_a_complete_run(tmp_path, data_dir):
     steps = list(run.events("step"))
     assert steps and all({"loss", "lr", "images_per_s"} <= set(s) for s in steps)
     assert [e["event"] for e in run.events()][-2:] == ["test", "end"]
+    end = list(run.events("end"))[-1]
+    assert (end["test_acc"], end["test_loss"]) == (summary["test_acc"], summary["test_loss"])
     config = run.config
     assert config["data"]["md5"]["t10k-images-idx3-ubyte"] == "2646ac647ad5339dbf082846283269ea"
     assert config["versions"]["torch"] == torch.__version__

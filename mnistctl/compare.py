@@ -288,7 +288,7 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
         x = [e["epoch"] for e in epochs]
         acc_ax.plot(x, [100 * e["val_acc"] for e in epochs], label=label, **style)
         loss_ax.plot(x, [e["val_loss"] for e in epochs], **style)
-        best = max(epochs, key=lambda e: e["val_acc"])
+        best = next((e for e in reversed(epochs) if e.get("best")), None) or max(epochs, key=lambda e: e["val_acc"])
         acc_ax.plot(best["epoch"], 100 * best["val_acc"], "*", color=style["color"], markersize=13, markeredgecolor="black", markeredgewidth=0.6)
     acc_ax.set(title="Validation accuracy (★ best epoch)", xlabel="epoch", ylabel="accuracy")
     acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))

@@ -70,7 +70,10 @@ def command(
     if tui:
         from mnistctl.tui.app import run_with_trainer
 
-        raise typer.Exit(run_with_trainer(trainer))
+        code = run_with_trainer(trainer)
+        if code == 130:
+            _print_resume(trainer)
+        raise typer.Exit(code)
     summary = _run_with_signals(trainer)
     _report(trainer, summary, quiet)
 
@@ -104,13 +107,19 @@ def _run_with_signals(trainer) -> dict:
             signal.signal(sig, handler)
 
 
+def _print_resume(trainer) -> None:
+    from mnistctl.console import err
+
+    err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {trainer.run_dir}", soft_wrap=True)
+    err.print(f"resume with: mnistctl train --resume {shlex.quote(str(trainer.run_dir))}", soft_wrap=True)
+
+
 def _report(trainer, summary: dict, quiet: bool) -> None:
-    from mnistctl.console import err, out
+    from mnistctl.console import out
     from mnistctl.progress import summary_line
 
     if summary["status"] == "interrupted":
-        err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {trainer.run_dir}", soft_wrap=True)
-        err.print(f"resume with: mnistctl train --resume {shlex.quote(str(trainer.run_dir))}", soft_wrap=True)
+        _print_resume(trainer)
         raise typer.Exit(130)
     if not quiet:
         out.print(summary_line(summary), soft_wrap=True)

@@ -41,7 +41,7 @@ class TrainingEnded(Message):
 
 
 class WatchApp(App):
-    CSS_PATH = "dashboard.tcss"
+    CSS_PATH = Path(__file__).with_name("dashboard.tcss")
     TITLE = "mnistctl watch"
     BINDINGS = [
         Binding("q", "quit", "Quit"),

@@ -111,14 +111,12 @@ class Run:
 
     def status(self, stalled_after: float = STALLED_AFTER) -> str:
         """finished, early_stopped, interrupted, failed, running or stalled."""
-        end = None
-        for event in self.events("end"):
-            end = event
-        last_start = None
-        for event in self.events("start"):
-            last_start = event
-        if end is not None and (last_start is None or end["time"] >= last_start["time"]):
-            return end["status"]
+        last = {}
+        for event in self.events():
+            if event.get("event") in ("start", "end"):
+                last = event
+        if last.get("event") == "end":
+            return last["status"]
         try:
             age = time.time() - self.metrics_path.stat().st_mtime
         except FileNotFoundError:

@@ -145,9 +145,7 @@ class Plots:
 
     @cached_property
     def dataset(self):
-        from mnistctl import data
-
-        return data.load(self.run.config.get("data", {}).get("dir"), download=True)
+        return predictions.run_dataset(self.run)
 
     @cached_property
     def model(self):

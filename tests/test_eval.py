@@ -122,3 +122,15 @@ def test_bad_input_fails_with_a_project_error(trained_run, tmp_path, args, error
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, error), result.output
     assert message in result.exception.message and result.exception.hint
+
+
+def test_a_run_moved_from_another_machine_finds_the_data_through_the_usual_lookup(trained_run, tmp_path, data_dir, monkeypatch):
+    moved = tmp_path / "moved"
+    shutil.copytree(trained_run.path, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["data"]["dir"] = str(tmp_path / "gone")
+    (moved / "config.json").write_text(json.dumps(config))
+    shutil.rmtree(moved / "reports", ignore_errors=True)
+    monkeypatch.setenv("MNISTCTL_DATA_DIR", str(data_dir))
+    result = evaluate.evaluate(runs.Run(moved))
+    assert result["accuracy"] == pytest.approx(trained_run.summary["test_acc"], abs=1e-6)

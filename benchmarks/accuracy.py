@@ -13,8 +13,8 @@ import argparse
 import tempfile
 import time
 
-from mnistctl import trainconfig
-from mnistctl.train import Trainer
+from mnistctl.training import config as trainconfig
+from mnistctl.training.trainer import Trainer
 
 PRESETS = {"default": None, "fast": "fast", "best": "best"}
 TARGETS = {"default": 0.993, "fast": 0.990, "best": 0.996}

@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnistctl import checkpoint, data, runs
+from mnistctl import data, runs
 from mnistctl.fsutil import write_json
+from mnistctl.models import build_model
+from mnistctl.runs import checkpoint
 
 
 def photo(digit: np.ndarray, rng) -> Image.Image:
@@ -42,7 +44,7 @@ def untrained_run(root: Path, arch: str, dataset) -> Path:
               "data": {"dir": dataset.folder, "mean": 0.1307, "std": 0.3081}}
     path = runs.create(root, "bench")
     write_json(path / "config.json", config)
-    checkpoint.save_model(path / "weights" / "best.safetensors", runs.build_model(config))
+    checkpoint.save_model(path / "weights" / "best.safetensors", build_model(config))
     return path
 
 

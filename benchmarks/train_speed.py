@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mnistctl import data, trainconfig
+from mnistctl import data
 from mnistctl.plugins import archs
 from mnistctl.runs import Run
-from mnistctl.train import Trainer
+from mnistctl.training import config as trainconfig
+from mnistctl.training.trainer import Trainer
 
 
 def mnistctl_images_per_s(images: int, batch_size: int, runs_dir: Path, **settings) -> float:

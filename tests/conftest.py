@@ -39,8 +39,9 @@ SHORT_RUN = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "va
 @pytest.fixture(scope="session")
 def train_run(tmp_path_factory, data_dir):
     """Trains a real run through the engine, once per session for each distinct set of settings."""
-    from mnistctl import runs, trainconfig
-    from mnistctl.train import Trainer
+    from mnistctl import runs
+    from mnistctl.training import config as trainconfig
+    from mnistctl.training.trainer import Trainer
 
     trained = {}
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnistctl import checkpoint, compare, predictions
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, UsageError
-from mnistctl.runs import Run
+from mnistctl.reading import compare, predictions
+from mnistctl.runs import Run, checkpoint
 
 N = 20
 TARGETS = torch.arange(N) % 10

@@ -7,9 +7,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnistctl import evaluate, predictions, runs
+from mnistctl import runs
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
+from mnistctl.reading import evaluate, predictions
 
 VAL_SPLIT = 1000
 

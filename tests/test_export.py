@@ -6,10 +6,10 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
-from mnistctl import export, runs
 from mnistctl.cli import app
 from mnistctl.errors import UsageError
-from mnistctl.infer import predict_proba
+from mnistctl.models import load_model, predict_proba
+from mnistctl.reading import export
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_export_writes_an_onnx_model_that_agrees_with_pytorch_on_the_test_set(ru
     for batch in (1, 7, 300):  # the batch axis is dynamic
         images = mnist.test_images[:batch]
         probs = session.run(["probs"], {"images": images.numpy()})[0]
-        expected = predict_proba(runs.load_model(run), images, *run.normalization).numpy()
+        expected = predict_proba(load_model(run), images, *run.normalization).numpy()
         assert probs.shape == (batch, 10)
         assert np.abs(probs - expected).max() < export.TOLERANCE
         assert (probs.argmax(1) == expected.argmax(1)).all()
@@ -43,7 +43,7 @@ def test_export_defaults_to_the_run_folder(run, mnist):
 
 def test_parity_check_catches_a_different_model(run, mnist, tmp_path):
     path, _ = export.export(run, "onnx", "best", tmp_path / "best.onnx", dataset=mnist)
-    other = runs.load_model(run, "initial")
+    other = load_model(run, "initial")
     parity = export.check(path, other, mnist.test_images[:500], *run.normalization)
     assert not parity.ok and parity.mismatches > 0
 

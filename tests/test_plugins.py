@@ -4,10 +4,10 @@ import json
 import textwrap
 
 import pytest
+from test_cli import run_mnistctl
 
 from mnistctl import hookimpl, plugins
 from mnistctl.registry import Spec
-from test_cli import run_mnistctl
 
 TINYNET = '''
 import mnistctl

@@ -12,10 +12,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from typer.testing import CliRunner
 
-from mnistctl import imageprep, predict, runs
 from mnistctl.cli import app
+from mnistctl.data import imageprep
 from mnistctl.errors import DataError, UsageError
-from mnistctl.infer import predict_proba
+from mnistctl.models import load_model, predict_proba
+from mnistctl.reading import predict
 
 PHOTO_RUN = {"arch": "lenet", "epochs": 1, "limit": None, "batch_size": 128, "val_split": 1000, "optimizer": "adam",
              "scheduler": "none", "precision": "fp32", "channels_last": False, "log_every": 50, "name": "photo"}
@@ -153,7 +154,7 @@ def test_photos_are_read_almost_as_well_as_raw_mnist_and_clearly_better_than_a_n
     rng = np.random.default_rng(0)
     raw, labels = mnist.test_images[:N_PHOTOS], mnist.test_labels[:N_PHOTOS]
     photos = [photo_like(d, rng) for d in raw.numpy()]
-    model, (mean, std) = runs.load_model(run), run.normalization
+    model, (mean, std) = load_model(run), run.normalization
 
     def accuracy(images):
         return (predict_proba(model, torch.as_tensor(np.asarray(images)), mean, std).argmax(1) == labels).float().mean().item()
@@ -179,7 +180,7 @@ def test_raw_skips_preparation_and_needs_28x28(run, mnist, tmp_path):
     digit = mnist.test_images[0].numpy()
     (tmp_path / "mnist.png").write_bytes(png(digit))
     (tmp_path / "big.png").write_bytes(png(np.zeros((40, 40), np.uint8)))
-    expected = predict_proba(runs.load_model(run), mnist.test_images[:1], *run.normalization)[0]
+    expected = predict_proba(load_model(run), mnist.test_images[:1], *run.normalization)[0]
     result = invoke(tmp_path / "mnist.png", tmp_path / "big.png", "--raw", "--run", run.path, "--json", "--top-k", "10")
     assert result.exit_code == 1
     good, bad = json.loads(result.stdout)

@@ -8,9 +8,11 @@ import time
 import pytest
 import torch
 
-from mnistctl import checkpoint, runs, trainconfig
+from mnistctl import runs
 from mnistctl.errors import TrainingDiverged, UsageError
-from mnistctl.train import Observer, Trainer
+from mnistctl.runs import checkpoint
+from mnistctl.training import config as trainconfig
+from mnistctl.training.trainer import Observer, Trainer
 
 QUICK = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": 1000, "log_every": 4}
 

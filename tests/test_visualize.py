@@ -8,13 +8,15 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnistctl import checkpoint, hookimpl
+from mnistctl import hookimpl
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
+from mnistctl.models import build_model
 from mnistctl.plugins import archs, manager, registry
+from mnistctl.reading.figures import save
+from mnistctl.reading.visualize import KINDS, Options, Plots, conv_layers
 from mnistctl.registry import Spec
-from mnistctl.runs import Run, build_model
-from mnistctl.visualize import KINDS, Options, Plots, conv_layers, save
+from mnistctl.runs import Run, checkpoint
 
 ALL_PLOTS = ["curves.png", "confusion-test.png", "filters-features.0.png", "initial-filters-features.0.png",
              "feature-maps-test-0.png", "wrong-test.png", "samples.png"]

@@ -16,7 +16,14 @@ from mnistctl.tui.charts import AccuracyChart, LossChart
 from mnistctl.tui.dashboard import Dashboard
 from mnistctl.tui.state import RunState
 from mnistctl.tui.tail import MetricsTail
-from mnistctl.tui.widgets import EpochTable, EventLog, ProgressPanel, RatesPanel, RunHeader, StatusBadge
+from mnistctl.tui.widgets import (
+    EpochTable,
+    EventLog,
+    ProgressPanel,
+    RatesPanel,
+    RunHeader,
+    StatusBadge,
+)
 
 T0 = 1_700_000_000.0
 STEPS_PER_EPOCH = 10

@@ -22,9 +22,10 @@ def command(
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
-    from mnistctl.compare import compare, plot as plot_curves
     from mnistctl.console import out, warn
     from mnistctl.errors import UsageError
+    from mnistctl.reading.compare import compare
+    from mnistctl.reading.compare import plot as plot_curves
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot} is not a .png path", "the curves are written as PNG, e.g. --plot compare.png")
@@ -46,7 +47,7 @@ def command(
 def runs_table(result):
     from rich.table import Table
 
-    from mnistctl.compare import COLUMNS, best_values
+    from mnistctl.reading.compare import COLUMNS, best_values
 
     best = best_values(result.rows)
     table = Table(title="Runs, best first", title_justify="left", caption="[bold green]green[/]: best in its column", caption_justify="left")
@@ -72,7 +73,7 @@ def runs_table(result):
 def pairs_table(pairs: list[dict[str, Any]]):
     from rich.table import Table
 
-    from mnistctl.compare import SIGNIFICANCE
+    from mnistctl.reading.compare import SIGNIFICANCE
 
     table = Table(title="McNemar's exact test on the test set", title_justify="left", caption=f"significant when p < {SIGNIFICANCE:g}", caption_justify="left")
     for header in ("run A", "run B", "only A right", "only B right", "p", ""):

@@ -20,8 +20,9 @@ def command(
     """
     import json
 
-    from mnistctl import evaluate, runs
+    from mnistctl import runs
     from mnistctl.console import err, out
+    from mnistctl.reading import evaluate
 
     target, which = runs.resolve_checkpoint(run, checkpoint, runs_dir)
     with err.status(f"evaluating {target.name} ({which}) on the {split} split"):

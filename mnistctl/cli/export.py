@@ -22,8 +22,9 @@ def command(
 
     Example: mnistctl export latest --format onnx -o digits.onnx
     """
-    from mnistctl import data, export, runs
+    from mnistctl import data, runs
     from mnistctl.console import out
+    from mnistctl.reading import export
 
     target = runs.resolve(run, runs_dir)
     dataset = data.load(data_dir) if data_dir else None

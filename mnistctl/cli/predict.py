@@ -29,9 +29,10 @@ def command(
     import json
     import sys
 
-    from mnistctl import predict, runs
+    from mnistctl import runs
     from mnistctl.cli import report
-    from mnistctl.infer import pick_device
+    from mnistctl.models import pick_device
+    from mnistctl.reading import predict
 
     target = pick_device(device)
     members = [predict.member_from_checkpoint(path, target) for path in checkpoint or []]

@@ -46,9 +46,10 @@ def command(
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
 ) -> None:
     """Train a registered architecture; each run gets its own directory under runs/."""
-    from mnistctl import runs, trainconfig
-    from mnistctl.progress import make_observer
-    from mnistctl.train import Trainer
+    from mnistctl import runs
+    from mnistctl.cli.progress import make_observer
+    from mnistctl.training import config as trainconfig
+    from mnistctl.training.trainer import Trainer
 
     observer = make_observer(quiet or tui)
     if resume:
@@ -115,8 +116,8 @@ def _print_resume(trainer) -> None:
 
 
 def _report(trainer, summary: dict, quiet: bool) -> None:
+    from mnistctl.cli.progress import summary_line
     from mnistctl.console import out
-    from mnistctl.progress import summary_line
 
     if summary["status"] == "interrupted":
         _print_resume(trainer)

@@ -29,9 +29,10 @@ def command(
     """
     from pathlib import Path
 
-    from mnistctl.console import err, out as console
+    from mnistctl.console import err
+    from mnistctl.console import out as console
+    from mnistctl.reading.visualize import Options, Plots, expand
     from mnistctl.runs import resolve_checkpoint
-    from mnistctl.visualize import Options, Plots, expand
 
     kinds = expand(what)
     target, which = resolve_checkpoint(run, checkpoint, runs_dir)

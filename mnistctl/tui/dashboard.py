@@ -17,7 +17,15 @@ from mnistctl.runs import STALLED_AFTER, Run
 from mnistctl.tui.charts import AccuracyChart, LossChart
 from mnistctl.tui.state import RunState
 from mnistctl.tui.tail import Chunk, MetricsTail
-from mnistctl.tui.widgets import EpochTable, EventLog, ProgressPanel, RatesPanel, RunHeader, StatusBadge, duration
+from mnistctl.tui.widgets import (
+    EpochTable,
+    EventLog,
+    ProgressPanel,
+    RatesPanel,
+    RunHeader,
+    StatusBadge,
+    duration,
+)
 
 
 class ConfigRead(Message, bubble=False):

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 from mnistctl.registry import format_value
 from mnistctl.tui.state import RunState
 
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from mnistctl import checkpoint
 from mnistctl.errors import UsageError
-from mnistctl.runs import Run
+from mnistctl.runs import Run, checkpoint
 
 SPLITS = ("test", "val")
 
@@ -51,8 +50,7 @@ def _load(folder: str):
 
 def compute(run: Run, split: str = "test", which: str = "best", dataset=None):
     """Probabilities (N, classes) and targets (N,) of the run's ``which`` weights on ``split``."""
-    from mnistctl.infer import predict_proba
-    from mnistctl.runs import load_model
+    from mnistctl.models import load_model, predict_proba
 
     images, labels = split_data(run, split, dataset)
     mean, std = run.normalization

@@ -43,9 +43,9 @@ def export(run: Run, fmt: str = "onnx", which: str = "best", output: str | Path 
 
 
 def export_onnx(run: Run, which: str = "best", output: str | Path | None = None, dataset=None) -> tuple[Path, Parity]:
-    from mnistctl import predictions
     from mnistctl.fsutil import atomic_path
-    from mnistctl.runs import load_model
+    from mnistctl.models import load_model
+    from mnistctl.reading import predictions
 
     _require_onnx()
     model = load_model(run, which).cpu()
@@ -140,7 +140,7 @@ def check(path: str | Path, model, images, mean: float, std: float) -> Parity:
     import numpy as np
     import onnxruntime
 
-    from mnistctl.infer import predict_proba
+    from mnistctl.models import predict_proba
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     pixels = images.numpy()

@@ -1,8 +1,11 @@
-"""Batched inference: device choice and class probabilities for uint8 images."""
+"""Models: built from a run's config, loaded with its weights, placed on a device, and run in batches."""
 
 from __future__ import annotations
 
-from mnistctl.errors import UsageError
+from typing import Any
+
+from mnistctl.errors import RunError, UsageError
+from mnistctl.runs import Run
 
 
 def pick_device(name: str = "auto"):
@@ -52,3 +55,25 @@ def loss_and_accuracy(probs, labels) -> tuple[float, float]:
 
     picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
     return -picked.log().mean().item(), (probs.argmax(1) == labels).float().mean().item()
+
+
+def build_model(config: dict[str, Any]):
+    """The architecture a run config names, with its options, untrained."""
+    from mnistctl.plugins import archs
+    from mnistctl.registry import parse_options
+
+    spec = archs().get(config["arch"])
+    return spec.factory(**parse_options(spec, config.get("arch_options", {})))
+
+
+def load_model(run: Run, which: str = "best"):
+    """The run's model with the chosen weights, in eval mode."""
+    from mnistctl.runs import checkpoint
+
+    model = build_model(run.config)
+    tensors, _ = checkpoint.load(run.weights(which))
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise RunError(f"weights in {run.weights(which)} do not fit {run.config['arch']}", str(exc).splitlines()[0]) from None
+    return model.eval()

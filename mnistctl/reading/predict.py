@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
-from mnistctl import imageprep
+from mnistctl.data import imageprep
 from mnistctl.errors import MnistctlError, NotFoundError
 from mnistctl.runs import Run
 
@@ -51,14 +51,15 @@ class Failure:
 
 
 def member_from_run(run: Run, which: str = "best", device=None) -> Member:
-    from mnistctl.runs import load_model
+    from mnistctl.models import load_model
 
     return _member(run, load_model(run, which), device)
 
 
 def member_from_checkpoint(path: str | Path, device=None) -> Member:
     """A weights file at ``<run>/weights/<name>.safetensors``, built with its run's config."""
-    from mnistctl.runs import load_model, resolve_checkpoint
+    from mnistctl.models import load_model
+    from mnistctl.runs import resolve_checkpoint
 
     run, which = resolve_checkpoint(str(path))
     return _member(run, load_model(run, which), device, name=f"{run.name}:{which}")
@@ -95,7 +96,7 @@ def load_one(source: str, raw: bool, stdin: BinaryIO | None):
 
 def ensemble_proba(members: list[Member], images):
     """Probabilities averaged over the members, each with its own normalisation."""
-    from mnistctl.infer import predict_proba
+    from mnistctl.models import predict_proba
 
     probs = [predict_proba(m.model, images, m.mean, m.std) for m in members]
     return sum(probs[1:], probs[0]) / len(probs)

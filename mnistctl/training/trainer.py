@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnistctl import checkpoint, data, runs, trainconfig
+from mnistctl import data, runs
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.fsutil import write_json
+from mnistctl.models import build_model
+from mnistctl.runs import checkpoint
+from mnistctl.training import config as trainconfig
 
 
 class Observer:
@@ -103,7 +106,7 @@ class Trainer:
         self.dataset = data.load(self.data_dir or self.config.get("data", {}).get("dir"))
         if self.run_dir is not None:
             return self.run_dir
-        from mnistctl.infer import pick_device
+        from mnistctl.models import pick_device
 
         config = self.config
         device = pick_device(config["device"])
@@ -148,7 +151,7 @@ class Trainer:
     def _setup(self) -> None:
         import torch
 
-        from mnistctl.infer import pick_device
+        from mnistctl.models import pick_device
         from mnistctl.plugins import optimizers, schedulers
 
         config = self.config
@@ -165,7 +168,7 @@ class Trainer:
         self.mean, self.std = config["data"]["mean"], config["data"]["std"]
         self.steps_per_epoch = math.ceil(len(self.train_x) / config["batch_size"])
 
-        self.model = runs.build_model(config).to(self.device)
+        self.model = build_model(config).to(self.device)
         if config["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -253,7 +256,7 @@ class Trainer:
 
     def _end_epoch(self, epoch_time: float) -> bool:
         """Validate, keep the best weights, log the epoch; True when early stopping says stop."""
-        from mnistctl.infer import loss_and_accuracy, predict_proba
+        from mnistctl.models import loss_and_accuracy, predict_proba
 
         config, seen = self.config, max(1, self.running["seen"])
         val_loss = val_acc = None
@@ -347,7 +350,7 @@ class Trainer:
 
     def _test(self) -> dict[str, Any]:
         """Test the best checkpoint: reported, never used for a choice."""
-        from mnistctl.infer import loss_and_accuracy, predict_proba
+        from mnistctl.models import loss_and_accuracy, predict_proba
 
         tensors, _ = checkpoint.load(self.run_dir / "weights" / "best.safetensors")
         self.model.load_state_dict(tensors)

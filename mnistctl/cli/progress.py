@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from mnistctl.console import out
-from mnistctl.train import Observer
+from mnistctl.training.trainer import Observer
 
 
 def make_observer(quiet: bool) -> Observer:
@@ -49,7 +49,14 @@ class RichProgress(Observer):
     """An epoch bar with live loss and accuracy and an ETA, and a line per finished epoch."""
 
     def start(self, trainer) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.epochs = trainer.config["epochs"]
         out.print(f"training [bold]{trainer.run_dir}[/] on {trainer.device}, {trainer.params:,} parameters", soft_wrap=True)

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mnistctl import predictions
 from mnistctl.fsutil import write_json, write_text
+from mnistctl.reading import predictions
 from mnistctl.runs import Run
 
 TOP_CONFUSED = 5
@@ -19,7 +19,7 @@ def metrics(probs, targets) -> dict[str, Any]:
     import numpy as np
     from sklearn.metrics import classification_report, confusion_matrix
 
-    from mnistctl.infer import loss_and_accuracy
+    from mnistctl.models import loss_and_accuracy
 
     loss, accuracy = loss_and_accuracy(probs, targets)
     classes = list(range(probs.shape[1]))

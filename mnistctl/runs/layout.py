@@ -172,25 +172,3 @@ def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Pa
             raise UsageError(f"--checkpoint {which} contradicts {path.name}", "pass the run directory with --checkpoint, or the file alone")
         return resolve(path.parent.parent), path.stem
     return resolve(ref, root), which or "best"
-
-
-def build_model(config: dict[str, Any]):
-    """The architecture a run config names, with its options, untrained."""
-    from mnistctl.plugins import archs
-    from mnistctl.registry import parse_options
-
-    spec = archs().get(config["arch"])
-    return spec.factory(**parse_options(spec, config.get("arch_options", {})))
-
-
-def load_model(run: Run, which: str = "best"):
-    """The run's model with the chosen weights, in eval mode."""
-    from mnistctl import checkpoint
-
-    model = build_model(run.config)
-    tensors, _ = checkpoint.load(run.weights(which))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise RunError(f"weights in {run.weights(which)} do not fit {run.config['arch']}", str(exc).splitlines()[0]) from None
-    return model.eval()

@@ -240,8 +240,8 @@ def add_statistics(result: Comparison) -> None:
     """Pairwise McNemar tests and the ensemble, over the runs that have a test result and the same test set."""
     import torch
 
-    from mnistctl.infer import loss_and_accuracy
-    from mnistctl.predictions import load_or_compute
+    from mnistctl.models import loss_and_accuracy
+    from mnistctl.reading.predictions import load_or_compute
 
     tested: list[tuple[str, Any]] = []
     targets = None
@@ -272,37 +272,14 @@ def add_statistics(result: Comparison) -> None:
 
 def plot(runs_: list[Run], path: str | Path) -> Path:
     """One PNG: validation accuracy and loss per epoch of each run, the best epoch marked."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
-    from mnistctl.fsutil import atomic_path
+    from mnistctl.reading.figures import save
+    from mnistctl.reading.figures.training import compare_figure
 
     curves = [(_legend_label(run), [e for e in latest_epochs(run) if "val_acc" in e]) for run in runs_]
     curves = [(label, epochs) for label, epochs in curves if epochs]
     if not curves:
         raise RunError("none of these runs has finished an epoch with validation", "plot again once they have")
-    fig = Figure(figsize=(11, 4.6), dpi=110, layout="constrained")
-    acc_ax, loss_ax = fig.subplots(1, 2)
-    for index, (label, epochs) in enumerate(curves):
-        style = {"color": f"C{index % 10}", "marker": "o", "markersize": 4}
-        x = [e["epoch"] for e in epochs]
-        acc_ax.plot(x, [100 * e["val_acc"] for e in epochs], label=label, **style)
-        loss_ax.plot(x, [e["val_loss"] for e in epochs], **style)
-        best = next((e for e in reversed(epochs) if e.get("best")), None) or max(epochs, key=lambda e: e["val_acc"])
-        acc_ax.plot(best["epoch"], 100 * best["val_acc"], "*", color=style["color"], markersize=13, markeredgecolor="black", markeredgewidth=0.6)
-    acc_ax.set(title="Validation accuracy (★ best epoch)", xlabel="epoch", ylabel="accuracy")
-    acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
-    loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="cross-entropy")
-    for ax in (acc_ax, loss_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
-    fig.legend(loc="outside lower center", ncols=min(len(curves), 5), frameon=False)
-    fig.suptitle(f"Validation curves of {len(curves)} run{'s' * (len(curves) > 1)}", fontweight="bold")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
+    return save(compare_figure(curves), path)
 
 
 def _legend_label(run: Run) -> str:

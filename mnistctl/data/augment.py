@@ -1,0 +1,33 @@
+"""Batches on the way into a model: normalisation and batched augmentation, as tensor ops."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def normalize(images: "torch.Tensor", mean: float, std: float, dtype=None) -> "torch.Tensor":
+    """uint8 (N, 28, 28) or (N, 1, 28, 28) to normalised float (N, 1, 28, 28)."""
+    import torch
+
+    x = images if images.dim() == 4 else images.unsqueeze(1)
+    return x.to(dtype or torch.float32).div_(255).sub_(mean).div_(std)
+
+
+def augment(x: "torch.Tensor", rotation: float, shift: float, generator: "torch.Generator") -> "torch.Tensor":
+    """Random rotation (degrees) and shift (fraction of the side) per sample, in one batched affine warp."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
+    offset = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * shift)
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    background = x.amin(dim=(1, 2, 3), keepdim=True)
+    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background

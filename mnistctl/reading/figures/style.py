@@ -1,0 +1,60 @@
+"""The one look of every figure, and the one way figures are saved."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from mnistctl.fsutil import atomic_path
+
+STYLE = {
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.dpi": 110,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "figure.titlesize": 15,
+    "figure.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "image.interpolation": "nearest",
+}
+TRAIN, VAL, TEST, ERROR = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"
+WEIGHTS_CMAP, ACTIVATION_CMAP, DIGIT_CMAP = "RdBu_r", "RdBu_r", "gray_r"
+
+Builder = TypeVar("Builder", bound=Callable[..., Figure])
+
+
+def styled(builder: Builder) -> Builder:
+    """A figure builder that draws in the house style, whoever calls it."""
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return builder(*args, **kwargs)
+
+    return build  # type: ignore[return-value]
+
+
+def bare(ax) -> None:
+    """An image tile: no ticks, a thin light frame."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_color("#c8c8c8")
+        spine.set_linewidth(0.8)
+
+
+def save(figure: Figure, path: str | Path) -> Path:
+    """Write a PNG atomically: a reader never sees half a file."""
+    path = Path(path)
+    with atomic_path(path) as tmp, matplotlib.rc_context(STYLE):
+        figure.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
+    return path

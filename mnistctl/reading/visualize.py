@@ -1,0 +1,241 @@
+"""``visualize``: which plots a run gets, the data and layers behind them; the figures module draws them.
+
+Conv layers are found generically, by type, so any registered architecture works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from mnistctl.errors import NotFoundError, RunError, UsageError
+from mnistctl.reading import predictions
+from mnistctl.reading.figures import save
+from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
+from mnistctl.reading.figures.predictions import (
+    confusion_figure,
+    samples_figure,
+    wrong_figure,
+)
+from mnistctl.reading.figures.training import curves_figure
+from mnistctl.runs import Run
+
+KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples")
+NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong"}
+SAMPLES_PER_CLASS = 12
+
+
+def expand(what: list[str] | str) -> list[str]:
+    """The plot kinds asked for, ``all`` expanded; an unknown kind fails listing the valid ones."""
+    asked = [what] if isinstance(what, str) else list(what)
+    kinds: list[str] = []
+    for kind in asked:
+        if kind == "all":
+            kinds += KINDS
+        elif kind in KINDS:
+            kinds.append(kind)
+        else:
+            raise UsageError(f"unknown --what '{kind}'", f"choose from: {', '.join(KINDS)}, all")
+    return list(dict.fromkeys(kinds))
+
+
+def conv_layers(model) -> dict[str, Any]:
+    """Every Conv2d of a model by qualified name, in definition order."""
+    from torch import nn
+
+    return {name: module for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
+
+
+def pick_layer(model, layer: str | None) -> str:
+    """The conv layer named (or numbered from 0) by ``layer``; the first one by default."""
+    names = list(conv_layers(model))
+    if not names:
+        raise UsageError(f"{type(model).__name__} has no Conv2d layers", "filters and feature maps need a convolutional model")
+    if layer is None:
+        return names[0]
+    if layer in names:
+        return layer
+    if layer.isdigit() and int(layer) < len(names):
+        return names[int(layer)]
+    listing = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    raise NotFoundError(f"no conv layer '{layer}'", f"the conv layers are {listing}")
+
+
+def capture_feature_maps(model, x) -> dict[str, Any]:
+    """The output of every conv layer for the batch ``x``, captured with forward hooks, in execution order."""
+    import torch
+
+    captured: dict[str, Any] = {}
+    hooks = [
+        module.register_forward_hook(lambda _m, _i, output, name=name: captured.__setitem__(name, output.detach().float()))
+        for name, module in conv_layers(model).items()
+    ]
+    try:
+        with torch.inference_mode():
+            logits = model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {"logits": logits, **captured}
+
+
+@dataclass
+class Options:
+    which: str = "best"
+    split: str = "test"
+    layer: str | None = None
+    index: int = 0
+    image: str | None = None
+
+
+class Plots:
+    """The plots of one run; data, weights and predictions are loaded once, when first needed."""
+
+    def __init__(self, run: Run, options: Options | None = None, dataset=None):
+        self.run = run
+        self.options = options or Options()
+        if dataset is not None:
+            self.dataset = dataset
+
+    def make(self, kinds: list[str], out: Path) -> list[Path]:
+        self.check(kinds)
+        paths = []
+        for kind in kinds:
+            name, figure = getattr(self, kind.replace("-", "_"))()
+            paths.append(save(figure, out / name))
+        return paths
+
+    def check(self, kinds: list[str]) -> None:
+        """Fail on bad input before any plot is written."""
+        if NEEDS_WEIGHTS & set(kinds):
+            self.run.weights(self.options.which)
+        if "initial-filters" in kinds:
+            self.run.weights("initial")
+        if {"filters", "initial-filters", "feature-maps"} & set(kinds):
+            pick_layer(self.model, self.options.layer)
+        if "feature-maps" in kinds:
+            self.input_image()
+
+    @property
+    def title(self) -> str:
+        arch = self.run.config.get("arch", "?")
+        return self.run.name if arch in self.run.name else f"{self.run.name} ({arch})"
+
+    @cached_property
+    def dataset(self):
+        return predictions.run_dataset(self.run)
+
+    @cached_property
+    def model(self):
+        from mnistctl.models import load_model
+
+        return load_model(self.run, self.options.which)
+
+    @cached_property
+    def split(self):
+        return predictions.split_data(self.run, self.options.split, self.dataset)
+
+    @cached_property
+    def predictions(self):
+        return predictions.load_or_compute(self.run, self.options.split, self.options.which, self.dataset)
+
+    def curves(self) -> tuple[str, Figure]:
+        epochs = {e["epoch"]: e for e in self.run.epochs()}
+        if not epochs:
+            raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
+        starts = list(self.run.events("start"))
+        steps_per_epoch = starts[-1].get("steps_per_epoch") if starts else None
+        steps = list(self.run.events("step")) if steps_per_epoch else []
+        tests = list(self.run.events("test"))
+        return "curves.png", curves_figure(self.title, [epochs[k] for k in sorted(epochs)], steps, steps_per_epoch, tests[-1] if tests else None)
+
+    def confusion(self) -> tuple[str, Figure]:
+        from mnistctl.reading.evaluate import metrics
+
+        probs, targets = self.predictions
+        matrix = np.array(metrics(probs, targets)["confusion_matrix"])
+        subtitle = f"{self.options.split} split, {self.options.which} checkpoint, {int(matrix.sum()):,} images"
+        return f"confusion-{self.options.split}.png", confusion_figure(f"{self.title}: confusion matrix", subtitle, matrix)
+
+    def filters(self, which: str | None = None) -> tuple[str, Figure]:
+        from mnistctl.models import load_model
+
+        model = self.model if which is None else load_model(self.run, which)
+        layer = pick_layer(model, self.options.layer)
+        label = "before training" if which == "initial" else f"{self.options.which} checkpoint"
+        figure = filters_figure(f"{self.title}: filters of {layer}, {label}", conv_layers(model)[layer].weight.detach().float().numpy())
+        return f"{'initial-' if which else ''}filters-{layer}.png", figure
+
+    def initial_filters(self) -> tuple[str, Figure]:
+        return self.filters("initial")
+
+    def input_image(self) -> tuple[np.ndarray, str, str, int | None]:
+        """The image for feature maps: (uint8 28x28, caption, file stem, true label or None)."""
+        if self.options.image:
+            from mnistctl.data.imageprep import load_prepared
+
+            return load_prepared(self.options.image), Path(self.options.image).name, Path(self.options.image).stem, None
+        images, labels = self.split
+        index = self.options.index
+        if not 0 <= index < len(images):
+            raise UsageError(f"--index {index} is out of range", f"the {self.options.split} split has {len(images):,} images: use 0 to {len(images) - 1}")
+        return images[index].numpy(), f"{self.options.split} image #{index}", f"{self.options.split}-{index}", int(labels[index])
+
+    def feature_maps(self) -> tuple[str, Figure]:
+        import torch
+
+        from mnistctl.data import normalize
+
+        image, caption, stem, label = self.input_image()
+        x = normalize(torch.from_numpy(np.ascontiguousarray(image))[None], *self.run.normalization)
+        captured = capture_feature_maps(self.model, x)
+        probs = torch.softmax(captured.pop("logits").float(), 1)[0].numpy()
+        layers = {name: (conv_layers(self.model)[name], output[0].numpy()) for name, output in captured.items()}
+        figure = feature_maps_figure(f"{self.title}: feature maps of {caption}", image, probs, label, layers)
+        return f"feature-maps-{stem}.png", figure
+
+    def wrong(self) -> tuple[str, Figure]:
+        probs, targets = self.predictions
+        images, _ = self.split
+        title = f"{self.title}: misclassified {self.options.split} images, most confident first"
+        return f"wrong-{self.options.split}.png", wrong_figure(title, images.numpy(), probs.numpy(), targets.numpy())
+
+    def samples(self) -> tuple[str, Figure]:
+        from mnistctl.data import split_indices
+
+        dataset, config = self.dataset, self.run.config
+        train_idx = np.arange(dataset.n_train)
+        counts = {}
+        if config.get("val_split"):
+            train_idx, val_idx = (i.numpy() for i in split_indices(dataset.n_train, config["val_split"], config["seed"]))
+            counts["validation"] = np.bincount(dataset.train_labels.numpy()[val_idx], minlength=10)
+        labels = dataset.train_labels.numpy()[train_idx]
+        counts = {"train": np.bincount(labels, minlength=10), **counts, "test": np.bincount(dataset.test_labels.numpy(), minlength=10)}
+        examples = [dataset.train_images.numpy()[train_idx[labels == c][:SAMPLES_PER_CLASS]] for c in range(len(counts["train"]))]
+        return "samples.png", samples_figure(f"{self.title}: training examples and class distribution", examples, counts)
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+

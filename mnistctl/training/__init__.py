@@ -1,0 +1,1 @@
+"""Training: the configuration, the trainer, and what runs beside it."""

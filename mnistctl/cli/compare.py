@@ -20,6 +20,8 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
+    top: int = typer.Option(5, "--top", metavar="K", help="With --study: the K best runs (0: all)."),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn
@@ -29,6 +31,12 @@ def command(
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot} is not a .png path", "the curves are written as PNG, e.g. --plot compare.png")
+    if study is not None:
+        from mnistctl.reading.compare import study_runs
+
+        if refs or all_runs:
+            raise UsageError("--study selects the runs itself", "drop the run names and --all, or drop --study")
+        refs, sort = study_runs(study, runs_dir, top), sort or "val_acc"
     result = compare(refs or [], runs_dir, all_runs, sort, stats)
     for message in result.warnings:
         warn(message)
@@ -44,19 +52,20 @@ def command(
             out.print(f"curves written to [bold]{written}[/]")
 
 
-def runs_table(result):
+def runs_table(result, columns=None, title: str = "Runs, best first"):
     from rich.table import Table
 
     from mnistctl.reading.compare import COLUMNS, best_values
 
-    best = best_values(result.rows)
-    table = Table(title="Runs, best first", title_justify="left", caption="[bold green]green[/]: best in its column", caption_justify="left")
-    for column in COLUMNS:
-        numeric = column.key in FORMATS or column.key in ("epochs", "best_epoch")
+    columns = columns or COLUMNS
+    best = best_values(result.rows, columns)
+    table = Table(title=title, title_justify="left", caption="[bold green]green[/]: best in its column", caption_justify="left")
+    for column in columns:
+        numeric = column.key in FORMATS or column.key in ("epochs", "best_epoch", "trial")
         table.add_column(column.header, justify="right" if numeric else "left", style="bold cyan" if column.key == "name" else None, no_wrap=column.key == "name")
     for row in result.rows:
         cells = []
-        for column in COLUMNS:
+        for column in columns:
             text = cell(column.key, row[column.key])
             if column.key in best and row[column.key] == best[column.key]:
                 text = f"[bold green]{text}[/]"
@@ -66,7 +75,7 @@ def runs_table(result):
         ensemble = result.ensemble
         table.add_section()
         blank = {"name": "ensemble", "arch": f"mean of {len(ensemble['runs'])} runs' probabilities", "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
-        table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in COLUMNS))
+        table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in columns))
     return table
 
 

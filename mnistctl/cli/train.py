@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -55,15 +55,7 @@ def command(
     if resume:
         trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir)
     else:
-        flags = {
-            "arch": arch, "arch_options": _pairs(set_), "optimizer": optimizer, "optimizer_options": _pairs(opt_set),
-            "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler, "scheduler_options": _pairs(sched_set),
-            "epochs": epochs, "batch_size": batch_size, "val_split": val_split, "limit": limit,
-            "early_stopping": early_stopping, "seed": seed, "device": device, "precision": precision,
-            "channels_last": channels_last, "name": name, "checkpoint_every": checkpoint_every,
-            "augment": _augment(augment, rotation, shift),
-        }
-        settings = trainconfig.resolve(flags, config, preset)
+        settings = trainconfig.resolve(flags(locals()), config, preset)
         if augment is False:
             settings["augment"] = None
         trainer = Trainer(settings, observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
@@ -77,6 +69,19 @@ def command(
         raise typer.Exit(code)
     summary = _run_with_signals(trainer)
     _report(trainer, summary, quiet)
+
+
+def flags(options: dict[str, Any]) -> dict[str, Any]:
+    """The training flags from this command's option values, by parameter name (None: not given)."""
+    o = options
+    return {
+        "arch": o["arch"], "arch_options": _pairs(o["set_"]), "optimizer": o["optimizer"], "optimizer_options": _pairs(o["opt_set"]),
+        "lr": o["lr"], "weight_decay": o["weight_decay"], "scheduler": o["scheduler"], "scheduler_options": _pairs(o["sched_set"]),
+        "epochs": o["epochs"], "batch_size": o["batch_size"], "val_split": o["val_split"], "limit": o["limit"],
+        "early_stopping": o["early_stopping"], "seed": o["seed"], "device": o["device"], "precision": o["precision"],
+        "channels_last": o["channels_last"], "name": o.get("name"), "checkpoint_every": o["checkpoint_every"],
+        "augment": _augment(o["augment"], o["rotation"], o["shift"]),
+    }
 
 
 def _pairs(items: list[str]) -> dict[str, str] | None:

@@ -138,6 +138,24 @@ def describe(run: Run) -> dict[str, Any]:
     }
 
 
+def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[str]:
+    """Paths of the runs a sweep trained for study ``name``, best validation accuracy first, the ``top`` ones (0: all)."""
+    found = []
+    for run in runs.list_runs(root):
+        try:
+            study = run.config.get("study") or {}
+        except MnistctlError:
+            continue
+        if study.get("name") == name:
+            summary = run.summary or {}
+            val_acc = summary.get("best_val_acc") or max((e.get("val_acc") or 0 for e in latest_epochs(run)), default=0)
+            found.append((val_acc, run))
+    if not found:
+        raise NotFoundError(f"no runs of study '{name}' in {runs.runs_dir(root)}", "check --runs-dir, or start it with: mnistctl sweep --study NAME --space FILE")
+    found.sort(key=lambda pair: -pair[0])
+    return [str(run.path) for _, run in found[: top or None]]
+
+
 def latest_epochs(run: Run) -> list[dict[str, Any]]:
     """Epoch events in order, the latest one for each epoch (a resumed run may repeat some)."""
     by_epoch = {e["epoch"]: e for e in run.events("epoch") if "epoch" in e}
@@ -210,10 +228,10 @@ def column_key(name: str) -> str:
     return key
 
 
-def best_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def best_values(rows: list[dict[str, Any]], columns: tuple[Column, ...] = COLUMNS) -> dict[str, Any]:
     """The best value of each column that has one, when at least two rows have a value to compare."""
     best = {}
-    for column in COLUMNS:
+    for column in columns:
         values = [r[column.key] for r in rows if r[column.key] is not None]
         if column.better and len(values) >= 2:
             best[column.key] = max(values) if column.better == "max" else min(values)

@@ -1,0 +1,161 @@
+"""``mnistctl sweep``: search training settings with Optuna, each trial an ordinary run; ``--show``/``--plot`` read a study."""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from mnistctl.cli import train
+
+NAME = "sweep"
+PANEL = "Sweep"
+TRAIN_ONLY = ("resume", "tui", "name")
+
+
+def _options(
+    study: str = typer.Option(..., "--study", help="Study name: workers with the same name and storage share its trials.", rich_help_panel=PANEL, show_default=False),
+    trials: int = typer.Option(20, "--trials", "-n", help="Trials the study should hold in the end (finished, pruned or running), shared by all workers.", rich_help_panel=PANEL),
+    space: Optional[Path] = typer.Option(None, "--space", help="TOML file of the settings to vary (choice, int or float range, log scale).", rich_help_panel=PANEL, show_default=False),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage, e.g. postgresql://user:password@host/db \\[default: sqlite in the runs folder].", rich_help_panel=PANEL, show_default=False),
+    pruner: str = typer.Option("median", "--pruner", help="Stop hopeless trials early: median, halving or none.", rich_help_panel=PANEL),
+    show: bool = typer.Option(False, "--show", help="Print the study's trials best first, the best settings and the parameter importances; train nothing.", rich_help_panel=PANEL),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the optimisation history and the importances to this PNG; train nothing.", rich_help_panel=PANEL, show_default=False),
+) -> None:
+    """The sweep's own options; the train options follow."""
+
+
+def command(**options: Any) -> None:
+    """Search training settings with Optuna: each trial is an ordinary run; run it in several terminals to share the work."""
+    if options["show"] or options["plot"] is not None:
+        _report(options)
+        return
+    _sweep(options)
+
+
+def _signature(*functions) -> inspect.Signature:
+    params = []
+    for function in functions:
+        hints = typing.get_type_hints(function)
+        params += [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
+            for p in inspect.signature(function).parameters.values()
+            if p.name not in TRAIN_ONLY
+        ]
+    return inspect.Signature(params, return_annotation=None)
+
+
+command.__signature__ = _signature(_options, train.command)
+
+
+def _sweep(options: dict[str, Any]) -> None:
+    from mnistctl import runs
+    from mnistctl.cli.progress import make_observer
+    from mnistctl.console import err, out
+    from mnistctl.errors import UsageError
+    from mnistctl.training import space, sweep
+
+    if options["space"] is None:
+        raise UsageError("a sweep needs a space file", "pass --space FILE, e.g. with: lr = { float = [0.01, 0.5], log = true }")
+    if options["trials"] < 1:
+        raise UsageError(f"--trials must be at least 1 (got {options['trials']})", "e.g. --trials 20")
+    flags = train.flags(options)
+    if options["augment"] is False:
+        flags["augment"] = False
+    dimensions = space.load(options["space"], flags, options["config"], options["preset"])
+    base = space.settings(flags, options["config"], options["preset"])
+    if not base["val_split"]:
+        raise UsageError("a sweep needs a validation split: its objective is the validation accuracy", "set --val-split above 0")
+    pruner = sweep.make_pruner(options["pruner"])
+    _quiet_optuna()
+    url = sweep.storage_url(options["storage"], options["runs_dir"])
+    if options["storage"] is None:
+        runs.runs_dir(options["runs_dir"]).mkdir(parents=True, exist_ok=True)
+    study = sweep.load_study(options["study"], sweep.open_storage(url), create=True, pruner=pruner)
+    quiet = options["quiet"]
+    worker = sweep.Worker(
+        study, dimensions, flags, options["trials"], options["config"], options["preset"], options["runs_dir"],
+        options["data_dir"], shlex.join(["mnistctl", *sys.argv[1:]]), lambda: make_observer(quiet), train._run_with_signals,
+        sweep.public_url(url),
+    )
+    if not quiet:
+        out.print(f"study [bold]{study.study_name}[/] in {sweep.public_url(url)}: {worker.counted()} of {options['trials']} trials", soft_wrap=True)
+    try:
+        ran = worker.work(lambda trial: quiet or out.print(_trial_line(trial), soft_wrap=True))
+    except sweep.Interrupted as exc:
+        err.print(f"[yellow]stopped[/]: the trial's run {exc.run_dir} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
+        err.print("continue the study by running the same command again; it retries the stopped trial's settings first", soft_wrap=True)
+        raise typer.Exit(130)
+    if not quiet:
+        out.print(f"this worker ran {ran} trial{'s' * (ran != 1)}; the study holds {worker.counted()} of {options['trials']}")
+        _print_study(study, options["runs_dir"])
+
+
+def _trial_line(trial) -> str:
+    from rich.markup import escape
+
+    from mnistctl.reading.sweep import best_val_acc, status
+
+    params = " ".join(f"{k}={_value(v)}" for k, v in trial.params.items())
+    acc = best_val_acc(trial)
+    result = f"best val acc {acc:.2%}" if acc is not None else ""
+    return f"trial {trial.number} [bold]{status(trial)}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _report(options: dict[str, Any]) -> None:
+    from mnistctl.console import out
+    from mnistctl.errors import UsageError
+    from mnistctl.reading import sweep as reading
+    from mnistctl.training import sweep
+
+    plot = options["plot"]
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot} is not a .png path", "the figure is written as PNG, e.g. --plot sweep.png")
+    _quiet_optuna()
+    url = sweep.storage_url(options["storage"], options["runs_dir"])
+    study = sweep.load_study(options["study"], sweep.open_storage(url, create=False))
+    if options["show"]:
+        _print_study(study, options["runs_dir"])
+    if plot is not None:
+        out.print(f"figure written to [bold]{reading.plot(study, plot)}[/]")
+
+
+def _print_study(study, runs_dir) -> None:
+    from mnistctl.cli.compare import runs_table
+    from mnistctl.console import out
+    from mnistctl.reading import sweep as reading
+    from mnistctl.reading.compare import COLUMN, Column, Comparison
+
+    rows = reading.rows(study, runs_dir)
+    params = sorted({k for row in rows for k in row if k.startswith("param:")})
+    for row in rows:
+        row.update({k: _value(row[k]) if k in row else "" for k in params})
+    columns = (Column("trial", "trial"), COLUMN["status"], *(Column(k, k[6:]) for k in params), Column("epochs", "epochs"), COLUMN["val_acc"], COLUMN["test_acc"], Column("time", "trial time", "min"), COLUMN["name"])
+    out.print(runs_table(Comparison(rows, []), columns, title=f"Study {study.study_name}: trials, best validation accuracy first"))
+    best = reading.best_trial(study)
+    if best is None:
+        out.print("no trial has finished yet")
+        return
+    from mnistctl.training.space import flag
+
+    out.print(f"best: trial {best.number}, validation accuracy [bold]{best.value:.2%}[/], run {best.user_attrs.get('run', '?')}", soft_wrap=True)
+    out.print("  its settings as train options: " + " ".join(flag(k, v) for k, v in best.params.items()), soft_wrap=True)
+    importances = reading.importances(study)
+    if importances:
+        out.print("parameter importances (fANOVA): " + ", ".join(f"{k} {v:.0%}" for k, v in importances.items()), soft_wrap=True)
+

@@ -1,0 +1,42 @@
+"""The figure of a sweep: each trial's validation accuracy with the best so far, and the parameter importances."""
+
+from __future__ import annotations
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from mnistctl.reading.figures.style import ERROR, TEST, VAL, styled
+
+
+@styled
+def sweep_figure(study: str, history: list[tuple[int, float, str]], importances: dict[str, float]) -> Figure:
+    """``history``: (trial number, best validation accuracy, status); pruned and failed trials drawn apart."""
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    fig.suptitle(f"Sweep {study}")
+    hist_ax, imp_ax = fig.subplots(1, 2, width_ratios=[3, 2])
+    done = [(n, 100 * v) for n, v, s in history if s in ("finished", "early_stopped")]
+    stopped = [(n, 100 * v) for n, v, s in history if s not in ("finished", "early_stopped")]
+    if done:
+        hist_ax.plot(*zip(*done), "o", color=VAL, label="finished trial")
+        best, running = [], -1.0
+        for n, v in sorted(done):
+            running = max(running, v)
+            best.append((n, running))
+        hist_ax.step(*zip(*best), where="post", color=TEST, lw=2, label="best so far")
+    if stopped:
+        hist_ax.plot(*zip(*stopped), "x", color=ERROR, label="pruned or stopped (best epoch)")
+    hist_ax.set(title="Optimisation history", xlabel="trial", ylabel="best validation accuracy")
+    hist_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    hist_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+    hist_ax.grid(alpha=0.3)
+    hist_ax.legend(loc="lower right")
+    if importances:
+        names = list(importances)[::-1]
+        imp_ax.barh(names, [importances[n] for n in names], color=VAL)
+        imp_ax.set_xlim(0, 1)
+        imp_ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+    else:
+        imp_ax.text(0.5, 0.5, "needs two finished trials", ha="center", va="center", color="grey", transform=imp_ax.transAxes)
+        imp_ax.set_yticks([])
+    imp_ax.set(title="Parameter importance (fANOVA)", xlabel="share of the variance in validation accuracy")
+    return fig

@@ -1,0 +1,84 @@
+"""A sweep's study read back: its trials best first, the best settings, parameter importances and a figure."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mnistctl import runs
+from mnistctl.errors import RunError
+
+STATES = {"COMPLETE": "finished", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+
+def status(trial) -> str:
+    """The trial's state in the words of a run's status (finished, early_stopped, pruned, interrupted, failed...)."""
+    state = STATES.get(trial.state.name, trial.state.name.lower())
+    recorded = trial.user_attrs.get("status")
+    return recorded if recorded and state in ("finished", "failed") else state
+
+
+def trials(study) -> list:
+    """The study's trials, leaving out those a worker started and dropped because the study was already full."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+
+
+def best_val_acc(trial) -> float | None:
+    """The objective of a finished trial, else the best validation accuracy it reported before it stopped."""
+    if trial.value is not None:
+        return trial.value
+    return max(trial.intermediate_values.values(), default=None)
+
+
+def rows(study, root=None) -> list[dict[str, Any]]:
+    """One row per trial, best validation accuracy first; test accuracy where the run is in this runs folder."""
+    found = []
+    for trial in trials(study):
+        name = trial.user_attrs.get("run")
+        summary = _summary(runs.runs_dir(root) / name) if name else None
+        elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
+        found.append({
+            "trial": trial.number,
+            "status": status(trial),
+            **{f"param:{k}": v for k, v in trial.params.items()},
+            "epochs": len(trial.intermediate_values),
+            "val_acc": best_val_acc(trial),
+            "test_acc": (summary or {}).get("test_acc"),
+            "time": elapsed,
+            "name": name,
+        })
+    return sorted(found, key=lambda r: (r["val_acc"] is None, -(r["val_acc"] or 0), r["trial"]))
+
+
+def _summary(path: Path) -> dict[str, Any] | None:
+    return runs.Run(path).summary if (path / "config.json").is_file() else None
+
+
+def best_trial(study):
+    """The finished trial with the best validation accuracy, or None."""
+    done = [t for t in trials(study) if t.value is not None]
+    return max(done, key=lambda t: t.value, default=None)
+
+
+def importances(study) -> dict[str, float]:
+    """Optuna's fANOVA importance of each varied setting (empty before two trials have finished)."""
+    import optuna
+
+    done = [t for t in trials(study) if t.value is not None]
+    if len(done) < 2 or not done[0].params:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.importance.get_param_importances(study)
+
+
+def plot(study, path: str | Path) -> Path:
+    """The optimisation history and the parameter importances, in one PNG."""
+    from mnistctl.reading.figures import save
+    from mnistctl.reading.figures.sweep import sweep_figure
+
+    history = [(t.number, best_val_acc(t), status(t)) for t in trials(study) if best_val_acc(t) is not None]
+    if not history:
+        raise RunError(f"study '{study.study_name}' has no trial with a validation result yet", "plot again once a trial has finished an epoch")
+    return save(sweep_figure(study.study_name, history, importances(study)), path)

@@ -55,7 +55,7 @@ def public_url(url: str) -> str:
 def open_storage(url: str, create: bool = True):
     """Optuna's RDB storage, or one line saying why the database cannot be used."""
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     sqlite = url.startswith("sqlite")
     if sqlite and not create:
@@ -76,7 +76,7 @@ def open_storage(url: str, create: bool = True):
                 "for PostgreSQL: pip install psycopg2-binary and write postgresql+psycopg2://user:password@host/db",
             ) from None
         except (SQLAlchemyError, ValueError) as exc:
-            if sqlite and attempt < 4 and "already exists" in str(exc):
+            if attempt < 4 and (isinstance(exc, IntegrityError) or "already exists" in str(exc)):
                 time.sleep(0.2 * (attempt + 1))  # two workers creating the tables at once
                 continue
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

@@ -1,0 +1,268 @@
+"""``mnistctl sweep``: tiny real trials in a shared Optuna study, pruning, reading the study back, and bad input."""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mnistctl.cli import app
+from mnistctl.errors import UsageError
+from mnistctl.runs import Run
+
+optuna = pytest.importorskip("optuna")
+SCRIPT = Path(sys.executable).with_name("mnistctl")
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+TINY = ["--arch", "lenet", "--limit", "256", "--val-split", "256", "--batch-size", "32", "--epochs", "1", "--precision", "fp32"]
+SPACE = 'lr = { float = [0.01, 0.2], log = true }\nscheduler = { choice = ["onecycle", "none"] }\n'
+runner = CliRunner()
+
+
+@pytest.fixture
+def space(tmp_path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+def sweep(*args: str):
+    result = runner.invoke(app, ["sweep", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def sweep_process(*args: str, data_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "MNISTCTL_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    return subprocess.Popen([str(SCRIPT), "sweep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def load(study: str, url: str):
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=study, storage=url)
+
+
+def counted(study) -> list:
+    return [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def study_runs(root: Path, name: str) -> dict[int, Run]:
+    found = [Run(p.parent) for p in root.glob("*/config.json")]
+    trials = [r.config["study"]["trial"] for r in found if r.config["study"]["name"] == name]
+    assert len(trials) == len(set(trials)), f"a trial has two run directories: {sorted(trials)}"
+    return {r.config["study"]["trial"]: r for r in found if r.config["study"]["name"] == name}
+
+
+def check_workers(procs: list[subprocess.Popen], name: str, url: str, root: Path, n: int) -> None:
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs):
+        assert proc.returncode == 0, stderr
+    study = load(name, url)
+    done = counted(study)
+    assert len(done) == n
+    assert len({t.number for t in done}) == n
+    runs = study_runs(root, study.study_name)
+    assert sorted(runs) == sorted(t.number for t in done)
+    assert all(run.name == f"{study.study_name}-t{number}" for number, run in runs.items()), "a run directory name clashed"
+    ran = [int(stdout.split("this worker ran ")[1].split()[0]) for stdout, _ in outputs]
+    assert sum(ran) == n
+
+
+def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, data_dir):
+    root = tmp_path / "runs"
+    sweep("--study", "tiny", "--trials", "2", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet", *TINY)
+    url = f"sqlite:///{root.resolve() / 'optuna.db'}"
+    study = load("tiny", url)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    runs = study_runs(root, "tiny")
+    assert sorted(runs) == [0, 1]
+    for trial in trials:
+        run = runs[trial.number]
+        assert run.config["study"] == {"name": "tiny", "trial": trial.number, "storage": url}
+        assert run.config["lr"] == pytest.approx(trial.params["lr"])
+        assert run.config["scheduler"] == trial.params["scheduler"]
+        assert run.summary["best_val_acc"] == pytest.approx(trial.value)
+        assert run.config["epochs"] == 1 and run.config["limit"] == 256
+
+    shown = sweep("--study", "tiny", "--show", "--runs-dir", str(root)).stdout
+    best = max(trials, key=lambda t: t.value)
+    assert shown.index(f"tiny-t{best.number}") < shown.index(f"tiny-t{1 - best.number}")
+    assert f"best: trial {best.number}, validation accuracy {best.value:.2%}" in shown
+    assert f"--scheduler {best.params['scheduler']}" in shown
+    assert "parameter importances" in shown
+
+    compared = runner.invoke(app, ["compare", "--study", "tiny", "--top", "1", "--no-stats", "--runs-dir", str(root)], env={"COLUMNS": "200"})
+    assert compared.exit_code == 0, compared.output
+    assert f"tiny-t{best.number}" in compared.stdout and f"tiny-t{1 - best.number}" not in compared.stdout
+
+    again = sweep("--study", "tiny", "--trials", "2", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), *TINY)
+    assert "this worker ran 0 trials" in again.stdout
+    assert len(load("tiny", url).get_trials()) == 2
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path, space, data_dir):
+    root = tmp_path / "runs"
+    args = ["--study", "pair", "--trials", "2", "--space", str(space), "--runs-dir", str(root), *TINY]
+    procs = [sweep_process(*args, data_dir=data_dir) for _ in range(2)]
+    check_workers(procs, "pair", f"sqlite:///{root.resolve() / 'optuna.db'}", root, 2)
+
+
+def test_a_hopeless_trial_is_pruned_and_its_run_says_so(tmp_path, data_dir):
+    from mnistctl.reading.compare import compare
+    from mnistctl.tui.state import RunState
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    url = f"sqlite:///{root.resolve() / 'optuna.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=url, study_name="prune", direction="maximize")
+    study.enqueue_trial({"lr": 3e-3})
+    study.enqueue_trial({"lr": 1e-7})  # barely moves from the initial weights: far below the first trial
+    space = tmp_path / "lr.toml"
+    space.write_text("lr = { float = [1e-7, 0.01], log = true }\n")
+    fixed = ["--optimizer", "adam", "--scheduler", "none", "--limit", "512", "--batch-size", "32", "--epochs", "2", "--val-split", "256"]
+    sweep("--study", "prune", "--trials", "2", "--space", str(space), "--pruner", "halving", "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet", "--arch", "lenet", *fixed)
+    first, second = load("prune", url).get_trials()
+    assert (first.state.name, second.state.name) == ("COMPLETE", "PRUNED")
+    assert list(second.intermediate_values) == [1]
+    pruned = study_runs(root, "prune")[1]
+    assert pruned.status() == "pruned"
+    assert pruned.summary["status"] == "pruned" and pruned.summary["epochs_run"] == 1
+    rows = {row["name"]: row for row in compare([str(pruned.path)], stats=False).rows}
+    assert rows["prune-t1"]["status"] == "pruned"
+    state = RunState()
+    for event in pruned.events():
+        state.apply(event)
+    assert state.status() == "pruned"
+    shown = sweep("--study", "prune", "--show", "--runs-dir", str(root)).stdout
+    assert "pruned" in shown
+
+
+def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, data_dir):
+    root = tmp_path / "runs"
+    args = ["--study", "stop", "--trials", "2", "--space", str(space), "--runs-dir", str(root), *TINY, "--epochs", "50", "--limit", "128"]
+    proc = sweep_process(*args, data_dir=data_dir)
+    for line in proc.stdout:
+        if line.startswith("epoch"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "resumable" in stderr and "Traceback" not in stderr
+    trials = load("stop", f"sqlite:///{root.resolve() / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert trials[0].user_attrs["status"] == "interrupted"
+    assert trials[1].user_attrs["retry_of"] == 0
+    run = study_runs(root, "stop")[0]
+    assert run.status() == "interrupted" and run.state_path.is_file()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("lrr = { float = [0.01, 0.1] }", "lrr is not a training setting"),
+        ("lr = { float = [0.1, 0.01] }", "the range [0.1, 0.01] is empty"),
+        ("lr = { choice = [] }", "choice is empty"),
+        ('lr = { choice = ["fast"] }', "choice 'fast' is not a float"),
+        ("batch_size = { float = [16, 64] }", "batch_size takes whole numbers"),
+        ("[set]\ndropot = { float = [0, 0.5] }", "arch 'lenet' has no option 'dropot'"),
+        ("[opt-set]\nmomentum = { choice = [0.9] }\n[sched-set]\ngama = { float = [0.1, 0.5] }", "scheduler 'step' has no option 'gama'"),
+        ('scheduler = { choice = ["cosine", "cosin"] }', "Unknown scheduler 'cosin'"),
+        ("epochs = { int = [0, 3] }", "epochs must be at least 1"),
+        ("lr = { float = [0, 0.1], log = true }", "a log range must start above zero"),
+    ],
+)
+def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as caught:
+        sweep("--study", "bad", "--space", str(path), "--runs-dir", str(tmp_path / "runs"), "--arch", "lenet")
+    assert message in caught.value.message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_setting_fixed_and_searched_is_refused(tmp_path, space):
+    with pytest.raises(UsageError, match="lr is also fixed on the command line"):
+        sweep("--study", "bad", "--space", str(space), "--lr", "0.1", "--runs-dir", str(tmp_path / "runs"))
+
+
+def test_unreachable_storage_is_one_line_and_exit_2(tmp_path, space):
+    port = free_port()
+    url = f"postgresql+psycopg2://me:secret@127.0.0.1:{port}/db"
+    result = subprocess.run(
+        [str(SCRIPT), "sweep", "--study", "x", "--space", str(space), "--storage", url, "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cannot use the study storage" in result.stderr and "secret" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_show_names_a_missing_study(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="present")
+    result = runner.invoke(app, ["sweep", "--study", "presnt", "--show", "--runs-dir", str(root)])
+    assert "did you mean 'present'" in str(result.exception)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL server in a temporary folder, run as an unprivileged user; its URL."""
+    if not (PG_BIN / "initdb").exists() or not (PG_BIN / "pg_ctl").exists():
+        pytest.skip(f"no PostgreSQL server binaries at {PG_BIN} (Debian package postgresql-15)")
+    pytest.importorskip("psycopg2", reason="the PostgreSQL driver is not installed: pip install psycopg2-binary")
+    prefix = []
+    if os.geteuid() == 0:
+        user = next((u for u in ("postgres", "nobody") if _user_exists(u)), None)
+        if user is None or not shutil.which("runuser"):
+            pytest.skip("running as root without a postgres or nobody user and runuser to start PostgreSQL")
+        prefix = ["runuser", "-u", user, "--"]
+    folder = Path(tempfile.mkdtemp(prefix="mnistctl-pg-"))
+    if prefix:
+        os.chown(folder, pwd.getpwnam(prefix[2]).pw_uid, -1)
+    port = free_port()
+    run = lambda *args: subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120, check=True)  # noqa: E731
+    try:
+        run(str(PG_BIN / "initdb"), "-D", str(folder / "data"), "-U", "mnistctl", "-A", "trust", "--no-sync")
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run(str(PG_BIN / "pg_ctl"), "-D", str(folder / "data"), "-o", options, "-l", str(folder / "log"), "-w", "start")
+        yield f"postgresql+psycopg2://mnistctl@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def test_two_workers_share_a_postgresql_study(tmp_path, space, data_dir, postgres):
+    root = tmp_path / "runs"
+    args = ["--study", "pg", "--trials", "2", "--space", str(space), "--storage", postgres, "--runs-dir", str(root), *TINY]
+    procs = [sweep_process(*args, data_dir=data_dir) for _ in range(2)]
+    check_workers(procs, "pg", postgres, root, 2)
+    assert not (root / "optuna.db").exists()
+    assert all(run.config["study"]["storage"] == postgres for run in study_runs(root, "pg").values())

@@ -27,9 +27,6 @@ class StopAt(Observer):
     def __init__(self, epoch, step):
         self.at, self.trainer = (epoch, step), None
 
-    def start(self, trainer):
-        self.trainer = trainer
-
     def step(self, epoch, step, steps, loss, acc):
         if (epoch, step) == self.at:
             self.trainer.request_stop()
@@ -66,7 +63,7 @@ def test_resume_is_bit_exact(tmp_path, data_dir, stop_at):
     whole.run()
 
     observer = StopAt(*stop_at)
-    broken = make(tmp_path, data_dir, observer, name="broken", **options)
+    broken = observer.trainer = make(tmp_path, data_dir, observer, name="broken", **options)
     assert broken.run()["status"] == "interrupted"
     resumed = Trainer.resume(runs.Run(broken.run_dir))
     assert resumed.run()["status"] == "finished"

@@ -9,7 +9,7 @@ import typer
 
 from mnistctl import __version__
 from mnistctl.cli import compare, eval, export, list, predict, sweep, train, visualize, watch
-from mnistctl.console import err
+from mnistctl.console import err, report
 from mnistctl.errors import MnistctlError
 
 app = typer.Typer(
@@ -60,11 +60,3 @@ def main() -> None:
         report(f"internal error: {type(exc).__name__}: {exc}", "rerun with MNISTCTL_DEBUG=1 for the traceback")
         sys.exit(1)
 
-
-def report(message: str, hint: str | None = None) -> None:
-    from rich.markup import escape
-
-    line = f"[bold red]error:[/] {escape(message)}"
-    if hint:
-        line += f" [dim]({escape(hint)})[/]"
-    err.print(line, soft_wrap=True)

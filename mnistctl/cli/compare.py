@@ -8,16 +8,17 @@ from typing import Any, Optional
 
 import typer
 
+from mnistctl.cli import options
+
 NAME = "compare"
-STATUS_STYLE = {"finished": "green", "early_stopped": "green", "running": "yellow", "stalled": "yellow", "interrupted": "red", "failed": "red"}
 
 
 def command(
     refs: Optional[list[str]] = typer.Argument(None, metavar="RUN", help="Runs by name or path; with --all, the runs folder.", show_default=False),
     all_runs: bool = typer.Option(False, "--all", help="Compare every run in the folder (default: $MNISTCTL_RUNS_DIR or ./runs)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where run names are looked up.", show_default=False),
+    runs_dir: options.RunsDir = None,
     sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort best first by this column, e.g. test_acc (default), val_acc, test_loss, params, time, throughput, name.", show_default=False),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    as_json: options.Json = False,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
@@ -99,7 +100,11 @@ def cell(key: str, value: Any) -> str:
     if value is None:
         return ""
     if key == "status":
-        return f"[{STATUS_STYLE.get(value, 'white')}]{value.replace('_', '-')}[/]"
+        from mnistctl.console import TONE_STYLE
+        from mnistctl.runs import Status
+
+        status = Status(value)
+        return f"[{TONE_STYLE[status.tone]}]{status.label}[/]"
     return escape(FORMATS.get(key, str)(value))
 
 

@@ -41,7 +41,7 @@ def command(**options: Any) -> None:
 def _signature(*functions) -> inspect.Signature:
     params = []
     for function in functions:
-        hints = typing.get_type_hints(function)
+        hints = typing.get_type_hints(function, include_extras=True)
         params += [
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
             for p in inspect.signature(function).parameters.values()
@@ -104,7 +104,7 @@ def _trial_line(trial) -> str:
     params = " ".join(f"{k}={_value(v)}" for k, v in trial.params.items())
     acc = best_val_acc(trial)
     result = f"best val acc {acc:.2%}" if acc is not None else ""
-    return f"trial {trial.number} [bold]{status(trial)}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
+    return f"trial {trial.number} [bold]{status(trial).label}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
 
 
 def _value(value: Any) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+
+from mnistctl.cli import options
 
 NAME = "train"
 
@@ -30,14 +32,14 @@ def command(
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
     val_split: Optional[int] = typer.Option(None, "--val-split", help="Images held out of the training set for validation \\[default: 5000].", rich_help_panel="Data"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on the first N training images only (quick experiments).", rich_help_panel="Data"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the four MNIST IDX files \\[default: $MNISTCTL_DATA_DIR, the cache, or a download].", rich_help_panel="Data"),
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help=options.DATA_DIR_HELP, rich_help_panel="Data")] = None,
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after this many epochs without a better validation result.", rich_help_panel="Run"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed \\[default: 0].", rich_help_panel="Run"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or mps \\[default: auto].", rich_help_panel="Run"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32 or bf16 (bf16 autocast where the hardware has it) \\[default: auto].", rich_help_panel="Run"),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="Channels-last memory format \\[default: on].", rich_help_panel="Run"),
     name: Optional[str] = typer.Option(None, "--name", help="Run name \\[default: from the key hyperparameters].", rich_help_panel="Run"),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs are kept \\[default: $MNISTCTL_RUNS_DIR or ./runs].", rich_help_panel="Run"),
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help=options.RUNS_DIR_HELP, rich_help_panel="Run")] = None,
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write the last checkpoint every N epochs \\[default: 1].", rich_help_panel="Run"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
@@ -123,8 +125,9 @@ def _print_resume(trainer) -> None:
 def _report(trainer, summary: dict, quiet: bool) -> None:
     from mnistctl.cli.progress import summary_line
     from mnistctl.console import out
+    from mnistctl.runs import Status
 
-    if summary["status"] == "interrupted":
+    if summary["status"] == Status.INTERRUPTED:
         _print_resume(trainer)
         raise typer.Exit(130)
     if not quiet:

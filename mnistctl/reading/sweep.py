@@ -8,15 +8,16 @@ from typing import Any
 
 from mnistctl import runs
 from mnistctl.errors import RunError
+from mnistctl.runs import Status
 
-STATES = {"COMPLETE": "finished", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+STATES = {"COMPLETE": Status.FINISHED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED, "RUNNING": Status.RUNNING, "WAITING": Status.WAITING}
 
 
-def status(trial) -> str:
-    """The trial's state in the words of a run's status (finished, early_stopped, pruned, interrupted, failed...)."""
-    state = STATES.get(trial.state.name, trial.state.name.lower())
+def status(trial) -> Status:
+    """The trial's state as a run status; a finished or failed trial says how its run ended (early_stopped, interrupted)."""
+    state = STATES[trial.state.name]
     recorded = trial.user_attrs.get("status")
-    return recorded if recorded and state in ("finished", "failed") else state
+    return Status(recorded) if recorded and state in (Status.FINISHED, Status.FAILED) else state
 
 
 def trials(study) -> list:
@@ -52,7 +53,7 @@ def rows(study, root=None) -> list[dict[str, Any]]:
 
 
 def _summary(path: Path) -> dict[str, Any] | None:
-    return runs.Run(path).summary if (path / "config.json").is_file() else None
+    return runs.Run(path).summary if runs.is_run_dir(path) else None
 
 
 def best_trial(study):
@@ -78,7 +79,7 @@ def plot(study, path: str | Path) -> Path:
     from mnistctl.reading.figures import save
     from mnistctl.reading.figures.sweep import sweep_figure
 
-    history = [(t.number, best_val_acc(t), status(t)) for t in trials(study) if best_val_acc(t) is not None]
+    history = [(t.number, best_val_acc(t), status(t).completed) for t in trials(study) if best_val_acc(t) is not None]
     if not history:
         raise RunError(f"study '{study.study_name}' has no trial with a validation result yet", "plot again once a trial has finished an epoch")
     return save(sweep_figure(study.study_name, history, importances(study)), path)

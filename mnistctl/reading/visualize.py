@@ -23,7 +23,7 @@ from mnistctl.reading.figures.predictions import (
     wrong_figure,
 )
 from mnistctl.reading.figures.training import curves_figure
-from mnistctl.runs import Run
+from mnistctl.runs import Kind, Run
 
 KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples")
 NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong"}
@@ -128,7 +128,7 @@ class Plots:
 
     @cached_property
     def dataset(self):
-        return predictions.run_dataset(self.run)
+        return self.run.dataset()
 
     @cached_property
     def model(self):
@@ -145,14 +145,12 @@ class Plots:
         return predictions.load_or_compute(self.run, self.options.split, self.options.which, self.dataset)
 
     def curves(self) -> tuple[str, Figure]:
-        epochs = {e["epoch"]: e for e in self.run.epochs()}
+        epochs = self.run.epochs()
         if not epochs:
             raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
-        starts = list(self.run.events("start"))
-        steps_per_epoch = starts[-1].get("steps_per_epoch") if starts else None
-        steps = list(self.run.events("step")) if steps_per_epoch else []
-        tests = list(self.run.events("test"))
-        return "curves.png", curves_figure(self.title, [epochs[k] for k in sorted(epochs)], steps, steps_per_epoch, tests[-1] if tests else None)
+        steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
+        steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
+        return "curves.png", curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST))
 
     def confusion(self) -> tuple[str, Figure]:
         from mnistctl.reading.evaluate import metrics

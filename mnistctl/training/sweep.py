@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from mnistctl import runs
 from mnistctl.errors import NotFoundError, TrainingDiverged, UsageError
+from mnistctl.runs import Status
 from mnistctl.training import space
 from mnistctl.training.trainer import Observer
 
@@ -123,9 +124,8 @@ class TrialObserver(Observer):
     def __init__(self, trial, inner: Observer):
         self.trial, self.inner, self.trainer = trial, inner, None
 
-    def start(self, trainer) -> None:
-        self.trainer = trainer
-        self.inner.start(trainer)
+    def start(self, event: dict[str, Any]) -> None:
+        self.inner.start(event)
 
     def step(self, *args) -> None:
         self.inner.step(*args)
@@ -136,7 +136,7 @@ class TrialObserver(Observer):
             return
         self.trial.report(event["val_acc"], event["epoch"])
         if self.trial.should_prune():
-            self.trainer.request_stop(status="pruned")
+            self.trainer.request_stop(Status.PRUNED)
 
     def end(self, summary: dict[str, Any]) -> None:
         self.inner.end(summary)
@@ -197,17 +197,18 @@ class Worker:
         settings = space.settings(space.apply(self.flags, self.dimensions, values), self.config_file, self.preset)
         settings["name"] = runs.slug(f"{self.study.study_name}-t{trial.number}")
         settings["study"] = {"name": self.study.study_name, "trial": trial.number, "storage": self.storage_label}
-        trainer = Trainer(settings, TrialObserver(trial, self.make_observer()), self.runs_dir, self.data_dir, command=self.command)
+        observer = TrialObserver(trial, self.make_observer())
+        trainer = observer.trainer = Trainer(settings, observer, self.runs_dir, self.data_dir, command=self.command)
         trainer.prepare()
         trial.set_user_attr("run", trainer.run_dir.name)
         try:
             summary = self.train(trainer)
         except TrainingDiverged:
-            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("status", str(Status.FAILED))
             raise
         trial.set_user_attr("status", summary["status"])
-        if summary["status"] == "pruned":
+        if summary["status"] == Status.PRUNED:
             raise optuna.TrialPruned(f"pruned after epoch {summary['epochs_run']}")
-        if summary["status"] == "interrupted":
+        if summary["status"] == Status.INTERRUPTED:
             raise Interrupted(trainer.run_dir)
         return summary["best_val_acc"]

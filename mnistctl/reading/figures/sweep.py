@@ -9,13 +9,13 @@ from mnistctl.reading.figures.style import ERROR, TEST, VAL, styled
 
 
 @styled
-def sweep_figure(study: str, history: list[tuple[int, float, str]], importances: dict[str, float]) -> Figure:
-    """``history``: (trial number, best validation accuracy, status); pruned and failed trials drawn apart."""
+def sweep_figure(study: str, history: list[tuple[int, float, bool]], importances: dict[str, float]) -> Figure:
+    """``history``: (trial number, best validation accuracy, completed); pruned and failed trials drawn apart."""
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     fig.suptitle(f"Sweep {study}")
     hist_ax, imp_ax = fig.subplots(1, 2, width_ratios=[3, 2])
-    done = [(n, 100 * v) for n, v, s in history if s in ("finished", "early_stopped")]
-    stopped = [(n, 100 * v) for n, v, s in history if s not in ("finished", "early_stopped")]
+    done = [(n, 100 * v) for n, v, completed in history if completed]
+    stopped = [(n, 100 * v) for n, v, completed in history if not completed]
     if done:
         hist_ax.plot(*zip(*done), "o", color=VAL, label="finished trial")
         best, running = [], -1.0

@@ -266,3 +266,35 @@ def test_two_workers_share_a_postgresql_study(tmp_path, space, data_dir, postgre
     check_workers(procs, "pg", postgres, root, 2)
     assert not (root / "optuna.db").exists()
     assert all(run.config["study"]["storage"] == postgres for run in study_runs(root, "pg").values())
+
+
+def test_study_runs_picks_the_study_best_validation_first(tmp_path):
+    from test_compare import make_run
+
+    from mnistctl.errors import NotFoundError
+    from mnistctl.reading.compare import study_runs
+
+    root = tmp_path / "runs"
+    for trial, accs in enumerate([[0.90, 0.92], [0.95, 0.94], [0.80], [0.97]]):
+        make_run(root, f"s-t{trial}", accs, status="pruned" if trial == 2 else "finished", study={"name": "s", "trial": trial})
+    make_run(root, "other", [0.99], study={"name": "other", "trial": 0})
+    make_run(root, "plain", [0.99])
+    assert [Path(p).name for p in study_runs("s", root, top=3)] == ["s-t3", "s-t1", "s-t0"]
+    assert len(study_runs("s", root, top=0)) == 4
+    with pytest.raises(NotFoundError, match="no runs of study 'x'"):
+        study_runs("x", root)
+
+
+def test_diverging_trials_fail_in_optuna_and_three_in_a_row_stop_the_sweep(tmp_path, data_dir):
+    from mnistctl.errors import RunError
+
+    root = tmp_path / "runs"
+    space = tmp_path / "huge.toml"
+    space.write_text("lr = { float = [1e6, 1e7], log = true }\n")
+    with pytest.raises(RunError, match="3 trials in a row failed"):
+        sweep("--study", "nan", "--trials", "5", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet",
+              "--arch", "lenet", "--optimizer", "sgd", "--scheduler", "none", "--limit", "256", "--val-split", "256", "--epochs", "1")
+    trials = load("nan", f"sqlite:///{root.resolve() / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"] * 3
+    assert all(t.user_attrs["status"] == "failed" for t in trials)
+    assert all(Run(root / f"nan-t{n}").status() == "failed" for n in range(3))

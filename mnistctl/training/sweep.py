@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mnistctl import runs
-from mnistctl.errors import NotFoundError, TrainingDiverged, UsageError
+from mnistctl.errors import NotFoundError, RunError, TrainingDiverged, UsageError
 from mnistctl.runs import Status
 from mnistctl.training import space
 from mnistctl.training.trainer import Observer
@@ -143,6 +143,7 @@ class TrialObserver(Observer):
 
 
 COUNTED = ("COMPLETE", "PRUNED", "RUNNING")
+MAX_FAILED = 3
 
 
 @dataclass
@@ -171,10 +172,11 @@ class Worker:
 
     def work(self, on_trial: Callable[[Any], None] = lambda trial: None) -> int:
         """Run trials until the study has enough; returns how many this worker ran. Raises Interrupted on Ctrl-C."""
-        ran = 0
+        ran = failed = 0
         while self.counted() < self.n_trials:
+            ended = []
             try:
-                self.study.optimize(self.objective, n_trials=1, catch=(TrainingDiverged,), callbacks=[lambda study, trial: on_trial(trial)])
+                self.study.optimize(self.objective, n_trials=1, catch=(TrainingDiverged,), callbacks=[lambda study, trial: ended.append(trial)])
             except _Surplus:
                 break
             except Interrupted:
@@ -182,6 +184,10 @@ class Worker:
                 self.study.enqueue_trial(values, user_attrs={"retry_of": number})
                 raise
             ran += 1
+            on_trial(ended[0])
+            failed = failed + 1 if ended[0].state.name == "FAIL" else 0
+            if failed == MAX_FAILED:
+                raise RunError(f"{failed} trials in a row failed (their loss diverged)", "narrow the space, e.g. lower the top of the lr range")
         return ran
 
     def objective(self, trial) -> float:

@@ -290,7 +290,7 @@ def test_diverging_trials_fail_in_optuna_and_three_in_a_row_stop_the_sweep(tmp_p
 
     root = tmp_path / "runs"
     space = tmp_path / "huge.toml"
-    space.write_text("lr = { float = [1e6, 1e7], log = true }\n")
+    space.write_text("lr = { float = [1e30, 1e31], log = true }\n")  # the weights overflow: the loss becomes inf or nan
     with pytest.raises(RunError, match="3 trials in a row failed"):
         sweep("--study", "nan", "--trials", "5", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet",
               "--arch", "lenet", "--optimizer", "sgd", "--scheduler", "none", "--limit", "256", "--val-split", "256", "--epochs", "1")

@@ -209,14 +209,12 @@ def best_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: the smaller discordant count under Binomial(b + c, 1/2)."""
-    import math
-
     n = b + c
     term, tail = 1, 0
     for k in range(min(b, c) + 1):
         tail += term
         term = term * (n - k) // (k + 1)
-    return min(1.0, math.exp(math.log(2 * tail) - n * math.log(2)))  # in logs: 2**n overflows a float
+    return min(1.0, 2 * tail / 2**n)  # exact big-integer division; below 1e-308 it is 0.0
 
 
 def discordant(pred_a, pred_b, targets) -> tuple[int, int]:

@@ -21,6 +21,7 @@ def command(
     as_json: options.Json = False,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn
@@ -30,7 +31,7 @@ def command(
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot} is not a .png path", "the curves are written as PNG, e.g. --plot compare.png")
-    result = compare(refs or [], runs_dir, all_runs, sort, stats)
+    result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch)
     for message in result.warnings:
         warn(message)
     if as_json:

@@ -44,6 +44,7 @@ def command(
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel="Run"),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
 ) -> None:
@@ -55,7 +56,7 @@ def command(
 
     observer = make_observer(quiet or tui)
     if resume:
-        trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir)
+        trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch)
     else:
         flags = {
             "arch": arch, "arch_options": _pairs(set_), "optimizer": optimizer, "optimizer_options": _pairs(opt_set),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistctl.errors import UsageError
+from mnistctl.errors import RunError, UsageError
 from mnistctl.runs import Run, checkpoint
 
 SPLITS = ("test", "val")
@@ -49,9 +49,24 @@ def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=
     """Saved predictions when they match the checkpoint and are newer than its weights; else computed and saved."""
     target = path(run, split)
     if target.is_file() and target.stat().st_mtime >= run.weights(which).stat().st_mtime:
-        tensors, meta = checkpoint.load(target)
+        try:
+            tensors, meta = checkpoint.load(target)
+        except RunError:
+            tensors, meta = {}, {"split": split, "checkpoint": which}
         if meta == {"split": split, "checkpoint": which}:
-            return tensors["probs"], tensors["targets"]
+            probs, targets = tensors.get("probs"), tensors.get("targets")
+            if well_formed(probs, targets):
+                return probs, targets
+            from mnistctl.console import warn
+
+            warn(f"saved predictions in {target} are damaged (not N x classes probabilities with N targets); computing them again")
     probs, targets = compute(run, split, which, dataset)
     save(run, split, which, probs, targets)
     return probs, targets
+
+
+def well_formed(probs, targets) -> bool:
+    return (
+        probs is not None and targets is not None and probs.ndim == 2 and targets.ndim == 1
+        and len(probs) == len(targets) > 0 and probs.shape[1] > 0 and probs.is_floating_point() and not targets.is_floating_point()
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistctl.errors import RunError, UsageError
+from mnistctl.errors import UsageError
 from mnistctl.runs import Run, checkpoint
 
 SPLITS = ("test", "val")
@@ -49,10 +49,7 @@ def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=
     """Saved predictions when they match the checkpoint and are newer than its weights; else computed and saved."""
     target = path(run, split)
     if target.is_file() and target.stat().st_mtime >= run.weights(which).stat().st_mtime:
-        try:
-            tensors, meta = checkpoint.load(target)
-        except RunError:
-            tensors, meta = {}, {"split": split, "checkpoint": which}
+        tensors, meta = checkpoint.load(target)
         if meta == {"split": split, "checkpoint": which}:
             probs, targets = tensors.get("probs"), tensors.get("targets")
             if well_formed(probs, targets):

@@ -23,6 +23,7 @@ def command(
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
     wide: bool = typer.Option(False, "--wide", help="Show every column, however narrow the terminal."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
     top: int = typer.Option(5, "--top", metavar="K", help="With --study: the K best runs (0: all)."),
 ) -> None:
@@ -40,7 +41,7 @@ def command(
         if refs or all_runs:
             raise UsageError("--study selects the runs itself", "drop the run names and --all, or drop --study")
         refs, sort = study_runs(study, runs_dir, top), sort or "val_acc"
-    result = compare(refs or [], runs_dir, all_runs, sort, stats)
+    result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch)
     for message in result.warnings:
         warn(message)
     if as_json:

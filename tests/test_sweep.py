@@ -178,7 +178,7 @@ def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, d
         ("[set]\ndropot = { float = [0, 0.5] }", "arch 'lenet' has no option 'dropot'"),
         ("[opt-set]\nmomentum = { choice = [0.9] }\n[sched-set]\ngama = { float = [0.1, 0.5] }", "scheduler 'step' has no option 'gama'"),
         ('scheduler = { choice = ["cosine", "cosin"] }', "Unknown scheduler 'cosin'"),
-        ("epochs = { int = [0, 3] }", "epochs must be at least 1"),
+        ("epochs = { int = [0, 3] }", "epochs = 0: epochs = 0 is not allowed"),
         ("lr = { float = [0, 0.1], log = true }", "a log range must start above zero"),
     ],
 )

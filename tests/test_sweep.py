@@ -35,7 +35,7 @@ def space(tmp_path) -> Path:
 
 
 def sweep(*args: str):
-    result = runner.invoke(app, ["sweep", *args])
+    result = runner.invoke(app, ["sweep", *args], env={"COLUMNS": "200"})
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result

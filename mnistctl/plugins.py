@@ -20,6 +20,7 @@ BUILTINS = {
     "lenet": "mnistctl_lenet",
     "simplecnn": "mnistctl_simplecnn",
     "deep-dropout": "mnistctl_deep_dropout",
+    "scratch-cnn": "mnistctl_scratch_cnn",
     "schedulers": "mnistctl_schedulers",
     "optimizers": "mnistctl_optimizers",
 }

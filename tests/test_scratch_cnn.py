@@ -100,6 +100,13 @@ def test_conv_matches_torch(stride, padding, channels_last):
     assert_same_forward_and_backward(out, F.conv2d(xin, ours.weight, ours.bias, stride, padding), inputs)
 
 
+def test_conv_on_images_without_grad_still_trains_its_weights():
+    torch.manual_seed(0)
+    ours = NumpyConv2d(1, 4, 3, padding=1)
+    x = torch.randn(2, 1, 8, 8)
+    assert_same_forward_and_backward(ours(x), F.conv2d(x, ours.weight, ours.bias, padding=1), (ours.weight, ours.bias))
+
+
 @pytest.mark.parametrize("kernel,stride", POOLS)
 def test_max_pool_matches_torch(kernel, stride):
     x = torch.randn(3, 4, 9, 10, requires_grad=True)

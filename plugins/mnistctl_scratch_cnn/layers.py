@@ -30,8 +30,8 @@ def to_torch(a, device):
 
 
 def grads_like(arrays, inputs):
-    """Gradient tensors on the device and in the dtype of the inputs they belong to."""
-    return tuple(None if t is None else torch.from_numpy(np.asarray(a)).to(t.device, t.dtype) for a, t in zip(arrays, inputs))
+    """Gradient tensors on the device and in the dtype of the inputs they belong to (None stays None)."""
+    return tuple(None if a is None or t is None else torch.from_numpy(np.asarray(a)).to(t.device, t.dtype) for a, t in zip(arrays, inputs))
 
 
 def meta(*tensors):
@@ -50,7 +50,7 @@ class Conv2dFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grads = ops.conv2d_backward(to_numpy(grad, ctx.dtype), ctx.w, ctx.saved, ctx.stride, ctx.padding)
+        grads = ops.conv2d_backward(to_numpy(grad, ctx.dtype), ctx.w, ctx.saved, ctx.stride, ctx.padding, ctx.needs_input_grad[0])
         return *grads_like(grads, ctx.inputs), None, None
 
 

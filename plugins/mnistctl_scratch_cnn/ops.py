@@ -41,14 +41,19 @@ def conv2d_forward(x, w, b, stride, padding):
     return out.reshape(n, ho, wo, out_c).transpose(0, 3, 1, 2), (cols, x_nhwc.shape)
 
 
-def conv2d_backward(dout, w, saved, stride, padding):
-    """Gradients of input, weights and bias; the input's by col2im, adding back each kernel offset."""
+def conv2d_backward(dout, w, saved, stride, padding, input_grad=True):
+    """Gradients of input, weights and bias; the input's by col2im, adding back each kernel offset.
+
+    The input's gradient is None when ``input_grad`` is False (the images of the first layer).
+    """
     cols, padded_shape = saved
     out_c, in_c, kh, kw = w.shape
     n, _, ho, wo = dout.shape
     d = dout.transpose(0, 2, 3, 1).reshape(-1, out_c)
     dw = (d.T @ cols).reshape(out_c, kh, kw, in_c).transpose(0, 3, 1, 2)
     db = d.sum(axis=0)
+    if not input_grad:
+        return None, dw, db
     dcols = (d @ _unrolled(w)).reshape(n, ho, wo, kh, kw, in_c)
     dx = np.zeros(padded_shape, dtype=dout.dtype)
     for i, j, rows, columns in _offsets((kh, kw), stride, (ho, wo)):

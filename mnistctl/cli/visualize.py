@@ -13,7 +13,7 @@ def command(
     run: str = typer.Argument("latest", help="Run name or directory, 'latest', or a path to RUN/weights/<checkpoint>.safetensors."),
     what: List[str] = typer.Option(
         ["all"], "--what", "-w",
-        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples or all; repeat for several.",
+        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, saliency or all; repeat for several.",
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="best, last or initial weights \\[default: best]."),
@@ -21,9 +21,10 @@ def command(
     layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number \\[default: the first]."),
     index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
+    method: str = typer.Option("integrated-gradients", "--method", help="Attribution method for saliency: integrated-gradients, saliency, gradient-shap or occlusion."),
     runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."),
 ) -> None:
-    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples.
+    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, attributions.
 
     Writes into RUN/plots (or --out) and prints each path.
     """
@@ -36,7 +37,7 @@ def command(
 
     kinds = expand(what)
     target, which = resolve_checkpoint(run, checkpoint, runs_dir)
-    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image))
+    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image, method=method))
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
         paths = plots.make(kinds, Path(out) if out else target.path / "plots")
     for path in paths:

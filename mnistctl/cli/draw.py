@@ -29,6 +29,9 @@ def command(
 
     chosen = [runs.resolve(ref, runs_dir) for ref in run or ["latest"]]
     target = pick_device(device)
+    import torch
+
+    torch.set_num_threads(1)  # one small image at a time: more threads only contend (benchmarks/draw_latency.py)
     members = [(load_model(r, which).to(target), *r.normalization) for r in chosen]
     from mnistctl.tui.draw import DrawApp
     from mnistctl.tui.reader import Reader

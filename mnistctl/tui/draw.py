@@ -115,8 +115,8 @@ class DrawApp(App):
         self.shown, self.reading = message.serial, message.reading
         reading = message.reading
         self.query_one(Probabilities).show(None if reading is None else reading.probs, self.sub_title)
-        if self.maps_on and reading is not None and reading.maps is not None:
-            self.query_one(FeatureMaps).show(reading.layer, reading.maps)
+        if self.maps_on:
+            self.query_one(FeatureMaps).show(*((reading.layer, reading.maps) if reading else (None, None)))
 
     # keys
     def action_clear(self) -> None:
@@ -125,7 +125,6 @@ class DrawApp(App):
     def action_maps(self) -> None:
         self.maps_on = not self.maps_on
         self.query_one(FeatureMaps).display = self.maps_on
-        self.query_one(FeatureMaps).update("")
         self._request()
 
     def action_save(self) -> None:
@@ -141,7 +140,8 @@ class DrawApp(App):
 
     def _status(self) -> None:
         canvas = self.canvas
-        pen = ("eraser" if canvas.eraser else "pen") + (" down" if canvas.pen_down else " up")
+        tool = "eraser" if canvas.eraser else "pen"
+        verb = "lifts" if canvas.pen_down else "lowers"
         self.query_one("#status", Static).update(
-            f"[dim]mouse: left draws, right erases\nkeys: arrows move, space lifts or lowers the pen ({pen}), e eraser[/]"
+            f"[dim]mouse: left draws, right erases\nkeys: arrows move, space {verb} the {tool}, e eraser[/]"
         )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.segment import Segment
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Static
 
 from mnistctl.tui.pixels import halfblock_rows
@@ -69,16 +70,24 @@ def tiles(maps: np.ndarray, cols: int, side: int = TILE, gap: int = 1) -> np.nda
     return mosaic
 
 
-class FeatureMaps(Static):
-    """The first conv layer's outputs for the current drawing, most active first, as small greyscale tiles."""
+class FeatureMaps(Widget):
+    """The first conv layer's outputs for the current drawing, most active first, as small greyscale tiles that fill the widget."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.conv: str | None = None
+        self.maps: np.ndarray | None = None
 
     def show(self, layer: str | None, maps: np.ndarray | None) -> None:
-        if maps is None:
-            self.update(Text("no conv layer to show" if layer is None else "", style="dim"))
-            return
+        self.conv, self.maps = layer, maps
+        self.refresh()
+
+    def render(self) -> RenderableType:
+        if self.maps is None:
+            return Text("draw a digit" if self.conv is None else f"{self.conv}: no output", style="italic dim")
         cols = max(1, (self.size.width + 1) // (TILE + 1))
         rows = max(1, (self.size.height - 1) // (TILE // 2 + 1))
-        strength = np.abs(maps).mean(axis=(1, 2))
+        strength = np.abs(self.maps).mean(axis=(1, 2))
         shown = np.argsort(-strength, kind="stable")[: cols * rows]
-        caption = Text.assemble((f"{layer}", "bold"), f": {len(shown)} most active of {len(maps)} channels (ReLU)", style="")
-        self.update(Group(caption, Pixels(halfblock_rows(tiles(maps[shown], cols), 1))))
+        caption = Text.assemble((self.conv or "", "bold"), f": {len(shown)} most active of {len(self.maps)} channels")
+        return Group(caption, Pixels(halfblock_rows(tiles(self.maps[shown], cols), 1)))

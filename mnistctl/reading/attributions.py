@@ -26,9 +26,7 @@ BATCH = 64
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        from mnistctl.registry import suggest
-
-        raise UsageError(f"unknown --method '{method}'", suggest(method, list(METHODS)))
+        raise UsageError(f"unknown --method '{method}'", f"choose from: {', '.join(METHODS)}")
     return method
 
 

@@ -62,7 +62,7 @@ def tiles(maps: np.ndarray, cols: int, side: int = TILE, gap: int = 1) -> np.nda
     pooled = np.clip(pooled, 0, None)
     pooled = 255 * pooled / max(float(pooled.max()), 1e-6)
     rows = -(-len(pooled) // cols)
-    mosaic = np.full((rows * (side + 2 * gap), cols * (side + gap) - gap), 40.0, dtype=np.float32)
+    mosaic = np.full((rows * (side + 2 * gap) - 2 * gap, cols * (side + gap) - gap), 40.0, dtype=np.float32)
     for k, tile in enumerate(pooled):
         r, c = divmod(k, cols)
         top = r * (side + 2 * gap)
@@ -86,8 +86,8 @@ class FeatureMaps(Widget):
         if self.maps is None:
             return Text("draw a digit" if self.conv is None else f"{self.conv}: no output", style="italic dim")
         cols = max(1, (self.size.width + 1) // (TILE + 1))
-        rows = max(1, (self.size.height - 1) // (TILE // 2 + 1))
+        rows = max(1, self.size.height // (TILE // 2 + 1))
         strength = np.abs(self.maps).mean(axis=(1, 2))
         shown = np.argsort(-strength, kind="stable")[: cols * rows]
-        caption = Text.assemble((self.conv or "", "bold"), f": {len(shown)} most active of {len(self.maps)} channels")
+        caption = Text.assemble((self.conv or "", "bold"), f": {len(shown)} most active of {len(self.maps)}")
         return Group(caption, Pixels(halfblock_rows(tiles(self.maps[shown], cols), 1)))

@@ -1,10 +1,9 @@
 """mnistctl draw: the soft brush, half-block rendering, and the pad driven by mouse and keyboard with a real run."""
 
-import asyncio
-
 import numpy as np
 import pytest
 from PIL import Image
+from test_watch import drive, until
 from typer.testing import CliRunner
 
 from mnistctl.cli import app as cli
@@ -25,22 +24,6 @@ def reader(train_run):
     """A lenet trained for one epoch on the full training set (the same run test_predict uses)."""
     run = train_run(**FULL_RUN)
     return Reader([(load_model(run), *run.normalization)], [run.name])
-
-
-def drive(app: DrawApp, test, size=(100, 40)) -> None:
-    async def main():
-        async with app.run_test(size=size) as pilot:
-            await test(pilot)
-
-    asyncio.run(main())
-
-
-async def until(pilot, condition, what: str) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def read_after(pilot, app: DrawApp):
@@ -131,7 +114,7 @@ def test_mouse_strokes_change_the_prediction_and_a_vertical_stroke_reads_as_one(
         assert not np.allclose(seven.probs, one.probs, atol=0.05)
         assert seven.probs[1] < one.probs[1]
 
-    drive(app, test)
+    drive(app, test, size=(100, 40))
 
 
 def test_right_button_erases_and_c_clears(reader, tmp_path):
@@ -148,7 +131,7 @@ def test_right_button_erases_and_c_clears(reader, tmp_path):
         assert await read_after(pilot, app) is None
         assert "draw a digit" in str(app.query_one(Probabilities).content)
 
-    drive(app, test)
+    drive(app, test, size=(100, 40))
 
 
 def test_keyboard_drawing_saving_and_feature_maps(reader, tmp_path):
@@ -175,7 +158,7 @@ def test_keyboard_drawing_saving_and_feature_maps(reader, tmp_path):
         assert maps.display and app.reading.layer == "features.0" and app.reading.maps.shape[1:] == (28, 28)
         assert "most active of 6" in maps.render().renderables[0].plain
 
-    drive(app, test)
+    drive(app, test, size=(100, 40))
 
 
 def test_an_unknown_run_fails_before_any_screen(tmp_path):

@@ -82,7 +82,8 @@ class DrawApp(App):
     def on_resize(self) -> None:
         width = self.size.width - SIDE_PANEL - 4
         height = self.size.height - 5
-        self.canvas.set_scale(max(1, min(3, width // SIDE, 2 * height // SIDE)))
+        for canvas in self.query(Canvas):  # none yet on the very first resize
+            canvas.set_scale(max(1, min(3, width // SIDE, 2 * height // SIDE)))
 
     # reading, off the UI thread
     def on_canvas_changed(self, _: Canvas.Changed) -> None:

@@ -78,8 +78,9 @@ def _attribute(forward, x, target, method: str):
     if method == "saliency":
         return attr.Saliency(forward).attribute(x, target=target, abs=False)
     if method == "gradient-shap":
-        torch.manual_seed(0)
-        return attr.GradientShap(forward).attribute(x, baselines=black[:1], target=target, n_samples=24, stdevs=0.05)
+        with torch.random.fork_rng(devices=[]):  # the same noise every time, without touching the caller's RNG
+            torch.manual_seed(0)
+            return attr.GradientShap(forward).attribute(x, baselines=black[:1], target=target, n_samples=24, stdevs=0.05)
     return attr.Occlusion(forward).attribute(x, sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2), baselines=0.0, target=target, perturbations_per_eval=32)
 
 

@@ -1,9 +1,12 @@
-"""The one plugin manager: built-in plugins by name, then the ``mnistctl`` entry points, once."""
+"""The one plugin manager: every plugin comes from the ``mnistctl`` entry points, loaded once.
+
+The built-in plugins are the entry points of mnistctl's own distribution (pyproject.toml lists them);
+they are registered first, so a third-party plugin cannot take a built-in's name.
+"""
 
 from __future__ import annotations
 
 import functools
-import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -16,13 +19,6 @@ from mnistctl.console import warn
 from mnistctl.registry import Registry, Spec
 
 GROUP = "mnistctl"
-BUILTINS = {
-    "lenet": "mnistctl_lenet",
-    "simplecnn": "mnistctl_simplecnn",
-    "deep-dropout": "mnistctl_deep_dropout",
-    "schedulers": "mnistctl_schedulers",
-    "optimizers": "mnistctl_optimizers",
-}
 KINDS = {"archs": "architecture", "schedulers": "scheduler", "optimizers": "optimizer"}
 
 
@@ -40,9 +36,8 @@ class PluginInfo:
 def manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    for name, module in BUILTINS.items():
-        pm.register(importlib.import_module(module), name=name)
-    for ep in entry_points(group=GROUP):
+    found = sorted(entry_points(group=GROUP), key=lambda ep: _dist_name(ep) != "mnistctl")
+    for ep in found:
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
         try:

@@ -15,7 +15,7 @@ from mnistctl.tui.app import KeysScreen, WatchApp, run_with_trainer
 from mnistctl.tui.charts import AccuracyChart, LossChart
 from mnistctl.tui.dashboard import Dashboard
 from mnistctl.tui.state import RunState
-from mnistctl.tui.tail import MetricsTail
+from mnistctl.runs.reader import EventTail
 from mnistctl.tui.widgets import (
     EpochTable,
     EventLog,
@@ -110,7 +110,7 @@ async def until(pilot, condition, what: str) -> None:
 
 def test_tail_reads_only_appended_complete_lines(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    tail = MetricsTail(path)
+    tail = EventTail(path)
     assert tail.read().events == [] and tail.read().mtime is None  # no file yet
 
     path.write_text(json.dumps(start()) + "\n" + '{"event": "step", "ti')

@@ -7,16 +7,18 @@ from typing import List, Optional
 
 import typer
 
+from mnistctl.cli import options
+
 NAME = "draw"
 
 
 def command(
     run: Optional[List[str]] = typer.Option(None, "--run", "-r", help="Run name or path (default: the latest run). Repeat to average an ensemble."),
     which: str = typer.Option("best", "--weights", help="Which weights of each --run: best, last or initial."),
-    out: Path = typer.Option(Path("drawings"), "--out", help="Folder where s saves drawings as 28x28 MNIST-form PNGs (never over a file)."),
+    out: Path = typer.Option(Path("drawings"), "--out", metavar="DIR", help="Folder where s saves drawings as 28x28 MNIST-form PNGs (never over a file)."),
     centre: bool = typer.Option(True, "--centre/--no-centre", help="Centre the drawing by mass before reading it, as MNIST digits are."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+    runs_dir: options.RunsDir = None,
 ) -> None:
     """Draw a digit with the mouse or the keyboard and watch the model read it live.
 

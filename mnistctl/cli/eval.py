@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import typer
 
+from mnistctl.cli import options
+
 NAME = "eval"
 
 
 def command(
-    run: str = typer.Argument("latest", help="Run name or directory, 'latest', or a path to RUN/weights/<checkpoint>.safetensors."),
+    run: options.RunArg = "latest",
     split: str = typer.Option("test", "--split", help="test, or val (the validation images held out of training)."),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="best, last or initial weights \\[default: best]."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
-    runs_dir: str = typer.Option(None, "--runs-dir", help="Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."),
+    which: options.Weights = None,
+    as_json: options.Json = False,
+    runs_dir: options.RunsDir = None,
+    checkpoint: options.OldCheckpoint = None,
 ) -> None:
     """Evaluate a run: accuracy, loss, per-class precision/recall/F1, confusion matrix, most-confused pairs.
 
@@ -24,7 +27,7 @@ def command(
     from mnistctl.console import err, out
     from mnistctl.reading import evaluate
 
-    target, which = runs.resolve_checkpoint(run, checkpoint, runs_dir)
+    target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     with err.status(f"evaluating {target.name} ({which}) on the {split} split"):
         result = evaluate.evaluate(target, split, which)
         json_path, text_path = evaluate.save(target, result)

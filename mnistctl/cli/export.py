@@ -5,20 +5,22 @@ from typing import Optional
 
 import typer
 
+from mnistctl.cli import options
+
 NAME = "export"
 
 
 def command(
-    run: str = typer.Argument("latest", help="Run name or path (default: the latest run)."),
+    run: options.RunArg = "latest",
     fmt: str = typer.Option("onnx", "--format", "-f", help="Export format: onnx."),
-    which: str = typer.Option("best", "--weights", help="Which weights: best, last or initial."),
+    which: options.Weights = None,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: <run>/exports/<weights>.onnx)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="MNIST folder for the parity check (default: the run's)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+    data_dir: options.DataDir = None,
+    runs_dir: options.RunsDir = None,
 ) -> None:
     """Export a run's model for deployment, checked on the test set.
 
-    The ONNX model takes uint8 images (N, 28, 28) in MNIST form and returns probabilities (N, 10); the run's normalisation is built in. The file is written only if onnxruntime agrees with PyTorch on every test image (same predictions, probabilities within 1e-4). Needs: pip install 'mnistctl[onnx]'.
+    The ONNX model takes uint8 images (N, 28, 28) in MNIST form and returns probabilities (N, 10); the run's normalisation is built in. The file is written only if onnxruntime agrees with PyTorch on every test image (same predictions, probabilities within 1e-4). Needs: pip install 'mnistctl\\[onnx]'.
 
     Example: mnistctl export latest --format onnx -o digits.onnx
     """
@@ -26,7 +28,7 @@ def command(
     from mnistctl.console import out
     from mnistctl.reading import export
 
-    target = runs.resolve(run, runs_dir)
+    target, which = runs.resolve_checkpoint(run, which, runs_dir)
     dataset = data.load(data_dir) if data_dir else None
     path, parity = export.export(target, fmt, which, output, dataset)
     out.print(f"wrote {path}", soft_wrap=True)

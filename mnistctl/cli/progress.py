@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from mnistctl.console import out
+from mnistctl.runs import Status
 from mnistctl.training.trainer import Observer
 
 
@@ -16,30 +17,38 @@ def make_observer(quiet: bool) -> Observer:
 
 
 def epoch_line(event: dict[str, Any], epochs: int) -> str:
+    """One finished epoch in under 90 columns: loss and accuracy of train and val, lr, time, speed."""
     val = ""
     if event.get("val_acc") is not None:
-        val = f"  val loss {event['val_loss']:.4f} acc {event['val_acc']:.2%}"
-    star = "  [green]best[/]" if event.get("best") else ""
+        val = f"  val {event['val_loss']:.4f} {event['val_acc']:.2%}"
+    star = " [green]★[/]" if event.get("best") else ""
     return (
-        f"epoch {event['epoch']:>3}/{epochs}  train loss {event['train_loss']:.4f} acc {event['train_acc']:.2%}{val}"
-        f"  lr {event['lr']:.3g}  {event['epoch_time']:.1f}s  {event['images_per_s']:,.0f} img/s{star}"
+        f"epoch {event['epoch']:>2}/{epochs}  train {event['train_loss']:.4f} {event['train_acc']:.2%}{val}"
+        f"  lr {event['lr']:.3g}  {event['epoch_time']:.1f}s {event['images_per_s']:,.0f} img/s{star}"
     )
+
+
+def start_line(event: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    verb = f"resuming from epoch {event['start_epoch']}, step {event['start_step']}:" if event["resumed"] else "training"
+    return f"{verb} [bold]{escape(event['dir'])}[/] on {event['device']}, {event['params']:,} parameters"
 
 
 def summary_line(summary: dict[str, Any]) -> str:
     if summary.get("test_acc") is None:
-        return f"[yellow]{summary['status']}[/] after {summary['epochs_run']} epochs"
+        return f"[yellow]{Status(summary['status']).label}[/] after {summary['epochs_run']} epochs"
     return (
-        f"[bold green]{summary['status'].replace('_', ' ')}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
+        f"[bold green]{Status(summary['status']).label}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
         f"(loss {summary['test_loss']:.4f}) with the best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
         f"{summary['wall_time']:.0f}s"
     )
 
 
 class LogLines(Observer):
-    def start(self, trainer) -> None:
-        self.epochs = trainer.config["epochs"]
-        out.print(f"training {trainer.run_dir} on {trainer.device}, {trainer.params:,} parameters", soft_wrap=True)
+    def start(self, event: dict[str, Any]) -> None:
+        self.epochs = event["epochs"]
+        out.print(start_line(event), soft_wrap=True)
 
     def epoch(self, event: dict[str, Any]) -> None:
         out.print(epoch_line(event, self.epochs), soft_wrap=True)
@@ -48,7 +57,7 @@ class LogLines(Observer):
 class RichProgress(Observer):
     """An epoch bar with live loss and accuracy and an ETA, and a line per finished epoch."""
 
-    def start(self, trainer) -> None:
+    def start(self, event: dict[str, Any]) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -58,8 +67,8 @@ class RichProgress(Observer):
             TimeRemainingColumn,
         )
 
-        self.epochs = trainer.config["epochs"]
-        out.print(f"training [bold]{trainer.run_dir}[/] on {trainer.device}, {trainer.params:,} parameters", soft_wrap=True)
+        self.epochs = event["epochs"]
+        out.print(start_line(event), soft_wrap=True)
         self.progress = Progress(
             TextColumn("[bold blue]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
@@ -71,8 +80,8 @@ class RichProgress(Observer):
             console=out,
             transient=True,
         )
-        self.task = self.progress.add_task("train", total=trainer.steps_per_epoch, epoch=trainer.epoch + 1, epochs=self.epochs, loss=0.0, acc=0.0)
-        self.progress.update(self.task, completed=trainer.step_in_epoch)
+        self.task = self.progress.add_task("train", total=event["steps_per_epoch"], epoch=event["start_epoch"] + 1, epochs=self.epochs, loss=0.0, acc=0.0)
+        self.progress.update(self.task, completed=event["start_step"])
         self.progress.start()
         self._last = 0.0
 

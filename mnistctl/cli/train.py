@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
+
+from mnistctl.cli import options
 
 NAME = "train"
 
@@ -15,14 +17,14 @@ ARCH_HELP = "Architecture name (see `mnistctl list archs`)."
 
 
 def command(
-    arch: Optional[str] = typer.Option(None, "--arch", "-a", help=ARCH_HELP + " \\[default: simplecnn]", rich_help_panel="Model"),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Architecture option key=value, repeatable (e.g. dropout=0.3, channels=32,64).", rich_help_panel="Model"),
+    arch: Optional[str] = typer.Option(None, "--arch", "-a", autocompletion=options.complete_archs, help=ARCH_HELP + " \\[default: simplecnn]", rich_help_panel="Model"),
+    set_: list[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help="Architecture option key=value, repeatable (e.g. dropout=0.3, channels=32,64).", rich_help_panel="Model"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd, adam, adamw, adadelta... \\[default: sgd]", rich_help_panel="Optimisation"),
-    opt_set: list[str] = typer.Option([], "--opt-set", help="Optimizer option key=value, repeatable (e.g. momentum=0.95).", rich_help_panel="Optimisation"),
+    opt_set: list[str] = typer.Option([], "--opt-set", metavar="KEY=VALUE", help="Optimizer option key=value, repeatable (e.g. momentum=0.95).", rich_help_panel="Optimisation"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate \\[default: the optimizer's].", rich_help_panel="Optimisation"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay \\[default: the optimizer's].", rich_help_panel="Optimisation"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="LR scheduler (see `mnistctl list schedulers`) \\[default: step].", rich_help_panel="Optimisation"),
-    sched_set: list[str] = typer.Option([], "--sched-set", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
+    sched_set: list[str] = typer.Option([], "--sched-set", metavar="KEY=VALUE", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size \\[default: 128].", rich_help_panel="Optimisation"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation and shift of training images.", rich_help_panel="Data"),
@@ -30,18 +32,18 @@ def command(
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
     val_split: Optional[int] = typer.Option(None, "--val-split", help="Images held out of the training set for validation \\[default: 5000].", rich_help_panel="Data"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on the first N training images only (quick experiments).", rich_help_panel="Data"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the four MNIST IDX files \\[default: $MNISTCTL_DATA_DIR, the cache, or a download].", rich_help_panel="Data"),
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help=options.DATA_DIR_HELP, rich_help_panel="Data")] = None,
     early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after this many epochs without a better validation result.", rich_help_panel="Run"),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed \\[default: 0].", rich_help_panel="Run"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or mps \\[default: auto].", rich_help_panel="Run"),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32 or bf16 (bf16 autocast where the hardware has it) \\[default: auto].", rich_help_panel="Run"),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="Channels-last memory format \\[default: on].", rich_help_panel="Run"),
     name: Optional[str] = typer.Option(None, "--name", help="Run name \\[default: from the key hyperparameters].", rich_help_panel="Run"),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs are kept \\[default: $MNISTCTL_RUNS_DIR or ./runs].", rich_help_panel="Run"),
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help=options.RUNS_DIR_HELP, rich_help_panel="Run")] = None,
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write the last checkpoint every N epochs \\[default: 1].", rich_help_panel="Run"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
+    resume: Optional[str] = typer.Option(None, "--resume", autocompletion=options.complete_runs, help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel="Run"),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
 ) -> None:
@@ -52,17 +54,18 @@ def command(
     from mnistctl.training.trainer import Trainer
 
     observer = make_observer(quiet or tui)
+    flags = {
+        "arch": arch, "arch_options": _pairs(set_), "optimizer": optimizer, "optimizer_options": _pairs(opt_set),
+        "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler, "scheduler_options": _pairs(sched_set),
+        "epochs": epochs, "batch_size": batch_size, "val_split": val_split, "limit": limit,
+        "early_stopping": early_stopping, "seed": seed, "device": device, "precision": precision,
+        "channels_last": channels_last, "name": name, "checkpoint_every": checkpoint_every,
+        "augment": _augment(augment, rotation, shift),
+    }
     if resume:
+        _refuse_changes(flags, config, preset)
         trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir)
     else:
-        flags = {
-            "arch": arch, "arch_options": _pairs(set_), "optimizer": optimizer, "optimizer_options": _pairs(opt_set),
-            "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler, "scheduler_options": _pairs(sched_set),
-            "epochs": epochs, "batch_size": batch_size, "val_split": val_split, "limit": limit,
-            "early_stopping": early_stopping, "seed": seed, "device": device, "precision": precision,
-            "channels_last": channels_last, "name": name, "checkpoint_every": checkpoint_every,
-            "augment": _augment(augment, rotation, shift),
-        }
         settings = trainconfig.resolve(flags, config, preset)
         if augment is False:
             settings["augment"] = None
@@ -77,6 +80,20 @@ def command(
         raise typer.Exit(code)
     summary = _run_with_signals(trainer)
     _report(trainer, summary, quiet)
+
+
+def _refuse_changes(flags: dict, config, preset) -> None:
+    """A resumed run continues exactly as it was configured: settings given beside --resume are refused, not ignored."""
+    from mnistctl.errors import UsageError
+
+    spelled = {"arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set"}
+    given = [spelled.get(k, "--" + k.replace("_", "-")) for k, v in flags.items() if v is not None]
+    given += ["--config"] * bool(config) + ["--preset"] * bool(preset)
+    if given:
+        raise UsageError(
+            f"--resume continues a run with its own settings, so {', '.join(given)} would be ignored",
+            "drop them, or start a new run from its settings: mnistctl train --config RUN/config.json ...",
+        )
 
 
 def _pairs(items: list[str]) -> dict[str, str] | None:
@@ -118,8 +135,9 @@ def _print_resume(trainer) -> None:
 def _report(trainer, summary: dict, quiet: bool) -> None:
     from mnistctl.cli.progress import summary_line
     from mnistctl.console import out
+    from mnistctl.runs import Status
 
-    if summary["status"] == "interrupted":
+    if summary["status"] == Status.INTERRUPTED:
         _print_resume(trainer)
         raise typer.Exit(130)
     if not quiet:

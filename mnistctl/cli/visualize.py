@@ -6,23 +6,26 @@ from typing import List, Optional
 
 import typer
 
+from mnistctl.cli import options
+
 NAME = "visualize"
 
 
 def command(
-    run: str = typer.Argument("latest", help="Run name or directory, 'latest', or a path to RUN/weights/<checkpoint>.safetensors."),
+    run: options.RunArg = "latest",
     what: List[str] = typer.Option(
-        ["all"], "--what", "-w",
+        ["all"], "--what", "-w", autocompletion=options.complete_plot_kinds,
         help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, saliency or all; repeat for several.",
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="best, last or initial weights \\[default: best]."),
+    which: options.Weights = None,
     split: str = typer.Option("test", "--split", help="Images for confusion, wrong and feature-maps: test or val."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number \\[default: the first]."),
     index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
     method: str = typer.Option("integrated-gradients", "--method", help="Attribution method for saliency: integrated-gradients, saliency, gradient-shap or occlusion."),
-    runs_dir: Optional[str] = typer.Option(None, "--runs-dir", help="Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."),
+    runs_dir: options.RunsDir = None,
+    checkpoint: options.OldCheckpoint = None,
 ) -> None:
     """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, attributions.
 
@@ -36,9 +39,9 @@ def command(
     from mnistctl.runs import resolve_checkpoint
 
     kinds = expand(what)
-    target, which = resolve_checkpoint(run, checkpoint, runs_dir)
+    target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image, method=method))
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
-        paths = plots.make(kinds, Path(out) if out else target.path / "plots")
+        paths = plots.make(kinds, Path(out) if out else target.plots_dir)
     for path in paths:
         console.print(str(path), soft_wrap=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from mnistctl.cli import options
 from mnistctl.errors import UsageError
 from mnistctl.runs import STALLED_AFTER
 
@@ -14,7 +15,7 @@ NAME = "watch"
 
 def command(
     run: str = typer.Argument("latest", help="Run name or path; the newest run by default."),
-    runs_dir: Path = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+    runs_dir: options.RunsDir = None,
     stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", help="Seconds without new metrics before a running run counts as stalled."),
 ) -> None:
     """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events (q quits, ? keys, n/p switch runs)."""

@@ -8,6 +8,7 @@ from mnistctl.data.mnist import (
     Dataset,
     cache_dir,
     load,
+    load_cached,
     locate,
     parse_idx,
     resolve,
@@ -15,4 +16,4 @@ from mnistctl.data.mnist import (
     write_idx,
 )
 
-__all__ = ["ENV_VAR", "FILES", "MNIST_MD5", "Dataset", "augment", "cache_dir", "load", "locate", "normalize", "parse_idx", "resolve", "split_indices", "write_idx"]
+__all__ = ["ENV_VAR", "FILES", "MNIST_MD5", "Dataset", "augment", "cache_dir", "load", "load_cached", "locate", "normalize", "parse_idx", "resolve", "split_indices", "write_idx"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -222,3 +223,9 @@ def split_indices(n: int, val_size: int, seed: int):
         raise DataError(f"a validation split of {val_size} does not fit {n} training images", "choose a smaller --val-split")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+@functools.lru_cache(maxsize=1)
+def load_cached(folder: str) -> Dataset:
+    """Read once per process, for commands that look at several runs."""
+    return load(folder, download=False)

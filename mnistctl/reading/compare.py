@@ -9,10 +9,9 @@ from typing import Any
 from mnistctl import runs
 from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
 from mnistctl.registry import format_value, suggest
-from mnistctl.runs import Run
+from mnistctl.runs import Kind, Run
 
 SIGNIFICANCE = 0.05
-ENDED = ("finished", "early_stopped", "interrupted", "failed")
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
         folder = runs.runs_dir(refs[0] if refs else root)
         if not folder.is_dir():
             raise NotFoundError(f"no runs folder {folder}", "train a run first, or pass the folder: mnistctl compare --all DIR")
-        found = [Run(p) for p in sorted(folder.iterdir()) if _looks_like_run(p)]
+        found = [Run(p) for p in sorted(folder.iterdir()) if runs.is_run_dir(p)]
         if not found:
             raise NotFoundError(f"no runs in {folder}", "train one with: mnistctl train --arch simplecnn")
         return found, []
@@ -102,21 +101,15 @@ def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
     return found, warnings
 
 
-def _looks_like_run(path: Path) -> bool:
-    markers = ("config.json", "metrics.jsonl", "summary.json", "weights")
-    return path.is_dir() and not path.name.startswith(".") and any((path / m).exists() for m in markers)
-
-
 def describe(run: Run) -> dict[str, Any]:
     """One table row; a run still training (or that never tested) has no test cells."""
     config = run.config
-    if not isinstance(config, dict) or "arch" not in config:
-        raise RunError(f"{run.path / 'config.json'} names no architecture", "the run directory is damaged")
+    if not isinstance(config.get("arch"), str):
+        raise RunError(f"{run.config_path} names no architecture", "the run directory is damaged")
     status = run.status()
-    summary = (run.summary or {}) if status in ENDED else {}
-    epochs = latest_epochs(run)
-    tests = list(run.events("test")) if status in ENDED else []
-    test = tests[-1] if tests else {}
+    summary = (run.summary or {}) if status.ended else {}
+    epochs = run.epochs()
+    test = (run.last(Kind.TEST) or {}) if status.ended else {}
     best = max(epochs, key=lambda e: e.get("val_acc", -1), default={})
     rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
     return {
@@ -136,12 +129,6 @@ def describe(run: Run) -> dict[str, Any]:
         "time": summary.get("wall_time", epochs[-1].get("elapsed") if epochs else None),
         "throughput": summary.get("images_per_s", sum(rates) / len(rates) if rates else None),
     }
-
-
-def latest_epochs(run: Run) -> list[dict[str, Any]]:
-    """Epoch events in order, the latest one for each epoch (a resumed run may repeat some)."""
-    by_epoch = {e["epoch"]: e for e in run.events("epoch") if "epoch" in e}
-    return [by_epoch[k] for k in sorted(by_epoch)]
 
 
 def count_params(config: dict[str, Any]) -> int | None:
@@ -206,7 +193,7 @@ def column_key(name: str) -> str:
     aliases = {c.header.replace(" ", "_"): c.key for c in COLUMNS}
     key = aliases.get(key, key)
     if key not in COLUMN:
-        raise UsageError(f"unknown column '{name}' for --sort", suggest(key, list(COLUMN)))
+        raise UsageError(f"unknown column '{name}'", suggest(key, list(COLUMN)))
     return key
 
 
@@ -222,12 +209,14 @@ def best_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: the smaller discordant count under Binomial(b + c, 1/2)."""
+    import math
+
     n = b + c
     term, tail = 1, 0
     for k in range(min(b, c) + 1):
         tail += term
         term = term * (n - k) // (k + 1)
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, math.exp(math.log(2 * tail) - n * math.log(2)))  # in logs: 2**n overflows a float
 
 
 def discordant(pred_a, pred_b, targets) -> tuple[int, int]:
@@ -275,7 +264,7 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
     from mnistctl.reading.figures import save
     from mnistctl.reading.figures.training import compare_figure
 
-    curves = [(_legend_label(run), [e for e in latest_epochs(run) if "val_acc" in e]) for run in runs_]
+    curves = [(_legend_label(run), [e for e in run.epochs() if e.get("val_acc") is not None]) for run in runs_]
     curves = [(label, epochs) for label, epochs in curves if epochs]
     if not curves:
         raise RunError("none of these runs has finished an epoch with validation", "plot again once they have")
@@ -285,5 +274,5 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
 def _legend_label(run: Run) -> str:
     """The run's name, with its test accuracy when it has one, else its status."""
     status = run.status()
-    test_acc = (run.summary or {}).get("test_acc") if status in ENDED else None
-    return f"{run.name} (test {100 * test_acc:.2f}%)" if test_acc is not None else f"{run.name} ({status.replace('_', '-')})"
+    test_acc = (run.summary or {}).get("test_acc") if status.ended else None
+    return f"{run.name} (test {100 * test_acc:.2f}%)" if test_acc is not None else f"{run.name} ({status.label})"

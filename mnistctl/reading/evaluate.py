@@ -76,8 +76,7 @@ def checkpoint_epoch(run: Run, which: str) -> int | None:
 
 
 def report_paths(run: Run, split: str) -> tuple[Path, Path]:
-    base = run.path / "reports" / f"eval-{split}"
-    return base.with_suffix(".json"), base.with_suffix(".txt")
+    return run.report_path(f"eval-{split}.json"), run.report_path(f"eval-{split}.txt")
 
 
 def save(run: Run, result: dict[str, Any]) -> tuple[Path, Path]:

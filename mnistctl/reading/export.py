@@ -32,7 +32,7 @@ class Parity:
 
 
 def default_path(run: Run, which: str) -> Path:
-    return run.path / "exports" / f"{which}.onnx"
+    return run.export_path(which, "onnx")
 
 
 def export(run: Run, fmt: str = "onnx", which: str = "best", output: str | Path | None = None, dataset=None) -> tuple[Path, Parity]:

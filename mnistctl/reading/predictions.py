@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from mnistctl.errors import UsageError
@@ -12,7 +11,7 @@ SPLITS = ("test", "val")
 
 
 def path(run: Run, split: str) -> Path:
-    return run.path / "reports" / f"predictions-{split}.safetensors"
+    return run.report_path(f"predictions-{split}.safetensors")
 
 
 def split_data(run: Run, split: str, dataset=None):
@@ -22,30 +21,13 @@ def split_data(run: Run, split: str, dataset=None):
     if split not in SPLITS:
         raise UsageError(f"unknown split '{split}'", "use test or val")
     config = run.config
-    dataset = dataset or run_dataset(run)
+    dataset = dataset or run.dataset()
     if split == "test":
         return dataset.test_images, dataset.test_labels
     if not config.get("val_split"):
         raise UsageError(f"run {run.name} was trained without a validation split", "use --split test")
     _, val_idx = data.split_indices(dataset.n_train, config["val_split"], config["seed"])
     return dataset.train_images[val_idx], dataset.train_labels[val_idx]
-
-
-def run_dataset(run: Run):
-    """The data set the run was trained on: its recorded folder if it is still there, else the usual lookup."""
-    from mnistctl import data
-
-    recorded = run.config.get("data", {}).get("dir")
-    folder = recorded if recorded and data.locate(Path(recorded)) else None
-    return _load(str(data.resolve(folder)["train_images"].parent))
-
-
-@functools.lru_cache(maxsize=1)
-def _load(folder: str):
-    """Read once per process, for commands that look at several runs."""
-    from mnistctl import data
-
-    return data.load(folder, download=False)
 
 
 def compute(run: Run, split: str = "test", which: str = "best", dataset=None):

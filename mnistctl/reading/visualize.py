@@ -23,7 +23,7 @@ from mnistctl.reading.figures.predictions import (
     wrong_figure,
 )
 from mnistctl.reading.figures.training import curves_figure
-from mnistctl.runs import Run
+from mnistctl.runs import Kind, Run
 
 KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples", "saliency")
 NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong", "saliency"}
@@ -32,16 +32,18 @@ EXPLAINED_WRONG, EXPLAINED_RIGHT = 6, 3
 
 
 def expand(what: list[str] | str) -> list[str]:
-    """The plot kinds asked for, ``all`` expanded; an unknown kind fails listing the valid ones."""
+    """The plot kinds asked for (repeated or comma-separated), ``all`` expanded; a typo gets the closest kind."""
+    from mnistctl.registry import suggest
+
     asked = [what] if isinstance(what, str) else list(what)
     kinds: list[str] = []
-    for kind in asked:
+    for kind in (k.strip() for item in asked for k in item.split(",") if k.strip()):
         if kind == "all":
             kinds += KINDS
         elif kind in KINDS:
             kinds.append(kind)
         else:
-            raise UsageError(f"unknown --what '{kind}'", f"choose from: {', '.join(KINDS)}, all")
+            raise UsageError(f"unknown --what '{kind}'", suggest(kind, [*KINDS, "all"]))
     return list(dict.fromkeys(kinds))
 
 
@@ -134,7 +136,7 @@ class Plots:
 
     @cached_property
     def dataset(self):
-        return predictions.run_dataset(self.run)
+        return self.run.dataset()
 
     @cached_property
     def model(self):
@@ -151,14 +153,12 @@ class Plots:
         return predictions.load_or_compute(self.run, self.options.split, self.options.which, self.dataset)
 
     def curves(self) -> tuple[str, Figure]:
-        epochs = {e["epoch"]: e for e in self.run.epochs()}
+        epochs = self.run.epochs()
         if not epochs:
             raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
-        starts = list(self.run.events("start"))
-        steps_per_epoch = starts[-1].get("steps_per_epoch") if starts else None
-        steps = list(self.run.events("step")) if steps_per_epoch else []
-        tests = list(self.run.events("test"))
-        return "curves.png", curves_figure(self.title, [epochs[k] for k in sorted(epochs)], steps, steps_per_epoch, tests[-1] if tests else None)
+        steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
+        steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
+        return "curves.png", curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST))
 
     def confusion(self) -> tuple[str, Figure]:
         from mnistctl.reading.evaluate import metrics

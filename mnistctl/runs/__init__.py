@@ -1,5 +1,25 @@
-"""The run directory: the one contract between train and every command that reads a run."""
+"""The run directory: the one contract between train and every command that reads a run.
 
-from mnistctl.runs.layout import CHECKPOINTS, STALLED_AFTER, Run, create, list_runs, resolve, resolve_checkpoint, runs_dir, slug
+layout.py says where everything lives, events.py what metrics.jsonl holds and which status a run is
+in, reader.py reads the metrics and writer.py writes a run; checkpoint.py stores tensors without pickle.
+"""
 
-__all__ = ["CHECKPOINTS", "STALLED_AFTER", "Run", "create", "list_runs", "resolve", "resolve_checkpoint", "runs_dir", "slug"]
+from mnistctl.runs.events import Kind, Status
+from mnistctl.runs.layout import (
+    CHECKPOINTS,
+    STALLED_AFTER,
+    Run,
+    create,
+    is_run_dir,
+    list_runs,
+    resolve,
+    resolve_checkpoint,
+    runs_dir,
+    slug,
+)
+from mnistctl.runs.writer import RunWriter
+
+__all__ = [
+    "CHECKPOINTS", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
+    "create", "is_run_dir", "list_runs", "resolve", "resolve_checkpoint", "runs_dir", "slug",
+]

@@ -1,12 +1,16 @@
-"""The run directory: the contract between train and every command that reads a run.
+"""Where everything of a run lives, and how runs are found by name.
 
     runs/<name>/
       config.json            everything that made the run (written first)
-      metrics.jsonl          one JSON event per line, appended as training goes
+      metrics.jsonl          one JSON event per line, appended as training goes (see events.py)
       summary.json           written when the run ends
       weights/initial.safetensors, best.safetensors, last.safetensors
       state/last.safetensors resume state (optimizer, scheduler, RNG, counters)
-      reports/  plots/       written by eval and visualize
+      reports/               eval reports and saved per-sample predictions
+      plots/                 written by visualize
+      exports/               written by export (e.g. best.onnx)
+
+No other module spells these names: a ``Run`` hands out every path, for reading and for writing.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from typing import Any, Iterator
 
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.fsutil import read_json
+from mnistctl.runs.events import Kind, Status, derive_status
+from mnistctl.runs.reader import Chunk, latest_per_epoch, read_events
 
 DEFAULT_RUNS_DIR = "runs"
 RUNS_ENV = "MNISTCTL_RUNS_DIR"
 CHECKPOINTS = ("best", "last", "initial")
 STALLED_AFTER = 120.0
+CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+MARKERS = (CONFIG, METRICS, SUMMARY, "weights")
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -49,11 +57,16 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
 
 
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and not path.name.startswith(".") and any((path / m).exists() for m in MARKERS)
+
+
 class Run:
-    """A run directory, read lazily."""
+    """A run directory, read lazily; metrics are parsed once per change of the file."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._read: tuple[tuple[int, int], Chunk] | None = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -62,9 +75,45 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / "state" / "last.safetensors"
+
+    def weights_path(self, which: str) -> Path:
+        if which not in CHECKPOINTS:
+            raise NotFoundError(f"unknown checkpoint '{which}'", "use best, last or initial")
+        return self.path / "weights" / f"{which}.safetensors"
+
+    def report_path(self, name: str) -> Path:
+        return self.path / "reports" / name
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    def export_path(self, which: str, fmt: str) -> Path:
+        return self.path / "exports" / f"{which}.{fmt}"
+
+    # contents
     @property
     def config(self) -> dict[str, Any]:
-        return self._json("config.json", required=True)
+        config = self._json(self.config_path, required=True)
+        if not isinstance(config, dict):
+            raise RunError(f"{self.config_path} holds a {type(config).__name__}, not settings", "the run directory is damaged")
+        return config
 
     @property
     def normalization(self) -> tuple[float, float]:
@@ -73,66 +122,73 @@ class Run:
 
     @property
     def summary(self) -> dict[str, Any] | None:
-        return self._json("summary.json", required=False)
+        summary = self._json(self.summary_path, required=False)
+        return summary if isinstance(summary, dict) else None
 
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / "metrics.jsonl"
+    def read(self) -> Chunk:
+        """Every usable event, parsed once per change of metrics.jsonl; damage is warned about once."""
+        try:
+            stat = self.metrics_path.stat()
+        except FileNotFoundError:
+            return Chunk()
+        key = (stat.st_size, stat.st_mtime_ns)
+        if self._read is None or self._read[0] != key:
+            chunk = read_events(self.metrics_path)
+            if chunk.corrupt:
+                from mnistctl.console import warn
 
-    def events(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
-        """Complete metric events, skipping a partial last line."""
-        if not self.metrics_path.exists():
-            return
-        with self.metrics_path.open() as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if kind is None or event.get("event") == kind:
-                    yield event
+                warn(f"skipped {chunk.corrupt} unreadable line(s) in {self.metrics_path} (first: {chunk.first_problem})")
+            self._read = (key, chunk)
+        return self._read[1]
+
+    def events(self, kind: Kind | str | None = None) -> Iterator[dict[str, Any]]:
+        for event in self.read().events:
+            if kind is None or event["event"] == kind:
+                yield event
+
+    def last(self, kind: Kind | str) -> dict[str, Any] | None:
+        found = None
+        for found in self.events(kind):
+            pass
+        return found
 
     def epochs(self) -> list[dict[str, Any]]:
-        return list(self.events("epoch"))
+        """Epoch events, the latest one for each epoch."""
+        return latest_per_epoch(self.events())
 
     def weights(self, which: str = "best") -> Path:
-        path = self.path / "weights" / f"{which}.safetensors"
-        if which not in CHECKPOINTS:
-            raise NotFoundError(f"unknown checkpoint '{which}'", "use best, last or initial")
+        path = self.weights_path(which)
         if not path.is_file():
             raise RunError(f"run {self.name} has no {which} weights ({path})", "the run may not have finished an epoch yet")
         return path
 
-    @property
-    def state_path(self) -> Path:
-        return self.path / "state" / "last.safetensors"
-
-    def status(self, stalled_after: float = STALLED_AFTER) -> str:
-        """finished, early_stopped, interrupted, failed, running or stalled."""
-        last = {}
-        for event in self.events():
-            if event.get("event") in ("start", "end"):
-                last = event
-        if last.get("event") == "end":
-            return last["status"]
+    def status(self, stalled_after: float = STALLED_AFTER) -> Status:
+        last = None
+        for last in (e for e in self.events() if e["event"] in (Kind.START, Kind.END)):
+            pass
         try:
-            age = time.time() - self.metrics_path.stat().st_mtime
+            idle = time.time() - (self.metrics_path if self.metrics_path.exists() else self.path).stat().st_mtime
         except FileNotFoundError:
-            age = time.time() - self.path.stat().st_mtime
-        return "stalled" if age > stalled_after else "running"
+            idle = None
+        return derive_status(last, idle, stalled_after)
 
-    def _json(self, name: str, required: bool) -> Any:
-        path = self.path / name
+    def dataset(self):
+        """The data set the run was trained on: its recorded folder if it is still there, else the usual lookup."""
+        from mnistctl import data
+
+        recorded = self.config.get("data", {}).get("dir")
+        folder = recorded if recorded and data.locate(Path(recorded)) else None
+        return data.load_cached(str(data.resolve(folder)["train_images"].parent))
+
+    def _json(self, path: Path, required: bool) -> Any:
         try:
             return read_json(path)
         except FileNotFoundError:
             if required:
-                raise RunError(f"{self.path} has no {name}", "is it a mnistctl run directory?") from None
+                raise RunError(f"{self.path} has no {path.name}", "is it a mnistctl run directory?") from None
             return None
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{path} is corrupt ({exc.msg} at line {exc.lineno})", "the run directory is damaged") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise RunError(f"{path} is corrupt ({type(exc).__name__})", "the run directory is damaged") from None
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:
@@ -140,8 +196,8 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
     root = runs_dir(root)
     if not root.is_dir():
         return []
-    found = [Run(p.parent) for p in root.glob("*/config.json")]
-    return sorted(found, key=lambda r: (r.path / "config.json").stat().st_mtime)
+    found = [Run(p.parent) for p in root.glob(f"*/{CONFIG}")]
+    return sorted(found, key=lambda r: r.config_path.stat().st_mtime)
 
 
 def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Run:
@@ -149,15 +205,26 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
     if ref is None or str(ref) == "latest":
         runs = list_runs(root)
         if not runs:
-            raise NotFoundError(f"no runs in {runs_dir(root)}", "train one with: mnistctl train --arch simplecnn")
+            raise NotFoundError(f"no runs yet in {runs_dir(root)}/", "train one with: mnistctl train --preset fast")
         return runs[-1]
     for path in (Path(ref), runs_dir(root) / str(ref)):
-        if (path / "config.json").is_file():
+        if (path / CONFIG).is_file():
             return Run(path)
-    names = [r.name for r in list_runs(root)]
-    from mnistctl.registry import suggest
+    names = [r.name for r in reversed(list_runs(root))]
+    raise NotFoundError(f"no run '{ref}' in {runs_dir(root)}/", _closest(str(ref), names))
 
-    raise NotFoundError(f"no run '{ref}' (looked for {ref}/config.json and {runs_dir(root) / str(ref)})", suggest(str(ref), names) if names else "train one first")
+
+def _closest(ref: str, names: list[str]) -> str:
+    """Up to five run names that start like ``ref`` or look like it, newest first."""
+    import difflib
+
+    if not names:
+        return "train one first: mnistctl train --preset fast"
+    close = set(difflib.get_close_matches(ref, names, n=5, cutoff=0.5)) | {n for n in names if n.startswith(ref)}
+    picked = [n for n in names if n in close][:5]
+    if picked:
+        return "did you mean " + ", ".join(picked) + "?"
+    return "the newest runs are " + ", ".join(names[:5])
 
 
 def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Path | None = None) -> tuple[Run, str]:
@@ -169,6 +236,6 @@ def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Pa
         if path.stem not in CHECKPOINTS or path.parent.name != "weights":
             raise UsageError(f"{path} is not a run checkpoint", "pass RUN/weights/best.safetensors, last or initial")
         if which and which != path.stem:
-            raise UsageError(f"--checkpoint {which} contradicts {path.name}", "pass the run directory with --checkpoint, or the file alone")
+            raise UsageError(f"--weights {which} contradicts {path.name}", "pass the run directory with --weights, or the file alone")
         return resolve(path.parent.parent), path.stem
     return resolve(ref, root), which or "best"

@@ -1,8 +1,7 @@
-"""The training engine: from a resolved config to a complete run directory."""
+"""The training engine: from a resolved config to a complete run directory, reporting events as it goes."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -12,16 +11,15 @@ from typing import Any
 
 from mnistctl import data, runs
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
-from mnistctl.fsutil import write_json
-from mnistctl.models import build_model
-from mnistctl.runs import checkpoint
+from mnistctl.models import build_model, loss_and_accuracy, pick_device, predict_proba
+from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
 from mnistctl.training import config as trainconfig
 
 
 class Observer:
-    """Progress callbacks; the default shows nothing."""
+    """Receives the run's events as they are written; the default shows nothing."""
 
-    def start(self, trainer: "Trainer") -> None: ...
+    def start(self, event: dict[str, Any]) -> None: ...
 
     def step(self, epoch: int, step: int, steps: int, loss: float, acc: float) -> None: ...
 
@@ -30,71 +28,46 @@ class Observer:
     def end(self, summary: dict[str, Any]) -> None: ...
 
 
-class MetricsLog:
-    """metrics.jsonl, appended and flushed one whole line at a time."""
-
-    def __init__(self, path: Path):
-        self._file = path.open("a", encoding="utf-8")
-
-    def write(self, event: str, **fields: Any) -> dict[str, Any]:
-        record = {"event": event, "time": round(time.time(), 3), **fields}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        return record
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def resolve_precision(requested: str, device) -> str:
-    """``auto``: bf16 autocast where the hardware has bf16 arithmetic (CUDA, AMX or AVX512-BF16 CPUs), else fp32.
-
-    Measured on an AVX-512 CPU without bf16 arithmetic, bf16 autocast halved simplecnn's throughput.
-    """
-    if requested != "auto":
-        return requested
-    import torch
-
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return "fp32"
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 class Trainer:
     """One training run. ``prepare()`` claims the run directory, ``run()`` trains, ``request_stop()`` stops."""
 
-    def __init__(self, config: dict[str, Any], observer: Observer | None = None, runs_dir=None, data_dir=None, command: str = ""):
+    def __init__(self, config: dict[str, Any], observer: Observer | None = None, runs_dir=None, data_dir=None, command: str = "", resume: Run | None = None):
         self.config = dict(config)
         self.observer = observer or Observer()
         self.runs_dir = runs.runs_dir(runs_dir)
         self.data_dir = data_dir
         self.command = command
-        self.run_dir: Path | None = None
-        self.resuming = False
+        self.target: Run | None = resume
+        self.resuming = resume is not None
+        self.writer: RunWriter | None = None
+        self.dataset = self.device = None
+        self.train_x = self.train_y = self.val_x = self.val_y = None
+        self.model = self.optimizer = self.scheduler = self.aug_rng = None
+        self.mean, self.std = 0.0, 1.0
+        self.params = self.steps_per_epoch = 0
+        self.epoch = self.step_in_epoch = self.global_step = self.bad_epochs = 0
+        self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
+        self.elapsed = 0.0
+        self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self._stop = threading.Event()
+        self._stop_status = Status.INTERRUPTED
 
     @classmethod
-    def resume(cls, run: runs.Run, observer: Observer | None = None, data_dir=None) -> "Trainer":
+    def resume(cls, run: Run, observer: Observer | None = None, data_dir=None) -> "Trainer":
         if not run.state_path.is_file():
             raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         status = run.status(stalled_after=math.inf)
-        if status in ("finished", "early_stopped"):
-            raise UsageError(f"run {run.name} has already {status.replace('_', ' ')}", "start a new run, e.g. with --config " + str(run.path / "config.json"))
-        trainer = cls(run.config, observer, run.path.parent, data_dir or run.config["data"]["dir"])
-        trainer.run_dir, trainer.resuming = run.path, True
-        return trainer
+        if status.completed:
+            raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {run.config_path}")
+        return cls(run.config, observer, run.path.parent, data_dir, resume=run)
 
-    def request_stop(self) -> None:
+    @property
+    def run_dir(self) -> Path | None:
+        return self.target.path if self.target else None
+
+    def request_stop(self, status: Status = Status.INTERRUPTED) -> None:
+        """Stop after the current step: ``interrupted`` (resumable, the Ctrl-C path) or ``pruned``."""
+        self._stop_status = Status(status)
         self._stop.set()
 
     @property
@@ -102,72 +75,40 @@ class Trainer:
         return self._stop.is_set()
 
     def prepare(self) -> Path:
-        """Load the data, claim the run directory and write config.json first."""
-        self.dataset = data.load(self.data_dir or self.config.get("data", {}).get("dir"))
-        if self.run_dir is not None:
+        """Load the data, build the model and optimizer (bad options fail here), then claim the run directory."""
+        if self.model is not None:
             return self.run_dir
-        from mnistctl.models import pick_device
-
+        if self.resuming:
+            self.dataset = data.load(self.data_dir) if self.data_dir else self.target.dataset()
+        else:
+            self.dataset = data.load(self.data_dir)
         config = self.config
-        device = pick_device(config["device"])
-        config["precision"] = resolve_precision(config["precision"], device)
-        if config["early_stopping"] and not config["val_split"]:
-            raise UsageError("early stopping needs a validation split", "set --val-split above 0")
+        self.device = pick_device(config["device"])
         train_idx, val_idx = data.split_indices(self.dataset.n_train, config["val_split"], config["seed"])
-        n_train = min(len(train_idx), config["limit"] or len(train_idx))
-        mean, std = self.dataset.stats()
-        config["data"] = {
-            "dir": self.dataset.folder,
-            "dataset": self.dataset.name,
-            "md5": self.dataset.md5,
-            "mean": mean,
-            "std": std,
-            "n_train": n_train,
-            "n_val": len(val_idx),
-            "n_test": len(self.dataset.test_labels),
-        }
-        config.update(trainconfig.provenance(self.command))
-        self.run_dir = runs.create(self.runs_dir, config.get("name") or trainconfig.default_name(config))
-        config["name"] = self.run_dir.name
-        write_json(self.run_dir / "config.json", config)
+        if not self.resuming:
+            self.config = config = trainconfig.finish(config, self.dataset, self.device, len(train_idx), len(val_idx), self.command)
+        self._build(train_idx[: config["data"]["n_train"]], val_idx)
+        if not self.resuming:
+            self.target = Run(runs.create(self.runs_dir, config.get("name") or trainconfig.default_name(config)))
+            config["name"] = self.target.name
+            RunWriter(self.target).config(config)
         return self.run_dir
 
-    def run(self) -> dict[str, Any]:
-        if self.run_dir is None or not hasattr(self, "dataset"):
-            self.prepare()
-        self._setup()
-        self.log = MetricsLog(self.run_dir / "metrics.jsonl")
-        try:
-            return self._train()
-        except TrainingDiverged as exc:
-            self._finish("failed", message=exc.message)
-            raise
-        except BaseException as exc:
-            self._finish("failed", message=f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            self.log.close()
-
-    def _setup(self) -> None:
+    def _build(self, train_idx, val_idx) -> None:
         import torch
 
-        from mnistctl.models import pick_device
         from mnistctl.plugins import optimizers, schedulers
 
         config = self.config
         if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
             torch.set_num_threads(len(os.sched_getaffinity(0)))
-        self.device = pick_device(config["device"])
         torch.manual_seed(config["seed"])
         ds = self.dataset
-        train_idx, val_idx = data.split_indices(ds.n_train, config["val_split"], config["seed"])
-        train_idx = train_idx[: config["data"]["n_train"]]
         self.train_x = ds.train_images[train_idx].to(self.device)
         self.train_y = ds.train_labels[train_idx].to(self.device)
         self.val_x, self.val_y = ds.train_images[val_idx], ds.train_labels[val_idx]
         self.mean, self.std = config["data"]["mean"], config["data"]["std"]
         self.steps_per_epoch = math.ceil(len(self.train_x) / config["batch_size"])
-
         self.model = build_model(config).to(self.device)
         if config["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -179,14 +120,24 @@ class Trainer:
             self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"]
         )
         self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
-        self.bad_epochs, self.elapsed = 0, 0.0
-        self.running = {"loss": 0.0, "correct": 0, "seen": 0}
-        if self.resuming:
-            self._load_state()
-        else:
-            checkpoint.save_model(self.run_dir / "weights" / "initial.safetensors", self.model)
+
+    def run(self) -> dict[str, Any]:
+        self.prepare()
+        self.writer = RunWriter(self.target)
+        try:
+            if self.resuming:
+                self._load_state()
+            else:
+                self.writer.weights("initial", self.model)
+            return self._train()
+        except TrainingDiverged as exc:
+            self._finish(Status.FAILED, message=exc.message)
+            raise
+        except BaseException as exc:
+            self._finish(Status.FAILED, message=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.writer.close()
 
     def _train(self) -> dict[str, Any]:
         import torch
@@ -196,13 +147,13 @@ class Trainer:
         augment = config["augment"]
         bf16 = config["precision"] == "bf16"
         batch_size = config["batch_size"]
-        self.log.write(
-            "start", run=self.run_dir.name, epochs=config["epochs"], steps_per_epoch=self.steps_per_epoch,
-            start_epoch=self.epoch, resumed=self.resuming, device=str(self.device), params=self.params,
+        start = self.writer.event(
+            Kind.START, run=self.target.name, dir=str(self.run_dir), epochs=config["epochs"], steps_per_epoch=self.steps_per_epoch,
+            start_epoch=self.epoch, start_step=self.step_in_epoch, resumed=self.resuming, device=str(self.device), params=self.params,
         )
-        self.observer.start(self)
+        self.observer.start(start)
         interval_start, interval_loss, interval_steps = time.perf_counter(), 0.0, 0
-        status = "finished"
+        status = Status.FINISHED
         while self.epoch < config["epochs"]:
             epoch_start = time.perf_counter()
             model.train()
@@ -221,7 +172,7 @@ class Trainer:
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
-                        f"the loss became {loss_value} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; the last good checkpoint is kept",
+                        f"the loss became {loss_value} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; {self._kept()}",
                         f"lower the learning rate (now {config['lr']:g}) and start a new run",
                     )
                 self.optimizer.zero_grad(set_to_none=True)
@@ -238,26 +189,35 @@ class Trainer:
                 self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, self.running["correct"] / self.running["seen"])
                 if self.global_step % config["log_every"] == 0:
                     now = time.perf_counter()
-                    self.log.write(
-                        "step", epoch=self.epoch + 1, step=self.global_step, loss=round(interval_loss / interval_steps, 6),
+                    self.writer.event(
+                        Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=round(interval_loss / interval_steps, 6),
                         lr=self._lr(), images_per_s=round(interval_steps * batch_size / (now - interval_start), 1),
                     )
                     interval_start, interval_loss, interval_steps = now, 0.0, 0
                 if self._stop.is_set():
                     self.elapsed += time.perf_counter() - epoch_start
                     self._save_last()
-                    return self._finish("interrupted", message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
+                    return self._finish(self._stop_status, message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
             self.elapsed += time.perf_counter() - epoch_start
             if self._end_epoch(time.perf_counter() - epoch_start):
-                status = "early_stopped"
+                status = Status.EARLY_STOPPED
                 break
+            if self._stop.is_set():
+                self._save_last()
+                return self._finish(self._stop_status, message=f"stopped after epoch {self.epoch}")
         self._save_last()
         return self._finish(status)
 
+    def _kept(self) -> str:
+        """What a diverged run leaves on disk to go back to."""
+        if self.target.weights_path("last").is_file():
+            return "the last checkpoint on disk is from before it diverged"
+        if self.target.weights_path("best").is_file():
+            return "the best checkpoint on disk is from before it diverged"
+        return "no checkpoint was written yet (it diverged in the first epoch)"
+
     def _end_epoch(self, epoch_time: float) -> bool:
         """Validate, keep the best weights, log the epoch; True when early stopping says stop."""
-        from mnistctl.models import loss_and_accuracy, predict_proba
-
         config, seen = self.config, max(1, self.running["seen"])
         val_loss = val_acc = None
         if len(self.val_x):
@@ -267,16 +227,16 @@ class Trainer:
         if improved:
             self.best = {"epoch": self.epoch, "val_acc": val_acc if val_acc is not None else -1.0, "val_loss": val_loss if val_loss is not None else math.inf}
             self.bad_epochs = 0
-            checkpoint.save_model(self.run_dir / "weights" / "best.safetensors", self.model, {"epoch": self.epoch, "val_acc": val_acc})
+            self.writer.weights("best", self.model, {"epoch": self.epoch, "val_acc": val_acc})
         else:
             self.bad_epochs += 1
-        event = self.log.write(
-            "epoch", epoch=self.epoch, train_loss=round(self.running["loss"] / seen, 6), train_acc=round(self.running["correct"] / seen, 6),
+        event = self.writer.event(
+            Kind.EPOCH, epoch=self.epoch, train_loss=round(self.running["loss"] / seen, 6), train_acc=round(self.running["correct"] / seen, 6),
             val_loss=_round(val_loss), val_acc=_round(val_acc), lr=self._lr(), epoch_time=round(epoch_time, 3),
             elapsed=round(self.elapsed, 3), images_per_s=round(self.running["seen"] / epoch_time, 1), best=improved,
         )
         if improved:
-            self.log.write("checkpoint", epoch=self.epoch, kind="best", val_acc=_round(val_acc))
+            self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="best", val_acc=_round(val_acc))
         self.step_in_epoch = 0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         stop = bool(config["early_stopping"]) and self.bad_epochs >= config["early_stopping"]
@@ -284,7 +244,7 @@ class Trainer:
             self._save_last()
         self.observer.epoch(event)
         if stop:
-            self.log.write("early_stop", epoch=self.epoch, patience=config["early_stopping"], best_epoch=self.best["epoch"])
+            self.writer.event(Kind.EARLY_STOP, epoch=self.epoch, patience=config["early_stopping"], best_epoch=self.best["epoch"])
         return stop
 
     def _lr(self) -> float:
@@ -293,12 +253,11 @@ class Trainer:
     def _save_last(self) -> None:
         import torch
 
-        weights = self.run_dir / "weights"
-        checkpoint.save_model(weights / "last.safetensors", self.model, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
+        self.writer.weights("last", self.model, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
         rng = {"torch": torch.get_rng_state(), "aug": self.aug_rng.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        state = {
+        self.writer.state({
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -310,14 +269,13 @@ class Trainer:
             "bad_epochs": self.bad_epochs,
             "elapsed": self.elapsed,
             "running": self.running,
-        }
-        checkpoint.save_state(self.run_dir / "state" / "last.safetensors", state)
-        self.log.write("checkpoint", epoch=self.epoch, kind="last", val_acc=None)
+        })
+        self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="last", val_acc=None)
 
     def _load_state(self) -> None:
         import torch
 
-        state = checkpoint.load_state(runs.Run(self.run_dir).state_path)
+        state = checkpoint.load_state(self.target.state_path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -328,35 +286,33 @@ class Trainer:
         for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed", "running"):
             setattr(self, key, state[key])
 
-    def _finish(self, status: str, message: str = "") -> dict[str, Any]:
+    def _finish(self, status: Status, message: str = "") -> dict[str, Any]:
         summary = {
-            "status": status,
+            "status": str(status),
             "test_acc": None,
             "test_loss": None,
             "best_epoch": self.best["epoch"] or None,
-            "best_val_acc": self.best["val_acc"] if self.best["val_acc"] >= 0 else None,
+            "best_val_acc": _round(self.best["val_acc"]) if self.best["val_acc"] >= 0 else None,
             "epochs_run": self.epoch,
             "wall_time": round(self.elapsed, 3),
             "images_per_s": round(self.global_step * self.config["batch_size"] / self.elapsed, 1) if self.elapsed else None,
             "params": self.params,
         }
-        if status in ("finished", "early_stopped"):
+        if status.completed:
             summary.update(self._test())
-        write_json(self.run_dir / "summary.json", summary)
+        self.writer.summary(summary)
         tested = {k: summary[k] for k in ("test_acc", "test_loss") if summary[k] is not None}
-        self.log.write("end", status=status, message=message, **tested)
+        self.writer.event(Kind.END, status=str(status), message=message, **tested)
         self.observer.end(summary)
         return summary
 
     def _test(self) -> dict[str, Any]:
         """Test the best checkpoint: reported, never used for a choice."""
-        from mnistctl.models import loss_and_accuracy, predict_proba
-
-        tensors, _ = checkpoint.load(self.run_dir / "weights" / "best.safetensors")
+        tensors, _ = checkpoint.load(self.target.weights_path("best"))
         self.model.load_state_dict(tensors)
         probs = predict_proba(self.model, self.dataset.test_images, self.mean, self.std)
         test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
-        self.log.write("test", checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
+        self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
         return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
 
 

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from mnistctl.runs import STALLED_AFTER, list_runs
+from mnistctl.runs import STALLED_AFTER, Status, list_runs
 from mnistctl.tui.dashboard import Dashboard, Note
 
 
@@ -141,7 +141,7 @@ def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
 
 
 def exit_code(outcome: dict[str, Any], stopped: bool) -> int:
-    from mnistctl.cli import report
+    from mnistctl.console import report
     from mnistctl.errors import MnistctlError
 
     error = outcome.get("error")
@@ -151,12 +151,12 @@ def exit_code(outcome: dict[str, Any], stopped: bool) -> int:
         else:
             report(describe_error(error))
         return 1
-    status = (outcome.get("summary") or {}).get("status")
-    if status in ("finished", "early_stopped"):
+    status = Status((outcome.get("summary") or {}).get("status", Status.INTERRUPTED))
+    if status.completed:
         return 0
-    if status == "failed":
+    if status == Status.FAILED:
         return 1
-    return 130 if stopped or status == "interrupted" else 0
+    return 130 if stopped or status == Status.INTERRUPTED else 0
 
 
 def describe_error(exc: BaseException) -> str:

@@ -13,10 +13,10 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from mnistctl.errors import RunError
-from mnistctl.runs import STALLED_AFTER, Run
+from mnistctl.runs import STALLED_AFTER, Run, Status
+from mnistctl.runs.reader import Chunk, EventTail
 from mnistctl.tui.charts import AccuracyChart, LossChart
 from mnistctl.tui.state import RunState
-from mnistctl.tui.tail import Chunk, MetricsTail
 from mnistctl.tui.widgets import (
     EpochTable,
     EventLog,
@@ -83,13 +83,14 @@ class Dashboard(Vertical):
     def follow(self) -> None:
         """Read the config once and metrics.jsonl incrementally, posting what is new."""
         worker = get_current_worker()
-        tail = MetricsTail(self.run_path / "metrics.jsonl")
+        run = Run(self.run_path)
+        tail = EventTail(run.metrics_path)
         config_read = False
         last_mtime = None
         while not worker.is_cancelled:
-            if not config_read and (self.run_path / "config.json").exists():
+            if not config_read and run.config_path.exists():
                 try:
-                    self.post_message(ConfigRead(Run(self.run_path).config))
+                    self.post_message(ConfigRead(run.config))
                 except RunError as exc:
                     self.post_message(Note(exc.message, "error"))
                 config_read = True
@@ -108,12 +109,12 @@ class Dashboard(Vertical):
         chunk = message.chunk
         if chunk.restarted:
             self.state = RunState(config=self.state.config)
-            self.state.note("metrics.jsonl was rewritten; reading it again")
+            self.state.note("the metrics file was rewritten; reading it again")
         for event in chunk.events:
             self.state.apply(event)
         self.state.mtime = chunk.mtime
         if chunk.corrupt:
-            self.state.note(f"skipped {chunk.corrupt} unreadable line(s) in metrics.jsonl", "error")
+            self.state.note(f"skipped {chunk.corrupt} unreadable metrics line(s) (first: {chunk.first_problem})", "error")
         for chart in (self.query_one(LossChart), self.query_one(AccuracyChart)):
             chart.show(self.state)
         self.query_one(EpochTable).show(self.state)
@@ -128,10 +129,10 @@ class Dashboard(Vertical):
         now = time.time()
         status = self.state.status(now, self.stalled_after)
         if status != self.status:
-            if status == "stalled":
+            if status == Status.STALLED:
                 since = now - (self.state.mtime or self.state.watched_since)
                 self.state.note(f"stalled: no new metrics for {duration(since)}")
-            elif self.status == "stalled":
+            elif self.status == Status.STALLED:
                 self.state.note("metrics are coming in again", "info")
             self.status = status
         self.query_one(StatusBadge).show(status)

@@ -6,9 +6,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnistctl.runs import STALLED_AFTER
+from mnistctl.runs import STALLED_AFTER, Kind, Status
+from mnistctl.runs.events import derive_status
 
-NOTABLE = ("start", "checkpoint", "early_stop", "test", "end")
+NOTABLE = (Kind.START, Kind.CHECKPOINT, Kind.EARLY_STOP, Kind.TEST, Kind.END)
 
 
 @dataclass
@@ -43,35 +44,30 @@ class RunState:
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "start":
+        if kind == Kind.START:
             resumed_at = event.get("start_epoch", 0)
             self.start, self.end, self.last_step = event, None, None
             self._origin = self._latest = (event["time"], resumed_at * event.get("steps_per_epoch", 0))
             self.losses = [p for p in self.losses if p[0] <= resumed_at]
             self.epochs = {n: e for n, e in self.epochs.items() if n <= resumed_at}
-        elif kind == "step":
+        elif kind == Kind.STEP:
             self.last_step = event
             self._latest = (event["time"], event["step"])
             self.losses.append((self._position(event["step"]), event["loss"]))
-        elif kind == "epoch":
+        elif kind == Kind.EPOCH:
             self.epochs[event["epoch"]] = event
             self._latest = (event["time"], event["epoch"] * (self.start or {}).get("steps_per_epoch", 0))
-        elif kind == "end":
+        elif kind == Kind.END:
             self.end = event
-        if kind in NOTABLE and not (kind == "checkpoint" and event.get("kind") != "best"):
+        if kind in NOTABLE and not (kind == Kind.CHECKPOINT and event.get("kind") != "best"):
             self.notes.append(event)
 
     def note(self, text: str, level: str = "warning") -> None:
         self.notes.append({"event": "note", "time": time.time(), "level": level, "text": text})
 
-    def status(self, now: float | None = None, stalled_after: float = STALLED_AFTER) -> str:
-        """finished, early_stopped, interrupted, failed, running, stalled, or waiting (nothing logged yet)."""
-        if self.end is not None:
-            return self.end.get("status", "finished")
+    def status(self, now: float | None = None, stalled_after: float = STALLED_AFTER) -> Status:
         now = time.time() if now is None else now
-        if now - (self.mtime or self.watched_since) > stalled_after:
-            return "stalled"
-        return "running" if self.start else "waiting"
+        return derive_status(self.end or self.start, now - (self.mtime or self.watched_since), stalled_after)
 
     @property
     def progress(self) -> Progress:

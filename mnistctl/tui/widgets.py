@@ -10,7 +10,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 
+from mnistctl.console import TONE_STYLE
 from mnistctl.registry import format_value
+from mnistctl.runs import Kind, Status
 from mnistctl.tui.state import RunState
 
 
@@ -62,14 +64,14 @@ def setup_terms(c: dict[str, Any]) -> list[str]:
 
 
 class StatusBadge(Static):
-    """running, finished, failed, stalled…, coloured by a CSS class per status."""
+    """running, finished, failed, stalled…, coloured by a CSS class per tone (done, live, idle, warn, error)."""
 
-    status = "waiting"
+    status = Status.WAITING
 
-    def show(self, status: str) -> None:
+    def show(self, status: Status) -> None:
         self.status = status
-        self.set_classes(f"status-{status}")
-        self.update(f"● {status.replace('_', ' ').upper()}")
+        self.set_classes(f"status-{status.tone}")
+        self.update(f"● {status.label.upper()}")
 
 
 class ProgressPanel(Vertical):
@@ -223,21 +225,20 @@ class EventLog(RichLog):
 def describe(e: dict[str, Any]) -> tuple[str, str]:
     """An event as one line of text and its style."""
     kind = e.get("event")
-    if kind == "start":
+    if kind == Kind.START:
         if e.get("resumed"):
             return f"resumed at epoch {e.get('start_epoch', 0)} of {e.get('epochs', '?')}", "bold"
         return f"started: {e.get('epochs', '?')} epochs × {e.get('steps_per_epoch', '?')} steps", "bold"
-    if kind == "checkpoint":
+    if kind == Kind.CHECKPOINT:
         if e.get("kind") == "best":
             return f"best checkpoint: epoch {e.get('epoch')}, val {percent(e.get('val_acc'))}", "green"
         return f"{e.get('kind', '?')} checkpoint saved: epoch {e.get('epoch')}", "dim"
-    if kind == "early_stop":
+    if kind == Kind.EARLY_STOP:
         return f"early stopping at epoch {e.get('epoch')}: no gain for {e.get('patience')} epochs, best {e.get('best_epoch')}", "yellow"
-    if kind == "test":
+    if kind == Kind.TEST:
         return f"test {percent(e.get('test_acc'))}, loss {e.get('test_loss', 0):.4f} ({e.get('checkpoint')} checkpoint, epoch {e.get('epoch')})", "bold cyan"
-    if kind == "end":
-        status = e.get("status", "finished")
+    if kind == Kind.END:
+        status = Status(e["status"])
         message = f": {e['message']}" if e.get("message") else ""
-        style = {"finished": "bold green", "early_stopped": "bold green", "interrupted": "bold yellow"}.get(status, "bold red")
-        return f"{status.replace('_', ' ')}{message}", style
+        return f"{status.label}{message}", f"bold {TONE_STYLE[status.tone]}"
     return e.get("text", str(e)), {"error": "bold red", "info": ""}.get(e.get("level", ""), "yellow")

@@ -1,0 +1,55 @@
+"""Options several commands share, defined once, with one meaning per name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+RUNS_DIR_HELP = "Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."
+RUN_HELP = "Run name or directory, 'latest', or a path to RUN/weights/<best|last|initial>.safetensors."
+
+
+
+def complete_runs(incomplete: str) -> list[str]:
+    """Run names for shell completion, newest first."""
+    from mnistctl import runs
+
+    return [r.name for r in reversed(runs.list_runs()) if r.name.startswith(incomplete)]
+
+
+def complete_archs(incomplete: str) -> list[str]:
+    from mnistctl.plugins import archs
+
+    return [name for name in archs().names() if name.startswith(incomplete)]
+
+
+def complete_plot_kinds(incomplete: str) -> list[str]:
+    from mnistctl.reading.visualize import KINDS
+
+    done, _, last = incomplete.rpartition(",")
+    return [f"{done},{kind}" if done else kind for kind in (*KINDS, "all") if kind.startswith(last)]
+
+
+RunArg = Annotated[str, typer.Argument(help=RUN_HELP, metavar="RUN", autocompletion=complete_runs)]
+RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help=RUNS_DIR_HELP, show_default=False, metavar="DIR")]
+Weights = Annotated[Optional[str], typer.Option("--weights", help="Which weights of the run: best, last or initial \\[default: best].", show_default=False, metavar="best|last|initial")]
+OldCheckpoint = Annotated[Optional[str], typer.Option("--checkpoint", hidden=True, help="Deprecated spelling of --weights.")]
+DATA_DIR_HELP = "Folder with the four MNIST IDX files \\[default: $MNISTCTL_DATA_DIR, the cache, or a download]."
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help=DATA_DIR_HELP, show_default=False, metavar="DIR")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def weights(chosen: str | None, old: str | None) -> str | None:
+    """``--weights``, or its old spelling ``--checkpoint`` with a deprecation warning (removed in 0.3)."""
+    from mnistctl.errors import UsageError
+
+    if old is None:
+        return chosen
+    from mnistctl.console import warn
+
+    warn(f"--checkpoint {old} is deprecated and will be removed in 0.3: use --weights {old}")
+    if chosen is not None and chosen != old:
+        raise UsageError(f"--weights {chosen} and --checkpoint {old} disagree", "pass --weights alone")
+    return old

@@ -1,0 +1,164 @@
+"""What a run records in metrics.jsonl: the event kinds, their fields, and the status a run is in."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypedDict
+
+
+class Status(StrEnum):
+    WAITING = "waiting"  # claimed, nothing logged yet
+    RUNNING = "running"
+    STALLED = "stalled"  # no event for a while and no end
+    FINISHED = "finished"
+    EARLY_STOPPED = "early_stopped"
+    INTERRUPTED = "interrupted"  # stopped on request, resumable
+    PRUNED = "pruned"  # stopped by a sweep as hopeless
+    FAILED = "failed"
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED
+
+    @property
+    def completed(self) -> bool:
+        """Trained to the end (or stopped early by choice) and tested."""
+        return self in (Status.FINISHED, Status.EARLY_STOPPED)
+
+    @property
+    def resumable(self) -> bool:
+        return self in (Status.INTERRUPTED, Status.FAILED, Status.STALLED, Status.RUNNING)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+    @property
+    def tone(self) -> str:
+        """How a status is shown: done, live, idle, warn or error (styles key on this, not on status words)."""
+        return TONES[self]
+
+
+ENDED = frozenset({Status.FINISHED, Status.EARLY_STOPPED, Status.INTERRUPTED, Status.PRUNED, Status.FAILED})
+TONES = {
+    Status.WAITING: "idle",
+    Status.RUNNING: "live",
+    Status.STALLED: "warn",
+    Status.FINISHED: "done",
+    Status.EARLY_STOPPED: "done",
+    Status.INTERRUPTED: "warn",
+    Status.PRUNED: "warn",
+    Status.FAILED: "error",
+}
+
+
+class Kind(StrEnum):
+    START = "start"
+    STEP = "step"
+    EPOCH = "epoch"
+    CHECKPOINT = "checkpoint"
+    EARLY_STOP = "early_stop"
+    TEST = "test"
+    END = "end"
+
+
+class Event(TypedDict):
+    event: str
+    time: float
+
+
+class StartEvent(Event):
+    run: str
+    epochs: int
+    steps_per_epoch: int
+    start_epoch: int
+    start_step: int
+    resumed: bool
+    device: str
+    params: int
+
+
+class StepEvent(Event):
+    epoch: int
+    step: int  # global step
+    loss: float  # mean over the steps since the last step event
+    lr: float
+    images_per_s: float
+
+
+class EpochEvent(Event):
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    lr: float
+    epoch_time: float
+    elapsed: float
+    images_per_s: float
+    best: bool
+
+
+class CheckpointEvent(Event):
+    epoch: int
+    kind: str  # best or last
+    val_acc: float | None
+
+
+class EarlyStopEvent(Event):
+    epoch: int
+    patience: int
+    best_epoch: int
+
+
+class TestEvent(Event):
+    checkpoint: str
+    epoch: int
+    test_loss: float
+    test_acc: float
+
+
+class EndEvent(Event, total=False):
+    status: str
+    message: str
+    test_acc: float
+    test_loss: float
+
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    Kind.START: ("epochs", "steps_per_epoch"),
+    Kind.STEP: ("step", "loss"),
+    Kind.EPOCH: ("epoch", "train_loss", "train_acc"),
+    Kind.CHECKPOINT: ("epoch", "kind"),
+    Kind.EARLY_STOP: ("epoch",),
+    Kind.TEST: ("test_acc", "test_loss"),
+    Kind.END: ("status",),
+}
+NUMBERS = ("time", "epoch", "step", "epochs", "steps_per_epoch", "loss", "train_loss", "train_acc", "test_acc", "test_loss")
+
+
+def problem(event: Any) -> str | None:
+    """Why a decoded line is not a usable event, or None when it is."""
+    if not isinstance(event, dict):
+        return f"a JSON {type(event).__name__}, not an object"
+    kind = event.get("event")
+    if not isinstance(kind, str):
+        return "no event kind"
+    missing = [f for f in REQUIRED.get(kind, ()) if f not in event]
+    if missing:
+        return f"a {kind} event without {', '.join(missing)}"
+    wrong = [f for f in NUMBERS if f in event and (isinstance(event[f], bool) or not isinstance(event[f], (int, float)))]
+    if wrong:
+        return f"a {kind} event whose {wrong[0]} is not a number"
+    if kind == Kind.END and event["status"] not in Status.__members__.values():
+        return f"an end event with unknown status {event['status']!r}"
+    return None
+
+
+def derive_status(last: dict[str, Any] | None, idle_for: float | None, stalled_after: float) -> Status:
+    """A run's status from its last start or end event and how long its metrics have been quiet."""
+    if last is not None and last.get("event") == Kind.END:
+        return Status(last["status"])
+    if idle_for is not None and idle_for > stalled_after:
+        return Status.STALLED
+    return Status.RUNNING if last is not None else Status.WAITING

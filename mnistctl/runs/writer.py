@@ -1,0 +1,47 @@
+"""The one writer of a run directory: config first, events appended whole lines at a time, then the summary.
+
+Weights and resume state go through it too, so training never builds a path by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from mnistctl.fsutil import write_json
+from mnistctl.runs import checkpoint
+from mnistctl.runs.events import Kind
+from mnistctl.runs.layout import Run
+
+
+class RunWriter:
+    def __init__(self, run: Run):
+        self.run = run
+        self._metrics = None
+
+    def config(self, config: dict[str, Any]) -> None:
+        write_json(self.run.config_path, config)
+
+    def event(self, kind: Kind | str, /, **fields: Any) -> dict[str, Any]:
+        """Append one event, flushed at once so readers see whole lines; returns the record."""
+        if self._metrics is None:
+            self._metrics = self.run.metrics_path.open("a", encoding="utf-8")
+        record = {"event": str(kind), "time": round(time.time(), 3), **fields}
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+        return record
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.run.summary_path, summary)
+
+    def weights(self, which: str, model, meta: dict[str, Any] | None = None) -> None:
+        checkpoint.save_model(self.run.weights_path(which), model, meta)
+
+    def state(self, state: dict[str, Any]) -> None:
+        checkpoint.save_state(self.run.state_path, state)
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None

@@ -13,7 +13,7 @@ from mnistctl.tui.pixels import halfblock_rows
 
 BAR = 22
 EIGHTHS = " ▏▎▍▌▋▊▉█"
-TILE = 14
+TILES = (14, 12, 10)
 
 
 def bar(fraction: float, width: int = BAR) -> str:
@@ -53,7 +53,7 @@ class Pixels:
             yield Segment.line()
 
 
-def tiles(maps: np.ndarray, cols: int, side: int = TILE, gap: int = 1) -> np.ndarray:
+def tiles(maps: np.ndarray, cols: int, side: int = TILES[0], gap: int = 1) -> np.ndarray:
     """Feature maps (n, h, w) pooled to ``side`` pixels, their positive part on one grey scale, in rows of ``cols``."""
     import torch
     import torch.nn.functional as F
@@ -85,9 +85,16 @@ class FeatureMaps(Widget):
     def render(self) -> RenderableType:
         if self.maps is None:
             return Text("draw a digit" if self.conv is None else f"{self.conv}: no output", style="italic dim")
-        cols = max(1, (self.size.width + 1) // (TILE + 1))
-        rows = max(1, self.size.height // (TILE // 2 + 1))
+        for side in TILES:  # the largest tiles that show every channel, else the most active at the largest size
+            cols = max(1, (self.size.width + 1) // (side + 1))
+            rows = max(1, self.size.height // (side // 2 + 1))
+            if cols * rows >= len(self.maps):
+                break
+        else:
+            side = TILES[0]
+            cols, rows = max(1, (self.size.width + 1) // (side + 1)), max(1, self.size.height // (side // 2 + 1))
         strength = np.abs(self.maps).mean(axis=(1, 2))
         shown = np.argsort(-strength, kind="stable")[: cols * rows]
-        caption = Text.assemble((self.conv or "", "bold"), f": {len(shown)} most active of {len(self.maps)}")
-        return Group(caption, Pixels(halfblock_rows(tiles(self.maps[shown], cols), 1)))
+        count = f"all {len(shown)} channels" if len(shown) == len(self.maps) else f"{len(shown)} most active of {len(self.maps)} channels"
+        caption = Text.assemble((self.conv or "", "bold"), f": {count}")
+        return Group(caption, Pixels(halfblock_rows(tiles(self.maps[shown], cols, side), 1)))

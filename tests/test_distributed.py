@@ -167,3 +167,11 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     assert launcher.returncode not in (0, 130)
     assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1]
     assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
+
+
+def test_the_dashboard_header_shows_the_world_size():
+    from mnistctl.tui.widgets import setup_terms
+
+    config = {"batch_size": 128, "device": "cpu"}
+    assert not any("processes" in t for t in setup_terms(config))
+    assert "2 processes (gloo)" in setup_terms({**config, "distributed": {"world_size": 2, "backend": "gloo"}})

@@ -140,8 +140,9 @@ def _report(trainer, summary: dict, quiet: bool) -> None:
     from mnistctl.runs import Status
 
     if summary["status"] == Status.INTERRUPTED:
-        if trainer.world.is_main:
-            _print_resume(trainer)
+        if not trainer.world.is_main:
+            raise typer.Exit(0)  # rank 0 reports the stop: a launcher tears the run down at the first non-zero exit
+        _print_resume(trainer)
         raise typer.Exit(130)
     if not quiet and trainer.world.is_main:
         out.print(summary_line(summary), soft_wrap=True)

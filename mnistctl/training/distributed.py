@@ -223,9 +223,9 @@ def launch(nproc: int, args: list[str]) -> int:
     except SignalException:
         return 130
     except ChildFailedError as exc:
-        if all(f.exitcode == 130 for f in exc.failures.values()):
-            return 130
         rank, failure = exc.get_first_failure()
+        if failure.exitcode == 130:
+            return 130
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
         raise RunError(f"rank {rank} (pid {failure.pid}) {how}; the launcher stopped the other ranks", "its own error, if any, is printed above") from None
     return 0

@@ -49,7 +49,7 @@ def command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel="Run"),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
     nproc: Optional[int] = typer.Option(
-        None, "--nproc", min=1, rich_help_panel="Distributed",
+        None, "--nproc", min=1, metavar="N", rich_help_panel="Distributed",
         help="Train with N processes on this machine (PyTorch DDP through torch's elastic launcher: gloo on CPU, NCCL with one GPU per process). "
         "--batch-size stays the global batch. For several machines start `torchrun ... -m mnistctl train` on each (see README).",
     ),

@@ -1,9 +1,10 @@
 """Training throughput of simplecnn: mnistctl's pipeline against the PyTorch example's DataLoader pipeline.
 
-Both run in this process, interleaved, on the same machine: the ratio is the figure that holds
+Also scratch-cnn (hand-written NumPy layers) through the same engine, beside simplecnn.
+All run in this process, interleaved, on the same machine: the ratios are the figures that hold
 on a shared machine. Usage:
 
-    MNISTCTL_DATA_DIR=../shared/data/mnist python benchmarks/train_speed.py [--images 12800] [--rounds 3]
+    MNISTCTL_DATA_DIR=../shared/data/mnist python benchmarks/train_speed.py [--images 12800] [--rounds 3] [--only LABEL]
 """
 
 from __future__ import annotations
@@ -73,13 +74,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12_800, help="training images per epoch")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--only", action="append", help="measure only the variants whose label contains this (repeatable)")
     args = parser.parse_args()
     variants = {
         "mnistctl defaults": {},
         "mnistctl fp32 NCHW": {"channels_last": False, "precision": "fp32"},
         "mnistctl fp32 channels_last": {"precision": "fp32"},
         "mnistctl bf16 channels_last": {"precision": "bf16"},
+        "scratch-cnn defaults": {"arch": "scratch-cnn"},
     }
+    if args.only:
+        variants = {k: v for k, v in variants.items() if any(part in k for part in args.only)}
     results: dict[str, list[float]] = {"reference DataLoader": [], **{k: [] for k in variants}}
     with tempfile.TemporaryDirectory() as tmp:
         root = unpack_for_torchvision(Path(tmp) / "tv")
@@ -89,11 +94,14 @@ def main() -> None:
                 results[label].append(mnistctl_images_per_s(args.images, args.batch_size, Path(tmp) / "runs", **settings))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results.items()), flush=True)
     baseline = statistics.median(results["reference DataLoader"])
-    print(f"\nsimplecnn, batch {args.batch_size}, {args.images:,} images/epoch, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"\nbatch {args.batch_size}, {args.images:,} images/epoch, torch {torch.__version__}, {torch.get_num_threads()} threads (simplecnn unless named)")
     print(f"{'pipeline':<26}{'images/s':>10}{'ratio':>8}")
     for label, rates in results.items():
         rate = statistics.median(rates)
         print(f"{label:<26}{rate:>10,.0f}{rate / baseline:>7.2f}x")
+    if {"scratch-cnn defaults", "mnistctl defaults"} <= set(results):
+        scratch, simple = (statistics.median(results[k]) for k in ("scratch-cnn defaults", "mnistctl defaults"))
+        print(f"\nscratch-cnn / simplecnn (both mnistctl defaults): {scratch / simple:.2f}x")
 
 
 if __name__ == "__main__":

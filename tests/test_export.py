@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mnistctl.cli import app
-from mnistctl.errors import UsageError
+from mnistctl.errors import RunError, UsageError
 from mnistctl.models import load_model, predict_proba
 from mnistctl.reading import export
 
@@ -51,3 +51,19 @@ def test_parity_check_catches_a_different_model(run, mnist, tmp_path):
 def test_unknown_format_is_refused(run):
     with pytest.raises(UsageError, match="unknown export format 'tflite'"):
         export.export(run, "tflite")
+
+
+def test_a_model_that_cannot_be_traced_fails_in_one_line(monkeypatch, tmp_path):
+    import torch
+
+    def untraceable(*args, **kwargs):
+        try:
+            raise RuntimeError(".numpy() is not supported for tensor subclasses.")
+        except RuntimeError as exc:
+            raise ValueError("Failed to export the model.\nMany lines of advice") from exc
+
+    monkeypatch.setattr(torch.onnx, "export", untraceable)
+    with pytest.raises(RunError) as info:
+        export._write(export._pipeline(torch.nn.Flatten(), 0.1, 0.3), tmp_path / "m.onnx", torch.zeros(2, 28, 28))
+    assert info.value.message == "Flatten cannot be traced for ONNX: RuntimeError: .numpy() is not supported for tensor subclasses."
+    assert not (tmp_path / "m.onnx").exists()

@@ -19,7 +19,7 @@ from mnistctl.registry import Spec
 from mnistctl.runs import Run, checkpoint
 
 ALL_PLOTS = ["curves.png", "confusion-test.png", "filters-features.0.png", "initial-filters-features.0.png",
-             "feature-maps-test-0.png", "wrong-test.png", "samples.png"]
+             "feature-maps-test-0.png", "wrong-test.png", "samples.png", "saliency-integrated-gradients-test.png"]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from mnistctl import __version__
-from mnistctl.cli import compare, eval, export, list, predict, sweep, train, visualize, watch
+from mnistctl.cli import compare, draw, eval, export, list, predict, sweep, train, visualize, watch
 from mnistctl.console import err, report
 from mnistctl.errors import MnistctlError
 
@@ -35,7 +35,7 @@ def _root(
     """Train, inspect and use convolutional digit classifiers on MNIST."""
 
 
-for module in (train, sweep, eval, visualize, predict, compare, watch, export):
+for module in (train, sweep, eval, visualize, predict, draw, compare, watch, export):
     app.command(module.NAME, help=module.command.__doc__)(module.command)
 app.add_typer(list.app, name="list")
 

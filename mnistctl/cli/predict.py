@@ -16,6 +16,7 @@ def command(
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, max=10, help="How many likeliest digits to show."),
     raw: bool = typer.Option(False, "--raw", help="Images are already in MNIST form (28x28, white on black): skip preparation."),
     save_input: Optional[Path] = typer.Option(None, "--save-input", help="Write the prepared 28x28 images the model saw to this folder."),
+    explain: Optional[Path] = typer.Option(None, "--explain", help="Write a PNG of why: each prepared image beside its attributions for its top classes (integrated gradients)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
@@ -44,6 +45,13 @@ def command(
         report(failure.error.message, failure.error.hint)
     if save_input is not None:
         predict.save_inputs(results, save_input)
+    if explain is not None:
+        from mnistctl.reading.attributions import explain_predictions
+
+        if explain_predictions([r for r in results if isinstance(r, predict.Prediction)], members, explain, min(top_k, 3)):
+            from mnistctl.console import err
+
+            err.print(f"explained in {explain}", soft_wrap=True)
     if json_out:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:

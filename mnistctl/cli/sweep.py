@@ -15,7 +15,7 @@ from mnistctl.cli import train
 
 NAME = "sweep"
 PANEL = "Sweep"
-TRAIN_ONLY = ("resume", "ignore_data_mismatch", "tui", "name")
+TRAIN_ONLY = ("resume", "ignore_data_mismatch", "tui", "name", "nproc")
 
 
 def _options(

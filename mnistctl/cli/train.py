@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mnistctl.cli import options
+from mnistctl.errors import UsageError
 
 NAME = "train"
 
@@ -26,7 +27,7 @@ def command(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="LR scheduler (see `mnistctl list schedulers`) \\[default: step].", rich_help_panel="Optimisation"),
     sched_set: list[str] = typer.Option([], "--sched-set", metavar="KEY=VALUE", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size \\[default: 128].", rich_help_panel="Optimisation"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global batch size: with several processes each takes an equal share \\[default: 128].", rich_help_panel="Optimisation"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation and shift of training images.", rich_help_panel="Data"),
     rotation: Optional[float] = typer.Option(None, "--rotation", help="Augmentation: maximum rotation in degrees \\[default: 10].", rich_help_panel="Data"),
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
@@ -47,14 +48,25 @@ def command(
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel="Run"),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
+    nproc: Optional[int] = typer.Option(
+        None, "--nproc", min=1, metavar="N", rich_help_panel="Distributed",
+        help="Train with N processes on this machine (PyTorch DDP through torch's elastic launcher: gloo on CPU, NCCL with one GPU per process). "
+        "--batch-size stays the global batch. For several machines start `torchrun ... -m mnistctl train` on each (see README).",
+    ),
 ) -> None:
     """Train a registered architecture; each run gets its own directory under runs/."""
     from mnistctl import runs
     from mnistctl.cli.progress import make_observer
     from mnistctl.training import config as trainconfig
+    from mnistctl.training.distributed import World
     from mnistctl.training.trainer import Trainer
 
-    observer = make_observer(quiet or tui)
+    world = World.detect()
+    launching = bool(nproc and nproc > 1 and not world.launched)
+    if nproc and world.launched and nproc != world.local_size:
+        raise UsageError(f"--nproc {nproc} inside a launch of {world.local_size} processes per machine", "leave --nproc out when starting with torchrun")
+    tui = tui and world.is_main and not launching
+    observer = make_observer(quiet or tui or not world.is_main)
     given = flags(locals())
     if resume:
         _refuse_changes(given, config, preset)
@@ -64,6 +76,11 @@ def command(
         if augment is False:
             settings["augment"] = None
         trainer = Trainer(settings, observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
+    if launching:
+        from mnistctl.training.distributed import launch
+
+        world.check_batch(trainer.config["batch_size"], nproc)
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
     trainer.prepare()
     if tui:
         from mnistctl.tui.app import run_with_trainer
@@ -116,11 +133,11 @@ def _augment(enabled: bool | None, rotation: float | None, shift: float | None) 
 
 
 def _run_with_signals(trainer) -> dict:
-    """First Ctrl-C or SIGTERM: stop after the current step and checkpoint. A second one aborts."""
+    """First Ctrl-C or SIGTERM: stop after the current step and checkpoint (every rank, under a launcher). A second one aborts a single process."""
     import signal
 
     def stop(signum, frame):
-        if trainer.stop_requested:
+        if trainer.stop_requested and not trainer.world.launched:
             raise KeyboardInterrupt
         trainer.request_stop()
 
@@ -145,8 +162,10 @@ def _report(trainer, summary: dict, quiet: bool) -> None:
     from mnistctl.runs import Status
 
     if summary["status"] == Status.INTERRUPTED:
+        if not trainer.world.is_main:
+            raise typer.Exit(0)  # rank 0 reports the stop: a launcher tears the run down at the first non-zero exit
         _print_resume(trainer)
         raise typer.Exit(130)
-    if not quiet:
+    if not quiet and trainer.world.is_main:
         out.print(summary_line(summary), soft_wrap=True)
         out.print(f"run saved in [bold]{trainer.run_dir}[/]", soft_wrap=True)

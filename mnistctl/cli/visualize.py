@@ -15,7 +15,7 @@ def command(
     run: options.RunArg = "latest",
     what: List[str] = typer.Option(
         ["all"], "--what", "-w", autocompletion=options.complete_plot_kinds,
-        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples or all; repeat for several.",
+        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, saliency or all; repeat for several.",
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
     which: options.Weights = None,
@@ -23,11 +23,12 @@ def command(
     layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number \\[default: the first]."),
     index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
+    method: str = typer.Option("integrated-gradients", "--method", help="Attribution method for saliency: integrated-gradients, saliency, gradient-shap or occlusion."),
     runs_dir: options.RunsDir = None,
     checkpoint: options.OldCheckpoint = None,
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
-    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples.
+    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, attributions.
 
     Writes into RUN/plots (or --out) and prints each path.
     """
@@ -41,7 +42,7 @@ def command(
     kinds = expand(what)
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
-    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image), dataset)
+    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image, method=method), dataset)
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir)
     for path in paths:

@@ -103,17 +103,29 @@ def _write(pipeline, path: Path, example) -> None:
     batch = torch.export.Dim("batch")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            pipeline,
-            (example,),
-            str(path),
-            dynamo=True,
-            input_names=["images"],
-            output_names=["probs"],
-            dynamic_shapes={"images": {0: batch}},
-            external_data=False,
-            verbose=False,
-        )
+        try:
+            torch.onnx.export(
+                pipeline,
+                (example,),
+                str(path),
+                dynamo=True,
+                input_names=["images"],
+                output_names=["probs"],
+                dynamic_shapes={"images": {0: batch}},
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise RunError(
+                f"{type(pipeline.model).__name__} cannot be traced for ONNX: {_root_cause(exc)}",
+                "only models written with torch operations export (not scratch-cnn's NumPy layers)",
+            ) from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _describe(path: Path, run: Run, which: str, mean: float, std: float) -> None:

@@ -25,9 +25,10 @@ from mnistctl.reading.figures.predictions import (
 from mnistctl.reading.figures.training import curves_figure
 from mnistctl.runs import Kind, Run
 
-KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples")
-NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong"}
+KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples", "saliency")
+NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong", "saliency"}
 SAMPLES_PER_CLASS = 12
+EXPLAINED_WRONG, EXPLAINED_RIGHT = 6, 3
 
 
 def expand(what: list[str] | str) -> list[str]:
@@ -96,6 +97,7 @@ class Options:
     layer: str | None = None
     index: int = 0
     image: str | None = None
+    method: str = "integrated-gradients"
 
 
 class Plots:
@@ -125,6 +127,10 @@ class Plots:
             pick_layer(self.model, self.options.layer)
         if "feature-maps" in kinds:
             self.input_image()
+        if "saliency" in kinds:
+            from mnistctl.reading.attributions import check_method
+
+            check_method(self.options.method)
 
     @property
     def title(self) -> str:
@@ -222,23 +228,25 @@ class Plots:
         examples = [dataset.train_images.numpy()[train_idx[labels == c][:SAMPLES_PER_CLASS]] for c in range(len(counts["train"]))]
         return "samples.png", samples_figure(f"{self.title}: training examples and class distribution", examples, counts)
 
+    def saliency(self) -> tuple[str, Figure]:
+        from mnistctl.reading.attributions import explain_figure, scorer
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+        probs, targets = (t.numpy() for t in self.predictions)
+        images = self.split[0].numpy()
+        predicted, runner_up = np.argsort(-probs, axis=1, kind="stable")[:, :2].T
+        wrong = np.flatnonzero(predicted != targets)
+        wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:EXPLAINED_WRONG]
+        right = np.flatnonzero(predicted == targets)
+        right = right[np.linspace(0, len(right) - 1, EXPLAINED_RIGHT).astype(int)] if len(right) else right
+        chosen = np.concatenate([wrong, right]).astype(int)
+        columns = [
+            [(f"{predicted[i]} (predicted)", int(predicted[i])), (f"{targets[i]} (true)", int(targets[i]))]
+            if predicted[i] != targets[i]
+            else [(f"{predicted[i]} (predicted)", int(predicted[i])), (f"{runner_up[i]} (2nd guess)", int(runner_up[i]))]
+            for i in chosen
+        ]
+        captions = [f"#{i}: a {targets[i]} read as {predicted[i]} ({probs[i, predicted[i]]:.0%})" for i in chosen]
+        title = f"{self.title}: why it read {self.options.split} images as it did ({len(wrong)} most confident mistakes, {len(right)} right)"
+        forward = scorer([(self.model, *self.run.normalization)])
+        figure = explain_figure(title, images[chosen], captions, columns, forward, self.options.method)
+        return f"saliency-{self.options.method}-{self.options.split}.png", figure

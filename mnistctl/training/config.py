@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment": DEFAULT_AUGMENT,
     },
 }
-RUN_FIELDS = ("name", "data", "versions", "created", "command", "preset", "data_dir", "study")
+RUN_FIELDS = ("name", "data", "versions", "created", "command", "preset", "data_dir", "study", "distributed")
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

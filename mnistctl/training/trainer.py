@@ -11,9 +11,10 @@ from typing import Any
 
 from mnistctl import data, runs
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
-from mnistctl.models import build_model, loss_and_accuracy, pick_device, predict_proba
+from mnistctl.models import build_model, loss_and_accuracy, predict_proba
 from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
 from mnistctl.training import config as trainconfig
+from mnistctl.training.distributed import World
 
 
 class Observer:
@@ -43,7 +44,8 @@ class Trainer:
         self.writer: RunWriter | None = None
         self.dataset = self.device = None
         self.train_x = self.train_y = self.val_x = self.val_y = None
-        self.model = self.optimizer = self.scheduler = self.aug_rng = None
+        self.model = self.net = self.optimizer = self.scheduler = self.aug_rng = None
+        self.world = World.detect()
         self.mean, self.std = 0.0, 1.0
         self.params = self.steps_per_epoch = 0
         self.epoch = self.step_in_epoch = self.global_step = self.bad_epochs = 0
@@ -85,19 +87,28 @@ class Trainer:
         else:
             self.dataset = data.load(self.data_dir)
         config = self.config
-        self.device = pick_device(config["device"])
+        self.device = self.world.pick_device(config["device"])
+        self.world.start(self.device)
+        self.world.check_batch(config["batch_size"])
         train_idx, val_idx = data.split_indices(self.dataset.n_train, config["val_split"], config["seed"])
         if not self.resuming:
             self.config = config = trainconfig.finish(config, self.dataset, self.device, len(train_idx), len(val_idx), self.command)
+            if self.world.launched:
+                config["distributed"] = self.world.describe(self.device)
         if config["batch_size"] > config["data"]["n_train"]:
             n = config["data"]["n_train"]
             raise UsageError(f"batch_size {config['batch_size']:,} is larger than the {n:,} training images", f"choose --batch-size {n:,} or less")
         self._build(train_idx[: config["data"]["n_train"]], val_idx)
         if not self.resuming:
-            self.target = Run(runs.create(self.runs_dir, config.get("name") or trainconfig.default_name(config)))
+            self.target = Run(self.world.share_text(self._claim))
             config["name"] = self.target.name
-            RunWriter(self.target).config(config)
         return self.run_dir
+
+    def _claim(self) -> str:
+        """Create the run directory and write its config (rank 0 only)."""
+        target = Run(runs.create(self.runs_dir, self.config.get("name") or trainconfig.default_name(self.config)))
+        RunWriter(target).config({**self.config, "name": target.name})
+        return str(target.path)
 
     def _build(self, train_idx, val_idx) -> None:
         import torch
@@ -113,7 +124,7 @@ class Trainer:
         self.train_y = ds.train_labels[train_idx].to(self.device)
         self.val_x, self.val_y = ds.train_images[val_idx], ds.train_labels[val_idx]
         self.mean, self.std = config["data"]["mean"], config["data"]["std"]
-        self.steps_per_epoch = math.ceil(len(self.train_x) / config["batch_size"])
+        self.steps_per_epoch = self.world.steps(len(self.train_x), config["batch_size"])
         self.model = build_model(config).to(self.device)
         if config["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -125,10 +136,12 @@ class Trainer:
             self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"]
         )
         self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
+        self.world.reseed(config["seed"], 0, self.aug_rng)
+        self.net = self.world.wrap(self.model)
 
     def run(self) -> dict[str, Any]:
         self.prepare()
-        self.writer = RunWriter(self.target)
+        self.writer = self.world.writer(self.target)
         try:
             if self.resuming:
                 self._load_state()
@@ -143,15 +156,16 @@ class Trainer:
             raise
         finally:
             self.writer.close()
+            self.world.close()
 
     def _train(self) -> dict[str, Any]:
         import torch
         import torch.nn.functional as F
 
-        config, model = self.config, self.model
+        config, model = self.config, self.net
         augment = config["augment"]
         bf16 = config["precision"] == "bf16"
-        batch_size = config["batch_size"]
+        batch_size = self.world.local_batch(config["batch_size"])
         start = self.writer.event(
             Kind.START, run=self.target.name, dir=str(self.run_dir), epochs=config["epochs"], steps_per_epoch=self.steps_per_epoch,
             start_epoch=self.epoch, start_step=self.step_in_epoch, resumed=self.resuming, device=str(self.device), params=self.params,
@@ -162,7 +176,7 @@ class Trainer:
         while self.epoch < config["epochs"]:
             epoch_start = time.perf_counter()
             model.train()
-            order = torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(config["seed"] * 100_003 + self.epoch))
+            order = self.world.shard(torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(config["seed"] * 100_003 + self.epoch)))
             while self.step_in_epoch < self.steps_per_epoch:
                 idx = order[self.step_in_epoch * batch_size : (self.step_in_epoch + 1) * batch_size].to(self.device)
                 x = data.normalize(self.train_x[idx], self.mean, self.std)
@@ -195,11 +209,11 @@ class Trainer:
                 if self.global_step % config["log_every"] == 0:
                     now = time.perf_counter()
                     self.writer.event(
-                        Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=round(interval_loss / interval_steps, 6),
-                        lr=self._lr(), images_per_s=round(interval_steps * batch_size / (now - interval_start), 1),
+                        Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=round(self.world.mean(interval_loss / interval_steps), 6),
+                        lr=self._lr(), images_per_s=round(interval_steps * config["batch_size"] / (now - interval_start), 1),
                     )
                     interval_start, interval_loss, interval_steps = now, 0.0, 0
-                if self._stop.is_set():
+                if self._stopping():
                     self.elapsed += time.perf_counter() - epoch_start
                     self._save_last()
                     return self._finish(self._stop_status, message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
@@ -207,11 +221,15 @@ class Trainer:
             if self._end_epoch(time.perf_counter() - epoch_start):
                 status = Status.EARLY_STOPPED
                 break
-            if self._stop.is_set():
+            if self._stopping():
                 self._save_last()
                 return self._finish(self._stop_status, message=f"stopped after epoch {self.epoch}")
         self._save_last()
         return self._finish(status)
+
+    def _stopping(self) -> bool:
+        """A stop requested on any rank, agreed by all of them at the same step."""
+        return self.world.any(self._stop.is_set())
 
     def _kept(self) -> str:
         """What a diverged run leaves on disk to go back to."""
@@ -225,10 +243,11 @@ class Trainer:
 
     def _end_epoch(self, epoch_time: float) -> bool:
         """Validate, keep the best weights, log the epoch; True when early stopping says stop."""
+        self.running = self.world.total(self.running)
         config, seen = self.config, max(1, self.running["seen"])
         val_loss = val_acc = None
         if len(self.val_x):
-            val_loss, val_acc = loss_and_accuracy(predict_proba(self.model, self.val_x, self.mean, self.std), self.val_y)
+            val_loss, val_acc = self.world.from_main(lambda: loss_and_accuracy(predict_proba(self.model, self.val_x, self.mean, self.std), self.val_y), 2)
         improved = val_acc is None or val_acc > self.best["val_acc"] or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"])
         self.epoch += 1
         if improved:
@@ -275,7 +294,7 @@ class Trainer:
             "best": self.best,
             "bad_epochs": self.bad_epochs,
             "elapsed": self.elapsed,
-            "running": self.running,
+            "running": self.world.total(self.running),
         })
         self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="last", val_acc=None)
 
@@ -290,8 +309,10 @@ class Trainer:
         self.aug_rng.set_state(state["rng"]["aug"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-        for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed", "running"):
+        for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed"):
             setattr(self, key, state[key])
+        self.running = self.world.own_share(state["running"])
+        self.world.reseed(self.config["seed"], self.global_step, self.aug_rng)
 
     def _finish(self, status: Status, message: str = "") -> dict[str, Any]:
         summary = {
@@ -305,7 +326,7 @@ class Trainer:
             "images_per_s": round(self.global_step * self.config["batch_size"] / self.elapsed, 1) if self.elapsed else None,
             "params": self.params,
         }
-        if status.completed:
+        if status.completed and self.world.is_main:
             summary.update(self._test())
         self.writer.summary(summary)
         tested = {k: summary[k] for k in ("test_acc", "test_loss") if summary[k] is not None}

@@ -60,6 +60,9 @@ def setup_terms(c: dict[str, Any]) -> list[str]:
         terms.append(f"aug rot {augment.get('rotation', 0)}° shift {augment.get('shift', 0)}")
     if c.get("early_stopping"):
         terms.append(f"patience {c['early_stopping']}")
+    world = c.get("distributed") or {}
+    if world.get("world_size", 1) > 1:
+        terms.append(f"{world['world_size']} processes ({world.get('backend', '?')})")
     return terms + [str(c[k]) for k in ("precision", "device") if c.get(k)]
 
 

@@ -26,7 +26,7 @@ STYLE = {
     "image.interpolation": "nearest",
 }
 TRAIN, VAL, TEST, ERROR = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"
-WEIGHTS_CMAP, ACTIVATION_CMAP, DIGIT_CMAP = "RdBu_r", "RdBu_r", "gray_r"
+WEIGHTS_CMAP, ACTIVATION_CMAP, ATTRIBUTION_CMAP, DIGIT_CMAP = "RdBu_r", "RdBu_r", "RdBu_r", "gray_r"
 
 Builder = TypeVar("Builder", bound=Callable[..., Figure])
 

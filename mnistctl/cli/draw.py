@@ -1,0 +1,41 @@
+"""``mnistctl draw``: draw a digit in the terminal and watch a run read it live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from mnistctl.cli import options
+
+NAME = "draw"
+
+
+def command(
+    run: Optional[List[str]] = typer.Option(None, "--run", "-r", help="Run name or path (default: the latest run). Repeat to average an ensemble."),
+    which: str = typer.Option("best", "--weights", help="Which weights of each --run: best, last or initial."),
+    out: Path = typer.Option(Path("drawings"), "--out", metavar="DIR", help="Folder where s saves drawings as 28x28 MNIST-form PNGs (never over a file)."),
+    centre: bool = typer.Option(True, "--centre/--no-centre", help="Centre the drawing by mass before reading it, as MNIST digits are."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    runs_dir: options.RunsDir = None,
+) -> None:
+    """Draw a digit with the mouse or the keyboard and watch the model read it live.
+
+    Left button draws, right button erases; arrows move the cursor, space puts the pen down or lifts it, e switches to the eraser; c clears, f shows the first conv layer's feature maps, s saves the drawing into --out, q quits.
+
+    Example: mnistctl draw --run lenet-fast --out my-digits
+    """
+    from mnistctl import runs
+    from mnistctl.models import load_model, pick_device
+
+    chosen = [runs.resolve(ref, runs_dir) for ref in run or ["latest"]]
+    target = pick_device(device)
+    import torch
+
+    torch.set_num_threads(1)  # one small image at a time: more threads only contend (benchmarks/draw_latency.py)
+    members = [(load_model(r, which).to(target), *r.normalization) for r in chosen]
+    from mnistctl.tui.draw import DrawApp
+    from mnistctl.tui.reader import Reader
+
+    DrawApp(Reader(members, [r.name for r in chosen], centre), out).run()

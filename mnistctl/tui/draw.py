@@ -1,0 +1,148 @@
+"""The ``mnistctl draw`` app: a drawing pad read live by a run's model, in a worker thread.
+
+The pad posts ``Canvas.Changed``; the app hands the newest drawing to one reading thread, which
+skips drawings made while it was busy (debounce) and posts each ``Read`` back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from mnistctl.tui.canvas import Canvas
+from mnistctl.tui.pixels import SIDE
+from mnistctl.tui.reader import Reader, Reading, save_free
+from mnistctl.tui.readout import FeatureMaps, Probabilities
+
+MIN_INTERVAL = 0.04
+SIDE_PANEL = 40
+
+
+class Read(Message):
+    """A reading of the drawing with serial number ``serial``, from the reading thread."""
+
+    def __init__(self, serial: int, reading: Reading | None) -> None:
+        super().__init__()
+        self.serial = serial
+        self.reading = reading
+
+
+class DrawApp(App):
+    CSS_PATH = Path(__file__).with_name("draw.tcss")
+    TITLE = "mnistctl draw"
+    BINDINGS = [
+        Binding("c", "clear", "Clear"),
+        Binding("s", "save", "Save PNG"),
+        Binding("f", "maps", "Feature maps"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, reader: Reader, out: Path):
+        super().__init__()
+        self.reader = reader
+        self.out = Path(out)
+        self.serial = 0
+        self.shown = -1
+        self.reading: Reading | None = None
+        self.maps_on = False
+        self._wanted = threading.Event()
+        self._latest: tuple[int, np.ndarray, bool] = (0, np.zeros((SIDE, SIDE), np.float32), False)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="pad"):
+                yield Canvas(id="canvas")
+                yield Static(id="status")
+            with Vertical(id="side"):
+                yield Probabilities(id="probs")
+                yield FeatureMaps(id="maps")
+        yield Footer()
+
+    @property
+    def canvas(self) -> Canvas:
+        return self.query_one(Canvas)
+
+    def on_mount(self) -> None:
+        self.sub_title = " + ".join(self.reader.names)
+        self.canvas.focus()
+        self.query_one(Probabilities).show(None, self.sub_title)
+        self.run_worker(self._read_loop, thread=True, group="reader", name="reader")
+        self._status()
+
+    def on_resize(self) -> None:
+        width = self.size.width - SIDE_PANEL - 4
+        height = self.size.height - 5
+        for canvas in self.query(Canvas):  # none yet on the very first resize
+            canvas.set_scale(max(1, min(3, width // SIDE, 2 * height // SIDE)))
+
+    # reading, off the UI thread
+    def on_canvas_changed(self, _: Canvas.Changed) -> None:
+        self._request()
+        self._status()
+
+    def on_canvas_moved(self, _: Canvas.Moved) -> None:
+        self._status()
+
+    def _request(self) -> None:
+        self.serial += 1
+        self._latest = (self.serial, self.canvas.image.copy(), self.maps_on)
+        self._wanted.set()
+
+    def _read_loop(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            if not self._wanted.wait(0.1):
+                continue
+            self._wanted.clear()
+            serial, drawing, maps = self._latest
+            started = time.monotonic()
+            reading = None if not drawing.any() else self.reader.read(drawing, maps)
+            self.post_message(Read(serial, reading))
+            time.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
+
+    def on_read(self, message: Read) -> None:
+        if message.serial < self.shown:
+            return
+        self.shown, self.reading = message.serial, message.reading
+        reading = message.reading
+        self.query_one(Probabilities).show(None if reading is None else reading.probs, self.sub_title)
+        if self.maps_on:
+            self.query_one(FeatureMaps).show(*((reading.layer, reading.maps) if reading else (None, None)))
+
+    # keys
+    def action_clear(self) -> None:
+        self.canvas.clear()
+
+    def action_maps(self) -> None:
+        self.maps_on = not self.maps_on
+        self.query_one(FeatureMaps).display = self.maps_on
+        self._request()
+
+    def action_save(self) -> None:
+        if self.canvas.blank:
+            self.notify("nothing to save: draw a digit first", severity="warning")
+            return
+        try:
+            path = save_free(self.reader.model_input(self.canvas.image), self.out)
+        except OSError as exc:
+            self.notify(f"could not save into {self.out}: {exc}", severity="error")
+            return
+        self.notify(f"saved {path}")
+
+    def _status(self) -> None:
+        canvas = self.canvas
+        tool = "eraser" if canvas.eraser else "pen"
+        verb = "lifts" if canvas.pen_down else "lowers"
+        self.query_one("#status", Static).update(
+            f"[dim]mouse: left draws, right erases\nkeys: arrows move, space {verb} the {tool}, e eraser[/]"
+        )

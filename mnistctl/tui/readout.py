@@ -1,0 +1,100 @@
+"""What ``mnistctl draw`` shows beside the pad: probability bars, and the first conv layer's feature maps."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Group, RenderableType
+from rich.segment import Segment
+from rich.text import Text
+from textual.widget import Widget
+from textual.widgets import Static
+
+from mnistctl.tui.pixels import halfblock_rows
+
+BAR = 22
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+TILES = (14, 12, 10)
+
+
+def bar(fraction: float, width: int = BAR) -> str:
+    """A horizontal bar of ``width`` cells, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
+
+
+class Probabilities(Static):
+    """The likeliest digit, and a bar for every digit."""
+
+    def show(self, probs: np.ndarray | None, models: str) -> None:
+        lines = [Text.assemble(("model ", "dim"), (models, "bold"))]
+        if probs is None:
+            lines += [Text(""), Text("draw a digit", style="italic dim")]
+            self.update(Text("\n").join(lines))
+            return
+        order = np.argsort(-probs, kind="stable")
+        best = int(order[0])
+        lines += [Text.assemble(("reads ", ""), (f" {best} ", "bold reverse green"), f"  {probs[best]:.1%}"), Text("")]
+        for digit, p in enumerate(probs):
+            style = "bold green" if digit == best else ("yellow" if digit in order[1:3] else "dim")
+            lines.append(Text.assemble((f"{digit} ", "bold" if digit == best else ""), (bar(float(p)), style), f" {p:6.1%}"))
+        self.update(Text("\n").join(lines))
+
+
+class Pixels:
+    """A rich renderable of pre-rendered half-block lines."""
+
+    def __init__(self, lines: list[list[Segment]]):
+        self.lines = lines
+
+    def __rich_console__(self, console, options):
+        for line in self.lines:
+            yield from line
+            yield Segment.line()
+
+
+def tiles(maps: np.ndarray, cols: int, side: int = TILES[0], gap: int = 1) -> np.ndarray:
+    """Feature maps (n, h, w) pooled to ``side`` pixels, their positive part on one grey scale, in rows of ``cols``."""
+    import torch
+    import torch.nn.functional as F
+
+    pooled = F.adaptive_avg_pool2d(torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None], side)[0].numpy()
+    pooled = np.clip(pooled, 0, None)
+    pooled = 255 * pooled / max(float(pooled.max()), 1e-6)
+    rows = -(-len(pooled) // cols)
+    mosaic = np.full((rows * (side + 2 * gap) - 2 * gap, cols * (side + gap) - gap), 40.0, dtype=np.float32)
+    for k, tile in enumerate(pooled):
+        r, c = divmod(k, cols)
+        top = r * (side + 2 * gap)
+        mosaic[top : top + side, c * (side + gap) : c * (side + gap) + side] = tile
+    return mosaic
+
+
+class FeatureMaps(Widget):
+    """The first conv layer's outputs for the current drawing, most active first, as small greyscale tiles that fill the widget."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.conv: str | None = None
+        self.maps: np.ndarray | None = None
+
+    def show(self, layer: str | None, maps: np.ndarray | None) -> None:
+        self.conv, self.maps = layer, maps
+        self.refresh()
+
+    def render(self) -> RenderableType:
+        if self.maps is None:
+            return Text("draw a digit" if self.conv is None else f"{self.conv}: no output", style="italic dim")
+        for side in TILES:  # the largest tiles that show every channel, else the most active at the largest size
+            cols = max(1, (self.size.width + 1) // (side + 1))
+            rows = max(1, self.size.height // (side // 2 + 1))
+            if cols * rows >= len(self.maps):
+                break
+        else:
+            side = TILES[0]
+            cols, rows = max(1, (self.size.width + 1) // (side + 1)), max(1, self.size.height // (side // 2 + 1))
+        strength = np.abs(self.maps).mean(axis=(1, 2))
+        shown = np.argsort(-strength, kind="stable")[: cols * rows]
+        count = f"all {len(shown)} channels" if len(shown) == len(self.maps) else f"{len(shown)} most active of {len(self.maps)} channels"
+        caption = Text.assemble((self.conv or "", "bold"), f": {count}")
+        return Group(caption, Pixels(halfblock_rows(tiles(self.maps[shown], cols, side), 1)))

@@ -1,0 +1,177 @@
+"""Distributed training on CPU with gloo: real worker processes started by ``train --nproc 2``."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mnistctl import runs
+from mnistctl.runs import Kind, Status, checkpoint
+from mnistctl.training import config as trainconfig
+from mnistctl.training.distributed import World
+from mnistctl.training.trainer import Observer, Trainer
+
+SMALL = ["--arch", "lenet", "--precision", "fp32", "--scheduler", "none", "--no-augment", "--val-split", "200", "--quiet"]
+PLAIN_SGD = ["--optimizer", "sgd", "--opt-set", "momentum=0", "--opt-set", "nesterov=false", "--lr", "0.1"]
+BOUND = 180  # seconds: generous, the machine may be busy; a hang would never end
+
+
+def settings(args: dict) -> dict:
+    """The same settings as command-line flags, for an in-process run."""
+    flags = {"arch": "lenet", "precision": "fp32", "scheduler": "none", "val_split": 200, "optimizer": "sgd", "lr": 0.1,
+             "optimizer_options": {"momentum": 0.0, "nesterov": False}, "name": "one"}
+    return trainconfig.resolve({**flags, **args})
+
+
+def train(runs_dir: Path, *args: str, wait: bool = True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "mnistctl", "train", "--runs-dir", str(runs_dir), *args]
+    if wait:
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=BOUND)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def started(runs_dir: Path, process) -> runs.Run:
+    """The run once its workers have logged the start event."""
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        found = [runs.Run(p) for p in runs_dir.glob("*/") if (p / "metrics.jsonl").is_file()]
+        if found and found[0].last(Kind.START):
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("the workers never started")
+
+
+def events(run: runs.Run, kind: Kind) -> list[dict]:
+    return list(run.events(kind))
+
+
+def weights(run: runs.Run, which: str) -> dict:
+    return checkpoint.load(run.weights_path(which))[0]
+
+
+class StopAt(Observer):
+    def __init__(self, trainer_box: list, epoch: int, step: int):
+        self.box, self.at = trainer_box, (epoch, step)
+
+    def step(self, epoch, step, steps, loss, acc):
+        if (epoch, step) == self.at:
+            self.box[0].request_stop()
+
+
+@pytest.fixture
+def env_data(data_dir, monkeypatch):
+    monkeypatch.setenv("MNISTCTL_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+def test_local_batches_of_all_ranks_make_the_global_batch():
+    order = list(range(103))
+    for size in (1, 2, 4):
+        shards = [World(rank, size).shard(order) for rank in range(size)]
+        steps = World(0, size).steps(len(order), 8)
+        local = 8 // size
+        assert {len(s) for s in shards} == {len(order) // size}
+        for k in range(steps):
+            together = sorted(i for s in shards for i in s[k * local : (k + 1) * local])
+            assert together == sorted(order[k * 8 : (k + 1) * 8][: len(together)])
+            assert len(together) == 8 or k == steps - 1
+
+
+def test_two_processes_learn_into_one_run(tmp_path, env_data):
+    result = train(tmp_path, "--nproc", "2", "--limit", "512", "--batch-size", "32", "--epochs", "2", *SMALL)
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = list(tmp_path.iterdir())
+    run = runs.Run(run_dir)
+    assert run.config["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert len(events(run, Kind.START)) == 1 and len(events(run, Kind.END)) == 1
+    epochs = events(run, Kind.EPOCH)
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert epochs[1]["train_loss"] < epochs[0]["train_loss"] and epochs[1]["val_acc"] > 0.5
+    assert run.summary["status"] == Status.FINISHED and run.summary["test_acc"] > 0.5
+    assert not any(k.startswith("module.") for k in weights(run, "best"))
+
+
+def test_one_step_of_two_processes_equals_one_step_of_one(tmp_path, env_data):
+    result = train(tmp_path / "two", "--nproc", "2", "--limit", "64", "--batch-size", "64", "--epochs", "1", *SMALL, *PLAIN_SGD)
+    assert result.returncode == 0, result.stderr
+    (two,) = [runs.Run(p) for p in (tmp_path / "two").iterdir()]
+    one = Trainer(settings({"limit": 64, "batch_size": 64, "epochs": 1}), None, tmp_path / "one", env_data)
+    one.run()
+    one = runs.Run(one.run_dir)
+    assert events(two, Kind.START)[0]["steps_per_epoch"] == events(one, Kind.START)[0]["steps_per_epoch"] == 1
+    import torch
+
+    initial, stepped = weights(two, "initial"), weights(two, "last")
+    assert any(not torch.equal(initial[k], stepped[k]) for k in initial)
+    for key, value in weights(one, "last").items():
+        torch.testing.assert_close(stepped[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_sigterm_stops_every_rank_and_the_run_resumes_on_one_process(tmp_path, env_data):
+    launcher = train(tmp_path, "--nproc", "2", "--limit", "512", "--batch-size", "32", "--epochs", "3", *SMALL, wait=False)
+    run = started(tmp_path, launcher)
+    launcher.send_signal(signal.SIGTERM)
+    _, err = launcher.communicate(timeout=BOUND)
+    assert launcher.returncode == 130, err
+    assert run.summary["status"] == Status.INTERRUPTED and run.state_path.is_file()
+    resumed = Trainer.resume(run)
+    assert resumed.world.size == 1
+    assert resumed.run()["status"] == Status.FINISHED
+    starts = events(run, Kind.START)
+    assert len(starts) == 2 and (starts[1]["start_epoch"], starts[1]["start_step"]) > (0, 0)
+    assert [e["epoch"] for e in run.epochs()] == [1, 2, 3]
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_one_process_run_resumes_on_two(tmp_path, env_data):
+    box: list = []
+    trainer = Trainer(settings({"limit": 256, "batch_size": 32, "epochs": 2}), StopAt(box, 1, 3), tmp_path, env_data)
+    box.append(trainer)
+    assert trainer.run()["status"] == Status.INTERRUPTED
+    result = train(tmp_path, "--nproc", "2", "--resume", str(trainer.run_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    run = runs.Run(trainer.run_dir)
+    starts = events(run, Kind.START)
+    assert [(s["start_epoch"], s["start_step"]) for s in starts] == [(0, 0), (0, 3)]
+    assert [e["epoch"] for e in run.epochs()] == [1, 2] and run.summary["status"] == Status.FINISHED
+    first = run.epochs()[0]
+    assert 0 < first["train_acc"] <= 1 and first["images_per_s"] > 0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def rank_of(pid: int) -> int | None:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    ranks = [int(v.split(b"=", 1)[1]) for v in environ if v.startswith(b"RANK=")]
+    return ranks[0] if ranks else None
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
+def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
+    launcher = train(tmp_path, "--nproc", "2", "--limit", "512", "--batch-size", "32", "--epochs", "50", *SMALL, wait=False)
+    started(tmp_path, launcher)
+    workers = {rank_of(pid): pid for pid in children(launcher.pid)}
+    os.kill(workers[1], signal.SIGKILL)
+    _, err = launcher.communicate(timeout=BOUND)
+    assert launcher.returncode not in (0, 130)
+    assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1]
+    assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
+
+
+def test_the_dashboard_header_shows_the_world_size():
+    from mnistctl.tui.widgets import setup_terms
+
+    config = {"batch_size": 128, "device": "cpu"}
+    assert not any("processes" in t for t in setup_terms(config))
+    assert "2 processes (gloo)" in setup_terms({**config, "distributed": {"world_size": 2, "backend": "gloo"}})

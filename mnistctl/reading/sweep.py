@@ -63,7 +63,7 @@ def best_trial(study):
 
 
 def importances(study) -> dict[str, float]:
-    """Optuna's fANOVA importance of each varied setting (empty before two trials have finished)."""
+    """Optuna's fANOVA importance of each varied setting, seeded to print the same twice (empty before two trials finish)."""
     import optuna
 
     done = [t for t in trials(study) if t.value is not None]
@@ -71,7 +71,7 @@ def importances(study) -> dict[str, float]:
         return {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return optuna.importance.get_param_importances(study)
+        return optuna.importance.get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
 
 
 def plot(study, path: str | Path) -> Path:

@@ -15,7 +15,7 @@ def command(
     run: options.RunArg = "latest",
     what: List[str] = typer.Option(
         ["all"], "--what", "-w",
-        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples or all; repeat for several.",
+        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, layer-stats (runs trained with --log-layers) or all; repeat for several.",
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
     which: options.Weights = None,
@@ -26,7 +26,7 @@ def command(
     runs_dir: options.RunsDir = None,
     checkpoint: options.OldCheckpoint = None,
 ) -> None:
-    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples.
+    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, layer statistics.
 
     Writes into RUN/plots (or --out) and prints each path.
     """
@@ -37,8 +37,8 @@ def command(
     from mnistctl.reading.visualize import Options, Plots, expand
     from mnistctl.runs import resolve_checkpoint
 
-    kinds = expand(what)
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
+    kinds = expand(what, target)
     plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image))
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir)

@@ -17,6 +17,7 @@ from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.reading import predictions
 from mnistctl.reading.figures import save
 from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
+from mnistctl.reading.figures.layerstats import layer_stats_figure
 from mnistctl.reading.figures.predictions import (
     confusion_figure,
     samples_figure,
@@ -25,18 +26,18 @@ from mnistctl.reading.figures.predictions import (
 from mnistctl.reading.figures.training import curves_figure
 from mnistctl.runs import Kind, Run
 
-KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples")
+KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples", "layer-stats")
 NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong"}
 SAMPLES_PER_CLASS = 12
 
 
-def expand(what: list[str] | str) -> list[str]:
-    """The plot kinds asked for, ``all`` expanded; an unknown kind fails listing the valid ones."""
+def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
+    """The plot kinds asked for, ``all`` expanded (to layer-stats only when ``run`` has them); an unknown kind fails."""
     asked = [what] if isinstance(what, str) else list(what)
     kinds: list[str] = []
     for kind in asked:
         if kind == "all":
-            kinds += KINDS
+            kinds += [k for k in KINDS if k != "layer-stats" or (run is not None and run.last(Kind.LAYERS))]
         elif kind in KINDS:
             kinds.append(kind)
         else:
@@ -120,6 +121,8 @@ class Plots:
             pick_layer(self.model, self.options.layer)
         if "feature-maps" in kinds:
             self.input_image()
+        if "layer-stats" in kinds:
+            self.layer_events()
 
     @property
     def title(self) -> str:
@@ -217,23 +220,13 @@ class Plots:
         examples = [dataset.train_images.numpy()[train_idx[labels == c][:SAMPLES_PER_CLASS]] for c in range(len(counts["train"]))]
         return "samples.png", samples_figure(f"{self.title}: training examples and class distribution", examples, counts)
 
+    def layer_events(self) -> list[dict[str, Any]]:
+        """Kind.LAYERS events in step order, the latest for each step (a resumed run repeats some)."""
+        by_step = {e["step"]: e for e in self.run.events(Kind.LAYERS)}
+        if not by_step:
+            raise RunError(f"run {self.run.name} has no layer statistics", "train with --log-layers")
+        return [by_step[s] for s in sorted(by_step)]
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+    def layer_stats(self) -> tuple[str, Figure]:
+        steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
+        return "layer-stats.png", layer_stats_figure(self.title, self.layer_events(), steps_per_epoch)

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "channels_last": True,
     "checkpoint_every": 1,
     "log_every": 50,
+    "log_layers": None,  # every N steps: per-layer statistics (train --log-layers)
     "limit": None,
     "name": None,
 }
@@ -130,6 +131,7 @@ def _validate(config: dict[str, Any]) -> None:
         ("checkpoint_every", config["checkpoint_every"] >= 1, "at least 1"),
         ("log_every", config["log_every"] >= 1, "at least 1"),
         ("early_stopping", config["early_stopping"] is None or config["early_stopping"] >= 1, "at least 1"),
+        ("log_layers", config["log_layers"] is None or config["log_layers"] >= 1, "at least 1"),
         ("limit", config["limit"] is None or config["limit"] >= 1, "at least 1"),
     ]
     for key, ok, expected in checks:

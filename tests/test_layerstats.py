@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from PIL import Image
+from test_cli import run_mnistctl
 from torch import nn
 
 from mnistctl.errors import RunError, UsageError
@@ -13,7 +14,6 @@ from mnistctl.runs import Kind
 from mnistctl.runs.events import problem
 from mnistctl.training import config as trainconfig
 from mnistctl.training.layerstats import LayerStats, diagnose, watched
-from test_cli import run_mnistctl
 
 X = torch.tensor([[1.0, -2.0, 3.0, -4.0], [0.5, -1.0, 2.0, 0.0]])
 

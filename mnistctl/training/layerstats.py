@@ -122,7 +122,7 @@ class LayerStats:
                 entry = f"{name}#{calls}"
             with torch.no_grad():
                 out = output.detach().float()
-                stats = (out.mean(), out.std() if out.numel() > 1 else torch.zeros(()), (out == 0).float().mean())
+                stats = (out.mean(), out.std() if out.numel() > 1 else out.new_zeros(()), (out == 0).float().mean())
             self.outputs[entry] = (name, stats)
             if output.requires_grad:
                 output.register_hook(lambda grad: self.grads.__setitem__(entry, grad.detach().float().norm()))

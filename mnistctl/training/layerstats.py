@@ -17,6 +17,7 @@ from typing import Any
 from mnistctl.runs import Kind
 
 DEFAULT_EVERY = 50
+OUTPUT_STATS = ("mean", "std", "zeros")
 ACTIVATION = re.compile(r"relu|elu|gelu|silu|swish|mish|tanh|sigmoid|softplus|softsign|hardtanh|activation", re.IGNORECASE)
 
 # What the dashboard marks, from the latest logged step.
@@ -69,14 +70,14 @@ class LayerStats:
                 self.params[(name, pname)] = (p, p.detach().float().clone(), grad)
 
     def after_step(self) -> dict[str, Any] | None:
-        """After the update: compute the ratios, remove the hooks, write and return the event's fields."""
+        """After the update: remove the hooks, move the statistics to the host at once, write and return the event's fields."""
         if not self.active:
             return None
         self.active = False
         self._remove()
         import torch
 
-        values: list[Any] = []  # every statistic as a 0-d tensor, moved to the host at once
+        values: list[Any] = []  # every statistic as a 0-d tensor on the device
 
         def slot(tensor) -> int | None:
             if tensor is None:
@@ -84,28 +85,18 @@ class LayerStats:
             values.append(tensor.detach().float().reshape(()))
             return len(values) - 1
 
-        layout: dict[str, dict[str, Any]] = {}
+        layout: dict[str, dict[str, Any]] = {}  # the event's shape, with indices into values
         for entry, (name, stats) in self.outputs.items():
-            layout[entry] = {"type": type(self.modules[name]).__name__, "stats": [slot(s) for s in stats], "grad": slot(self.grads.get(entry))}
+            stat_slots = dict(zip(OUTPUT_STATS, map(slot, stats)))
+            layout[entry] = {"type": type(self.modules[name]).__name__, **stat_slots, "grad": slot(self.grads.get(entry))}
         for (name, pname), (p, before, grad) in self.params.items():
-            entry = layout.setdefault(name, {"type": type(self.modules[name]).__name__})
             norm = before.norm()
-            entry.setdefault("params", {})[pname] = [slot(norm), slot(grad), slot((p.detach().float() - before).norm() / norm)]
+            record = layout.setdefault(name, {"type": type(self.modules[name]).__name__})
+            update = (p.detach().float() - before).norm() / norm
+            record.setdefault("params", {})[pname] = {"norm": slot(norm), "grad": slot(grad), "update": slot(update)}
         host = torch.stack(values).cpu().tolist() if values else []
         self.outputs, self.grads, self.params = {}, {}, {}
-
-        def get(index: int | None) -> float | None:
-            return None if index is None else _compact(host[index])
-
-        layers: dict[str, Any] = {}
-        for entry, spec in layout.items():
-            record: dict[str, Any] = {"type": spec["type"]}
-            if "stats" in spec:
-                record.update(zip(("mean", "std", "zeros"), map(get, spec["stats"])), grad=get(spec["grad"]))
-            if "params" in spec:
-                record["params"] = {p: dict(zip(("norm", "grad", "update"), map(get, slots))) for p, slots in spec["params"].items()}
-            layers[entry] = record
-        fields = {"epoch": self.epoch, "step": self.step, "layers": layers}
+        fields = {"epoch": self.epoch, "step": self.step, "layers": _fill(layout, host)}
         if self.writer is not None:
             self.writer.event(Kind.LAYERS, **fields)
         return fields
@@ -133,6 +124,13 @@ class LayerStats:
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+
+
+def _fill(layout: Any, host: list[float]) -> Any:
+    """The layout with every index replaced by its value; the type names stay."""
+    if isinstance(layout, dict):
+        return {k: v if k == "type" else _fill(v, host) for k, v in layout.items()}
+    return None if layout is None else _compact(host[layout])
 
 
 def _compact(value: float) -> float | None:

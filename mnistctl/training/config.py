@@ -136,7 +136,8 @@ def _validate(config: dict[str, Any]) -> None:
     ]
     for key, ok, expected in checks:
         if not ok:
-            raise UsageError(f"{key} must be {expected} (got {config[key]})", f"fix --{key.replace('_', '-')}")
+            flag = "log-layers-every" if key == "log_layers" else key.replace("_", "-")
+            raise UsageError(f"{key} must be {expected} (got {config[key]})", f"fix --{flag}")
     augment = config["augment"]
     if augment is not None:
         if not isinstance(augment, dict) or set(augment) - {"rotation", "shift"}:

@@ -1,4 +1,4 @@
-# `make run`: set up .venv, train SimpleCNN briefly and evaluate it.  `make test`: set up .venv and run the tests.
+# `make run`: set up .venv, train with the fast preset, evaluate, plot.  `make test`: set up .venv and run the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,8 +12,10 @@ $(BIN)/mnistctl: pyproject.toml
 	touch $@
 
 run: $(BIN)/mnistctl
-	$(BIN)/mnistctl train --arch simplecnn --epochs 2 --name quickstart
+	$(BIN)/mnistctl train --preset fast
 	$(BIN)/mnistctl eval latest
+	$(BIN)/mnistctl visualize latest --what curves,wrong
+	@echo "The pictures are in the plots/ folder of the run above. Use the tools with: source $(VENV)/bin/activate"
 
 test: $(BIN)/mnistctl
 	$(BIN)/python -m pytest -q

@@ -22,7 +22,9 @@ class UsageError(MnistctlError):
 
 
 class NotFoundError(MnistctlError):
-    """A run, checkpoint, file or registered name that does not exist."""
+    """A run, checkpoint, file or registered name that does not exist: bad input too."""
+
+    exit_code = 2
 
 
 class DataError(MnistctlError):

@@ -8,10 +8,24 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def mnist_dir() -> Path | None:
-    for candidate in (os.environ.get("MNISTCTL_DATA_DIR"), SHARED_MNIST):
-        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
+    """MNIST found the way the command finds it ($MNISTCTL_DATA_DIR, then the cache), else ../shared beside the repo."""
+    from mnistctl import data
+    from mnistctl.errors import DataError
+
+    for candidate in (None, SHARED_MNIST):
+        try:
+            return data.resolve(candidate, download=False)["train_images"].parent
+        except DataError:
+            continue
     return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say once why tests were skipped when there is no data, instead of a reason per test."""
+    if mnist_dir() is None and terminalreporter.stats.get("skipped"):
+        terminalreporter.write_line(
+            "MNIST was not found ($MNISTCTL_DATA_DIR, ~/.cache/mnistctl, ../shared/data/mnist): the tests that train "
+            "or read data were skipped. Point MNISTCTL_DATA_DIR at the four IDX files to run them.", yellow=True)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +35,7 @@ def data_dir() -> Path:
     if found is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but MNIST is not at MNISTCTL_DATA_DIR or ../shared/data/mnist")
-        pytest.skip("MNIST data not available; set MNISTCTL_DATA_DIR")
+        pytest.skip("no MNIST data (see the note at the end)")
     return found
 
 

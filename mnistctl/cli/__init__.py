@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -40,10 +40,28 @@ for module in (train, eval, visualize, predict, compare, watch, export):
 app.add_typer(list.app, name="list")
 
 
+def command():
+    """The click command behind the app, with options shown as they are typed: flags bare, ``--lr LR``."""
+    root = typer.main.get_command(app)
+    stack = [root]
+    while stack:
+        cmd = stack.pop()
+        stack += [*getattr(cmd, "commands", {}).values()]
+        for param in cmd.params:
+            if param.param_type_name == "option" and param.metavar is None:
+                param.metavar = "" if param.is_flag else param.name.rstrip("_").upper()
+    return root
+
+
 def main() -> None:
+    """Exit codes: 0 done, 1 the work failed (data, a damaged run, training), 2 bad input, 130 interrupted."""
     debug = os.environ.get("MNISTCTL_DEBUG") == "1"
     try:
-        app(prog_name="mnistctl")
+        code = command()(prog_name="mnistctl", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Abort:
+        err.print("[red]interrupted[/]")
+        sys.exit(130)
     except MnistctlError as exc:
         if debug:
             raise
@@ -57,6 +75,15 @@ def main() -> None:
     except Exception as exc:
         if debug:
             raise
+        if _is_usage_error(exc):
+            where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mnistctl"
+            report(exc.format_message().splitlines()[0], f"see {where} --help")
+            sys.exit(2)
         report(f"internal error: {type(exc).__name__}: {exc}", "rerun with MNISTCTL_DEBUG=1 for the traceback")
         sys.exit(1)
 
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Typer's own parsing errors (bad value, unknown option or command), by their public protocol."""
+    return getattr(exc, "exit_code", None) == 2 and callable(getattr(exc, "format_message", None))

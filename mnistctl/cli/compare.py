@@ -21,6 +21,8 @@ def command(
     as_json: options.Json = False,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
+    wide: bool = typer.Option(False, "--wide", help="Show every column, however narrow the terminal."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn
@@ -36,29 +38,57 @@ def command(
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        out.print(runs_table(result))
+        shown = pick_columns(columns, wide, out.width)
+        out.print(runs_table(result, shown))
         if result.pairs:
             out.print(pairs_table(result.pairs))
+        elif stats:
+            out.print("[dim]p-values and the ensemble need at least two runs with a test result[/]")
     if plot is not None:
         written = plot_curves(result.runs, plot)
         if not as_json:
             out.print(f"curves written to [bold]{written}[/]")
 
 
-def runs_table(result):
+NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")
+WIDE_FROM = 200  # columns of terminal that fit every column
+
+
+def pick_columns(asked: str | None, wide: bool, width: int):
+    """The columns to show: those asked for, all with --wide or on a wide terminal, else the ones that matter most."""
+    from mnistctl.reading.compare import COLUMN, COLUMNS, column_key
+
+    if asked:
+        keys = [column_key(k) for k in asked.split(",") if k.strip()]
+        return [COLUMN[k] for k in dict.fromkeys(["name", *keys])]
+    if wide or width >= WIDE_FROM:
+        return list(COLUMNS)
+    return [COLUMN[k] for k in NARROW]
+
+
+def runs_table(result, shown=None):
     from rich.table import Table
 
-    from mnistctl.reading.compare import COLUMNS, best_values
+    from mnistctl.reading.compare import COLUMN, COLUMNS, best_values
+    from mnistctl.runs import Status
 
+    shown = shown or list(COLUMNS)
     best = best_values(result.rows)
-    table = Table(title="Runs, best first", title_justify="left", caption="[bold green]green[/]: best in its column", caption_justify="left")
-    for column in COLUMNS:
+    hidden = len(COLUMNS) - len(shown)
+    caption = "[bold green]green[/]: best in its column"
+    if hidden:
+        caption += f"; {hidden} more columns with --wide or --columns"
+    table = Table(title="Runs, best first", title_justify="left", caption=caption, caption_justify="left")
+    for column in shown:
         numeric = column.key in FORMATS or column.key in ("epochs", "best_epoch")
-        table.add_column(column.header, justify="right" if numeric else "left", style="bold cyan" if column.key == "name" else None, no_wrap=column.key == "name")
+        table.add_column(column.header, justify="right" if numeric else "left", style="bold cyan" if column.key == "name" else None,
+                         overflow="fold", no_wrap=column.key != "name", min_width=len(column.header) if numeric else None)
     for row in result.rows:
         cells = []
-        for column in COLUMNS:
+        for column in shown:
             text = cell(column.key, row[column.key])
+            if column.key == "name" and COLUMN["status"] not in shown and not Status(row["status"]).completed:
+                text += f"\n{cell('status', row['status'])}"
             if column.key in best and row[column.key] == best[column.key]:
                 text = f"[bold green]{text}[/]"
             cells.append(text)
@@ -67,7 +97,7 @@ def runs_table(result):
         ensemble = result.ensemble
         table.add_section()
         blank = {"name": "ensemble", "arch": f"mean of {len(ensemble['runs'])} runs' probabilities", "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
-        table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in COLUMNS))
+        table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in shown))
     return table
 
 
@@ -100,6 +130,8 @@ def cell(key: str, value: Any) -> str:
 
 
 def p_value(p: float) -> str:
+    if p == 0:
+        return "< 1e-300"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 

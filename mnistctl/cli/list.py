@@ -46,7 +46,7 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
     table.add_column("defaults", style="dim")
     table.add_column("source", style="green")
     for row in rows:
-        defaults = ", ".join(f"{k}={format_value(v)}" for k, v in row["defaults"].items()) or "-"
+        defaults = "\n".join(f"{k}={format_value(v)}" for k, v in row["defaults"].items()) or "-"
         params = [f"{row['params']:,}" if row.get("params") else "?"] if kind == "archs" else []
         table.add_row(*map(escape, [row["name"], row["description"], *params, defaults, row["source"]]))
     out.print(table)

@@ -10,7 +10,29 @@ import typer
 RUNS_DIR_HELP = "Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."
 RUN_HELP = "Run name or directory, 'latest', or a path to RUN/weights/<best|last|initial>.safetensors."
 
-RunArg = Annotated[str, typer.Argument(help=RUN_HELP, metavar="RUN")]
+
+
+def complete_runs(incomplete: str) -> list[str]:
+    """Run names for shell completion, newest first."""
+    from mnistctl import runs
+
+    return [r.name for r in reversed(runs.list_runs()) if r.name.startswith(incomplete)]
+
+
+def complete_archs(incomplete: str) -> list[str]:
+    from mnistctl.plugins import archs
+
+    return [name for name in archs().names() if name.startswith(incomplete)]
+
+
+def complete_plot_kinds(incomplete: str) -> list[str]:
+    from mnistctl.reading.visualize import KINDS
+
+    done, _, last = incomplete.rpartition(",")
+    return [f"{done},{kind}" if done else kind for kind in (*KINDS, "all") if kind.startswith(last)]
+
+
+RunArg = Annotated[str, typer.Argument(help=RUN_HELP, metavar="RUN", autocompletion=complete_runs)]
 RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help=RUNS_DIR_HELP, show_default=False, metavar="DIR")]
 Weights = Annotated[Optional[str], typer.Option("--weights", help="Which weights of the run: best, last or initial \\[default: best].", show_default=False, metavar="best|last|initial")]
 OldCheckpoint = Annotated[Optional[str], typer.Option("--checkpoint", hidden=True, help="Deprecated spelling of --weights.")]

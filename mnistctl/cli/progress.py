@@ -17,13 +17,14 @@ def make_observer(quiet: bool) -> Observer:
 
 
 def epoch_line(event: dict[str, Any], epochs: int) -> str:
+    """One finished epoch in under 90 columns: loss and accuracy of train and val, lr, time, speed."""
     val = ""
     if event.get("val_acc") is not None:
-        val = f"  val loss {event['val_loss']:.4f} acc {event['val_acc']:.2%}"
-    star = "  [green]best[/]" if event.get("best") else ""
+        val = f"  val {event['val_loss']:.4f} {event['val_acc']:.2%}"
+    star = " [green]★[/]" if event.get("best") else ""
     return (
-        f"epoch {event['epoch']:>3}/{epochs}  train loss {event['train_loss']:.4f} acc {event['train_acc']:.2%}{val}"
-        f"  lr {event['lr']:.3g}  {event['epoch_time']:.1f}s  {event['images_per_s']:,.0f} img/s{star}"
+        f"epoch {event['epoch']:>2}/{epochs}  train {event['train_loss']:.4f} {event['train_acc']:.2%}{val}"
+        f"  lr {event['lr']:.3g}  {event['epoch_time']:.1f}s {event['images_per_s']:,.0f} img/s{star}"
     )
 
 

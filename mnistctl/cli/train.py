@@ -17,14 +17,14 @@ ARCH_HELP = "Architecture name (see `mnistctl list archs`)."
 
 
 def command(
-    arch: Optional[str] = typer.Option(None, "--arch", "-a", help=ARCH_HELP + " \\[default: simplecnn]", rich_help_panel="Model"),
-    set_: list[str] = typer.Option([], "--set", "-s", help="Architecture option key=value, repeatable (e.g. dropout=0.3, channels=32,64).", rich_help_panel="Model"),
+    arch: Optional[str] = typer.Option(None, "--arch", "-a", autocompletion=options.complete_archs, help=ARCH_HELP + " \\[default: simplecnn]", rich_help_panel="Model"),
+    set_: list[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE", help="Architecture option key=value, repeatable (e.g. dropout=0.3, channels=32,64).", rich_help_panel="Model"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd, adam, adamw, adadelta... \\[default: sgd]", rich_help_panel="Optimisation"),
-    opt_set: list[str] = typer.Option([], "--opt-set", help="Optimizer option key=value, repeatable (e.g. momentum=0.95).", rich_help_panel="Optimisation"),
+    opt_set: list[str] = typer.Option([], "--opt-set", metavar="KEY=VALUE", help="Optimizer option key=value, repeatable (e.g. momentum=0.95).", rich_help_panel="Optimisation"),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate \\[default: the optimizer's].", rich_help_panel="Optimisation"),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay \\[default: the optimizer's].", rich_help_panel="Optimisation"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="LR scheduler (see `mnistctl list schedulers`) \\[default: step].", rich_help_panel="Optimisation"),
-    sched_set: list[str] = typer.Option([], "--sched-set", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
+    sched_set: list[str] = typer.Option([], "--sched-set", metavar="KEY=VALUE", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size \\[default: 128].", rich_help_panel="Optimisation"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation and shift of training images.", rich_help_panel="Data"),
@@ -45,7 +45,7 @@ def command(
     log_layers_every: Optional[int] = typer.Option(None, "--log-layers-every", help="Steps between layer statistics; implies --log-layers \\[default: 50].", rich_help_panel="Run"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
+    resume: Optional[str] = typer.Option(None, "--resume", autocompletion=options.complete_runs, help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel="Run"),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
 ) -> None:
@@ -57,18 +57,19 @@ def command(
     from mnistctl.training.trainer import Trainer
 
     observer = make_observer(quiet or tui)
+    flags = {
+        "arch": arch, "arch_options": _pairs(set_), "optimizer": optimizer, "optimizer_options": _pairs(opt_set),
+        "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler, "scheduler_options": _pairs(sched_set),
+        "epochs": epochs, "batch_size": batch_size, "val_split": val_split, "limit": limit,
+        "early_stopping": early_stopping, "seed": seed, "device": device, "precision": precision,
+        "channels_last": channels_last, "name": name, "checkpoint_every": checkpoint_every,
+        "augment": _augment(augment, rotation, shift),
+        "log_layers": log_layers_every if log_layers_every is not None else (DEFAULT_EVERY if log_layers else None),
+    }
     if resume:
+        _refuse_changes(flags, config, preset)
         trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir)
     else:
-        flags = {
-            "arch": arch, "arch_options": _pairs(set_), "optimizer": optimizer, "optimizer_options": _pairs(opt_set),
-            "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler, "scheduler_options": _pairs(sched_set),
-            "epochs": epochs, "batch_size": batch_size, "val_split": val_split, "limit": limit,
-            "early_stopping": early_stopping, "seed": seed, "device": device, "precision": precision,
-            "channels_last": channels_last, "name": name, "checkpoint_every": checkpoint_every,
-            "augment": _augment(augment, rotation, shift),
-            "log_layers": log_layers_every if log_layers_every is not None else (DEFAULT_EVERY if log_layers else None),
-        }
         settings = trainconfig.resolve(flags, config, preset)
         if augment is False:
             settings["augment"] = None
@@ -83,6 +84,20 @@ def command(
         raise typer.Exit(code)
     summary = _run_with_signals(trainer)
     _report(trainer, summary, quiet)
+
+
+def _refuse_changes(flags: dict, config, preset) -> None:
+    """A resumed run continues exactly as it was configured: settings given beside --resume are refused, not ignored."""
+    from mnistctl.errors import UsageError
+
+    spelled = {"arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set"}
+    given = [spelled.get(k, "--" + k.replace("_", "-")) for k, v in flags.items() if v is not None]
+    given += ["--config"] * bool(config) + ["--preset"] * bool(preset)
+    if given:
+        raise UsageError(
+            f"--resume continues a run with its own settings, so {', '.join(given)} would be ignored",
+            "drop them, or start a new run from its settings: mnistctl train --config RUN/config.json ...",
+        )
 
 
 def _pairs(items: list[str]) -> dict[str, str] | None:

@@ -14,7 +14,7 @@ NAME = "visualize"
 def command(
     run: options.RunArg = "latest",
     what: List[str] = typer.Option(
-        ["all"], "--what", "-w",
+        ["all"], "--what", "-w", autocompletion=options.complete_plot_kinds,
         help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, layer-stats (runs trained with --log-layers) or all; repeat for several.",
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),

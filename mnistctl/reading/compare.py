@@ -193,7 +193,7 @@ def column_key(name: str) -> str:
     aliases = {c.header.replace(" ", "_"): c.key for c in COLUMNS}
     key = aliases.get(key, key)
     if key not in COLUMN:
-        raise UsageError(f"unknown column '{name}' for --sort", suggest(key, list(COLUMN)))
+        raise UsageError(f"unknown column '{name}'", suggest(key, list(COLUMN)))
     return key
 
 
@@ -209,12 +209,14 @@ def best_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: the smaller discordant count under Binomial(b + c, 1/2)."""
+    import math
+
     n = b + c
     term, tail = 1, 0
     for k in range(min(b, c) + 1):
         tail += term
         term = term * (n - k) // (k + 1)
-    return min(1.0, 2 * tail / 2**n)
+    return min(1.0, math.exp(math.log(2 * tail) - n * math.log(2)))  # in logs: 2**n overflows a float
 
 
 def discordant(pred_a, pred_b, targets) -> tuple[int, int]:

@@ -32,16 +32,19 @@ SAMPLES_PER_CLASS = 12
 
 
 def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
-    """The plot kinds asked for, ``all`` expanded (to layer-stats only when ``run`` has them); an unknown kind fails."""
+    """The plot kinds asked for (repeated or comma-separated), ``all`` expanded (to layer-stats only when ``run``
+    has them); a typo gets the closest kind."""
+    from mnistctl.registry import suggest
+
     asked = [what] if isinstance(what, str) else list(what)
     kinds: list[str] = []
-    for kind in asked:
+    for kind in (k.strip() for item in asked for k in item.split(",") if k.strip()):
         if kind == "all":
             kinds += [k for k in KINDS if k != "layer-stats" or (run is not None and run.last(Kind.LAYERS))]
         elif kind in KINDS:
             kinds.append(kind)
         else:
-            raise UsageError(f"unknown --what '{kind}'", f"choose from: {', '.join(KINDS)}, all")
+            raise UsageError(f"unknown --what '{kind}'", suggest(kind, [*KINDS, "all"]))
     return list(dict.fromkeys(kinds))
 
 

@@ -38,7 +38,7 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
         lr.set_yscale("log")
     lr.set(title="Learning rate", xlabel="epoch", ylabel="learning rate")
     for ax in (loss, acc, lr):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     loss.legend()
     acc.legend(loc="lower right")
@@ -60,9 +60,12 @@ def compare_figure(curves: list[tuple[str, list[dict]]]) -> Figure:
     acc_ax.set(title="Validation accuracy (★ best epoch)", xlabel="epoch", ylabel="accuracy")
     acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
     loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="cross-entropy")
+    last = max(e["epoch"] for _, epochs in curves for e in epochs)
     for ax in (acc_ax, loss_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, last + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=min(len(curves), 5))
+    longest = max(len(label) for label, _ in curves)
+    fig.legend(loc="outside lower center", ncols=max(1, min(len(curves), 140 // longest)))
     fig.suptitle(f"Validation curves of {len(curves)} run{'s' * (len(curves) > 1)}")
     return fig

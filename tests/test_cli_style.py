@@ -1,0 +1,72 @@
+"""One style for every mistake, help that shows options as they are typed, output that fits the terminal."""
+
+import pytest
+
+from mnistctl.cli import options
+from test_cli import run_mnistctl
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["train", "--lr", "abc"], "Invalid value for '--lr'"),
+        (["train", "--set", "dropout", "0.3"], "unexpected extra argument"),
+        (["bogus"], "No such command 'bogus'"),
+        (["train", "--arch", "nope"], "Unknown architecture 'nope'"),
+        (["train", "--set", "nope=1"], "has no option 'nope'"),
+        (["eval", "no-such-run"], "no run 'no-such-run'"),
+        (["train", "--resume", "latest", "--epochs", "3", "--lr", "0.01"], "--lr, --epochs would be ignored"),
+        (["visualize", "--what", "confusoin"], "did you mean 'confusion'"),
+    ],
+)
+def test_every_input_mistake_is_one_line_with_exit_code_2(args, says):
+    result = run_mnistctl(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "╭" not in result.stderr
+
+
+def test_help_shows_flags_bare_and_values_by_name():
+    result = run_mnistctl("train", "--help")
+    assert result.returncode == 0
+    options_shown = [line for line in result.stdout.splitlines() if "--help" not in line]  # Typer adds --help itself
+    assert not [line for line in options_shown if "<bool>" in line or "<list" in line]
+    assert "KEY=VALUE" in result.stdout and " LR " in result.stdout
+    assert "mnistctl[onnx]" in run_mnistctl("export", "--help").stdout
+
+
+def test_completion_offers_runs_architectures_and_plot_kinds(tmp_path, monkeypatch):
+    for name in ("lenet-a", "simple-b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(tmp_path))
+    assert options.complete_runs("le") == ["lenet-a"]
+    assert "lenet" in options.complete_archs("le")
+    assert options.complete_plot_kinds("confusion,wr") == ["confusion,wrong"]
+
+
+def test_weights_keeps_the_old_checkpoint_spelling_for_a_release(capsys):
+    assert options.weights(None, "last") == "last"
+    assert "deprecated" in capsys.readouterr().err
+    assert options.weights("best", None) == "best"
+    with pytest.raises(Exception, match="disagree"):
+        options.weights("best", "last")
+
+
+def test_tiny_p_values_are_printed_not_rounded_to_zero():
+    from mnistctl.cli.compare import p_value
+    from mnistctl.reading.compare import mcnemar_exact
+
+    assert p_value(mcnemar_exact(0, 40)) == "1.8e-12"
+    assert p_value(mcnemar_exact(0, 5000)) == "< 1e-300"
+    assert p_value(mcnemar_exact(10, 3000)).endswith("e-" + p_value(mcnemar_exact(10, 3000)).split("e-")[1])
+
+
+def test_epoch_lines_fit_in_90_columns():
+    from mnistctl.cli.progress import epoch_line
+
+    event = {"epoch": 12, "train_loss": 0.123456, "train_acc": 0.987654, "val_loss": 0.045678, "val_acc": 0.99123,
+             "lr": 0.000123456, "epoch_time": 123.4, "images_per_s": 12345.6, "best": True}
+    assert len(epoch_line(event, 12).replace("[green]", "").replace("[/]", "")) <= 90
+    assert "★" in epoch_line(event, 12)

@@ -63,7 +63,7 @@ def build_model(config: dict[str, Any]):
     from mnistctl.registry import parse_options
 
     spec = archs().get(config["arch"])
-    return spec.factory(**parse_options(spec, config.get("arch_options", {})))
+    return spec.build(**parse_options(spec, config.get("arch_options", {})))
 
 
 def load_model(run: Run, which: str = "best"):

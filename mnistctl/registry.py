@@ -34,6 +34,17 @@ class Spec:
             if p.default is not inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
         }
 
+    def build(self, *args: Any, **options: Any) -> Any:
+        """Call the factory; an option it cannot work with becomes a UsageError naming the plugin."""
+        try:
+            return self.factory(*args, **options)
+        except Exception as exc:
+            given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
+            raise UsageError(
+                f"'{self.name}' cannot be built with {given or 'its defaults'}: {type(exc).__name__}: {exc}".splitlines()[0],
+                "check the values given with --set, --opt-set or --sched-set",
+            ) from None
+
 
 class Registry:
     """Specs of one kind, by name."""

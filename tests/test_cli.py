@@ -109,7 +109,7 @@ def test_script_lists_archs():
 
 def test_script_error_is_one_line_without_traceback():
     result = run_mnistctl("list", "archs", "lenett")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a name typed wrong is bad input, like every usage mistake
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")

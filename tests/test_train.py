@@ -132,7 +132,7 @@ def test_config_round_trip(tmp_path, data_dir):
         ({"arch": "lenett"}, "did you mean 'lenet'"),
         ({"arch_options": {"dropuot": "0.3"}}, "no option 'dropuot'"),
         ({"arch_options": {"dropout": "high"}}, "Bad value 'high'"),
-        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"epochs": 0}, "epochs = 0 is not allowed: expected a whole number from 1"),
         ({"scheduler": "cosin"}, "did you mean 'cosine'"),
     ],
 )

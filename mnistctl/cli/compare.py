@@ -23,6 +23,7 @@ def command(
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
     wide: bool = typer.Option(False, "--wide", help="Show every column, however narrow the terminal."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn
@@ -32,7 +33,7 @@ def command(
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot} is not a .png path", "the curves are written as PNG, e.g. --plot compare.png")
-    result = compare(refs or [], runs_dir, all_runs, sort, stats)
+    result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch)
     for message in result.warnings:
         warn(message)
     if as_json:

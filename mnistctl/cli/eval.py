@@ -16,6 +16,7 @@ def command(
     as_json: options.Json = False,
     runs_dir: options.RunsDir = None,
     checkpoint: options.OldCheckpoint = None,
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
     """Evaluate a run: accuracy, loss, per-class precision/recall/F1, confusion matrix, most-confused pairs.
 
@@ -29,7 +30,8 @@ def command(
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     with err.status(f"evaluating {target.name} ({which}) on the {split} split"):
-        result = evaluate.evaluate(target, split, which)
+        dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
+        result = evaluate.evaluate(target, split, which, dataset)
         json_path, text_path = evaluate.save(target, result)
     if as_json:
         print(json.dumps(result, indent=2))

@@ -17,6 +17,7 @@ def command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: <run>/exports/<weights>.onnx)."),
     data_dir: options.DataDir = None,
     runs_dir: options.RunsDir = None,
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
     """Export a run's model for deployment, checked on the test set.
 
@@ -24,12 +25,12 @@ def command(
 
     Example: mnistctl export latest --format onnx -o digits.onnx
     """
-    from mnistctl import data, runs
+    from mnistctl import runs
     from mnistctl.console import out
     from mnistctl.reading import export
 
     target, which = runs.resolve_checkpoint(run, which, runs_dir)
-    dataset = data.load(data_dir) if data_dir else None
+    dataset = target.dataset(data_dir, ignore_data_mismatch)
     path, parity = export.export(target, fmt, which, output, dataset)
     out.print(f"wrote {path}", soft_wrap=True)
     out.print(

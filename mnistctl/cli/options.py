@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from mnistctl.runs.layout import MISMATCH_FLAG
+
 RUNS_DIR_HELP = "Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."
 RUN_HELP = "Run name or directory, 'latest', or a path to RUN/weights/<best|last|initial>.safetensors."
-
 
 
 def complete_runs(incomplete: str) -> list[str]:
@@ -39,6 +40,9 @@ OldCheckpoint = Annotated[Optional[str], typer.Option("--checkpoint", hidden=Tru
 DATA_DIR_HELP = "Folder with the four MNIST IDX files \\[default: $MNISTCTL_DATA_DIR, the cache, or a download]."
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help=DATA_DIR_HELP, show_default=False, metavar="DIR")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+IgnoreDataMismatch = Annotated[bool, typer.Option(
+    MISMATCH_FLAG, help="Use the data found even when its checksums differ from those the run recorded.", show_default=False,
+)]
 
 
 def weights(chosen: str | None, old: str | None) -> str | None:

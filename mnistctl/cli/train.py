@@ -46,6 +46,7 @@ def command(
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
     resume: Optional[str] = typer.Option(None, "--resume", autocompletion=options.complete_runs, help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output.", rich_help_panel="Run"),
     tui: bool = typer.Option(False, "--tui", help="Show the live dashboard while training.", rich_help_panel="Run"),
 ) -> None:
@@ -68,7 +69,7 @@ def command(
     }
     if resume:
         _refuse_changes(flags, config, preset)
-        trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir)
+        trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch)
     else:
         settings = trainconfig.resolve(flags, config, preset)
         if augment is False:

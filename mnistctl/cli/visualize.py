@@ -25,6 +25,7 @@ def command(
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
     runs_dir: options.RunsDir = None,
     checkpoint: options.OldCheckpoint = None,
+    ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
     """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, layer statistics.
 
@@ -39,7 +40,8 @@ def command(
 
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     kinds = expand(what, target)
-    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image))
+    dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
+    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image), dataset)
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir)
     for path in paths:

@@ -55,7 +55,9 @@ class Comparison:
         return {"runs": self.rows, "pairs": self.pairs, "ensemble": self.ensemble, "warnings": self.warnings}
 
 
-def compare(refs: list[str], root: str | Path | None = None, all_runs: bool = False, sort: str | None = None, stats: bool = True) -> Comparison:
+def compare(
+    refs: list[str], root: str | Path | None = None, all_runs: bool = False, sort: str | None = None, stats: bool = True, ignore_data_mismatch: bool = False,
+) -> Comparison:
     """Rows of the runs named by ``refs`` (or every run in the folder with ``all_runs``), sorted best first."""
     found, warnings = collect(refs, root, all_runs)
     described = []
@@ -70,7 +72,7 @@ def compare(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
     rows, kept = [described[i][0] for i in order], [described[i][1] for i in order]
     result = Comparison(rows, kept, warnings=warnings)
     if stats:
-        add_statistics(result)
+        add_statistics(result, ignore_data_mismatch)
     return result
 
 
@@ -209,14 +211,12 @@ def best_values(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: the smaller discordant count under Binomial(b + c, 1/2)."""
-    import math
-
     n = b + c
     term, tail = 1, 0
     for k in range(min(b, c) + 1):
         tail += term
         term = term * (n - k) // (k + 1)
-    return min(1.0, math.exp(math.log(2 * tail) - n * math.log(2)))  # in logs: 2**n overflows a float
+    return min(1.0, 2 * tail / 2**n)  # exact big-integer division; below 1e-308 it is 0.0
 
 
 def discordant(pred_a, pred_b, targets) -> tuple[int, int]:
@@ -225,7 +225,7 @@ def discordant(pred_a, pred_b, targets) -> tuple[int, int]:
     return int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
 
 
-def add_statistics(result: Comparison) -> None:
+def add_statistics(result: Comparison, ignore_data_mismatch: bool = False) -> None:
     """Pairwise McNemar tests and the ensemble, over the runs that have a test result and the same test set."""
     import torch
 
@@ -238,12 +238,16 @@ def add_statistics(result: Comparison) -> None:
         if row["test_acc"] is None:
             continue
         try:
-            probs, labels = load_or_compute(run, "test", "best")
+            dataset = run.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
+            probs, labels = load_or_compute(run, "test", "best", dataset)
         except MnistctlError as exc:
             result.warnings.append(f"{run.name} is left out of the p-values and ensemble: {exc}")
             continue
         if targets is None:
             targets = labels
+        elif tested and probs.shape != tested[0][1].shape:
+            result.warnings.append(f"{run.name} has predictions of shape {tuple(probs.shape)}, not {tuple(tested[0][1].shape)}; it is left out of the p-values and ensemble")
+            continue
         elif not torch.equal(labels, targets):
             result.warnings.append(f"{run.name} was tested on a different test set; it is left out of the p-values and ensemble")
             continue

@@ -51,7 +51,19 @@ def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=
     if target.is_file() and target.stat().st_mtime >= run.weights(which).stat().st_mtime:
         tensors, meta = checkpoint.load(target)
         if meta == {"split": split, "checkpoint": which}:
-            return tensors["probs"], tensors["targets"]
+            probs, targets = tensors.get("probs"), tensors.get("targets")
+            if well_formed(probs, targets):
+                return probs, targets
+            from mnistctl.console import warn
+
+            warn(f"saved predictions in {target} are damaged (not N x classes probabilities with N targets); computing them again")
     probs, targets = compute(run, split, which, dataset)
     save(run, split, which, probs, targets)
     return probs, targets
+
+
+def well_formed(probs, targets) -> bool:
+    return (
+        probs is not None and targets is not None and probs.ndim == 2 and targets.ndim == 1
+        and len(probs) == len(targets) > 0 and probs.shape[1] > 0 and probs.is_floating_point() and not targets.is_floating_point()
+    )

@@ -44,7 +44,10 @@ def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
         elif kind in KINDS:
             kinds.append(kind)
         else:
-            raise UsageError(f"unknown --what '{kind}'", suggest(kind, [*KINDS, "all"]))
+            hint = suggest(kind, [*KINDS, "all"])
+            if not hint.startswith("choose"):
+                hint += f" the kinds are {', '.join(KINDS)}, all"
+            raise UsageError(f"unknown --what '{kind}'", hint)
     return list(dict.fromkeys(kinds))
 
 

@@ -16,10 +16,12 @@ from mnistctl.runs.layout import (
     resolve_checkpoint,
     runs_dir,
     slug,
+    validate_name,
 )
 from mnistctl.runs.writer import RunWriter
 
 __all__ = [
     "CHECKPOINTS", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
     "create", "is_run_dir", "list_runs", "resolve", "resolve_checkpoint", "runs_dir", "slug",
+    "validate_name",
 ]

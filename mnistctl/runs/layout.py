@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from mnistctl.errors import NotFoundError, RunError, UsageError
+from mnistctl.errors import DataError, NotFoundError, RunError, UsageError
 from mnistctl.fsutil import read_json
 from mnistctl.runs.events import Kind, Status, derive_status
 from mnistctl.runs.reader import Chunk, latest_per_epoch, read_events
@@ -33,14 +33,31 @@ CHECKPOINTS = ("best", "last", "initial")
 STALLED_AFTER = 120.0
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 MARKERS = (CONFIG, METRICS, SUMMARY, "weights")
+SEPARATORS = "/\\:"  # path separators on POSIX, Windows and classic Mac OS
+MISMATCH_FLAG = "--ignore-data-mismatch"
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(RUNS_ENV) or DEFAULT_RUNS_DIR)
 
 
+def validate_name(name: str) -> str:
+    """A run name is one folder name inside the runs folder: no separators, not empty, not hidden, not ``..``."""
+    bad = (
+        not name or name.startswith(".") or name != name.strip()
+        or any(c in SEPARATORS or ord(c) < 32 for c in name)
+    )
+    if bad:
+        raise UsageError(
+            f"run name {name!r} is not allowed: a run name is one folder name",
+            "use letters, digits, '-', '_' or '.', not starting with '.' and without / \\ or :",
+        )
+    return name
+
+
 def create(root: str | Path, name: str) -> Path:
     """Claim a fresh run directory: ``name``, else ``name-2``, ``name-3``... (mkdir is atomic)."""
+    validate_name(name)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
@@ -117,7 +134,7 @@ class Run:
 
     @property
     def normalization(self) -> tuple[float, float]:
-        data = self.config.get("data", {})
+        data = self.recorded_data
         return data.get("mean", 0.1307), data.get("std", 0.3081)
 
     @property
@@ -172,13 +189,36 @@ class Run:
             idle = None
         return derive_status(last, idle, stalled_after)
 
-    def dataset(self):
-        """The data set the run was trained on: its recorded folder if it is still there, else the usual lookup."""
+    def dataset(self, data_dir: str | Path | None = None, ignore_mismatch: bool = False):
+        """The data set the run was trained on: ``data_dir``, else its recorded folder if it is still there, else the usual lookup.
+
+        The data found must have the checksums the run recorded, unless ``ignore_mismatch``.
+        """
         from mnistctl import data
 
-        recorded = self.config.get("data", {}).get("dir")
-        folder = recorded if recorded and data.locate(Path(recorded)) else None
-        return data.load_cached(str(data.resolve(folder)["train_images"].parent))
+        recorded = self.recorded_data.get("dir")
+        folder = data_dir or (recorded if isinstance(recorded, str) and data.locate(Path(recorded)) else None)
+        dataset = data.load_cached(str(data.resolve(folder)["train_images"].parent))
+        if not ignore_mismatch:
+            self.check_data(dataset)
+        return dataset
+
+    @property
+    def recorded_data(self) -> dict[str, Any]:
+        recorded = self.config.get("data")
+        return recorded if isinstance(recorded, dict) else {}
+
+    def check_data(self, dataset) -> None:
+        """DataError when ``dataset`` is not the data the run recorded (runs that recorded no checksums pass)."""
+        recorded = self.recorded_data.get("md5")
+        if not isinstance(recorded, dict) or not recorded:
+            return
+        differ = sorted(name for name in recorded if dataset.md5.get(name) != recorded[name])
+        if differ:
+            raise DataError(
+                f"the data in {dataset.folder} is not the data run {self.name} was trained on ({differ[0]} has another checksum)",
+                f"point --data-dir or MNISTCTL_DATA_DIR at the run's data, or pass {MISMATCH_FLAG} to use this data anyway",
+            )
 
     def _json(self, path: Path, required: bool) -> Any:
         try:

@@ -12,6 +12,7 @@ from typing import Any
 from mnistctl import __version__
 from mnistctl.errors import NotFoundError, UsageError
 from mnistctl.registry import parse_options, suggest
+from mnistctl.training import schema
 
 DEFAULTS: dict[str, Any] = {
     "arch": "simplecnn",
@@ -74,6 +75,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
             loaded = json.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}", "fix the file or pass flags instead") from None
+    except RecursionError:
+        raise UsageError(f"config file {path} is nested too deeply", "settings are at most a table of tables") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"config file {path} must hold a table of settings", "see the README for an example")
     return {k: v for k, v in loaded.items() if k not in RUN_FIELDS}
@@ -94,61 +97,52 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
         if unknown:
             raise UsageError(f"config file has unknown setting '{unknown[0]}'", suggest(unknown[0], list(DEFAULTS)))
         config.update(file_settings)
+        schema.check(config)
     for kind in ("arch", "optimizer", "scheduler"):
         if flags.get(kind) and flags[kind] != config[kind]:
             config[f"{kind}_options"] = {}
     for key, value in flags.items():
         if value is None:
             continue
-        if key.endswith("_options"):
-            config[key] = {**config.get(key, {}), **value}
+        if key.endswith("_options") and isinstance(value, dict):
+            config[key] = {**config[key], **value}
         else:
             config[key] = value
 
-    arch = archs().get(config["arch"])
-    optimizer = optimizers().get(config["optimizer"])
-    scheduler = schedulers().get(config["scheduler"])
-    config["arch_options"] = {**arch.defaults, **parse_options(arch, config["arch_options"])}
-    opt_options = {**optimizer.defaults, **parse_options(optimizer, config["optimizer_options"])}
-    config["lr"] = float(config["lr"] if config["lr"] is not None else opt_options.pop("lr"))
-    config["weight_decay"] = float(config["weight_decay"] if config["weight_decay"] is not None else opt_options.pop("weight_decay"))
-    opt_options.pop("lr", None)
-    opt_options.pop("weight_decay", None)
+    config = schema.check(config)
+    arch, optimizer, scheduler = archs().get(config["arch"]), optimizers().get(config["optimizer"]), schedulers().get(config["scheduler"])
+    config["arch_options"] = {**arch.defaults, **plugin_options(arch, config["arch_options"], "architecture")}
+    opt_options = {**optimizer.defaults, **plugin_options(optimizer, config["optimizer_options"], "optimizer")}
+    for key in ("lr", "weight_decay"):
+        found = opt_options.pop(key, None)
+        config[key] = config[key] if config[key] is not None else found
+    if config["lr"] is None or config["weight_decay"] is None:
+        raise UsageError(f"optimizer '{optimizer.name}' has no default learning rate or weight decay", "pass --lr and --weight-decay")
     config["optimizer_options"] = opt_options
-    config["scheduler_options"] = {**scheduler.defaults, **parse_options(scheduler, config["scheduler_options"])}
-    _validate(config)
+    config["scheduler_options"] = {**scheduler.defaults, **plugin_options(scheduler, config["scheduler_options"], "scheduler")}
+    config = schema.check(config)
+    if config["early_stopping"] and not config["val_split"]:
+        raise UsageError("early stopping needs a validation split", "set --val-split above 0")
     config["preset"] = preset
     return _jsonable(config)
 
 
-def _validate(config: dict[str, Any]) -> None:
-    checks = [
-        ("epochs", config["epochs"] >= 1, "at least 1"),
-        ("batch_size", config["batch_size"] >= 1, "at least 1"),
-        ("lr", config["lr"] > 0, "positive"),
-        ("weight_decay", config["weight_decay"] >= 0, "zero or more"),
-        ("val_split", config["val_split"] >= 0, "zero or more"),
-        ("checkpoint_every", config["checkpoint_every"] >= 1, "at least 1"),
-        ("log_every", config["log_every"] >= 1, "at least 1"),
-        ("early_stopping", config["early_stopping"] is None or config["early_stopping"] >= 1, "at least 1"),
-        ("log_layers", config["log_layers"] is None or config["log_layers"] >= 1, "at least 1"),
-        ("limit", config["limit"] is None or config["limit"] >= 1, "at least 1"),
-    ]
-    for key, ok, expected in checks:
-        if not ok:
-            flag = "log-layers-every" if key == "log_layers" else key.replace("_", "-")
-            raise UsageError(f"{key} must be {expected} (got {config[key]})", f"fix --{flag}")
-    augment = config["augment"]
-    if augment is not None:
-        if not isinstance(augment, dict) or set(augment) - {"rotation", "shift"}:
-            raise UsageError("augment must be a table with rotation (degrees) and shift (fraction)", 'e.g. augment = {rotation = 10, shift = 0.1}')
-        config["augment"] = {**DEFAULT_AUGMENT, **augment}
-        if not (0 <= config["augment"]["rotation"] <= 180 and 0 <= config["augment"]["shift"] < 0.5):
-            raise UsageError("augment rotation must be 0-180 degrees and shift 0-0.5", "e.g. --augment --rotation 10 --shift 0.1")
-    if config["early_stopping"] and not config["val_split"]:
-        raise UsageError("early stopping needs a validation split", "set --val-split above 0")
-    if config["precision"] not in ("auto", "fp32", "bf16"):
-        raise UsageError(f"unknown precision '{config['precision']}'", "use auto, fp32 or bf16")
+def plugin_options(spec, given: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Options for a plugin from flags (strings) or a file (typed values), checked against its factory's defaults."""
+    return schema.check_options(spec, parse_options(spec, given), kind)
+
+
+def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:
+    """A run's recorded settings, checked as a config file is before the run is resumed."""
+    from mnistctl.plugins import archs, optimizers, schedulers
+
+    try:
+        settings = schema.check({key: config.get(key, DEFAULTS[key]) for key in DEFAULTS if key != "name"})
+        for key, kind, registry in (("arch", "architecture", archs), ("optimizer", "optimizer", optimizers), ("scheduler", "scheduler", schedulers)):
+            plugin_options(registry().get(settings[key]), settings[f"{key}_options"], kind)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc.message}", "the run's settings were changed or damaged; start a new run") from None
+    return config
 
 
 def _jsonable(obj: Any) -> Any:

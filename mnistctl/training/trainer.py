@@ -32,7 +32,7 @@ class Observer:
 class Trainer:
     """One training run. ``prepare()`` claims the run directory, ``run()`` trains, ``request_stop()`` stops."""
 
-    def __init__(self, config: dict[str, Any], observer: Observer | None = None, runs_dir=None, data_dir=None, command: str = "", resume: Run | None = None):
+    def __init__(self, config: dict[str, Any], observer: Observer | None = None, runs_dir=None, data_dir=None, command: str = "", resume: Run | None = None, ignore_data_mismatch: bool = False):
         self.config = dict(config)
         self.observer = observer or Observer()
         self.runs_dir = runs.runs_dir(runs_dir)
@@ -40,6 +40,7 @@ class Trainer:
         self.command = command
         self.target: Run | None = resume
         self.resuming = resume is not None
+        self.ignore_data_mismatch = ignore_data_mismatch
         self.writer: RunWriter | None = None
         self.dataset = self.device = None
         self.train_x = self.train_y = self.val_x = self.val_y = None
@@ -54,13 +55,14 @@ class Trainer:
         self._stop_status = Status.INTERRUPTED
 
     @classmethod
-    def resume(cls, run: Run, observer: Observer | None = None, data_dir=None) -> "Trainer":
+    def resume(cls, run: Run, observer: Observer | None = None, data_dir=None, ignore_data_mismatch: bool = False) -> "Trainer":
+        config = trainconfig.validate(run.config, run.config_path)
         if not run.state_path.is_file():
             raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         status = run.status(stalled_after=math.inf)
         if status.completed:
             raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {run.config_path}")
-        return cls(run.config, observer, run.path.parent, data_dir, resume=run)
+        return cls(config, observer, run.path.parent, data_dir, resume=run, ignore_data_mismatch=ignore_data_mismatch)
 
     @property
     def run_dir(self) -> Path | None:
@@ -80,7 +82,7 @@ class Trainer:
         if self.model is not None:
             return self.run_dir
         if self.resuming:
-            self.dataset = data.load(self.data_dir) if self.data_dir else self.target.dataset()
+            self.dataset = self.target.dataset(self.data_dir, self.ignore_data_mismatch)
         else:
             self.dataset = data.load(self.data_dir)
         config = self.config
@@ -88,6 +90,9 @@ class Trainer:
         train_idx, val_idx = data.split_indices(self.dataset.n_train, config["val_split"], config["seed"])
         if not self.resuming:
             self.config = config = trainconfig.finish(config, self.dataset, self.device, len(train_idx), len(val_idx), self.command)
+        if config["batch_size"] > config["data"]["n_train"]:
+            n = config["data"]["n_train"]
+            raise UsageError(f"batch_size {config['batch_size']:,} is larger than the {n:,} training images", f"choose --batch-size {n:,} or less")
         self._build(train_idx[: config["data"]["n_train"]], val_idx)
         if not self.resuming:
             self.target = Run(runs.create(self.runs_dir, config.get("name") or trainconfig.default_name(config)))
@@ -114,10 +119,10 @@ class Trainer:
         if config["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = optimizers().get(config["optimizer"]).factory(
+        self.optimizer = optimizers().get(config["optimizer"]).build(
             self.model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **config["optimizer_options"]
         )
-        self.scheduler = schedulers().get(config["scheduler"]).factory(
+        self.scheduler = schedulers().get(config["scheduler"]).build(
             self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"]
         )
         self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
@@ -219,7 +224,9 @@ class Trainer:
             return "the last checkpoint on disk is from before it diverged"
         if self.target.weights_path("best").is_file():
             return "the best checkpoint on disk is from before it diverged"
-        return "no checkpoint was written yet (it diverged in the first epoch)"
+        if self.target.weights_path("initial").is_file():
+            return "no checkpoint was written yet, only the initial weights are on disk (it diverged in the first epoch)"
+        return "no weights were written yet"
 
     def _end_epoch(self, epoch_time: float) -> bool:
         """Validate, keep the best weights, log the epoch; True when early stopping says stop."""

@@ -1,0 +1,154 @@
+"""The typed schema of a training configuration: each setting's type and range, and plugin options typed by their factories.
+
+Every value is checked here before anything runs, whether it came from a flag, a TOML or JSON file,
+or a run's own config.json. A bad value becomes one UsageError naming the setting, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
+
+from mnistctl.errors import UsageError
+
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**32 - 1
+
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+Scalar = Optional[Bool | Int | Float | Str]
+
+
+def _allowed(text: str, **constraints: Any) -> Any:
+    return Field(description=text, **constraints)
+
+
+class Augment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rotation: Float = _allowed("a number of degrees from 0 to 180", default=10.0, ge=0, le=180)
+    shift: Float = _allowed("a fraction of the side from 0 to below 0.5", default=0.1, ge=0, lt=0.5)
+
+
+class Settings(BaseModel):
+    """The settings a run is made from (DEFAULTS in config.py holds their default values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: Str = _allowed("an architecture name (see: mnistctl list archs)", min_length=1)
+    arch_options: dict[Str, Any] = _allowed("a table of architecture options")
+    optimizer: Str = _allowed("an optimizer name (see: mnistctl list optimizers)", min_length=1)
+    optimizer_options: dict[Str, Any] = _allowed("a table of optimizer options")
+    lr: Optional[Float] = _allowed("a positive finite number", gt=0)
+    weight_decay: Optional[Float] = _allowed("a finite number of 0 or more", ge=0)
+    scheduler: Str = _allowed("a scheduler name (see: mnistctl list schedulers)", min_length=1)
+    scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options")
+    epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)
+    batch_size: Int = _allowed("a whole number of 1 or more", ge=1)
+    augment: Optional[Augment] = _allowed("a table with rotation and shift, or nothing")
+    val_split: Int = _allowed("a whole number of 0 or more", ge=0)
+    early_stopping: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
+    seed: Int = _allowed(f"a whole number from 0 to {MAX_SEED}", ge=0, le=MAX_SEED)
+    device: Str = _allowed("auto, cpu, cuda, cuda:N or mps", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    precision: Literal["auto", "fp32", "bf16"] = _allowed("auto, fp32 or bf16")
+    channels_last: Bool = _allowed("true or false")
+    checkpoint_every: Int = _allowed("a whole number of 1 or more", ge=1)
+    log_every: Int = _allowed("a whole number of 1 or more", ge=1)
+    log_layers: Optional[Int] = _allowed("a whole number of steps of 1 or more, or nothing", ge=1)
+    limit: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
+    name: Optional[Str] = _allowed("one folder name", default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, name: str | None) -> str | None:
+        from mnistctl.runs import validate_name
+
+        if name is not None:
+            validate_name(name)
+        return name
+
+
+def check(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings, validated and normalised (``augment`` filled in); UsageError on the first bad value."""
+    try:
+        return Settings.model_validate(settings).model_dump()
+    except ValidationError as exc:
+        raise _usage(exc, Settings, settings) from None
+
+
+FLAGS = {
+    "architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set",
+    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift",
+    "log_layers": "--log-layers-every",
+}
+
+
+def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A plugin's options, typed by its factory's defaults: a tuple default of ints takes only whole numbers, and so on."""
+    fields = {key: (_type_of(default), default) for key, default in spec.defaults.items()}
+    model = create_model(f"{spec.name} options", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        checked = model.model_validate(options)
+    except ValidationError as exc:
+        raise _usage(exc, model, options, f"{kind} '{spec.name}' option ", FLAGS.get(kind, "the option")) from None
+    return {key: getattr(checked, key) for key in options}
+
+
+def _type_of(default: Any) -> Any:
+    if isinstance(default, bool):
+        return Bool
+    if isinstance(default, int):
+        return Int
+    if isinstance(default, float):
+        return Float
+    if isinstance(default, str):
+        return Str
+    if isinstance(default, (tuple, list)):
+        return tuple[_type_of(default[0]) if default else Float, ...]
+    return Scalar
+
+
+def _usage(exc: ValidationError, model: type[BaseModel], given: dict[str, Any], prefix: str = "", flag: str | None = None) -> UsageError:
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    nested = len(loc) > 1 and loc[0] == "augment"
+    setting = ".".join(loc[:2]) if nested else (loc[0] if loc else "?")
+    if error["type"] == "extra_forbidden":
+        valid = ", ".join(Augment.model_fields if nested else model.model_fields) or "none"
+        return UsageError(f"{prefix}'{setting}' is not a setting", f"valid: {valid}")
+    if error["type"] == "missing":
+        return UsageError(f"{prefix}setting '{setting}' is missing", "every setting needs a value; see the README")
+    value = _short(error.get("input") if nested or not loc else given.get(loc[0], error.get("input")))
+    expected = _description(model, loc) or _expected(error)
+    flag = flag or FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}")
+    return UsageError(f"{prefix}{setting} = {value} is not allowed: expected {expected}", f"fix {flag} or the config file")
+
+
+def _description(model: type[BaseModel], loc: list[str]) -> str | None:
+    field = model.model_fields.get(loc[0]) if loc else None
+    if field is None:
+        return None
+    if len(loc) > 1 and loc[0] == "augment" and loc[1] in Augment.model_fields:
+        return Augment.model_fields[loc[1]].description
+    if field.description:
+        return field.description
+    default = field.default
+    if isinstance(default, (tuple, list)):
+        kind = "whole numbers" if default and isinstance(default[0], int) else "numbers"
+        return f"a list of {kind}, e.g. {','.join(map(str, default))}"
+    return {bool: "true or false", int: "a whole number", float: "a finite number", str: "text"}.get(type(default), "a number, text, true/false or nothing")
+
+
+def _expected(error: dict[str, Any]) -> str:
+    return error["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = "a deeply nested value"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -42,6 +42,8 @@ def command(
     name: Optional[str] = typer.Option(None, "--name", help="Run name \\[default: from the key hyperparameters].", rich_help_panel="Run"),
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help=options.RUNS_DIR_HELP, rich_help_panel="Run")] = None,
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write the last checkpoint every N epochs \\[default: 1].", rich_help_panel="Run"),
+    log_layers: bool = typer.Option(False, "--log-layers", help="Record per-layer statistics (activations, gradients, update ratios) every few steps.", rich_help_panel="Run"),
+    log_layers_every: Optional[int] = typer.Option(None, "--log-layers-every", help="Steps between layer statistics; implies --log-layers \\[default: 50].", rich_help_panel="Run"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
     resume: Optional[str] = typer.Option(None, "--resume", autocompletion=options.complete_runs, help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
@@ -59,6 +61,7 @@ def command(
     from mnistctl.cli.progress import make_observer
     from mnistctl.training import config as trainconfig
     from mnistctl.training.distributed import World
+    from mnistctl.training.layerstats import DEFAULT_EVERY
     from mnistctl.training.trainer import Trainer
 
     world = World.detect()
@@ -74,6 +77,7 @@ def command(
         "early_stopping": early_stopping, "seed": seed, "device": device, "precision": precision,
         "channels_last": channels_last, "name": name, "checkpoint_every": checkpoint_every,
         "augment": _augment(augment, rotation, shift),
+        "log_layers": log_layers_every if log_layers_every is not None else (DEFAULT_EVERY if log_layers else None),
     }
     if resume:
         _refuse_changes(flags, config, preset)

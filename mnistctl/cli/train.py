@@ -42,6 +42,8 @@ def command(
     name: Optional[str] = typer.Option(None, "--name", help="Run name \\[default: from the key hyperparameters].", rich_help_panel="Run"),
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help=options.RUNS_DIR_HELP, rich_help_panel="Run")] = None,
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write the last checkpoint every N epochs \\[default: 1].", rich_help_panel="Run"),
+    log_layers: bool = typer.Option(False, "--log-layers", help="Record per-layer statistics (activations, gradients, update ratios) every few steps.", rich_help_panel="Run"),
+    log_layers_every: Optional[int] = typer.Option(None, "--log-layers-every", help="Steps between layer statistics; implies --log-layers \\[default: 50].", rich_help_panel="Run"),
     preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (quickest to 99% on CPU) or best.", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
     resume: Optional[str] = typer.Option(None, "--resume", autocompletion=options.complete_runs, help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
@@ -103,6 +105,7 @@ def flags(options: dict[str, Any]) -> dict[str, Any]:
         "early_stopping": o["early_stopping"], "seed": o["seed"], "device": o["device"], "precision": o["precision"],
         "channels_last": o["channels_last"], "name": o.get("name"), "checkpoint_every": o["checkpoint_every"],
         "augment": _augment(o["augment"], o["rotation"], o["shift"]),
+        "log_layers": _log_layers(o["log_layers"], o["log_layers_every"]),
     }
 
 
@@ -118,6 +121,12 @@ def _refuse_changes(flags: dict, config, preset) -> None:
             f"--resume continues a run with its own settings, so {', '.join(given)} would be ignored",
             "drop them, or start a new run from its settings: mnistctl train --config RUN/config.json ...",
         )
+
+
+def _log_layers(enabled: bool, every: int | None) -> int | None:
+    from mnistctl.training.layerstats import DEFAULT_EVERY
+
+    return every if every is not None else (DEFAULT_EVERY if enabled else None)
 
 
 def _pairs(items: list[str]) -> dict[str, str] | None:

@@ -15,7 +15,7 @@ def command(
     run: options.RunArg = "latest",
     what: List[str] = typer.Option(
         ["all"], "--what", "-w", autocompletion=options.complete_plot_kinds,
-        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, saliency or all; repeat for several.",
+        help="curves, confusion, filters, initial-filters, feature-maps, wrong, samples, saliency, layer-stats (runs trained with --log-layers) or all; comma-separated or repeated.",
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
     which: options.Weights = None,
@@ -28,7 +28,7 @@ def command(
     checkpoint: options.OldCheckpoint = None,
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
-    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, attributions.
+    """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, attributions, layer statistics.
 
     Writes into RUN/plots (or --out) and prints each path.
     """
@@ -39,8 +39,8 @@ def command(
     from mnistctl.reading.visualize import Options, Plots, expand
     from mnistctl.runs import resolve_checkpoint
 
-    kinds = expand(what)
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
+    kinds = expand(what, target)
     dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
     plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image, method=method), dataset)
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):

@@ -18,7 +18,7 @@ def command(
     runs_dir: options.RunsDir = None,
     stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", help="Seconds without new metrics before a running run counts as stalled."),
 ) -> None:
-    """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events (q quits, ? keys, n/p switch runs)."""
+    """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events, per-layer statistics (q quits, ? keys, n/p switch runs, v layer view)."""
     from mnistctl import runs
 
     if stalled_after <= 0:

@@ -17,6 +17,7 @@ from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.reading import predictions
 from mnistctl.reading.figures import save
 from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
+from mnistctl.reading.figures.layerstats import layer_stats_figure
 from mnistctl.reading.figures.predictions import (
     confusion_figure,
     samples_figure,
@@ -25,21 +26,22 @@ from mnistctl.reading.figures.predictions import (
 from mnistctl.reading.figures.training import curves_figure
 from mnistctl.runs import Kind, Run
 
-KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples", "saliency")
+KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples", "saliency", "layer-stats")
 NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong", "saliency"}
 SAMPLES_PER_CLASS = 12
 EXPLAINED_WRONG, EXPLAINED_RIGHT = 6, 3
 
 
-def expand(what: list[str] | str) -> list[str]:
-    """The plot kinds asked for (repeated or comma-separated), ``all`` expanded; a typo gets the closest kind."""
+def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
+    """The plot kinds asked for (repeated or comma-separated), ``all`` expanded (to layer-stats only when ``run``
+    has them); a typo gets the closest kind."""
     from mnistctl.registry import suggest
 
     asked = [what] if isinstance(what, str) else list(what)
     kinds: list[str] = []
     for kind in (k.strip() for item in asked for k in item.split(",") if k.strip()):
         if kind == "all":
-            kinds += KINDS
+            kinds += [k for k in KINDS if k != "layer-stats" or (run is not None and run.last(Kind.LAYERS))]
         elif kind in KINDS:
             kinds.append(kind)
         else:
@@ -131,6 +133,8 @@ class Plots:
             from mnistctl.reading.attributions import check_method
 
             check_method(self.options.method)
+        if "layer-stats" in kinds:
+            self.layer_events()
 
     @property
     def title(self) -> str:
@@ -250,3 +254,13 @@ class Plots:
         forward = scorer([(self.model, *self.run.normalization)])
         figure = explain_figure(title, images[chosen], captions, columns, forward, self.options.method)
         return f"saliency-{self.options.method}-{self.options.split}.png", figure
+    def layer_events(self) -> list[dict[str, Any]]:
+        """Kind.LAYERS events in step order, the latest for each step (a resumed run repeats some)."""
+        by_step = {e["step"]: e for e in self.run.events(Kind.LAYERS)}
+        if not by_step:
+            raise RunError(f"run {self.run.name} has no layer statistics", "train with --log-layers")
+        return [by_step[s] for s in sorted(by_step)]
+
+    def layer_stats(self) -> tuple[str, Figure]:
+        steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
+        return "layer-stats.png", layer_stats_figure(self.title, self.layer_events(), steps_per_epoch)

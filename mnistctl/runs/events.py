@@ -60,6 +60,7 @@ class Kind(StrEnum):
     EARLY_STOP = "early_stop"
     TEST = "test"
     END = "end"
+    LAYERS = "layers"  # per-layer statistics of one step (train --log-layers)
 
 
 class Event(TypedDict):
@@ -125,6 +126,27 @@ class EndEvent(Event, total=False):
     test_loss: float
 
 
+class ParamStats(TypedDict):
+    norm: float  # ||w|| before the step
+    grad: float | None  # ||dL/dw||; None when the parameter got no gradient
+    update: float | None  # ||w_after - w_before|| / ||w_before||
+
+
+class LayerStats(TypedDict, total=False):
+    type: str  # the module's class name
+    mean: float  # of the layer's output
+    std: float
+    zeros: float  # fraction of exact zeros (dead ReLUs)
+    grad: float | None  # ||dL/d output||
+    params: dict[str, ParamStats]  # by the parameter's own name (weight, bias)
+
+
+class LayersEvent(Event):
+    epoch: int
+    step: int  # the global step the statistics were taken at
+    layers: dict[str, LayerStats]  # by qualified module name, in forward order; "#2" marks a module's second call
+
+
 REQUIRED: dict[str, tuple[str, ...]] = {
     Kind.START: ("epochs", "steps_per_epoch"),
     Kind.STEP: ("step", "loss"),
@@ -133,6 +155,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     Kind.EARLY_STOP: ("epoch",),
     Kind.TEST: ("test_acc", "test_loss"),
     Kind.END: ("status",),
+    Kind.LAYERS: ("step", "layers"),
 }
 NUMBERS = ("time", "epoch", "step", "epochs", "steps_per_epoch", "loss", "train_loss", "train_acc", "test_acc", "test_loss")
 
@@ -150,6 +173,8 @@ def problem(event: Any) -> str | None:
     wrong = [f for f in NUMBERS if f in event and (isinstance(event[f], bool) or not isinstance(event[f], (int, float)))]
     if wrong:
         return f"a {kind} event whose {wrong[0]} is not a number"
+    if kind == Kind.LAYERS and not isinstance(event["layers"], dict):
+        return "a layers event whose layers is not an object"
     if kind == Kind.END and event["status"] not in Status.__members__.values():
         return f"an end event with unknown status {event['status']!r}"
     return None

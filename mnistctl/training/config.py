@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "channels_last": True,
     "checkpoint_every": 1,
     "log_every": 50,
+    "log_layers": None,  # every N steps: per-layer statistics (train --log-layers)
     "limit": None,
     "name": None,
 }

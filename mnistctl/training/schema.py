@@ -57,6 +57,7 @@ class Settings(BaseModel):
     channels_last: Bool = _allowed("true or false")
     checkpoint_every: Int = _allowed("a whole number of 1 or more", ge=1)
     log_every: Int = _allowed("a whole number of 1 or more", ge=1)
+    log_layers: Optional[Int] = _allowed("a whole number of steps of 1 or more, or nothing", ge=1)
     limit: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
     name: Optional[Str] = _allowed("one folder name", default=None)
 
@@ -81,6 +82,7 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
 FLAGS = {
     "architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set",
     "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift",
+    "log_layers": "--log-layers-every",
 }
 
 

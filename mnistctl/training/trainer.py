@@ -15,6 +15,7 @@ from mnistctl.models import build_model, loss_and_accuracy, predict_proba
 from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
 from mnistctl.training import config as trainconfig
 from mnistctl.training.distributed import World
+from mnistctl.training.layerstats import LayerStats
 
 
 class Observer:
@@ -171,6 +172,7 @@ class Trainer:
             start_epoch=self.epoch, start_step=self.step_in_epoch, resumed=self.resuming, device=str(self.device), params=self.params,
         )
         self.observer.start(start)
+        layer_stats = LayerStats(model, config.get("log_layers"), self.writer)
         interval_start, interval_loss, interval_steps = time.perf_counter(), 0.0, 0
         status = Status.FINISHED
         while self.epoch < config["epochs"]:
@@ -185,6 +187,7 @@ class Trainer:
                 if config["channels_last"]:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = self.train_y[idx]
+                layer_stats.begin(self.global_step + 1, self.epoch + 1)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = model(x)
                     loss = F.cross_entropy(logits.float(), y)
@@ -196,7 +199,9 @@ class Trainer:
                     )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                layer_stats.before_step()
                 self.optimizer.step()
+                layer_stats.after_step()
                 self.scheduler.step()
                 self.step_in_epoch += 1
                 self.global_step += 1

@@ -50,6 +50,7 @@ class WatchApp(App):
         Binding("n", "switch(1)", "Next run"),
         Binding("p", "switch(-1)", "Previous run"),
         Binding("l", "latest", "Latest run"),
+        Binding("v", "layers", "Layers view"),
     ]
 
     def __init__(self, run_path: Path, runs_root: Path | None = None, stalled_after: float = STALLED_AFTER, poll: float = 0.25):
@@ -58,13 +59,16 @@ class WatchApp(App):
         self.runs_root = Path(runs_root) if runs_root else self.run_path.parent
         self.stalled_after = stalled_after
         self.poll = poll
+        self.layers_view = False
 
     def compose(self) -> ComposeResult:
         yield self._dashboard()
         yield Footer()
 
     def _dashboard(self) -> Dashboard:
-        return Dashboard(self.run_path, self.stalled_after, self.poll, id="dashboard")
+        dashboard = Dashboard(self.run_path, self.stalled_after, self.poll, id="dashboard")
+        dashboard.show_layers(self.layers_view)
+        return dashboard
 
     @property
     def dashboard(self) -> Dashboard:
@@ -91,6 +95,10 @@ class WatchApp(App):
         paths = [r.path for r in list_runs(self.runs_root)]
         if paths:
             await self.watch_run(paths[-1])
+
+    def action_layers(self) -> None:
+        self.layers_view = not self.layers_view
+        self.dashboard.show_layers(self.layers_view)
 
     def action_keys(self) -> None:
         if not isinstance(self.screen, KeysScreen):

@@ -16,6 +16,7 @@ from mnistctl.errors import RunError
 from mnistctl.runs import STALLED_AFTER, Run, Status
 from mnistctl.runs.reader import Chunk, EventTail
 from mnistctl.tui.charts import AccuracyChart, LossChart
+from mnistctl.tui.layers import LayerPanel
 from mnistctl.tui.state import RunState
 from mnistctl.tui.widgets import (
     EpochTable,
@@ -70,6 +71,7 @@ class Dashboard(Vertical):
         with Horizontal(id="bottom"):
             yield EpochTable(id="epochs")
             yield EventLog(id="events", wrap=True, markup=False, min_width=20)
+        yield LayerPanel(id="layers")
 
     def on_mount(self) -> None:
         self.query_one("#epochs").border_title = "Epochs"
@@ -118,7 +120,12 @@ class Dashboard(Vertical):
         for chart in (self.query_one(LossChart), self.query_one(AccuracyChart)):
             chart.show(self.state)
         self.query_one(EpochTable).show(self.state)
+        self.query_one(LayerPanel).show(self.state)
         self.tick()
+
+    def show_layers(self, on: bool) -> None:
+        """Switch between the charts with the epoch table and the per-layer view."""
+        self.set_class(on, "layers-view")
 
     def on_note(self, message: Note) -> None:
         self.state.note(message.text, message.level)

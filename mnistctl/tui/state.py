@@ -34,6 +34,7 @@ class RunState:
     start: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
     last_step: dict[str, Any] | None = None
+    layers: dict[str, Any] | None = None  # the latest layer statistics (train --log-layers)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     losses: list[tuple[float, float]] = field(default_factory=list)  # (epoch position, step loss)
     notes: list[dict[str, Any]] = field(default_factory=list)  # notable events and the dashboard's own notes
@@ -57,6 +58,8 @@ class RunState:
         elif kind == Kind.EPOCH:
             self.epochs[event["epoch"]] = event
             self._latest = (event["time"], event["epoch"] * (self.start or {}).get("steps_per_epoch", 0))
+        elif kind == Kind.LAYERS:
+            self.layers = event
         elif kind == Kind.END:
             self.end = event
         if kind in NOTABLE and not (kind == Kind.CHECKPOINT and event.get("kind") != "best"):

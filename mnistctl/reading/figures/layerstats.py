@@ -1,0 +1,85 @@
+"""The layer statistics of a run over training (``train --log-layers``): one panel per statistic, one line per layer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter, PercentFormatter
+
+from mnistctl.reading.figures.style import styled
+from mnistctl.training.layerstats import DEAD_ZEROS, EXPLODING_UPDATE, main_param
+
+Getter = Callable[[dict[str, Any]], Any]
+PANELS: tuple[tuple[str, Getter, bool], ...] = (  # (title, value of a layer record, log scale)
+    ("Activation mean", lambda r: r.get("mean"), False),
+    ("Activation std", lambda r: r.get("std"), True),
+    ("Fraction of zeros (dead units)", lambda r: r.get("zeros"), False),
+    ("Gradient norm of the output", lambda r: r.get("grad"), True),
+    ("Gradient norm of the weights", lambda r: main_param(r).get("grad"), True),
+    ("Update / weight ratio  ||Δw|| / ||w||", lambda r: main_param(r).get("update"), True),
+)
+
+
+class PlainLog(LogFormatter):
+    """Log-axis labels where matplotlib would put them, written 0.02 rather than 2×10⁻²."""
+
+    def __call__(self, x, pos=None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
+def colours(n: int) -> list:
+    """``n`` distinct colours from qualitative colormaps: tab10 up to ten, then tab20, tab20b and tab20c."""
+    maps = ["tab10"] if n <= 10 else ["tab20", "tab20b", "tab20c"]
+    pool = [c for name in maps for c in colormaps[name].colors]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
+def _series(events: list[dict], name: str, get: Getter, log: bool) -> list[float]:
+    values = []
+    for event in events:
+        value = get(event["layers"].get(name, {}))
+        values.append(math.nan if value is None or (log and value <= 0) else value)
+    return values
+
+
+@styled
+def layer_stats_figure(title: str, events: list[dict], steps_per_epoch: int | None = None) -> Figure:
+    """``events`` are Kind.LAYERS events in step order; parameter-free layers (activations) are dashed."""
+    names = list(dict.fromkeys(name for event in events for name in event["layers"]))
+    types = {name: rec.get("type", "") for event in events for name, rec in event["layers"].items()}
+    has_params = {name for event in events for name, rec in event["layers"].items() if rec.get("params")}
+    x = [e["step"] / steps_per_epoch if steps_per_epoch else e["step"] for e in events]
+    colour = dict(zip(names, colours(len(names))))
+    figure = Figure(figsize=(16, 8.5), layout="constrained")
+    figure.suptitle(f"{title}: layer statistics over training")
+    axes = figure.subplots(2, 3, sharex=True).ravel()
+    for ax, (panel, get, log) in zip(axes, PANELS):
+        for name in names:
+            values = _series(events, name, get, log)
+            if all(math.isnan(v) for v in values):
+                continue
+            style = "-" if name in has_params else "--"
+            ax.plot(x, values, style, color=colour[name], lw=1.6, marker="o" if len(x) < 12 else None, ms=3)
+        if log and ax.lines:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PlainLog())
+            ax.yaxis.set_minor_formatter(PlainLog(labelOnlyBase=False))
+        ax.set_title(panel)
+        ax.grid(alpha=0.3, which="major")
+    zeros, update = axes[2], axes[5]
+    zeros.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    zeros.set_ylim(-0.03, 1.03)
+    zeros.axhline(DEAD_ZEROS, color="grey", ls=":", lw=1.2)
+    zeros.text(0.01, DEAD_ZEROS, "dead above", transform=zeros.get_yaxis_transform(), va="bottom", color="grey", fontsize=9)
+    if update.lines:
+        for level, label in ((1e-3, "typical ~1e-3"), (EXPLODING_UPDATE, "too large")):
+            update.axhline(level, color="grey", ls=":", lw=1.2)
+            update.text(0.01, level, label, transform=update.get_yaxis_transform(), va="bottom", color="grey", fontsize=9)
+    for ax in axes[3:]:
+        ax.set_xlabel("epoch" if steps_per_epoch else "step")
+    handles = [axes[0].plot([], [], "-" if n in has_params else "--", color=colour[n], lw=2)[0] for n in names]
+    figure.legend(handles, [f"{n}  {types[n]}" for n in names], loc="outside right upper", title="layer (dashed: no parameters)", fontsize=10)
+    return figure

@@ -76,9 +76,10 @@ def open_storage(url: str, create: bool = True):
                 f"no database driver for the study storage {public_url(url)}",
                 "for PostgreSQL: pip install psycopg2-binary and write postgresql+psycopg2://user:password@host/db",
             ) from None
-        except (SQLAlchemyError, ValueError) as exc:
-            if attempt < 4 and (isinstance(exc, IntegrityError) or "already exists" in str(exc)):
-                time.sleep(0.2 * (attempt + 1))  # two workers creating the tables at once
+        except (SQLAlchemyError, ValueError, RuntimeError) as exc:
+            racing = isinstance(exc, (IntegrityError, RuntimeError)) or "already exists" in str(exc)
+            if attempt < 4 and racing:  # two workers creating the tables (and their schema version) at once
+                time.sleep(0.2 * (attempt + 1))
                 continue
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise UsageError(f"cannot use the study storage {public_url(url)}: {reason}", "check --storage: the URL, the server, the credentials and the driver") from None

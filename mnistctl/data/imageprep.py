@@ -13,6 +13,8 @@ the header before any pixel is decoded.
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,9 +43,7 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
 
     name = name or (str(source) if isinstance(source, (str, Path)) else "input")
     if isinstance(source, (str, Path)):
-        if not Path(source).is_file():
-            raise NotFoundError(f"{name} does not exist", "check the path")
-        _check_bytes(Path(source).stat().st_size, name)
+        _check_bytes(_file_size(source, name), name)
     elif isinstance(source, bytes):
         _check_bytes(len(source), name)
         source = io.BytesIO(source)
@@ -53,7 +53,8 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
         if side:
             _draft(image, side)
         image.load()
-        image = ImageOps.exif_transpose(image)
+        if "exif" in image.info or image.format == "TIFF":
+            image = ImageOps.exif_transpose(image)
         return _reduce(image, side) if side else image
     except UnidentifiedImageError:
         raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
@@ -79,6 +80,16 @@ def _cv2():
     if cv2.getNumThreads() != 1:
         cv2.setNumThreads(1)
     return cv2
+
+
+def _file_size(path: str | Path, name: str) -> int:
+    try:
+        found = os.stat(path)
+    except OSError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise NotFoundError(f"{name} does not exist", "check the path")
+    return found.st_size
 
 
 def _check_bytes(size: int, name: str) -> None:

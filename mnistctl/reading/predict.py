@@ -165,9 +165,11 @@ def _prepare_one(name: str, source: Any, raw: bool) -> Any:
     if isinstance(source, MnistctlError):
         return source
     try:
-        if isinstance(source, str) and Path(source).is_dir():
-            raise NotFoundError(f"{source} holds no images", f"put {', '.join(sorted(IMAGE_SUFFIXES))} files in it")
         return imageprep.load_prepared(source, raw, name=name)
+    except NotFoundError as exc:
+        if isinstance(source, str) and Path(source).is_dir():
+            return NotFoundError(f"{source} holds no images", f"put {', '.join(sorted(IMAGE_SUFFIXES))} files in it")
+        return exc
     except MnistctlError as exc:
         return exc
 

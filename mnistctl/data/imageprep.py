@@ -34,6 +34,7 @@ MIN_CONTRAST = 0.1
 MIN_COMPONENT = 0.05
 EVEN_PAPER = 0.08
 STRONG_INK = 0.6
+EDGE_INK = 0.3
 
 
 def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None):
@@ -152,15 +153,18 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """An MNIST-style uint8 (28, 28) digit from a luminance image in [0, 1] of any size.
 
     A digit that touches the edge of the picture (cropped tight from a scan, or filling the frame)
-    is prepared again with a margin of paper around it, so that the paper is not taken for ink; "blank"
-    means no ink either way.
+    is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
+    when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
+    "Blank" means no ink either way.
     """
     x = _shrink(np.asarray(gray, dtype=np.float32), WORK_SIDE)
-    ink = _ink(x)
-    if ink is None or _touches_edge(ink):
-        margined = _with_margin(x)
-        padded = _ink(margined) if margined is not None else None
-        ink = padded if padded is not None else ink
+    margin_first = _edge_has_ink(x)
+    ink = _ink_with_margin(x) if margin_first else None
+    if ink is None:
+        ink = _ink(x)
+        if not margin_first and (ink is None or _touches_edge(ink)):
+            padded = _ink_with_margin(x)
+            ink = padded if padded is not None else ink
     if ink is None:
         raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
     rows, cols = np.nonzero(ink)
@@ -172,6 +176,17 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
 def _ink(x: np.ndarray) -> np.ndarray | None:
     ink = _suppress_background(_ink_up(x))
     return None if ink is None else _keep_main_strokes(ink)
+
+
+def _edge_has_ink(x: np.ndarray) -> bool:
+    """Some pixel of the picture's edge stands out strongly from the rest of the edge: ink runs off the picture."""
+    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    return float(np.abs(edge - np.median(edge)).max()) > EDGE_INK
+
+
+def _ink_with_margin(x: np.ndarray) -> np.ndarray | None:
+    margined = _with_margin(x)
+    return _ink(margined) if margined is not None else None
 
 
 def _with_margin(x: np.ndarray) -> np.ndarray | None:

@@ -9,9 +9,10 @@ Either way a :class:`Member` maps uint8 images (N, 28, 28) in MNIST form to prob
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def current_session(run: Run, which: str) -> Any | None:
     try:
         session = _session(path)
         recorded = session.get_modelmeta().custom_metadata_map.get(WEIGHTS_DIGEST)
-    except Exception:  # no onnxruntime or a damaged export: only a missed shortcut, PyTorch still predicts
+    except Exception:  # noqa: BLE001 -- no onnxruntime or a damaged export: only a missed shortcut, PyTorch still predicts
         return None
     return session if recorded == weights_digest(run.weights(which)) else None
 

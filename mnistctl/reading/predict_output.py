@@ -27,7 +27,12 @@ class Output:
         from mnistctl.console import err
 
         if err.is_terminal:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.completed} images read"), TimeElapsedColumn(),
                                      console=err, transient=True, redirect_stdout=sys.stdout.isatty())

@@ -29,6 +29,9 @@ class Member:
     name: str
     proba: Callable[[np.ndarray], np.ndarray]
     engine: str
+    model: Any = None  # the PyTorch model and its normalisation, on the torch engine only (for attributions)
+    mean: float | None = None
+    std: float | None = None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.proba(images)
@@ -53,10 +56,10 @@ def current_session(run: Run, which: str) -> Any | None:
     return session if recorded == weights_digest(run.weights(which)) else None
 
 
-def load(run: Run, which: str = "best", device: str = "auto", name: str | None = None) -> Member:
-    """The fastest member for the run: its current ONNX export on the CPU, else the PyTorch model."""
+def load(run: Run, which: str = "best", device: str = "auto", name: str | None = None, onnx: bool = True) -> Member:
+    """The fastest member for the run: its current ONNX export on the CPU, else (or without ``onnx``) the PyTorch model."""
     name = name or run.name
-    session = current_session(run, which) if device in ("auto", "cpu") else None
+    session = current_session(run, which) if onnx and device in ("auto", "cpu") else None
     return onnx_member(session, name) if session is not None else torch_member(run, which, device, name)
 
 
@@ -79,7 +82,7 @@ def torch_member(run: Run, which: str, device: str, name: str) -> Member:
     def proba(images: np.ndarray) -> np.ndarray:
         return predict_proba(model, torch.from_numpy(np.ascontiguousarray(images)), mean, std, TORCH_BATCH, target).numpy()
 
-    return Member(name, proba, "torch")
+    return Member(name, proba, "torch", model, mean, std)
 
 
 def _session(path: str | Path) -> Any:

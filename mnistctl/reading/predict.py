@@ -52,16 +52,16 @@ class Failure:
         return {"image": self.source, "error": self.error.message, "hint": self.error.hint}
 
 
-def member_from_run(run: Run, which: str = "best", device: str = "auto") -> Member:
-    return load(run, which, device)
+def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True) -> Member:
+    return load(run, which, device, onnx=onnx)
 
 
-def member_from_checkpoint(path: str | Path, device: str = "auto") -> Member:
+def member_from_checkpoint(path: str | Path, device: str = "auto", onnx: bool = True) -> Member:
     """A weights file at ``<run>/weights/<name>.safetensors``, built with its run's config."""
     from mnistctl.runs import resolve_checkpoint
 
     run, which = resolve_checkpoint(str(path))
-    return load(run, which, device, name=f"{run.name}:{which}")
+    return load(run, which, device, name=f"{run.name}:{which}", onnx=onnx)
 
 
 def expand(inputs: Iterable[str]) -> Iterator[str]:

@@ -10,6 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+UMASK = os.umask(0o022)  # read once, at import, before any thread could create a file meanwhile
+os.umask(UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
@@ -23,9 +26,9 @@ def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o644)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # as any new file, whatever wrote the temporary one
         _fsync(tmp)
         if replace:
             os.replace(tmp, path)

@@ -32,3 +32,20 @@ def test_write_new_never_replaces_and_leaves_nothing_behind(tmp_path):
     with pytest.raises(FileExistsError):
         fsutil.write_new(target, lambda tmp: tmp.write_bytes(b"second"))
     assert target.read_bytes() == b"first" and os.listdir(tmp_path) == ["x.png"]
+
+
+def test_written_files_respect_the_umask_whoever_wrote_them(tmp_path):
+    """safetensors writes its files 0600; every file of a run gets the usual mode, as config.json does."""
+    import os
+    import stat
+
+    from mnistctl import fsutil
+
+    def written(name, write):
+        with fsutil.atomic_path(tmp_path / name) as tmp:
+            write(tmp)
+        return stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+
+    expected = 0o666 & ~fsutil.UMASK
+    assert written("a.json", lambda p: p.write_text("{}")) == expected
+    assert written("b.bin", lambda p: (p.unlink(), os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)))) == expected

@@ -1,29 +1,64 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename."""
+"""Atomic, durable file writes: a temporary file in the same folder, flushed to disk, then a rename."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+UMASK = os.umask(0o022)  # read once, at import, before any thread could create a file meanwhile
+os.umask(UMASK)
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it becomes ``path`` in one rename.
+
+    The file is fsynced before the rename and the folder after it, so a power loss leaves the old
+    file or the new one, never an empty one. With ``replace=False`` an existing ``path`` is never
+    replaced: FileExistsError is raised and nothing is left behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o644)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~UMASK)  # as any new file, whatever wrote the temporary one
+        _fsync(tmp)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        _fsync_folder(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; folders cannot be opened for fsync on Windows."""
+    if os.name != "nt":
+        _fsync(folder)
+
+
+def write_new(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Create ``path`` with ``write(tmp)``, atomically; FileExistsError if it exists (never overwritten)."""
+    with atomic_path(path, replace=False) as tmp:
+        write(tmp)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -171,7 +171,7 @@ def test_digits_written_by_hand_are_read(run, tmp_path):
     rng = np.random.default_rng(1)
     for digit in range(10):
         (tmp_path / f"digit-{digit}.jpg").write_bytes(handwritten(digit, rng))
-    results = predict.predict(predict.expand([tmp_path]), [predict.member_from_run(run)])
+    results = list(predict.predict(predict.expand([tmp_path]), [predict.member_from_run(run)]))
     read = [int(r.source[-5]) == r.digit for r in results]
     assert sum(read) >= 9, [(r.source, r.digit) for r in results]
 
@@ -225,7 +225,7 @@ def test_table_output_and_latest_run_by_default(run, tmp_path, monkeypatch):
 
 def test_checkpoint_path_finds_its_run(run, tmp_path):
     member = predict.member_from_checkpoint(run.path / "weights" / "best.safetensors")
-    assert (member.mean, member.std) == run.normalization
+    assert member.name == f"{run.name}:best"
     stray = tmp_path / "elsewhere" / "model.safetensors"
     stray.parent.mkdir()
     stray.write_bytes((run.path / "weights" / "best.safetensors").read_bytes())
@@ -236,10 +236,10 @@ def test_checkpoint_path_finds_its_run(run, tmp_path):
 def test_ensemble_averages_probabilities(run, mnist, tmp_path):
     images = mnist.test_images[:50]
     members = [predict.member_from_run(run, "best"), predict.member_from_run(run, "initial")]
-    each = [predict_proba(m.model, images, m.mean, m.std) for m in members]
-    together = predict.ensemble_proba(members, images)
-    assert torch.allclose(together, (each[0] + each[1]) / 2, atol=1e-6)
-    assert not torch.allclose(together, each[0], atol=1e-3)
+    each = [predict_proba(load_model(run, which), images, *run.normalization).numpy() for which in ("best", "initial")]
+    together = predict.ensemble_proba(members, images.numpy())
+    assert np.allclose(together, (each[0] + each[1]) / 2, atol=1e-6)
+    assert not np.allclose(together, each[0], atol=1e-3)
     (tmp_path / "d.png").write_bytes(png(images[0].numpy()))
     result = invoke(tmp_path / "d.png", "--raw", "--checkpoint", run.weights("best"), "--checkpoint", run.weights("initial"),
                     "--json", "--top-k", "10")
@@ -296,3 +296,62 @@ def test_bad_input_fails_alone(kind, run, tmp_path):
 def test_load_prepared_raises_data_error_for_blank_bytes():
     with pytest.raises(DataError, match="no ink"):
         imageprep.load_prepared(png(np.full((50, 50), 255, np.uint8)))
+
+
+# Every picture of a digit is read: tight crops, thick strokes, digits at the border, margins
+
+
+def tight_crop(digit: np.ndarray, margin: bool = False) -> bytes:
+    """An MNIST digit cropped to its ink, dark on white, upscaled 4x; with ``margin``, a quarter of white around it."""
+    rows, cols = np.nonzero(digit)
+    ink = Image.fromarray(255 - digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+    ink = ink.resize((ink.width * 4, ink.height * 4), Image.Resampling.BICUBIC)
+    if margin:
+        pad = max(ink.size) // 4
+        page = Image.new("L", (ink.width + 2 * pad, ink.height + 2 * pad), 255)
+        page.paste(ink, (pad, pad))
+        ink = page
+    return _to_bytes(ink)
+
+
+@pytest.mark.parametrize("margin", [False, True], ids=["tight", "margin"])
+def test_cropped_digits_are_read_with_or_without_a_margin(run, mnist, margin):
+    digits, labels = mnist.test_images[:100].numpy(), mnist.test_labels[:100].numpy()
+    prepared = np.stack([imageprep.load_prepared(tight_crop(d, margin)) for d in digits])  # none is called blank
+    model, (mean, std) = load_model(run), run.normalization
+    raw = (predict_proba(model, torch.as_tensor(digits), mean, std).argmax(1).numpy() == labels).mean()
+    read = (predict_proba(model, torch.as_tensor(prepared), mean, std).argmax(1).numpy() == labels).mean()
+    assert read >= raw - 0.04, (raw, read)
+
+
+def test_thick_strokes_and_digits_touching_the_border_are_read(run):
+    rng = np.random.default_rng(11)
+    member = predict.member_from_run(run)
+    images, expected = [], []
+    for digit in (0, 2, 3, 4, 7, 8):
+        images.append(imageprep.prepare(drawing(digit, rng, pen=0.2)))  # a marker
+        page = drawing(digit, rng)
+        rows, cols = np.nonzero(page < 0.6)
+        images.append(imageprep.prepare(page[rows.min() : rows.max() + 1, cols.min() - 15 : cols.max() + 1]))  # ink on three edges
+        expected += [digit, digit]
+    read = member(np.stack(images)).argmax(1)
+    assert (read == expected).mean() >= 0.8, list(zip(expected, read))
+
+
+def test_only_pictures_without_ink_are_blank():
+    for blank in (np.full((40, 60), 1.0), np.full((40, 60), 0.0), np.full((300, 200), 0.5)):
+        with pytest.raises(DataError, match="no ink"):
+            imageprep.prepare(blank.astype(np.float32))
+    solid = np.ones((60, 60), np.float32)
+    solid[5:55, 25:35] = 0  # a bar of ink filling most of the height
+    assert imageprep.prepare(solid).max() == 255
+
+
+def test_mnist_form_images_are_detected_without_raw(run, mnist, tmp_path):
+    digits = mnist.test_images[:3].numpy()
+    for i, d in enumerate(digits):
+        (tmp_path / f"m{i}.png").write_bytes(png(d))
+    (tmp_path / "dark-on-light.png").write_bytes(png(255 - digits[0]))
+    assert all(np.array_equal(imageprep.load_prepared(tmp_path / f"m{i}.png"), d) for i, d in enumerate(digits))
+    assert not np.array_equal(imageprep.load_prepared(tmp_path / "dark-on-light.png"), 255 - digits[0])
+

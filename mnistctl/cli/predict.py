@@ -1,3 +1,5 @@
+"""``mnistctl predict``: the digit in each of your images, streamed as they are read."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,73 +7,64 @@ from typing import List, Optional
 
 import typer
 
+from mnistctl.cli import options
+
 NAME = "predict"
 
 
 def command(
     images: List[str] = typer.Argument(..., help="Image files or folders of images; - reads one image from standard input."),
-    run: Optional[List[str]] = typer.Option(None, "--run", "-r", help="Run name or path (default: the latest run). Repeat to average an ensemble."),
-    checkpoint: Optional[List[Path]] = typer.Option(None, "--checkpoint", "-c", help="A weights file <run>/weights/<name>.safetensors. Repeatable."),
-    which: str = typer.Option("best", "--weights", help="Which weights of each --run: best, last or initial."),
+    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or RUN/weights/<best|last|initial>.safetensors \\[default: latest]. Repeat to average an ensemble."),
+    which: options.Weights = None,
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, max=10, help="How many likeliest digits to show."),
     raw: bool = typer.Option(False, "--raw", help="Images are already in MNIST form (28x28, white on black): skip preparation."),
-    save_input: Optional[Path] = typer.Option(None, "--save-input", help="Write the prepared 28x28 images the model saw to this folder."),
+    save_input: Optional[Path] = typer.Option(None, "--save-input", help="Write the prepared 28x28 images the model saw to this folder (never over an existing file)."),
     explain: Optional[Path] = typer.Option(None, "--explain", help="Write a PNG of why: each prepared image beside its attributions for its top classes (integrated gradients)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as a JSON array."),
+    jsonl_out: bool = typer.Option(False, "--jsonl", help="Print one JSON object per line, as each image is read."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes preparing images (0: one per core)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Where runs live (default: $MNISTCTL_RUNS_DIR or ./runs)."),
+    runs_dir: options.RunsDir = None,
+    checkpoint: Optional[List[Path]] = typer.Option(None, "--checkpoint", "-c", hidden=True, help="Deprecated: pass the weights file to --run."),
 ) -> None:
     """Read handwritten digits from photos, scans or drawings.
 
-    Each image is prepared the way MNIST was made: inverted if dark on light, background and lighting removed, cropped to the ink, fitted into 20x20 and centred by mass in 28x28. Exits 1 if any image could not be read.
+    Each image is prepared the way MNIST was made: inverted if dark on light, background and lighting removed, cropped to the ink, fitted into 20x20 and centred by mass in 28x28. Results stream as images are read. A run with an ONNX export (mnistctl export) predicts with onnxruntime, without loading PyTorch. Exits 1 if any image could not be read.
 
     Example: mnistctl predict photo.jpg scans/ --top-k 3
     """
-    import json
     import sys
 
     from mnistctl import runs
-    from mnistctl.cli import report
-    from mnistctl.models import pick_device
+    from mnistctl.console import err, report, warn
     from mnistctl.reading import predict
+    from mnistctl.reading.predict_output import Output
 
-    target = pick_device(device)
-    members = [predict.member_from_checkpoint(path, target) for path in checkpoint or []]
-    if run or not members:
-        members += [predict.member_from_run(runs.resolve(ref, runs_dir), which, target) for ref in run or ["latest"]]
-    results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer)
-    failures = [r for r in results if isinstance(r, predict.Failure)]
-    for failure in failures:
-        report(failure.error.message, failure.error.hint)
-    if save_input is not None:
-        predict.save_inputs(results, save_input)
-    if explain is not None:
+    if checkpoint:
+        warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")
+    refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
+    members = [predict.member_from_run(*runs.resolve_checkpoint(ref, which, runs_dir), device, onnx=explain is None) for ref in refs]
+    saver = predict.InputSaver(save_input) if save_input is not None else None
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [m.name for m in members])
+    explained, failed = [], False
+    with output:
+        for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
+            if isinstance(result, predict.Failure):
+                failed = True
+                report(result.error.message, result.error.hint)
+            else:
+                if saver is not None:
+                    saver.save(result)
+                if explain is not None:
+                    explained.append(result)
+            output.add(result)
+    if saver is not None and saver.written:
+        renamed = f" ({saver.renamed} under a new name, to leave existing files alone)" if saver.renamed else ""
+        err.print(f"prepared images: {len(saver.written)} in {save_input}{renamed}", soft_wrap=True, highlight=False, markup=False)
+    if explain is not None and explained:
         from mnistctl.reading.attributions import explain_predictions
 
-        if explain_predictions([r for r in results if isinstance(r, predict.Prediction)], members, explain, min(top_k, 3)):
-            from mnistctl.console import err
-
-            err.print(f"explained in {explain}", soft_wrap=True)
-    if json_out:
-        print(json.dumps([r.as_dict() for r in results], indent=2))
-    else:
-        _print_table([r for r in results if isinstance(r, predict.Prediction)], [m.name for m in members])
-    if failures:
+        if explain_predictions(explained, members, explain, min(top_k, 3)):
+            err.print(f"explained in {explain}", soft_wrap=True, highlight=False, markup=False)
+    if failed:
         raise typer.Exit(1)
-
-
-def _print_table(predictions, models: list[str]) -> None:
-    from rich.table import Table
-
-    from mnistctl.console import out
-
-    if not predictions:
-        return
-    table = Table(box=None, title=f"model: {' + '.join(models)}", title_justify="left", title_style="dim")
-    table.add_column("image", overflow="fold")
-    table.add_column("digit", justify="right", style="bold")
-    table.add_column("probability", justify="right")
-    table.add_column("top-k")
-    for p in predictions:
-        table.add_row(p.source, str(p.digit), f"{p.probability:.1%}", "  ".join(f"{d}: {q:.1%}" for d, q in p.top))
-    out.print(table)

@@ -3,14 +3,18 @@
 MNIST digits are white ink on black, fitted into a 20x20 box keeping their aspect ratio and
 centred by centre of mass in a 28x28 frame. :func:`prepare` turns any picture of one digit
 into that form: it inverts dark ink on light paper, removes uneven lighting and paper texture,
-crops to the ink, fits, and centres. Decoding is bounded: the pixel count is checked from the
-header, before any pixel is decoded.
+crops to the ink, fits, and centres. It works at the resolution the digit needs: JPEGs are
+decoded small (draft mode), large pictures are reduced right after decoding, and 28x28 images
+already in MNIST form skip preparation. Decoding is bounded: only the formats in
+:data:`FORMATS`, at most :data:`MAX_BYTES` bytes and :data:`MAX_PIXELS` pixels, checked from
+the header before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
+import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,39 +22,80 @@ import numpy as np
 
 from mnistctl.errors import DataError, NotFoundError
 
-MAX_PIXELS = 50_000_000
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+MAX_PIXELS = 40_000_000
 MAX_BYTES = 100 * 2**20
 SIDE, BOX = 28, 20
-WORK_SIDE = 256
+DECODE_SIDE = 256
+WORK_SIDE = 128
 BACKGROUND_SIDE = 64
 STROKE_WIDTH = 2.6
-MIN_CONTRAST = 0.08
+MIN_CONTRAST = 0.1
 MIN_COMPONENT = 0.05
+EVEN_PAPER = 0.08
+STRONG_INK = 0.6
+EDGE_INK = 0.3
 
 
-def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None):
-    """A decoded, upright PIL image from a path, bytes or a binary stream."""
+def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None):
+    """A decoded, upright PIL image from a path, bytes or a binary stream; with ``side``, decoded no
+    larger than needed for that longer side (JPEG draft mode, then a box reduction)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     name = name or (str(source) if isinstance(source, (str, Path)) else "input")
     if isinstance(source, (str, Path)):
-        if not Path(source).is_file():
-            raise NotFoundError(f"{name} does not exist", "check the path")
+        _check_bytes(_file_size(source, name), name)
     elif isinstance(source, bytes):
+        _check_bytes(len(source), name)
         source = io.BytesIO(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(source)
-            _check_size(image, name)
-            image.load()
-            return ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            raise DataError(f"{name} is not an image", "use a PNG, JPEG, BMP, GIF, TIFF or WebP file") from None
-        raise DataError(f"{name} is too large to decode safely", f"use an image of at most {MAX_PIXELS:,} pixels") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        image = _open_unguarded(source)
+        _check_size(image, name)
+        if side:
+            _draft(image, side)
+        image.load()
+        if "exif" in image.info or image.format == "TIFF":
+            image = ImageOps.exif_transpose(image)
+        return _reduce(image, side) if side else image
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None
+
+
+def _open_unguarded(source):
+    """Image.open of the listed formats only; Pillow's own pixel guard is off so that :func:`_check_size` decides."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(source, formats=FORMATS)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _cv2():
+    """OpenCV on one thread: images are prepared one per process, and small ones gain nothing from threads."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+    return cv2
+
+
+def _file_size(path: str | Path, name: str) -> int:
+    try:
+        found = os.stat(path)
+    except OSError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise NotFoundError(f"{name} does not exist", "check the path")
+    return found.st_size
+
+
+def _check_bytes(size: int, name: str) -> None:
+    if size > MAX_BYTES:
+        raise DataError(f"{name} holds more than {MAX_BYTES // 2**20} MB", "pass a smaller image")
 
 
 def _check_size(image, name: str) -> None:
@@ -59,6 +104,21 @@ def _check_size(image, name: str) -> None:
         raise DataError(f"{name} is {width}x{height} pixels, too large to decode safely", f"scale it down to at most {MAX_PIXELS:,} pixels")
     if width < 1 or height < 1:
         raise DataError(f"{name} has no pixels", "use another image")
+
+
+def _draft(image, side: int) -> None:
+    """Let libjpeg decode grey at 1/2, 1/4 or 1/8 scale when the picture is larger than needed."""
+    width, height = image.size
+    scale = side / max(width, height)
+    if image.format == "JPEG" and scale < 0.5:
+        image.draft("L", (max(1, int(width * scale)), max(1, int(height * scale))))
+
+
+def _reduce(image, side: int):
+    factor = max(image.size) // side
+    if factor >= 2 and image.mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        return image.reduce(factor)
+    return image
 
 
 def to_gray(image) -> np.ndarray:
@@ -78,28 +138,92 @@ def to_gray(image) -> np.ndarray:
             background = 1.0 if ink < 0.5 else 0.0
             return alpha * gray + (1 - alpha) * background
         return gray
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def is_mnist_form(gray: np.ndarray) -> bool:
+    """28x28, a light digit on a dark frame: what MNIST looks like, so no preparation is needed."""
+    if gray.shape != (SIDE, SIDE):
+        return False
+    frame = np.concatenate([gray[:2].ravel(), gray[-2:].ravel(), gray[:, :2].ravel(), gray[:, -2:].ravel()])
+    return float(frame.mean()) < 0.05 and float(gray.max()) > 0.5
 
 
 def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
-    """An MNIST-style uint8 (28, 28) digit from a luminance image in [0, 1] of any size."""
-    from scipy import ndimage
+    """An MNIST-style uint8 (28, 28) digit from a luminance image in [0, 1] of any size.
 
+    A digit that touches the edge of the picture (cropped tight from a scan, or filling the frame)
+    is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
+    when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
+    "Blank" means no ink either way.
+    """
     x = _shrink(np.asarray(gray, dtype=np.float32), WORK_SIDE)
-    ink = _suppress_background(_ink_up(x, ndimage))
+    margin_first = _edge_has_ink(x)
+    ink = _ink_with_margin(x) if margin_first else None
+    if ink is None:
+        ink = _ink(x)
+        if not margin_first and (ink is None or _touches_edge(ink)):
+            padded = _ink_with_margin(x)
+            ink = padded if padded is not None else ink
     if ink is None:
         raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
-    ink = _keep_main_strokes(ink, ndimage)
     rows, cols = np.nonzero(ink)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    ink = _thicken(ink, BOX / max(ink.shape), ndimage)
-    return _centre(_fit(ink, BOX), ndimage)
+    ink = _thicken(ink, BOX / max(ink.shape))
+    return _centre(_fit(ink, BOX))
+
+
+def _ink(x: np.ndarray) -> np.ndarray | None:
+    ink = _suppress_background(_ink_up(x))
+    return None if ink is None else _keep_main_strokes(ink)
+
+
+def _edge_has_ink(x: np.ndarray) -> bool:
+    """Some pixel of the picture's edge stands out strongly from the rest of the edge: ink runs off the picture."""
+    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    return float(np.abs(edge - np.median(edge)).max()) > EDGE_INK
+
+
+def _ink_with_margin(x: np.ndarray) -> np.ndarray | None:
+    margined = _with_margin(x)
+    return _ink(margined) if margined is not None else None
+
+
+def _with_margin(x: np.ndarray) -> np.ndarray | None:
+    """``x`` with a quarter of its size of paper added around it, when that is safe: its edge is mostly
+    one even shade of paper, or it holds ink much darker than any shadow. Not for a page in uneven
+    light, where a flat margin would itself look like ink."""
+    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    paper = float(np.median(edge))
+    even = np.mean(np.abs(edge - paper) < EVEN_PAPER) >= 0.5
+    low, high = _quantiles(x[::2, ::2], [0.01, 0.99])
+    if not even and high - low < STRONG_INK:
+        return None
+    return np.pad(x, max(2, max(x.shape) // 4), constant_values=paper)
+
+
+def _touches_edge(ink: np.ndarray) -> bool:
+    return bool(ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any())
 
 
 def _shrink(x: np.ndarray, side: int) -> np.ndarray:
-    """Area-average down so the longer side is at most ``side``."""
-    scale = side / max(x.shape)
-    return _resize(x, scale) if scale < 1 else x
+    """Average whole blocks of pixels so the longer side is at most ``side`` (a few edge pixels may drop)."""
+    factor = -(-max(x.shape) // side)
+    if factor < 2:
+        return x
+    height, width = x.shape[0] // factor, x.shape[1] // factor
+    if height < 1 or width < 1:
+        return _resize_to(x, (max(1, height), max(1, width)))
+    cv2 = _cv2()
+    return cv2.resize(np.ascontiguousarray(x[: height * factor, : width * factor], dtype=np.float32), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _quantiles(x: np.ndarray, fractions: list[float]) -> list[float]:
+    """Order statistics at the given fractions (nearest rank), one partition for all."""
+    flat = x.ravel()
+    ranks = [min(flat.size - 1, int(f * flat.size)) for f in fractions]
+    ordered = np.partition(flat, ranks)
+    return [float(ordered[r]) for r in ranks]
 
 
 def _resize(x: np.ndarray, scale: float) -> np.ndarray:
@@ -109,92 +233,96 @@ def _resize(x: np.ndarray, scale: float) -> np.ndarray:
 
 def _resize_to(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Area-average when shrinking, bilinear when growing."""
-    from PIL import Image
+    cv2 = _cv2()
 
-    resample = Image.Resampling.BOX if shape[0] * shape[1] < x.size else Image.Resampling.BILINEAR
     if x.shape == tuple(shape):
         return x
-    image = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32))
-    return np.asarray(image.resize((shape[1], shape[0]), resample), dtype=np.float32)
+    interpolation = cv2.INTER_AREA if shape[0] * shape[1] < x.size else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(x, dtype=np.float32), (shape[1], shape[0]), interpolation=interpolation)
 
 
-def _ink_up(x: np.ndarray, ndimage) -> np.ndarray:
+def _ink_up(x: np.ndarray) -> np.ndarray:
     """Bright ink on a flat dark page, whichever way round the picture was.
 
     Against the page's local median the ink is the long tail: below it for dark ink, above for light.
     """
+    cv2 = _cv2()
+
     small = _shrink(x, BACKGROUND_SIDE // 2)
-    page = _resize_to(ndimage.median_filter(small, size=max(3, max(small.shape) // 3), mode="nearest"), x.shape)
-    darkest, brightest = np.percentile(x - page, [0.1, 99.9])
+    window = max(3, max(small.shape) // 3) | 1
+    pad = window // 2
+    padded = cv2.copyMakeBorder(np.round(small * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    page = _resize_to(cv2.medianBlur(padded, window)[pad:-pad, pad:-pad].astype(np.float32) / 255, x.shape)
+    darkest, brightest = _quantiles((x - page)[::2, ::2], [0.001, 0.999])
     if -darkest > brightest:
         x = 1 - x
-    return np.clip(x - _background(x, ndimage), 0, None)
+    return np.clip(x - _background(x), 0, None)
+
+
+def _background(x: np.ndarray) -> np.ndarray:
+    """The paper under uneven light: a grey opening wider than any stroke, computed small and smoothed."""
+    cv2 = _cv2()
+
+    small = _shrink(x, BACKGROUND_SIDE)
+    window = max(3, max(small.shape) // 3)
+    kernel = np.ones((window, window), np.uint8)
+    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    return _resize_to(cv2.blur(opened, (window, window), borderType=cv2.BORDER_REPLICATE), x.shape)
 
 
 def _suppress_background(x: np.ndarray) -> np.ndarray | None:
     """Ink in [0, 1] on exact zero (paper texture and noise removed), or None when nothing stands out of the noise."""
-    from scipy import ndimage
+    cv2 = _cv2()
 
     if max(x.shape) >= 64:
-        x = ndimage.gaussian_filter(x, sigma=max(x.shape) / 256)
+        x = cv2.GaussianBlur(x, (0, 0), max(x.shape) / 256)
     sample = x[::2, ::2]
-    median = float(np.median(sample))
-    noise = 1.4826 * float(np.median(np.abs(sample - median)))
-    peak = float(np.percentile(x, 99.9))
+    median, peak = _quantiles(sample, [0.5, 0.999])
+    noise = 1.4826 * _quantiles(np.abs(sample - median), [0.5])[0]
     if peak - median < max(MIN_CONTRAST, 6 * noise):
         return None
     threshold = max(_otsu(x), median + 3 * noise)
     strong = x[x > threshold]
-    top = float(np.percentile(strong, 90)) if strong.size else peak
+    top = _quantiles(strong, [0.9])[0] if strong.size else peak
     return np.clip((x - threshold) / max(top - threshold, 1e-6), 0, 1)
 
 
-def _background(x: np.ndarray, ndimage) -> np.ndarray:
-    """The paper under uneven light: a grey opening wider than any stroke, computed small and smoothed."""
-    small = _shrink(x, BACKGROUND_SIDE)
-    window = max(3, max(small.shape) // 3)
-    small = ndimage.uniform_filter(ndimage.grey_opening(small, size=window), size=window, mode="nearest")
-    return _resize_to(small, x.shape)
-
-
 def _otsu(x: np.ndarray) -> float:
-    counts, edges = np.histogram(x, bins=256)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(counts)
-    mass = np.cumsum(counts * centres)
-    below, above = weight[:-1], weight[-1] - weight[:-1]
-    valid = (below > 0) & (above > 0)
-    mean_below = np.divide(mass[:-1], below, out=np.zeros_like(mass[:-1]), where=valid)
-    mean_above = np.divide(mass[-1] - mass[:-1], above, out=np.zeros_like(mass[:-1]), where=valid)
-    spread = np.where(valid, below * above * (mean_below - mean_above) ** 2, -1)
-    return float(edges[1:][np.argmax(spread)])
+    """Otsu's threshold, on 256 grey levels spanning the image's range."""
+    cv2 = _cv2()
+
+    top = max(float(x.max()), 1e-6)
+    level, _ = cv2.threshold(np.round(x * (255 / top)).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return (level + 0.5) * top / 255
 
 
-def _keep_main_strokes(ink: np.ndarray, ndimage) -> np.ndarray:
+def _keep_main_strokes(ink: np.ndarray) -> np.ndarray:
     """Drop specks: connected pieces with less than a twentieth of the largest piece's ink."""
-    labels, count = ndimage.label(ink > 0, structure=np.ones((3, 3)))
-    if count <= 1:
+    cv2 = _cv2()
+
+    count, labels = cv2.connectedComponents((ink > 0).astype(np.uint8), connectivity=8)
+    if count <= 2:
         return ink
-    mass = ndimage.sum_labels(ink, labels, index=np.arange(1, count + 1))
-    keep = np.concatenate([[False], mass >= MIN_COMPONENT * mass.max()])
-    return np.where(keep[labels], ink, 0)
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count)
+    mass[0] = 0
+    keep = mass >= MIN_COMPONENT * mass.max()
+    keep[0] = False
+    return np.where(keep[labels], ink, 0).astype(np.float32)
 
 
-def _thicken(ink: np.ndarray, scale: float, ndimage) -> np.ndarray:
+def _thicken(ink: np.ndarray, scale: float) -> np.ndarray:
     """Widen strokes too thin for MNIST (a fine pen photographed large) to MNIST's width once fitted."""
-    mask = ink > 0.5
-    edge = np.count_nonzero(mask & ~ndimage.binary_erosion(mask))
+    cv2 = _cv2()
+
+    mask = (ink > 0.5).astype(np.uint8)
+    eroded = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    edge = np.count_nonzero(mask) - np.count_nonzero(eroded)
     width = 2 * np.count_nonzero(mask) / max(edge, 1) * scale
     grow = round((STROKE_WIDTH - width) / scale / 2)
     if grow < 1:
         return ink
-    ink = np.pad(ink, grow)
-    return ndimage.grey_dilation(ink, footprint=_disk(grow))
-
-
-def _disk(radius: int) -> np.ndarray:
-    r = np.arange(-radius, radius + 1)
-    return r[:, None] ** 2 + r[None, :] ** 2 <= radius**2
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return cv2.dilate(np.pad(ink, grow), disk)
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
@@ -203,11 +331,13 @@ def _fit(ink: np.ndarray, box: int) -> np.ndarray:
     return fitted / max(float(fitted.max()), 1e-6)
 
 
-def _centre(digit: np.ndarray, ndimage) -> np.ndarray:
+def _centre(digit: np.ndarray) -> np.ndarray:
     """Paste into a 28x28 frame so the centre of mass lands on pixel (14, 14), as in MNIST."""
     canvas = np.zeros((SIDE, SIDE), dtype=np.float32)
-    cy, cx = ndimage.center_of_mass(digit)
     h, w = digit.shape
+    total = max(float(digit.sum()), 1e-6)
+    cy = float(digit.sum(axis=1) @ np.arange(h)) / total
+    cx = float(digit.sum(axis=0) @ np.arange(w)) / total
     top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
     left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
     canvas[top : top + h, left : left + w] = digit
@@ -225,8 +355,8 @@ def as_raw(gray: np.ndarray, name: str = "image") -> np.ndarray:
 def load_prepared(source: str | Path | bytes | BinaryIO, raw: bool = False, name: str | None = None) -> np.ndarray:
     """The 28x28 uint8 image the model sees for a picture file, its bytes or a stream."""
     name = name or (str(source) if isinstance(source, (str, Path)) else "input")
-    gray = to_gray(open_image(source, name))
-    return as_raw(gray, name) if raw else prepare(gray, name)
+    gray = to_gray(open_image(source, name, side=None if raw else DECODE_SIDE))
+    return as_raw(gray, name) if raw or is_mnist_form(gray) else prepare(gray, name)
 
 
 def read_stdin(stream: BinaryIO) -> bytes:

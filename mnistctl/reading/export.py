@@ -131,11 +131,14 @@ def _root_cause(exc: BaseException) -> str:
 def _describe(path: Path, run: Run, which: str, mean: float, std: float) -> None:
     import onnx
 
+    from mnistctl.reading.inference import WEIGHTS_DIGEST, weights_digest
+
     proto = onnx.load(str(path))
     for key, value in {
         "mnistctl.run": run.name,
         "mnistctl.arch": run.config["arch"],
         "mnistctl.weights": which,
+        WEIGHTS_DIGEST: weights_digest(run.weights(which)),
         "mnistctl.mean": str(mean),
         "mnistctl.std": str(std),
         "mnistctl.input": "uint8 (N, 28, 28), white digit on black, MNIST form",

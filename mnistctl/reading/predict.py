@@ -1,31 +1,31 @@
-"""Digits of image files: one run or an ensemble, prepared the MNIST way, predicted in batches.
+"""Digits of image files: one run or an ensemble, prepared the MNIST way, predicted as they stream.
 
-A bad image (missing, not an image, truncated, blank, too large) becomes a :class:`Failure`
-in its place; the other images are still predicted.
+Sources are read in chunks, in order. With more than one chunk, a pool of worker processes (one
+per core) decodes and prepares them while this process predicts the chunks already prepared, so
+results start at once and memory stays flat however large the folder. A bad image (missing, not
+an image, truncated, blank, too large) becomes a :class:`Failure` in its place; the other images
+are still predicted.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from mnistctl.data import imageprep
-from mnistctl.errors import MnistctlError, NotFoundError
+from mnistctl.errors import MnistctlError, NotFoundError, UsageError
+from mnistctl.reading.inference import Member, load
 from mnistctl.runs import Run
 
 STDIN = "-"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
-
-
-@dataclass
-class Member:
-    """One model of an ensemble, with the normalisation its run was trained with."""
-
-    name: str
-    model: Any
-    mean: float
-    std: float
+CHUNK = 64
 
 
 @dataclass
@@ -35,10 +35,12 @@ class Prediction:
     probability: float
     top: list[tuple[int, float]]
     image: Any = field(default=None, repr=False)
+    saved: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         top = [{"digit": d, "probability": p} for d, p in self.top]
-        return {"image": self.source, "digit": self.digit, "probability": self.probability, "top_k": top}
+        found = {"image": self.source, "digit": self.digit, "probability": self.probability, "top_k": top}
+        return found | ({"prepared": str(self.saved)} if self.saved else {})
 
 
 @dataclass
@@ -50,108 +52,165 @@ class Failure:
         return {"image": self.source, "error": self.error.message, "hint": self.error.hint}
 
 
-def member_from_run(run: Run, which: str = "best", device=None) -> Member:
-    from mnistctl.models import load_model
-
-    return _member(run, load_model(run, which), device)
+def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True) -> Member:
+    return load(run, which, device, onnx=onnx)
 
 
-def member_from_checkpoint(path: str | Path, device=None) -> Member:
+def member_from_checkpoint(path: str | Path, device: str = "auto", onnx: bool = True) -> Member:
     """A weights file at ``<run>/weights/<name>.safetensors``, built with its run's config."""
-    from mnistctl.models import load_model
     from mnistctl.runs import resolve_checkpoint
 
     run, which = resolve_checkpoint(str(path))
-    return _member(run, load_model(run, which), device, name=f"{run.name}:{which}")
+    return load(run, which, device, name=f"{run.name}:{which}", onnx=onnx)
 
 
-def _member(run: Run, model, device, name: str | None = None) -> Member:
-    mean, std = run.normalization
-    return Member(name or run.name, model.to(device) if device is not None else model, mean, std)
-
-
-def expand(inputs: Iterable[str]) -> list[str]:
-    """Files as given, folders as the image files inside them (sorted, recursively); ``-`` is standard input."""
-    sources: list[str] = []
+def expand(inputs: Iterable[str]) -> Iterator[str]:
+    """Files as given, folders as the image files inside them (sorted, recursively, walked lazily); ``-`` is standard input."""
     for item in inputs:
-        path = Path(item)
-        if item != STDIN and path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            sources.extend(found or [item])
+        item = str(item)
+        if item != STDIN and Path(item).is_dir():
+            found = False
+            for path in _walk(Path(item)):
+                found = True
+                yield path
+            if not found:
+                yield item
         else:
-            sources.append(item)
-    return sources
+            yield item
 
 
-def load_one(source: str, raw: bool, stdin: BinaryIO | None):
-    """The prepared uint8 (28, 28) image of one source."""
-    if source == STDIN:
-        if stdin is None:
-            raise NotFoundError("standard input is not available", "pass a file instead of -")
-        return imageprep.load_prepared(imageprep.read_stdin(stdin), raw, name="stdin")
-    if Path(source).is_dir():
-        raise NotFoundError(f"{source} holds no images", f"put {', '.join(sorted(IMAGE_SUFFIXES))} files in it")
-    return imageprep.load_prepared(source, raw)
+def _walk(folder: Path) -> Iterator[str]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir():
+            yield from _walk(Path(entry.path))
+        elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+            yield entry.path
 
 
-def ensemble_proba(members: list[Member], images):
-    """Probabilities averaged over the members, each with its own normalisation."""
-    from mnistctl.models import predict_proba
-
-    probs = [predict_proba(m.model, images, m.mean, m.std) for m in members]
+def ensemble_proba(members: list[Member], images: np.ndarray) -> np.ndarray:
+    """Probabilities averaged over the members."""
+    probs = [member(images) for member in members]
     return sum(probs[1:], probs[0]) / len(probs)
 
 
 def predict(
-    sources: list[str],
+    sources: Iterable[str],
     members: list[Member],
     top_k: int = 3,
     raw: bool = False,
     stdin: BinaryIO | None = None,
-) -> list[Prediction | Failure]:
-    """Prepare every source, predict all good ones in batches, and keep the input order."""
-    import numpy as np
-    import torch
-
-    results: list[Prediction | Failure | None] = []
-    good, images = [], []
-    for i, source in enumerate(sources):
-        try:
-            images.append(load_one(source, raw, stdin))
-            good.append(i)
-            results.append(None)
-        except MnistctlError as exc:
-            results.append(Failure("stdin" if source == STDIN else source, exc))
-    if good:
-        probs = ensemble_proba(members, torch.from_numpy(np.stack(images)))
+    jobs: int = 0,
+) -> Iterator[Prediction | Failure]:
+    """Prepare every source and predict the good ones chunk by chunk, yielding results in input order."""
+    for chunk in _prepared(sources, raw, stdin, jobs):
+        good = [item for item in chunk if isinstance(item[1], np.ndarray)]
+        probs = ensemble_proba(members, np.stack([image for _, image in good])) if good else np.zeros((0, 10))
         k = min(top_k, probs.shape[1])
-        values, digits = probs.topk(k, dim=1)
-        for row, i in enumerate(good):
-            top = [(int(d), float(p)) for d, p in zip(digits[row], values[row])]
-            source = "stdin" if sources[i] == STDIN else sources[i]
-            results[i] = Prediction(source, top[0][0], top[0][1], top, images[row])
-    return results
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        rows = iter(range(len(good)))
+        for source, item in chunk:
+            if not isinstance(item, np.ndarray):
+                yield Failure(source, item)
+                continue
+            row = next(rows)
+            top = [(int(d), float(probs[row, d])) for d in order[row]]
+            yield Prediction(source, top[0][0], top[0][1], top, item)
 
 
-def save_inputs(results: list[Prediction | Failure], folder: str | Path) -> list[Path]:
-    """Write each prepared 28x28 image as a PNG named after its source; repeated names get -2, -3..."""
-    from PIL import Image
+def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: int) -> Iterator[list[tuple[str, Any]]]:
+    """Chunks of (name, uint8 image or error), in order; prepared in worker processes when there is more than one chunk."""
+    chunks = _chunks((_payload(source, stdin) for source in sources), CHUNK)
+    head = list(islice(chunks, 2))
+    jobs = jobs or _cores()
+    if len(head) < 2 or jobs < 2:
+        yield from (_prepare_chunk(chunk, raw) for chunk in chain(head, chunks))
+        return
+    import multiprocessing
+    from functools import partial
 
-    from mnistctl.fsutil import atomic_path
+    with multiprocessing.get_context().Pool(jobs) as pool:
+        yield from pool.imap(partial(_prepare_chunk, raw=raw), chain(head, chunks))
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written, taken = [], set()
-    for result in results:
-        if not isinstance(result, Prediction):
-            continue
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _chunks(items: Iterator, size: int) -> Iterator[list]:
+    while chunk := list(islice(items, size)):
+        yield chunk
+
+
+def _payload(source: str, stdin: BinaryIO | None) -> tuple[str, Any]:
+    """(name, path or bytes, or the error that stops it); standard input is read here, in this process."""
+    if source != STDIN:
+        return source, source
+    try:
+        if stdin is None:
+            raise NotFoundError("standard input is not available", "pass a file instead of -")
+        return "stdin", imageprep.read_stdin(stdin)
+    except MnistctlError as exc:
+        return "stdin", exc
+
+
+def _prepare_chunk(chunk: list[tuple[str, Any]], raw: bool) -> list[tuple[str, Any]]:
+    return [(name, _prepare_one(name, source, raw)) for name, source in chunk]
+
+
+def _prepare_one(name: str, source: Any, raw: bool) -> Any:
+    """The prepared uint8 (28, 28) image, or the error that stopped it."""
+    if isinstance(source, MnistctlError):
+        return source
+    try:
+        return imageprep.load_prepared(source, raw, name=name)
+    except NotFoundError as exc:
+        if isinstance(source, str) and Path(source).is_dir():
+            return NotFoundError(f"{source} holds no images", f"put {', '.join(sorted(IMAGE_SUFFIXES))} files in it")
+        return exc
+    except MnistctlError as exc:
+        return exc
+
+
+class InputSaver:
+    """Writes each prepared 28x28 image as a PNG in ``folder``, named after its source, never over an existing file.
+
+    A name that is taken (by an earlier image of this call, another file, or an input itself) becomes
+    ``<stem>.prepared.png``, then ``<stem>.prepared-2.png``, ...
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UsageError(f"--save-input {self.folder} is a file, not a folder", "pass a folder")
+        self.written: list[Path] = []
+        self.renamed = 0
+
+    def save(self, result: Prediction) -> Path:
+        from PIL import Image
+
+        from mnistctl.fsutil import write_new
+
         stem = Path(result.source).stem or "image"
-        name, n = f"{stem}.png", 1
-        while name in taken:
-            n += 1
-            name = f"{stem}-{n}.png"
-        taken.add(name)
-        with atomic_path(folder / name) as tmp:
-            Image.fromarray(result.image).save(tmp, format="PNG")
-        written.append(folder / name)
-    return written
+        for n, name in enumerate(_names(stem)):
+            try:
+                write_new(self.folder / name, lambda tmp: Image.fromarray(result.image).save(tmp, format="PNG"))
+                break
+            except FileExistsError:
+                continue
+        self.renamed += n > 0
+        result.saved = self.folder / name
+        self.written.append(result.saved)
+        return result.saved
+
+
+def _names(stem: str) -> Iterator[str]:
+    yield f"{stem}.png"
+    yield f"{stem}.prepared.png"
+    n = 2
+    while True:
+        yield f"{stem}.prepared-{n}.png"
+        n += 1

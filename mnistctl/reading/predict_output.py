@@ -1,0 +1,81 @@
+"""Printing predictions as they stream: a table, a JSON array or JSON lines on stdout, a progress line on a terminal.
+
+Rows are written as plain lines the moment each result arrives (flushed at least ten times a
+second), so a huge folder starts printing at once; the progress line lives on stderr and only
+when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+FLUSH_EVERY = 0.1
+
+
+class Output:
+    def __init__(self, kind: str, models: list[str]):
+        self.kind, self.models = kind, models
+        self.count = 0
+        self.width = 0
+        self.flushed = 0.0
+        self.progress: Any = None
+
+    def __enter__(self) -> Output:
+        from mnistctl.console import err
+
+        if err.is_terminal:
+            from rich.progress import (
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.completed} images read"), TimeElapsedColumn(),
+                                     console=err, transient=True, redirect_stdout=sys.stdout.isatty())
+            self.progress.start()
+            self.task = self.progress.add_task("predict", total=None)
+        if self.kind == "json":
+            self._write("[")
+        return self
+
+    def add(self, result) -> None:
+        from mnistctl.reading.predict import Prediction
+
+        if self.kind == "jsonl":
+            self._write(json.dumps(result.as_dict()))
+        elif self.kind == "json":
+            body = json.dumps(result.as_dict(), indent=2).replace("\n", "\n  ")
+            self._write(("  " if self.count == 0 else ",\n  ") + body, newline=False)
+        elif isinstance(result, Prediction):
+            self._row(result)
+        self.count += 1
+        if self.progress is not None:
+            self.progress.advance(self.task)
+        if time.monotonic() - self.flushed > FLUSH_EVERY:
+            self._flush()
+
+    def __exit__(self, *exc) -> None:
+        if self.kind == "json":
+            self._write("\n]" if self.count else "]")
+        self._flush()
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _row(self, p) -> None:
+        if not self.width:
+            self.width = max(len("image"), len(p.source))
+            self._write(f"model: {' + '.join(self.models)}")
+            self._write(f"{'image':<{self.width}}  digit  probability  top-k")
+        top = "  ".join(f"{d}: {q:.1%}" for d, q in p.top)
+        self._write(f"{p.source:<{self.width}}  {p.digit:>5}  {p.probability:>11.1%}  {top}")
+
+    def _write(self, text: str, newline: bool = True) -> None:
+        sys.stdout.write(text + "\n" if newline else text)
+
+    def _flush(self) -> None:
+        sys.stdout.flush()
+        self.flushed = time.monotonic()

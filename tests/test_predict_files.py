@@ -1,0 +1,76 @@
+"""mnistctl predict and bad files: listed formats only, bytes and pixels bounded by our own check, no file overwritten."""
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from mnistctl.cli import app
+from mnistctl.data import imageprep
+from mnistctl.errors import DataError
+
+
+def seven(size: int = 120) -> Image.Image:
+    """A 7 in dark ink on white paper."""
+    page = Image.new("L", (size, size), 255)
+    ImageDraw.Draw(page).line([(0.2 * size, 0.2 * size), (0.8 * size, 0.2 * size), (0.45 * size, 0.85 * size)], fill=20, width=size // 12)
+    return page
+
+
+def _to_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+
+def test_formats_the_readme_does_not_list_are_refused(tmp_path):
+    for fmt in ("PCX", "TGA", "ICO"):
+        disguised = tmp_path / f"digit-{fmt}.png"
+        seven(64).save(disguised, format=fmt)
+        with pytest.raises(DataError, match="not an image in a supported format"):
+            imageprep.load_prepared(disguised)
+
+
+def test_files_are_bounded_in_bytes_like_stdin(tmp_path):
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(imageprep.MAX_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(DataError, match="more than 100 MB"):
+        imageprep.load_prepared(big)
+
+
+@pytest.mark.parametrize("side", [7000, 100_000])
+def test_pixel_limit_is_our_own_check_before_pillows_guard(side):
+    with pytest.raises(DataError, match=f"is {side}x{side} pixels, too large to decode safely"):
+        imageprep.load_prepared(_png_header(side, side))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_save_input_never_overwrites_an_input_or_an_existing_file(short_run, tmp_path):
+    photo, other = tmp_path / "photo.png", tmp_path / "other.jpg"
+    photo.write_bytes(_to_bytes(seven()))
+    other.write_bytes(_to_bytes(seven(200), "JPEG"))
+    (tmp_path / "other.png").write_bytes(b"someone else's file")
+    (tmp_path / "other.prepared.png").write_bytes(b"and another")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = CliRunner().invoke(app, ["predict", str(photo), str(other), "--run", str(short_run.path), "--save-input", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
+    prepared = {Path(o["image"]).name: Path(o["prepared"]).name for o in json.loads(result.stdout)}
+    assert prepared == {"photo.png": "photo.prepared.png", "other.jpg": "other.prepared-2.png"}
+    assert np.asarray(Image.open(tmp_path / "photo.prepared.png")).shape == (28, 28)
+    assert f"prepared images: 2 in {tmp_path}" in result.stderr

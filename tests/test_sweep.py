@@ -298,3 +298,14 @@ def test_diverging_trials_fail_in_optuna_and_three_in_a_row_stop_the_sweep(tmp_p
     assert [t.state.name for t in trials] == ["FAIL"] * 3
     assert all(t.user_attrs["status"] == "failed" for t in trials)
     assert all(Run(root / f"nan-t{n}").status() == "failed" for n in range(3))
+
+
+def test_importances_are_empty_when_the_finished_trials_all_score_the_same():
+    from mnistctl.reading.sweep import importances
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("lr", 0.01, 0.1) * 0 + 0.1162, n_trials=3)
+    assert importances(study) == {}
+    study.optimize(lambda trial: trial.suggest_float("lr", 0.01, 0.1), n_trials=3)
+    assert set(importances(study)) == {"lr"}

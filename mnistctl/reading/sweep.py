@@ -63,15 +63,18 @@ def best_trial(study):
 
 
 def importances(study) -> dict[str, float]:
-    """Optuna's fANOVA importance of each varied setting, seeded to print the same twice (empty before two trials finish)."""
+    """Optuna's fANOVA importance of each varied setting, seeded to print the same twice (empty until two finished trials differ)."""
     import optuna
 
     done = [t for t in trials(study) if t.value is not None]
-    if len(done) < 2 or not done[0].params:
-        return {}
+    if len({t.value for t in done}) < 2 or not done[0].params:
+        return {}  # nothing to explain: fANOVA needs some variance
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return optuna.importance.get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        try:
+            return optuna.importance.get_param_importances(study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        except RuntimeError:  # "zero total variance in all trees": the varied settings explain nothing
+            return {}
 
 
 def plot(study, path: str | Path) -> Path:

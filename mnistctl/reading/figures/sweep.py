@@ -36,7 +36,7 @@ def sweep_figure(study: str, history: list[tuple[int, float, bool]], importances
         imp_ax.set_xlim(0, 1)
         imp_ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
     else:
-        imp_ax.text(0.5, 0.5, "needs two finished trials", ha="center", va="center", color="grey", transform=imp_ax.transAxes)
+        imp_ax.text(0.5, 0.5, "needs two finished trials that differ", ha="center", va="center", color="grey", transform=imp_ax.transAxes)
         imp_ax.set_yticks([])
     imp_ax.set(title="Parameter importance (fANOVA)", xlabel="share of the variance in validation accuracy")
     return fig

@@ -39,6 +39,7 @@ def command(
     from mnistctl.reading.visualize import Options, Plots, expand
     from mnistctl.runs import resolve_checkpoint
 
+    expand(what)  # a typo fails before the run is looked up
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     kinds = expand(what, target)
     dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None

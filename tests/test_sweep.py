@@ -1,6 +1,5 @@
 """``mnistctl sweep``: tiny real trials in a shared Optuna study, pruning, reading the study back, and bad input."""
 
-import json
 import os
 import pwd
 import shutil
@@ -9,7 +8,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest

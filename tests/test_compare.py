@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, UsageError
-from mnistctl.reading import compare, predictions
+from mnistctl.reading import compare, split_predictions
 from mnistctl.runs import Run, checkpoint
 
 N = 20
@@ -48,7 +48,7 @@ def make_run(root, name, val_accs, probs=None, status="finished", summary=None, 
     test = None
     if probs is not None:
         checkpoint.save(path / "weights" / "best.safetensors", {"w": torch.zeros(1)})
-        predictions.save(Run(path), "test", "best", probs, TARGETS)
+        split_predictions.save(Run(path), "test", "best", probs, TARGETS)
         test = {"test_acc": (probs.argmax(1) == TARGETS).float().mean().item(), "test_loss": 0.3}
         events.append({"event": "test", "time": now - 50, "checkpoint": "best", "epoch": 2, **test})
     if status != "running":
@@ -176,7 +176,7 @@ def test_broken_runs_are_skipped_with_one_warning_each(fixture_runs, tmp_path):
     (fixture_runs / "no-config" / "metrics.jsonl").write_text("")
     (fixture_runs / "a" / "summary.json").write_text('{"status": "fin')
     (fixture_runs / "b" / "weights" / "best.safetensors").unlink()
-    predictions.path(Run(fixture_runs / "c"), "test").write_bytes(b"garbage")
+    split_predictions.path(Run(fixture_runs / "c"), "test").write_bytes(b"garbage")
     result = compare.compare([], fixture_runs, all_runs=True)
     assert [r["name"] for r in result.rows] == ["c", "b", "d", "e"]
     assert len(result.warnings) == 5 and all("\n" not in w for w in result.warnings)
@@ -233,7 +233,7 @@ def test_predictions_computed_on_the_fly(tmp_path, data_dir, mnist):
         summary = json.loads((path / "summary.json").read_text())
         (path / "summary.json").write_text(json.dumps({**summary, "test_acc": 0.1, "test_loss": 2.3}))
     result = compare.compare([], root, all_runs=True)
-    saved = [checkpoint.load(predictions.path(Run(root / f"untrained-{s}"), "test"))[0] for s in (1, 2)]
+    saved = [checkpoint.load(split_predictions.path(Run(root / f"untrained-{s}"), "test"))[0] for s in (1, 2)]
     assert all(t["probs"].shape == (10_000, 10) and torch.equal(t["targets"], mnist.test_labels) for t in saved)
     right = [t["probs"].argmax(1) == mnist.test_labels for t in saved]
     pair = result.pairs[0]

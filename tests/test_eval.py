@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from mnistctl import runs
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
-from mnistctl.reading import evaluate, predictions
+from mnistctl.reading import evaluate, split_predictions
 
 VAL_SPLIT = 1000
 
@@ -64,7 +64,7 @@ def test_eval_on_the_test_split_matches_the_labels_and_the_training_run(trained_
     test_event = list(trained_run.events("test"))[-1]
     assert result["accuracy"] == pytest.approx(test_event["test_acc"], abs=3e-4)  # the same weights, evaluated again
     assert result["epoch"] == test_event["epoch"]
-    probs, targets = predictions.load_or_compute(trained_run, "test", "best")
+    probs, targets = split_predictions.load_or_compute(trained_run, "test", "best")
     assert probs.shape == (len(mnist.test_labels), 10) and torch.equal(targets, mnist.test_labels)
 
 
@@ -80,7 +80,7 @@ def test_eval_command_writes_reports_and_predictions(trained_run):
     assert "macro avg" in text_path.read_text() and "\x1b[" not in text_path.read_text()
     val_epoch = [e for e in trained_run.epochs() if e["epoch"] == report["epoch"]][0]
     assert report["accuracy"] == pytest.approx(val_epoch["val_acc"], abs=3 / VAL_SPLIT)  # the last checkpoint's own validation
-    assert predictions.path(trained_run, "val").is_file()
+    assert split_predictions.path(trained_run, "val").is_file()
 
 
 def test_eval_accepts_a_checkpoint_file_and_prints_json(trained_run):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from mnistctl import runs
 from mnistctl.cli import app
 from mnistctl.errors import DataError, RunError, TrainingDiverged, UsageError
-from mnistctl.reading import evaluate, predictions
+from mnistctl.reading import evaluate, split_predictions
 from mnistctl.reading.compare import compare
 from mnistctl.runs import Kind, Status, checkpoint
 from mnistctl.training import config as trainconfig
@@ -108,8 +108,8 @@ def _damage(run, how):
     elif how == "config-list":
         run.config_path.write_text("[1, 2]")
     elif how == "predictions-shape":
-        predictions.load_or_compute(run)
-        checkpoint.save(predictions.path(run, "test"), {"probs": torch.rand(7), "targets": torch.zeros(3, 2, dtype=torch.long)}, {"split": "test", "checkpoint": "best"})
+        split_predictions.load_or_compute(run)
+        checkpoint.save(split_predictions.path(run, "test"), {"probs": torch.rand(7), "targets": torch.zeros(3, 2, dtype=torch.long)}, {"split": "test", "checkpoint": "best"})
 
 
 READABLE = ["metrics-not-objects", "end-without-status", "summary-list", "predictions-shape"]
@@ -152,7 +152,7 @@ def test_eval_of_a_run_with_a_list_as_config_is_one_run_error(copies):
 def test_damaged_saved_predictions_are_computed_again(copies, capsys):
     _, (good, damaged) = copies
     _damage(damaged, "predictions-shape")
-    probs, targets = predictions.load_or_compute(damaged)
+    probs, targets = split_predictions.load_or_compute(damaged)
     assert probs.shape == (50, 10) and targets.shape == (50,)
     assert "damaged" in capsys.readouterr().err
 
@@ -178,7 +178,7 @@ def test_eval_refuses_other_data_unless_told(copies, other_data):
     refused = CliRunner().invoke(app, ["eval", str(copy.path)])
     assert isinstance(refused.exception, DataError) and refused.exception.exit_code == 1
     assert "is not the data run good was trained on" in str(refused.exception) and "--ignore-data-mismatch" in str(refused.exception)
-    assert not predictions.path(copy, "test").exists()
+    assert not split_predictions.path(copy, "test").exists()
     accepted = CliRunner().invoke(app, ["eval", str(copy.path), "--ignore-data-mismatch", "--json"])
     assert accepted.exit_code == 0, accepted.output
     assert json.loads(accepted.stdout[accepted.stdout.index("{"):])["n"] == 40

@@ -38,7 +38,7 @@ def command(
     from mnistctl import runs
     from mnistctl.console import err, report, warn
     from mnistctl.reading import predict
-    from mnistctl.reading.predict_output import Output
+    from mnistctl.cli.predict_output import Output
 
     if checkpoint:
         warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")

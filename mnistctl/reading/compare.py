@@ -248,7 +248,7 @@ def add_statistics(result: Comparison, ignore_data_mismatch: bool = False) -> No
     import torch
 
     from mnistctl.models import loss_and_accuracy
-    from mnistctl.reading.predictions import load_or_compute
+    from mnistctl.reading.split_predictions import load_or_compute
 
     tested: list[tuple[str, Any]] = []
     targets = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl.fsutil import write_json, write_text
-from mnistctl.reading import predictions
+from mnistctl.reading import split_predictions
 from mnistctl.runs import Run
 
 TOP_CONFUSED = 5
@@ -52,14 +52,14 @@ def most_confused(matrix, top: int = TOP_CONFUSED) -> list[dict[str, int]]:
 
 def evaluate(run: Run, split: str = "test", which: str = "best", dataset=None) -> dict[str, Any]:
     """Evaluate the run's ``which`` weights on ``split``; per-sample predictions are saved for compare."""
-    probs, targets = predictions.load_or_compute(run, split, which, dataset)
+    probs, targets = split_predictions.load_or_compute(run, split, which, dataset)
     return {
         "run": run.name,
         "split": split,
         "checkpoint": which,
         "epoch": checkpoint_epoch(run, which),
         **metrics(probs, targets),
-        "predictions": str(predictions.path(run, split).relative_to(run.path)),
+        "predictions": str(split_predictions.path(run, split).relative_to(run.path)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

@@ -45,12 +45,12 @@ def export(run: Run, fmt: str = "onnx", which: str = "best", output: str | Path 
 def export_onnx(run: Run, which: str = "best", output: str | Path | None = None, dataset=None) -> tuple[Path, Parity]:
     from mnistctl.fsutil import atomic_path
     from mnistctl.models import load_model
-    from mnistctl.reading import predictions
+    from mnistctl.reading import split_predictions
 
     _require_onnx()
     model = load_model(run, which).cpu()
     mean, std = run.normalization
-    images, _ = predictions.split_data(run, "test", dataset)
+    images, _ = split_predictions.split_data(run, "test", dataset)
     output = Path(output) if output else default_path(run, which)
     with atomic_path(output) as tmp:
         _write(_pipeline(model, mean, std), tmp, images[:2])
@@ -131,7 +131,7 @@ def _root_cause(exc: BaseException) -> str:
 def _describe(path: Path, run: Run, which: str, mean: float, std: float) -> None:
     import onnx
 
-    from mnistctl.reading.inference import WEIGHTS_DIGEST, weights_digest
+    from mnistctl.reading.members import WEIGHTS_DIGEST, weights_digest
 
     proto = onnx.load(str(path))
     for key, value in {

@@ -20,7 +20,7 @@ import numpy as np
 
 from mnistctl.data import imageprep
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
-from mnistctl.reading.inference import Member, load
+from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
 
 STDIN = "-"

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mnistctl.errors import NotFoundError, RunError, UsageError
-from mnistctl.reading import predictions
+from mnistctl.reading import split_predictions
 from mnistctl.reading.figures import save
 from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
 from mnistctl.reading.figures.layerstats import layer_stats_figure
@@ -153,11 +153,11 @@ class Plots:
 
     @cached_property
     def split(self):
-        return predictions.split_data(self.run, self.options.split, self.dataset)
+        return split_predictions.split_data(self.run, self.options.split, self.dataset)
 
     @cached_property
     def predictions(self):
-        return predictions.load_or_compute(self.run, self.options.split, self.options.which, self.dataset)
+        return split_predictions.load_or_compute(self.run, self.options.split, self.options.which, self.dataset)
 
     def curves(self) -> tuple[str, Figure]:
         epochs = self.run.epochs()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,8 @@ def main() -> None:
     print(f"\npreset {args.preset}, seeds {args.seeds}, {os.cpu_count()} cores, load average {load:.1f} at the end")
     print(f"test accuracy: mean {statistics.mean(accs):.2%} (target {mean_target:.1%}), worst {min(accs):.2%} (target {worst_target:.1%})")
     print(f"start to exit: mean {statistics.mean(secs):.1f}s, worst {max(secs):.1f}s")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak memory of a training process: {peak:,.0f} MB")
     if ens is not None:
         print(f"ensemble of the {len(rows)} runs: test {ens:.2%}")
     if example:

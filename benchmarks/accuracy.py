@@ -33,7 +33,7 @@ def train(preset: str, seed: int, runs_dir: Path) -> dict:
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - start
     summary = json.loads((runs_dir / name / "summary.json").read_text())
-    return {"name": name, "seconds": seconds, **summary}
+    return {"name": name, "seconds": seconds, "load": os.getloadavg()[0], **summary}
 
 
 def ensemble(names: list[str], runs_dir: Path) -> float | None:
@@ -61,7 +61,7 @@ def main() -> None:
             rows.append(train(args.preset, seed, runs_dir))
             row = rows[-1]
             print(f"seed {seed}: test {row['test_acc']:.2%} (best epoch {row['best_epoch']} of {row['epochs_run']} on validation), "
-                  f"{row['seconds']:.1f}s from start to exit, {row['wall_time']:.1f}s training", flush=True)
+                  f"{row['seconds']:.1f}s from start to exit, {row['wall_time']:.1f}s training, load average {row['load']:.1f}", flush=True)
         ens = ensemble([r["name"] for r in rows], runs_dir)
         example = None if args.no_example else example_epoch(unpack_for_torchvision(Path(tmp) / "tv"))
     accs, secs = [r["test_acc"] for r in rows], [r["seconds"] for r in rows]
@@ -76,8 +76,8 @@ def main() -> None:
         print(f"ensemble of the {len(rows)} runs: test {ens:.2%}")
     if example:
         ratio = example["seconds"] / statistics.mean(secs)
-        print(f"PyTorch example, one epoch in this run: {example['seconds']:.1f}s, test {example['test_acc']:.2%} "
-              f"-> a whole {args.preset} run takes {1 / ratio:.2f}x the example's first epoch")
+        print(f"PyTorch example, one epoch in this run: {example['seconds']:.1f}s, test {example['test_acc']:.2%}, "
+              f"load average {os.getloadavg()[0]:.1f} -> a whole {args.preset} run takes {1 / ratio:.2f}x the example's first epoch")
 
 
 if __name__ == "__main__":

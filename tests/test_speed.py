@@ -28,8 +28,8 @@ def test_pooling_before_relu_is_the_same_network(arch):
     torch.testing.assert_close(model.classifier(h), model(x))
 
 
-def test_recordnet_is_registered_with_its_parameter_count():
-    spec = archs().get("recordnet")
+def test_strided_bn_is_registered_with_its_parameter_count():
+    spec = archs().get("strided-bn")
     model = spec.factory()
     assert sum(p.numel() for p in model.parameters()) == spec.params
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

@@ -5,7 +5,7 @@ def conv_bn(c_in, c_out, kernel_size, stride=1):
     return [nn.Conv2d(c_in, c_out, kernel_size, stride, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
 
-class RecordNet(nn.Module):
+class StridedBN(nn.Module):
     """Each block halves the side: conv 3x3, conv 3x3, conv 5x5 stride 2, then dropout."""
 
     def __init__(self, channels, hidden, dropout, num_classes):

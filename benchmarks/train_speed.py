@@ -10,7 +10,7 @@ on a shared machine. Usage:
 from __future__ import annotations
 
 import argparse
-import gzip
+import os
 import statistics
 import tempfile
 import time
@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mnistctl import data
 from mnistctl.plugins import archs
 from mnistctl.runs import Run
 from mnistctl.training import config as trainconfig
 from mnistctl.training.trainer import Trainer
+from reference import loader, textbook_order, unpack_for_torchvision
 
 
 def mnistctl_images_per_s(images: int, batch_size: int, runs_dir: Path, **settings) -> float:
@@ -36,21 +36,16 @@ def mnistctl_images_per_s(images: int, batch_size: int, runs_dir: Path, **settin
 
 
 def reference_images_per_s(root: Path, images: int, batch_size: int) -> float:
-    """The PyTorch MNIST example's pipeline: torchvision dataset, ToTensor + Normalize, DataLoader."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
-
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    dataset = Subset(datasets.MNIST(str(root), train=True, download=False, transform=transform), range(images))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=1)
+    """simplecnn fed by the PyTorch example's pipeline: torchvision dataset, ToTensor + Normalize, DataLoader."""
+    train_loader = loader(root, True, batch_size, images, num_workers=1)
     torch.manual_seed(0)
-    model = archs().get("simplecnn").factory()
+    model = textbook_order(archs().get("simplecnn").factory())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     rate = 0.0
     for _ in range(2):
         model.train()
         start, seen = time.perf_counter(), 0
-        for x, y in loader:
+        for x, y in train_loader:
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -58,15 +53,6 @@ def reference_images_per_s(root: Path, images: int, batch_size: int) -> float:
             seen += len(y)
         rate = seen / (time.perf_counter() - start)
     return rate
-
-
-def unpack_for_torchvision(target: Path) -> Path:
-    raw = target / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for path in data.resolve(download=False).values():
-        content = path.read_bytes()
-        (raw / path.name.removesuffix(".gz")).write_bytes(gzip.decompress(content) if path.suffix == ".gz" else content)
-    return target
 
 
 def main() -> None:
@@ -77,7 +63,6 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="measure only the variants whose label contains this (repeatable)")
     args = parser.parse_args()
     variants = {
-        "mnistctl defaults": {},
         "mnistctl fp32 NCHW": {"channels_last": False, "precision": "fp32"},
         "mnistctl fp32 channels_last": {"precision": "fp32"},
         "mnistctl bf16 channels_last": {"precision": "bf16"},
@@ -94,7 +79,9 @@ def main() -> None:
                 results[label].append(mnistctl_images_per_s(args.images, args.batch_size, Path(tmp) / "runs", **settings))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results.items()), flush=True)
     baseline = statistics.median(results["reference DataLoader"])
-    print(f"\nbatch {args.batch_size}, {args.images:,} images/epoch, torch {torch.__version__}, {torch.get_num_threads()} threads (simplecnn unless named)")
+    auto = trainconfig.resolve_precision("auto", torch.device("cpu"))
+    print(f"\nsimplecnn, batch {args.batch_size}, {args.images:,} images/epoch, torch {torch.__version__}, {torch.get_num_threads()} threads (simplecnn unless named),"
+          f" --precision auto picks {auto} here, load average {os.getloadavg()[0]:.1f}")
     print(f"{'pipeline':<26}{'images/s':>10}{'ratio':>8}")
     for label, rates in results.items():
         rate = statistics.median(rates)

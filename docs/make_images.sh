@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
-mnistctl train --preset fast --epochs 2 --log-layers --name lenet-fast --runs-dir "$runs" --quiet
+mnistctl train --preset fast --arch lenet --epochs 2 --log-layers --name lenet-fast --runs-dir "$runs" --quiet
 mnistctl eval lenet-fast --runs-dir "$runs"
 mnistctl visualize lenet-fast --runs-dir "$runs" --what all --out docs/images

@@ -42,11 +42,12 @@ DEFAULT_AUGMENT = {"rotation": 10.0, "shift": 0.1}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
-        "arch": "lenet",
+        "arch": "simplecnn",
+        "arch_options": {"channels": [16, 32], "dropout": 0.25},
         "optimizer": "sgd",
         "lr": 0.1,
         "scheduler": "onecycle",
-        "epochs": 3,
+        "epochs": 2,
         "batch_size": 128,
     },
     "best": {

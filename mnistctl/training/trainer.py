@@ -53,6 +53,9 @@ class Trainer:
         self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
         self.elapsed = 0.0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
+        self._pending: list[tuple[Any, Any, int]] = []
+        self._interval = {"start": 0.0, "loss": 0.0, "steps": 0}
+        self._last_loss = 0.0
         self._stop = threading.Event()
         self._stop_status = Status.INTERRUPTED
 
@@ -83,6 +86,7 @@ class Trainer:
         """Load the data, build the model and optimizer (bad options fail here), then claim the run directory."""
         if self.model is not None:
             return self.run_dir
+        _import_in_background("torch._dynamo")
         if self.resuming:
             self.dataset = self.target.dataset(self.data_dir, self.ignore_data_mismatch)
         else:
@@ -173,7 +177,8 @@ class Trainer:
         )
         self.observer.start(start)
         layer_stats = LayerStats(model, config.get("log_layers"), self.writer)
-        interval_start, interval_loss, interval_steps = time.perf_counter(), 0.0, 0
+        self._interval = {"start": time.perf_counter(), "loss": 0.0, "steps": 0}
+        loss_value, acc = self._sync()
         status = Status.FINISHED
         while self.epoch < config["epochs"]:
             epoch_start = time.perf_counter()
@@ -191,12 +196,6 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = model(x)
                     loss = F.cross_entropy(logits.float(), y)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingDiverged(
-                        f"the loss became {loss_value} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1}; {self._kept()}",
-                        f"lower the learning rate (now {config['lr']:g}) and start a new run",
-                    )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 layer_stats.before_step()
@@ -205,23 +204,17 @@ class Trainer:
                 self.scheduler.step()
                 self.step_in_epoch += 1
                 self.global_step += 1
-                self.running["loss"] += loss_value * len(idx)
-                self.running["correct"] += int((logits.argmax(1) == y).sum())
-                self.running["seen"] += len(idx)
-                interval_loss += loss_value
-                interval_steps += 1
-                self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, self.running["correct"] / self.running["seen"])
+                self._pending.append((loss.detach(), (logits.detach().argmax(1) == y).sum(), len(idx)))
                 if self.global_step % config["log_every"] == 0:
-                    now = time.perf_counter()
-                    self.writer.event(
-                        Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=round(self.world.mean(interval_loss / interval_steps), 6),
-                        lr=self._lr(), images_per_s=round(interval_steps * config["batch_size"] / (now - interval_start), 1),
-                    )
-                    interval_start, interval_loss, interval_steps = now, 0.0, 0
+                    loss_value, acc = self._sync()
+                    self._log_interval()
+                self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, acc)
                 if self._stopping():
+                    self._sync()
                     self.elapsed += time.perf_counter() - epoch_start
                     self._save_last()
                     return self._finish(self._stop_status, message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
+            loss_value, acc = self._sync()
             self.elapsed += time.perf_counter() - epoch_start
             if self._end_epoch(time.perf_counter() - epoch_start):
                 status = Status.EARLY_STOPPED
@@ -235,6 +228,43 @@ class Trainer:
     def _stopping(self) -> bool:
         """A stop requested on any rank, agreed by all of them at the same step."""
         return self.world.any(self._stop.is_set())
+
+    def _sync(self) -> tuple[float, float]:
+        """One host sync for the steps since the last: the divergence guard and the running totals.
+
+        Steps queue their loss and correct count on the device, so the loop never waits for them;
+        a non-finite loss still stops the run, naming its step, before anything more is saved.
+        """
+        import torch
+
+        if self._pending:
+            losses = torch.stack([p[0] for p in self._pending]).tolist()
+            corrects = torch.stack([p[1] for p in self._pending]).tolist()
+            first_step = self.step_in_epoch - len(self._pending)
+            for i, (loss, correct, (_, _, n)) in enumerate(zip(losses, corrects, self._pending)):
+                if not math.isfinite(loss):
+                    self._pending = []
+                    raise TrainingDiverged(
+                        f"the loss became {loss} at epoch {self.epoch + 1}, step {first_step + i + 1}; {self._kept()}",
+                        f"lower the learning rate (now {self.config['lr']:g}) and start a new run",
+                    )
+                self.running["loss"] += loss * n
+                self.running["correct"] += int(correct)
+                self.running["seen"] += n
+            self._interval["loss"] += sum(losses)
+            self._interval["steps"] += len(losses)
+            self._pending = []
+            self._last_loss = losses[-1]
+        return self._last_loss, self.running["correct"] / max(1, self.running["seen"])
+
+    def _log_interval(self) -> None:
+        """A step event: the loss averaged over the interval and the ranks, the global images/s."""
+        interval, now = self._interval, time.perf_counter()
+        self.writer.event(
+            Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=round(self.world.mean(interval["loss"] / interval["steps"]), 6),
+            lr=self._lr(), images_per_s=round(interval["steps"] * self.config["batch_size"] / (now - interval["start"]), 1),
+        )
+        self._interval = {"start": now, "loss": 0.0, "steps": 0}
 
     def _kept(self) -> str:
         """What a diverged run leaves on disk to go back to."""
@@ -347,6 +377,15 @@ class Trainer:
         test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
         self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
         return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
+
+
+def _import_in_background(module: str) -> None:
+    """Start an import on another core: torch.optim imports torch._dynamo (1.4 s) at its first use."""
+    import importlib
+
+    import torch  # noqa: F401  (imported here first, so the two threads never race for it)
+
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
 
 
 def _round(value: float | None) -> float | None:

@@ -76,7 +76,8 @@ def test_nan_guard_says_no_checkpoint_was_written_yet(tmp_path, small_data):
 # Runs someone else made: one damaged run is warned about, the others are still compared
 
 def _copy(run, root, name):
-    shutil.copytree(run.path, root / name)
+    """A copy without the reports other tests may have left (their predictions are of the full test set)."""
+    shutil.copytree(run.path, root / name, ignore=shutil.ignore_patterns("reports"))
     return runs.Run(root / name)
 
 

@@ -189,7 +189,8 @@ def test_checkpoint_roundtrip_gives_the_same_predictions(trained, mnist):
 
 def test_resume_after_a_stop_is_bit_exact(trained, tmp_path, data_dir):
     whole, _ = trained
-    broken = Trainer(trainconfig.resolve({**QUICK, "name": "broken"}), StopAt(2, 3), tmp_path, data_dir)
+    stop = StopAt(2, 3)
+    broken = stop.trainer = Trainer(trainconfig.resolve({**QUICK, "name": "broken"}), stop, tmp_path, data_dir)
     assert broken.run()["status"] == "interrupted"
     assert Trainer.resume(runs.Run(broken.run_dir)).run()["status"] == "finished"
     a, _ = checkpoint.load(whole.run_dir / "weights" / "last.safetensors")

@@ -135,6 +135,9 @@ def _report(options: dict[str, Any]) -> None:
         out.print(f"figure written to [bold]{reading.plot(study, plot)}[/]")
 
 
+WIDE_FROM = 120  # columns of terminal that fit every column of --show
+
+
 def _print_study(study, runs_dir) -> None:
     from mnistctl.cli.compare import runs_table
     from mnistctl.console import out
@@ -145,8 +148,14 @@ def _print_study(study, runs_dir) -> None:
     params = sorted({k for row in rows for k in row if k.startswith("param:")})
     for row in rows:
         row.update({k: _value(row[k]) if k in row else "" for k in params})
-    columns = (Column("trial", "trial"), COLUMN["status"], *(Column(k, k[6:]) for k in params), Column("epochs", "epochs"), COLUMN["val_acc"], COLUMN["test_acc"], Column("time", "trial time", "min"), COLUMN["name"])
+    searched = [Column(k, k[6:]) for k in params]
+    if out.width >= WIDE_FROM:
+        columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("epochs", "epochs"), COLUMN["val_acc"], COLUMN["test_acc"], Column("time", "trial time", "min"), COLUMN["name"])
+    else:
+        columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("val_acc", "best val", "max"), COLUMN["test_acc"])
     out.print(runs_table(Comparison(rows, []), columns, title=f"Study {study.study_name}: trials, best validation accuracy first"))
+    if out.width < WIDE_FROM:
+        out.print(f"[dim]trial N is the run {study.study_name}-tN; a terminal of {WIDE_FROM} columns also shows epochs, times and run names[/]")
     best = reading.best_trial(study)
     if best is None:
         out.print("no trial has finished yet")

@@ -26,10 +26,6 @@ class Status(StrEnum):
         return self in (Status.FINISHED, Status.EARLY_STOPPED)
 
     @property
-    def resumable(self) -> bool:
-        return self in (Status.INTERRUPTED, Status.FAILED, Status.STALLED, Status.RUNNING)
-
-    @property
     def label(self) -> str:
         return self.value.replace("_", " ")
 

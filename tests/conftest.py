@@ -7,6 +7,12 @@ import pytest
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def decoded_data_cache(tmp_path_factory):
+    """Decoded sets go to a folder of this session, not the user's cache (subprocesses inherit it)."""
+    os.environ["MNISTCTL_DATA_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+
+
 def mnist_dir() -> Path | None:
     """MNIST found the way the command finds it ($MNISTCTL_DATA_DIR, then the cache), else ../shared beside the repo."""
     from mnistctl import data

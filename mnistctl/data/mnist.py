@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mnistctl.data import cache
 from mnistctl.errors import DataError
 from mnistctl.fsutil import atomic_path
 
@@ -151,14 +152,26 @@ class Dataset:
 
     def stats(self) -> tuple[float, float]:
         """Mean and standard deviation of the training pixels, scaled to [0, 1]."""
-        pixels = self.train_images.float().div_(255)
-        return round(pixels.mean().item(), 4), round(pixels.std().item(), 4)
+        import torch
+
+        counts = torch.bincount(self.train_images.flatten(), minlength=256).double()
+        levels = torch.arange(256, dtype=torch.float64) / 255
+        mean = (counts * levels).sum() / counts.sum()
+        variance = (counts * (levels - mean) ** 2).sum() / (counts.sum() - 1)
+        return round(mean.item(), 4), round(variance.sqrt().item(), 4)
 
 
 def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """The set from its IDX files, checked against checksum listings beside them; kept decoded in :mod:`cache`."""
     import torch
 
     paths = resolve(data_dir, download)
+    folder = str(paths["train_images"].parent.resolve())
+    cached = cache.read(paths)
+    if cached is not None:
+        arrays, facts = cached
+        images, labels = torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
+        return Dataset(images, labels, facts["n_train"], folder, facts["name"], facts["md5"])
     arrays, md5 = {}, {}
     for key, path in paths.items():
         stored = path.read_bytes()
@@ -171,10 +184,11 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
         arrays[key] = parse_idx(raw, str(path))
     _check_shapes(arrays)
     is_mnist = md5 == MNIST_MD5
-    images = torch.from_numpy(np.concatenate([arrays["train_images"], arrays["test_images"]]).astype(np.uint8))
-    labels = torch.from_numpy(np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64))
-    folder = str(paths["train_images"].parent.resolve())
-    return Dataset(images, labels, len(arrays["train_images"]), folder, "mnist" if is_mnist else "custom", md5)
+    images = np.concatenate([arrays["train_images"], arrays["test_images"]]).astype(np.uint8)
+    labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64)
+    dataset = Dataset(torch.from_numpy(images), torch.from_numpy(labels), len(arrays["train_images"]), folder, "mnist" if is_mnist else "custom", md5)
+    cache.write(paths, {"images": images, "labels": labels}, {"n_train": dataset.n_train, "name": dataset.name, "md5": md5})
+    return dataset
 
 
 def _verify_listed(path: Path, stored: bytes, raw: bytes) -> None:

@@ -1,0 +1,58 @@
+"""Decoded sets kept on disk: the same data as the IDX files, read again when a file changes, never trusted when damaged."""
+
+import os
+
+import numpy as np
+import pytest
+
+from mnistctl import data
+from mnistctl.data import cache
+from test_data import write_set
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    folder = tmp_path / "decoded"
+    monkeypatch.setenv(cache.ENV_VAR, str(folder))
+    return folder
+
+
+def _same(a, b):
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert (a.n_train, a.name, a.md5, a.folder) == (b.n_train, b.name, b.md5, b.folder)
+
+
+def test_a_second_load_comes_from_the_cache_and_matches(tmp_path, store, monkeypatch):
+    write_set(tmp_path / "set")
+    first = data.load(tmp_path / "set", download=False)
+    assert len(list(store.glob("*.npz"))) == 1
+    monkeypatch.setattr("mnistctl.data.mnist.parse_idx", lambda *a, **k: pytest.fail("the files were parsed again"))
+    _same(first, data.load(tmp_path / "set", download=False))
+
+
+def test_a_changed_file_is_read_again(tmp_path, store):
+    write_set(tmp_path / "set")
+    assert data.load(tmp_path / "set", download=False).train_labels[:3].tolist() == [0, 1, 2]
+    labels = tmp_path / "set" / "train-labels-idx1-ubyte.gz"
+    data.write_idx(labels, np.full(20, 7, dtype=np.uint8))
+    os.utime(labels, ns=(1, 1))
+    assert data.load(tmp_path / "set", download=False).train_labels[:3].tolist() == [7, 7, 7]
+
+
+def test_a_damaged_entry_is_ignored_and_replaced(tmp_path, store):
+    write_set(tmp_path / "set")
+    first = data.load(tmp_path / "set", download=False)
+    (entry,) = store.glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])
+    _same(first, data.load(tmp_path / "set", download=False))
+    assert cache.read(data.resolve(tmp_path / "set", download=False)) is not None
+
+
+def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(cache.ENV_VAR, str(blocker / "decoded"))
+    write_set(tmp_path / "set")
+    assert data.load(tmp_path / "set", download=False).n_train == 20

@@ -55,42 +55,49 @@ def command():
 
 def main() -> None:
     """Exit codes: 0 done, 1 the work failed (data, a damaged run, training), 2 bad input, 130 interrupted."""
+    _leave(_run())
+
+
+def _run() -> int:
     debug = os.environ.get("MNISTCTL_DEBUG") == "1"
     try:
         code = command()(prog_name="mnistctl", standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
+        return code if isinstance(code, int) else 0
     except typer.Abort:
         err.print("[red]interrupted[/]")
-        sys.exit(130)
+        return 130
     except MnistctlError as exc:
         if debug:
             raise
         report(exc.message, exc.hint)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         if debug:
             raise
         err.print("[red]interrupted[/]")
-        sys.exit(130)
+        return 130
     except Exception as exc:
         if debug:
             raise
         if _is_usage_error(exc):
             where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mnistctl"
             report(exc.format_message().splitlines()[0], f"see {where} --help")
-            sys.exit(2)
+            return 2
         report(f"internal error: {type(exc).__name__}: {exc}", "rerun with MNISTCTL_DEBUG=1 for the traceback")
-        sys.exit(1)
-    finally:
-        _skip_final_collection()
+        return 1
 
 
-def _skip_final_collection() -> None:
-    """The process is exiting: spare it the last garbage collections over torch's objects (about 1 s)."""
-    import gc
-
-    gc.freeze()
-
+def _leave(code: int) -> None:
+    """Exit. A process that loaded torch skips the interpreter's teardown of its modules (0.2-1 s):
+    the command has closed its files, so only standard output and error need flushing."""
+    if "torch" in sys.modules:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 def _is_usage_error(exc: Exception) -> bool:

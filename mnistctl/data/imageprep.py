@@ -207,12 +207,14 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     "Blank" means no ink either way.
     """
     x = _shrink(_unit(gray), WORK_SIDE)
-    margin_first = _edge_has_ink(x)
-    ink = _ink_with_margin(x) if margin_first else None
+    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    paper = _median(edge)
+    margin_first = float(np.abs(edge - paper).max()) > EDGE_INK  # some edge pixel stands out: ink runs off the picture
+    ink = _ink_with_margin(x, edge, paper) if margin_first else None
     if ink is None:
         ink = _ink(x)
         if not margin_first and (ink is None or _touches_edge(ink)):
-            padded = _ink_with_margin(x)
+            padded = _ink_with_margin(x, edge, paper)
             ink = padded if padded is not None else ink
     if ink is None:
         raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
@@ -232,23 +234,21 @@ def _ink(x: np.ndarray) -> np.ndarray | None:
     return None if ink is None else _keep_main_strokes(ink)
 
 
-def _edge_has_ink(x: np.ndarray) -> bool:
-    """Some pixel of the picture's edge stands out strongly from the rest of the edge: ink runs off the picture."""
-    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
-    return float(np.abs(edge - np.median(edge)).max()) > EDGE_INK
+def _median(values: np.ndarray) -> float:
+    """np.median, from a sort (a partition is slow on the many equal values of a page)."""
+    ordered = np.sort(values, axis=None)
+    return float(ordered[(ordered.size - 1) // 2] + ordered[ordered.size // 2]) / 2
 
 
-def _ink_with_margin(x: np.ndarray) -> np.ndarray | None:
-    margined = _with_margin(x)
+def _ink_with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
+    margined = _with_margin(x, edge, paper)
     return _ink(margined) if margined is not None else None
 
 
-def _with_margin(x: np.ndarray) -> np.ndarray | None:
-    """``x`` with a quarter of its size of paper added around it, when that is safe: its edge is mostly
+def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
+    """``x`` with a quarter of its size of ``paper`` added around it, when that is safe: its ``edge`` is mostly
     one even shade of paper, or it holds ink much darker than any shadow. Not for a page in uneven
     light, where a flat margin would itself look like ink."""
-    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
-    paper = float(np.median(edge))
     even = np.count_nonzero(np.abs(edge - paper) < EVEN_PAPER) * 2 >= edge.size
     if not even:
         low, high = _quantiles(x[::2, ::2], [0.01, 0.99])
@@ -381,7 +381,7 @@ def _thicken(ink: np.ndarray, scale: float) -> np.ndarray:
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
     """Scale so the longer side is ``box`` pixels, keeping the aspect ratio, then stretch to full ink."""
-    fitted = np.clip(_resize(ink, box / max(ink.shape)), 0, None)
+    fitted = np.maximum(_resize(ink, box / max(ink.shape)), 0)
     return fitted / max(float(fitted.max()), 1e-6)
 
 
@@ -392,8 +392,8 @@ def _centre(digit: np.ndarray) -> np.ndarray:
     total = max(float(digit.sum()), 1e-6)
     cy = float(digit.sum(axis=1) @ np.arange(h)) / total
     cx = float(digit.sum(axis=0) @ np.arange(w)) / total
-    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
-    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
+    top = min(max(round(SIDE / 2 - cy), 0), SIDE - h)
+    left = min(max(round(SIDE / 2 - cx), 0), SIDE - w)
     canvas[top : top + h, left : left + w] = digit
     return np.round(canvas * 255).astype(np.uint8)
 

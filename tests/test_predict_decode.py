@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnistctl.cli.predict_output import json_line
-from mnistctl.data import fastdecode, imageprep
+from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.errors import DataError, NotFoundError
 from mnistctl.reading import predict
 
@@ -38,7 +38,7 @@ def upside_down() -> Image.Exif:
 
 
 def pillow_path(data: bytes) -> np.ndarray:
-    gray = imageprep.to_gray(imageprep.open_image(data, side=imageprep.DECODE_SIDE))
+    gray = imagefile.to_gray(imagefile.open_image(data, side=imageprep.DECODE_SIDE))
     return imageprep.as_raw(gray) if imageprep.is_mnist_form(gray) else imageprep.prepare(gray)
 
 
@@ -125,7 +125,7 @@ def test_bombs_are_refused_from_the_header_before_any_decoding(bomb, monkeypatch
         raise AssertionError("decoded before the size was checked")
 
     monkeypatch.setattr(fastdecode, "decode", never)
-    monkeypatch.setattr(imageprep, "open_image", never)
+    monkeypatch.setattr(imagefile, "open_image", never)
     with pytest.raises(DataError, match="60000x60000 pixels, too large to decode safely"):
         imageprep.load_prepared(bomb)
 
@@ -133,14 +133,14 @@ def test_bombs_are_refused_from_the_header_before_any_decoding(bomb, monkeypatch
 def test_a_folder_or_missing_file_is_not_found(tmp_path):
     for path in (tmp_path, tmp_path / "none.png"):
         with pytest.raises(NotFoundError):
-            imageprep.read_gray(path)
+            imagefile.read_gray(path)
 
 
 def test_jpegs_are_decoded_at_the_size_the_work_needs():
     assert fastdecode.jpeg_scale("JPEG", 828, 256) == 2 and fastdecode.jpeg_scale("JPEG", 3000, 256) == 8
     assert fastdecode.jpeg_scale("JPEG", 300, 256) == 1 and fastdecode.jpeg_scale("PNG", 3000, 256) == 1
     data = encode(np.dstack([np.kron(page(), np.ones((5, 5), np.uint8))] * 3), "JPEG", quality=90)  # 1000x1000
-    assert imageprep.read_gray(data, side=imageprep.DECODE_SIDE).shape == (500, 500)  # libjpeg decoded it at half size
+    assert imagefile.read_gray(data, side=imageprep.DECODE_SIDE).shape == (500, 500)  # libjpeg decoded it at half size
 
 
 def test_chunks_hold_a_few_images_until_their_cost_is_known_then_about_the_same_work():

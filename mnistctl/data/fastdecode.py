@@ -30,12 +30,18 @@ def header(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def decode(data: bytes, fmt: str, scale: int = 1) -> np.ndarray | None:
-    """Grey uint8 pixels (JPEG: upright by its EXIF orientation, at 1/``scale`` size), or None if OpenCV cannot read them."""
+def cv2_one_thread():
+    """OpenCV on one thread: images are prepared one per process, and small ones gain nothing from threads."""
     import cv2
 
     if cv2.getNumThreads() != 1:
         cv2.setNumThreads(1)
+    return cv2
+
+
+def decode(data: bytes, fmt: str, scale: int = 1) -> np.ndarray | None:
+    """Grey uint8 pixels (JPEG: upright by its EXIF orientation, at 1/``scale`` size), or None if OpenCV cannot read them."""
+    cv2 = cv2_one_thread()
     flag = cv2.IMREAD_GRAYSCALE
     if fmt == "JPEG" and scale in JPEG_SCALES:
         flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[scale]

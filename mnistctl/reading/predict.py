@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mnistctl.data import imageprep
+from mnistctl.data import imagefile, imageprep
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
@@ -194,7 +194,7 @@ def _payload(source: str, stdin: BinaryIO | None) -> tuple[str, Any]:
     try:
         if stdin is None:
             raise NotFoundError("standard input is not available", "pass a file instead of -")
-        return "stdin", imageprep.read_stdin(stdin)
+        return "stdin", imagefile.read_stdin(stdin)
     except MnistctlError as exc:
         return "stdin", exc
 

@@ -104,6 +104,18 @@ def test_truncated_files_are_still_refused():
             imageprep.load_prepared(data)
 
 
+def test_damaged_files_leave_standard_error_alone(capfd):
+    profiled = encode(page(64), "PNG", icc_profile=b"too short")  # libpng warns about it
+    assert fastdecode.header(profiled) is not None
+    assert np.array_equal(imageprep.load_prepared(profiled), pillow_path(profiled))
+    damaged = bytearray(encode(page(64), "PNG"))
+    start = damaged.find(b"IDAT") + 10
+    damaged[start : start + 10] = b"x" * 10  # libpng fails on it and says so
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        imageprep.load_prepared(bytes(damaged))
+    assert capfd.readouterr().err == ""
+
+
 def _jpeg_header(width: int, height: int) -> bytes:
     frame = struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
     return b"\xff\xd8\xff\xc0" + frame + b"\xff\xda" + b"\x00" * 64 + b"\xff\xd9"

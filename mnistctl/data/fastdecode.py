@@ -3,12 +3,17 @@
 Only files that OpenCV reads exactly as Pillow would qualify: 8-bit PNGs (grey, RGB or palette)
 without transparency or EXIF, and 8-bit grey or colour JPEGs, each complete (ending with its end
 marker). :func:`header` reads their size from the bytes without decoding anything, so that the
-caller can check the bounds first; anything else is None and left to Pillow.
+caller can check the bounds first; anything else is None and left to Pillow. libpng and libjpeg
+print their complaints about damaged files on the C-level standard error, which is muted while
+they decode: the caller reports the damage in one line of its own.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -19,6 +24,7 @@ PNG_REFUSED = (b"tRNS", b"eXIf")
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 JPEG_SCALES = (8, 4, 2)
+_muted = False
 
 
 def header(data: bytes) -> tuple[str, int, int] | None:
@@ -45,10 +51,35 @@ def decode(data: bytes, fmt: str, scale: int = 1) -> np.ndarray | None:
     flag = cv2.IMREAD_GRAYSCALE
     if fmt == "JPEG" and scale in JPEG_SCALES:
         flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[scale]
+    with _stderr_muted():
+        try:
+            return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        except cv2.error:
+            return None
+
+
+def mute_stderr() -> None:
+    """Send this process's standard error to /dev/null for good: for worker processes, whose errors travel as values."""
+    global _muted
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    _muted = True
+
+
+@contextmanager
+def _stderr_muted() -> Iterator[None]:
+    if _muted:
+        yield
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
-        return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
-    except cv2.error:
-        return None
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def jpeg_scale(fmt: str, longer: int, side: int) -> int:

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mnistctl.data import imagefile, imageprep
+from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
@@ -151,7 +151,7 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
         return
     import multiprocessing
 
-    with multiprocessing.get_context().Pool(jobs) as pool:
+    with multiprocessing.get_context().Pool(jobs, initializer=fastdecode.mute_stderr) as pool:
         pending: deque = deque()
 
         def submit() -> None:

@@ -157,7 +157,7 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
     pad = window // 2
     padded = cv2.copyMakeBorder(np.round(small * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     page = _resize_to(cv2.medianBlur(padded, window)[pad:-pad, pad:-pad].astype(np.float32) / 255, x.shape)
-    darkest, brightest = _quantiles((x - page)[::2, ::2], [0.001, 0.999])
+    darkest, brightest = _quantiles(x[::2, ::2] - page[::2, ::2], [0.001, 0.999])
     if -darkest > brightest:
         x = 1 - x
     return np.maximum(x - _background(x), 0)

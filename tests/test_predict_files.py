@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
 from mnistctl.cli import app
-from mnistctl.data import imageprep
+from mnistctl.data import imagefile, imageprep
 from mnistctl.errors import DataError
 
 
@@ -41,7 +41,7 @@ def test_formats_the_readme_does_not_list_are_refused(tmp_path):
 def test_files_are_bounded_in_bytes_like_stdin(tmp_path):
     big = tmp_path / "big.png"
     with open(big, "wb") as f:
-        f.truncate(imageprep.MAX_BYTES + 1)  # sparse: costs no disk
+        f.truncate(imagefile.MAX_BYTES + 1)  # sparse: costs no disk
     with pytest.raises(DataError, match="more than 100 MB"):
         imageprep.load_prepared(big)
 

@@ -8,9 +8,12 @@ when stderr is a terminal.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Any
+
+from mnistctl.reading.predict import Prediction
 
 FLUSH_EVERY = 0.1
 
@@ -43,10 +46,8 @@ class Output:
         return self
 
     def add(self, result) -> None:
-        from mnistctl.reading.predict import Prediction
-
         if self.kind == "jsonl":
-            self._write(json.dumps(result.as_dict()))
+            self._write(json_line(result))
         elif self.kind == "json":
             body = json.dumps(result.as_dict(), indent=2).replace("\n", "\n  ")
             self._write(("  " if self.count == 0 else ",\n  ") + body, newline=False)
@@ -79,3 +80,15 @@ class Output:
     def _flush(self) -> None:
         sys.stdout.flush()
         self.flushed = time.monotonic()
+
+
+def json_line(result) -> str:
+    """``json.dumps(result.as_dict())``, written out directly for a plain prediction (several times faster)."""
+    if not isinstance(result, Prediction) or result.saved is not None:
+        return json.dumps(result.as_dict())
+    top = ", ".join(f'{{"digit": {digit}, "probability": {_number(chance)}}}' for digit, chance in result.top)
+    return f'{{"image": {json.dumps(result.source)}, "digit": {result.digit}, "probability": {_number(result.probability)}, "top_k": [{top}]}}'
+
+
+def _number(value: float) -> str:
+    return float.__repr__(value) if math.isfinite(value) else json.dumps(value)

@@ -3,28 +3,22 @@
 MNIST digits are white ink on black, fitted into a 20x20 box keeping their aspect ratio and
 centred by centre of mass in a 28x28 frame. :func:`prepare` turns any picture of one digit
 into that form: it inverts dark ink on light paper, removes uneven lighting and paper texture,
-crops to the ink, fits, and centres. It works at the resolution the digit needs: JPEGs are
-decoded small (draft mode), large pictures are reduced right after decoding, and 28x28 images
-already in MNIST form skip preparation. Decoding is bounded: only the formats in
-:data:`FORMATS`, at most :data:`MAX_BYTES` bytes and :data:`MAX_PIXELS` pixels, checked from
-the header before any pixel is decoded.
+crops to the ink, fits, and centres. It works at the resolution the digit needs: pictures are
+decoded no larger than :data:`DECODE_SIDE` (safely, by :mod:`mnistctl.data.imagefile`) and
+prepared at :data:`WORK_SIDE` at most, and 28x28 images already in MNIST form skip preparation.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from mnistctl.errors import DataError, NotFoundError
+from mnistctl.data import fastdecode
+from mnistctl.data.imagefile import read_gray
+from mnistctl.errors import DataError
 
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
-MAX_PIXELS = 40_000_000
-MAX_BYTES = 100 * 2**20
 SIDE, BOX = 28, 20
 DECODE_SIDE = 256
 WORK_SIDE = 128
@@ -37,140 +31,52 @@ STRONG_INK = 0.6
 EDGE_INK = 0.3
 
 
-def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None):
-    """A decoded, upright PIL image from a path, bytes or a binary stream; with ``side``, decoded no
-    larger than needed for that longer side (JPEG draft mode, then a box reduction)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    name = name or (str(source) if isinstance(source, (str, Path)) else "input")
-    if isinstance(source, (str, Path)):
-        _check_bytes(_file_size(source, name), name)
-    elif isinstance(source, bytes):
-        _check_bytes(len(source), name)
-        source = io.BytesIO(source)
-    try:
-        image = _open_unguarded(source)
-        _check_size(image, name)
-        if side:
-            _draft(image, side)
-        image.load()
-        if "exif" in image.info or image.format == "TIFF":
-            image = ImageOps.exif_transpose(image)
-        return _reduce(image, side) if side else image
-    except UnidentifiedImageError:
-        raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None
-
-
-def _open_unguarded(source):
-    """Image.open of the listed formats only; Pillow's own pixel guard is off so that :func:`_check_size` decides."""
-    from PIL import Image
-
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        return Image.open(source, formats=FORMATS)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-
-
 def _cv2():
-    """OpenCV on one thread: images are prepared one per process, and small ones gain nothing from threads."""
-    import cv2
-
-    if cv2.getNumThreads() != 1:
-        cv2.setNumThreads(1)
-    return cv2
+    return fastdecode.cv2_one_thread()
 
 
-def _file_size(path: str | Path, name: str) -> int:
-    try:
-        found = os.stat(path)
-    except OSError:
-        found = None
-    if found is None or not stat.S_ISREG(found.st_mode):
-        raise NotFoundError(f"{name} does not exist", "check the path")
-    return found.st_size
-
-
-def _check_bytes(size: int, name: str) -> None:
-    if size > MAX_BYTES:
-        raise DataError(f"{name} holds more than {MAX_BYTES // 2**20} MB", "pass a smaller image")
-
-
-def _check_size(image, name: str) -> None:
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise DataError(f"{name} is {width}x{height} pixels, too large to decode safely", f"scale it down to at most {MAX_PIXELS:,} pixels")
-    if width < 1 or height < 1:
-        raise DataError(f"{name} has no pixels", "use another image")
-
-
-def _draft(image, side: int) -> None:
-    """Let libjpeg decode grey at 1/2, 1/4 or 1/8 scale when the picture is larger than needed."""
-    width, height = image.size
-    scale = side / max(width, height)
-    if image.format == "JPEG" and scale < 0.5:
-        image.draft("L", (max(1, int(width * scale)), max(1, int(height * scale))))
-
-
-def _reduce(image, side: int):
-    factor = max(image.size) // side
-    if factor >= 2 and image.mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
-        return image.reduce(factor)
-    return image
-
-
-def to_gray(image) -> np.ndarray:
-    """Luminance in [0, 1] as float32 (H, W), from any mode; transparency is laid on a contrasting background."""
-    if image.mode.startswith("I;16"):
-        return np.asarray(image, dtype=np.float32) / 65535
-    if image.mode in ("I", "F"):
-        gray = np.asarray(image, dtype=np.float32)
-        top = gray.max(initial=0)
-        return gray / (1 if top <= 1 else 255 if top <= 255 else 65535)
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        gray, alpha = (np.asarray(band, dtype=np.float32) / 255 for band in image.convert("LA").split())
-        if alpha.min() < 1:
-            ink = float((gray * alpha).sum() / max(alpha.sum(), 1e-6))
-            background = 1.0 if ink < 0.5 else 0.0
-            return alpha * gray + (1 - alpha) * background
-        return gray
-    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) / 255
+_FRAME = np.ones((SIDE, SIDE), bool)
+_FRAME[2:-2, 2:-2] = False
+_FRAME_PIXELS = int(_FRAME.sum())
 
 
 def is_mnist_form(gray: np.ndarray) -> bool:
     """28x28, a light digit on a dark frame: what MNIST looks like, so no preparation is needed."""
     if gray.shape != (SIDE, SIDE):
         return False
-    frame = np.concatenate([gray[:2].ravel(), gray[-2:].ravel(), gray[:, :2].ravel(), gray[:, -2:].ravel()])
-    return float(frame.mean()) < 0.05 and float(gray.max()) > 0.5
+    top = 255 if gray.dtype == np.uint8 else 1
+    return float(gray.max()) > 0.5 * top and float(gray[_FRAME].sum()) < 0.05 * top * _FRAME_PIXELS
 
 
 def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
-    """An MNIST-style uint8 (28, 28) digit from a luminance image in [0, 1] of any size.
+    """An MNIST-style uint8 (28, 28) digit from a luminance image of any size (float in [0, 1], or uint8).
 
     A digit that touches the edge of the picture (cropped tight from a scan, or filling the frame)
     is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
     when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
     "Blank" means no ink either way.
     """
-    x = _shrink(np.asarray(gray, dtype=np.float32), WORK_SIDE)
-    margin_first = _edge_has_ink(x)
-    ink = _ink_with_margin(x) if margin_first else None
+    x = _shrink(_unit(gray), WORK_SIDE)
+    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    paper = _median(edge)
+    margin_first = float(np.abs(edge - paper).max()) > EDGE_INK  # some edge pixel stands out: ink runs off the picture
+    ink = _ink_with_margin(x, edge, paper) if margin_first else None
     if ink is None:
         ink = _ink(x)
         if not margin_first and (ink is None or _touches_edge(ink)):
-            padded = _ink_with_margin(x)
+            padded = _ink_with_margin(x, edge, paper)
             ink = padded if padded is not None else ink
     if ink is None:
         raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
-    rows, cols = np.nonzero(ink)
-    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ink = _thicken(ink, BOX / max(ink.shape))
     return _centre(_fit(ink, BOX))
+
+
+def _unit(gray: np.ndarray) -> np.ndarray:
+    """Luminance as float32 in [0, 1], from uint8 or float."""
+    return gray.astype(np.float32) * np.float32(1 / 255) if gray.dtype == np.uint8 else np.asarray(gray, dtype=np.float32)
 
 
 def _ink(x: np.ndarray) -> np.ndarray | None:
@@ -178,28 +84,28 @@ def _ink(x: np.ndarray) -> np.ndarray | None:
     return None if ink is None else _keep_main_strokes(ink)
 
 
-def _edge_has_ink(x: np.ndarray) -> bool:
-    """Some pixel of the picture's edge stands out strongly from the rest of the edge: ink runs off the picture."""
-    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
-    return float(np.abs(edge - np.median(edge)).max()) > EDGE_INK
+def _median(values: np.ndarray) -> float:
+    """np.median, from a sort (a partition is slow on the many equal values of a page)."""
+    ordered = np.sort(values, axis=None)
+    return float(ordered[(ordered.size - 1) // 2] + ordered[ordered.size // 2]) / 2
 
 
-def _ink_with_margin(x: np.ndarray) -> np.ndarray | None:
-    margined = _with_margin(x)
+def _ink_with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
+    margined = _with_margin(x, edge, paper)
     return _ink(margined) if margined is not None else None
 
 
-def _with_margin(x: np.ndarray) -> np.ndarray | None:
-    """``x`` with a quarter of its size of paper added around it, when that is safe: its edge is mostly
+def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
+    """``x`` with a quarter of its size of ``paper`` added around it, when that is safe: its ``edge`` is mostly
     one even shade of paper, or it holds ink much darker than any shadow. Not for a page in uneven
     light, where a flat margin would itself look like ink."""
-    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
-    paper = float(np.median(edge))
-    even = np.mean(np.abs(edge - paper) < EVEN_PAPER) >= 0.5
-    low, high = _quantiles(x[::2, ::2], [0.01, 0.99])
-    if not even and high - low < STRONG_INK:
-        return None
-    return np.pad(x, max(2, max(x.shape) // 4), constant_values=paper)
+    even = np.count_nonzero(np.abs(edge - paper) < EVEN_PAPER) * 2 >= edge.size
+    if not even:
+        low, high = _quantiles(x[::2, ::2], [0.01, 0.99])
+        if high - low < STRONG_INK:
+            return None
+    pad = max(2, max(x.shape) // 4)
+    return _cv2().copyMakeBorder(x, pad, pad, pad, pad, _cv2().BORDER_CONSTANT, value=paper)
 
 
 def _touches_edge(ink: np.ndarray) -> bool:
@@ -219,11 +125,9 @@ def _shrink(x: np.ndarray, side: int) -> np.ndarray:
 
 
 def _quantiles(x: np.ndarray, fractions: list[float]) -> list[float]:
-    """Order statistics at the given fractions (nearest rank), one partition for all."""
-    flat = x.ravel()
-    ranks = [min(flat.size - 1, int(f * flat.size)) for f in fractions]
-    ordered = np.partition(flat, ranks)
-    return [float(ordered[r]) for r in ranks]
+    """Order statistics at the given fractions (nearest rank), from one sort (which, unlike a partition, stays fast on ties)."""
+    ordered = np.sort(x, axis=None)
+    return [float(ordered[min(ordered.size - 1, int(f * ordered.size))]) for f in fractions]
 
 
 def _resize(x: np.ndarray, scale: float) -> np.ndarray:
@@ -253,10 +157,10 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
     pad = window // 2
     padded = cv2.copyMakeBorder(np.round(small * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     page = _resize_to(cv2.medianBlur(padded, window)[pad:-pad, pad:-pad].astype(np.float32) / 255, x.shape)
-    darkest, brightest = _quantiles((x - page)[::2, ::2], [0.001, 0.999])
+    darkest, brightest = _quantiles(x[::2, ::2] - page[::2, ::2], [0.001, 0.999])
     if -darkest > brightest:
         x = 1 - x
-    return np.clip(x - _background(x), 0, None)
+    return np.maximum(x - _background(x), 0)
 
 
 def _background(x: np.ndarray) -> np.ndarray:
@@ -322,12 +226,12 @@ def _thicken(ink: np.ndarray, scale: float) -> np.ndarray:
     if grow < 1:
         return ink
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return cv2.dilate(np.pad(ink, grow), disk)
+    return cv2.dilate(cv2.copyMakeBorder(ink, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0), disk)
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
     """Scale so the longer side is ``box`` pixels, keeping the aspect ratio, then stretch to full ink."""
-    fitted = np.clip(_resize(ink, box / max(ink.shape)), 0, None)
+    fitted = np.maximum(_resize(ink, box / max(ink.shape)), 0)
     return fitted / max(float(fitted.max()), 1e-6)
 
 
@@ -338,8 +242,8 @@ def _centre(digit: np.ndarray) -> np.ndarray:
     total = max(float(digit.sum()), 1e-6)
     cy = float(digit.sum(axis=1) @ np.arange(h)) / total
     cx = float(digit.sum(axis=0) @ np.arange(w)) / total
-    top = int(np.clip(round(SIDE / 2 - cy), 0, SIDE - h))
-    left = int(np.clip(round(SIDE / 2 - cx), 0, SIDE - w))
+    top = min(max(round(SIDE / 2 - cy), 0), SIDE - h)
+    left = min(max(round(SIDE / 2 - cx), 0), SIDE - w)
     canvas[top : top + h, left : left + w] = digit
     return np.round(canvas * 255).astype(np.uint8)
 
@@ -349,19 +253,15 @@ def as_raw(gray: np.ndarray, name: str = "image") -> np.ndarray:
     if gray.shape != (SIDE, SIDE):
         h, w = gray.shape
         raise DataError(f"{name} is {w}x{h}, but --raw needs 28x28 images in MNIST form", "drop --raw to prepare it")
+    if gray.dtype == np.uint8:
+        return gray
     return np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8)
 
 
 def load_prepared(source: str | Path | bytes | BinaryIO, raw: bool = False, name: str | None = None) -> np.ndarray:
     """The 28x28 uint8 image the model sees for a picture file, its bytes or a stream."""
     name = name or (str(source) if isinstance(source, (str, Path)) else "input")
-    gray = to_gray(open_image(source, name, side=None if raw else DECODE_SIDE))
+    gray = read_gray(source, name, side=None if raw else DECODE_SIDE)
     return as_raw(gray, name) if raw or is_mnist_form(gray) else prepare(gray, name)
 
 
-def read_stdin(stream: BinaryIO) -> bytes:
-    """All of standard input, refusing more than :data:`MAX_BYTES`."""
-    data = stream.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise DataError(f"standard input holds more than {MAX_BYTES // 2**20} MB", "pass a smaller image")
-    return data

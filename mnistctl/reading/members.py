@@ -20,6 +20,7 @@ from mnistctl.runs import Run
 
 WEIGHTS_DIGEST = "mnistctl.weights_sha256"
 TORCH_BATCH = 2048
+ONNX_BATCH = 128
 
 
 @dataclass
@@ -65,7 +66,10 @@ def load(run: Run, which: str = "best", device: str = "auto", name: str | None =
 
 def onnx_member(session: Any, name: str) -> Member:
     def proba(images: np.ndarray) -> np.ndarray:
-        return session.run(["probs"], {"images": np.ascontiguousarray(images, dtype=np.uint8)})[0]
+        images = np.ascontiguousarray(images, dtype=np.uint8)
+        if len(images) <= ONNX_BATCH:
+            return session.run(["probs"], {"images": images})[0]
+        return np.concatenate([session.run(["probs"], {"images": images[i : i + ONNX_BATCH]})[0] for i in range(0, len(images), ONNX_BATCH)])
 
     return Member(name, proba, "onnxruntime")
 
@@ -86,10 +90,11 @@ def torch_member(run: Run, which: str, device: str, name: str) -> Member:
 
 
 def _session(path: str | Path) -> Any:
-    """An onnxruntime session that sleeps between batches instead of spinning (the workers need the cores)."""
+    """An onnxruntime session on one thread that sleeps between batches instead of spinning (the workers need the cores)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = 1
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

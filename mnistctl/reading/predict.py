@@ -1,8 +1,10 @@
 """Digits of image files: one run or an ensemble, prepared the MNIST way, predicted as they stream.
 
 Sources are read in chunks, in order. With more than one chunk, a pool of worker processes (one
-per core) decodes and prepares them while this process predicts the chunks already prepared, so
-results start at once and memory stays flat however large the folder. A bad image (missing, not
+per core) decodes and prepares them, a few chunks ahead, while this process predicts the chunks
+already prepared, so results start at once and memory stays flat however large the folder. A
+chunk holds about :data:`CHUNK_SECONDS` of work, sized from what the chunks so far cost: many
+small images, or a few photos, so that every core stays busy to the end. A bad image (missing, not
 an image, truncated, blank, too large) becomes a :class:`Failure` in its place; the other images
 are still predicted.
 """
@@ -10,6 +12,8 @@ are still predicted.
 from __future__ import annotations
 
 import os
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -18,14 +22,17 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mnistctl.data import imageprep
+from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
 
 STDIN = "-"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
-CHUNK = 64
+CHUNK = 16
+MAX_CHUNK = 1024
+CHUNK_SECONDS = 0.03
+AHEAD = 2
 
 
 @dataclass
@@ -87,7 +94,7 @@ def _walk(folder: Path) -> Iterator[str]:
     for entry in entries:
         if entry.is_dir():
             yield from _walk(Path(entry.path))
-        elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
             yield entry.path
 
 
@@ -107,42 +114,77 @@ def predict(
 ) -> Iterator[Prediction | Failure]:
     """Prepare every source and predict the good ones chunk by chunk, yielding results in input order."""
     for chunk in _prepared(sources, raw, stdin, jobs):
-        good = [item for item in chunk if isinstance(item[1], np.ndarray)]
-        probs = ensemble_proba(members, np.stack([image for _, image in good])) if good else np.zeros((0, 10))
+        probs = ensemble_proba(members, chunk.images) if len(chunk.images) else np.zeros((0, 10), np.float32)
         k = min(top_k, probs.shape[1])
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        rows = iter(range(len(good)))
-        for source, item in chunk:
-            if not isinstance(item, np.ndarray):
-                yield Failure(source, item)
+        digits, chances = order.tolist(), np.take_along_axis(probs, order, axis=1).tolist()
+        row = 0
+        for position, source in enumerate(chunk.names):
+            error = chunk.errors.get(position)
+            if error is not None:
+                yield Failure(source, error)
                 continue
-            row = next(rows)
-            top = [(int(d), float(probs[row, d])) for d in order[row]]
-            yield Prediction(source, top[0][0], top[0][1], top, item)
+            top = list(zip(digits[row], chances[row]))
+            yield Prediction(source, top[0][0], top[0][1], top, chunk.images[row])
+            row += 1
 
 
-def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: int) -> Iterator[list[tuple[str, Any]]]:
-    """Chunks of (name, uint8 image or error), in order; prepared in worker processes when there is more than one chunk."""
-    chunks = _chunks((_payload(source, stdin) for source in sources), CHUNK)
-    head = list(islice(chunks, 2))
+@dataclass
+class Chunk:
+    """Sources prepared together: their names, the uint8 (n, 28, 28) images of the good ones in order, the errors by position."""
+
+    names: list[str]
+    images: np.ndarray
+    errors: dict[int, MnistctlError]
+    seconds: float
+
+
+def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: int) -> Iterator[Chunk]:
+    """Prepared chunks in order; in worker processes when there is more than one chunk, a few chunks ahead of the model."""
+    payloads = (_payload(source, stdin) for source in sources)
+    head = list(islice(payloads, CHUNK + 1))
+    payloads, sizer = chain(head, payloads), _Sizer()
     jobs = jobs or _cores()
-    if len(head) < 2 or jobs < 2:
-        yield from (_prepare_chunk(chunk, raw) for chunk in chain(head, chunks))
+    if len(head) <= CHUNK or jobs < 2:
+        while batch := list(islice(payloads, sizer.size())):
+            yield sizer.learn(_prepare_chunk(batch, raw))
         return
     import multiprocessing
-    from functools import partial
 
-    with multiprocessing.get_context().Pool(jobs) as pool:
-        yield from pool.imap(partial(_prepare_chunk, raw=raw), chain(head, chunks))
+    with multiprocessing.get_context().Pool(jobs, initializer=fastdecode.mute_stderr) as pool:
+        pending: deque = deque()
+
+        def submit() -> None:
+            if batch := list(islice(payloads, sizer.size())):
+                pending.append(pool.apply_async(_prepare_chunk, (batch, raw)))
+
+        for _ in range(AHEAD * jobs):
+            submit()
+        while pending:
+            chunk = sizer.learn(pending.popleft().get())
+            submit()
+            yield chunk
+
+
+class _Sizer:
+    """Chunk sizes: :data:`CHUNK` images until their cost is known, then about :data:`CHUNK_SECONDS` of work each."""
+
+    def __init__(self) -> None:
+        self.images, self.seconds = 0, 0.0
+
+    def size(self) -> int:
+        if not self.images:
+            return CHUNK
+        return round(min(MAX_CHUNK, max(1, CHUNK_SECONDS * self.images / max(self.seconds, 1e-9))))
+
+    def learn(self, chunk: Chunk) -> Chunk:
+        self.images += len(chunk.names)
+        self.seconds += chunk.seconds
+        return chunk
 
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _chunks(items: Iterator, size: int) -> Iterator[list]:
-    while chunk := list(islice(items, size)):
-        yield chunk
 
 
 def _payload(source: str, stdin: BinaryIO | None) -> tuple[str, Any]:
@@ -152,13 +194,23 @@ def _payload(source: str, stdin: BinaryIO | None) -> tuple[str, Any]:
     try:
         if stdin is None:
             raise NotFoundError("standard input is not available", "pass a file instead of -")
-        return "stdin", imageprep.read_stdin(stdin)
+        return "stdin", imagefile.read_stdin(stdin)
     except MnistctlError as exc:
         return "stdin", exc
 
 
-def _prepare_chunk(chunk: list[tuple[str, Any]], raw: bool) -> list[tuple[str, Any]]:
-    return [(name, _prepare_one(name, source, raw)) for name, source in chunk]
+def _prepare_chunk(chunk: list[tuple[str, Any]], raw: bool) -> Chunk:
+    start = time.perf_counter()
+    names, images, errors = [], [], {}
+    for position, (name, source) in enumerate(chunk):
+        names.append(name)
+        prepared = _prepare_one(name, source, raw)
+        if isinstance(prepared, np.ndarray):
+            images.append(prepared)
+        else:
+            errors[position] = prepared
+    stacked = np.stack(images) if images else np.zeros((0, imageprep.SIDE, imageprep.SIDE), np.uint8)
+    return Chunk(names, stacked, errors, time.perf_counter() - start)
 
 
 def _prepare_one(name: str, source: Any, raw: bool) -> Any:

@@ -1,0 +1,127 @@
+"""Plain PNGs and JPEGs decoded straight to grey by OpenCV, at a reduced size where the format allows.
+
+Only files that OpenCV reads exactly as Pillow would qualify: 8-bit PNGs (grey, RGB or palette)
+without transparency or EXIF, and 8-bit grey or colour JPEGs, each complete (ending with its end
+marker). :func:`header` reads their size from the bytes without decoding anything, so that the
+caller can check the bounds first; anything else is None and left to Pillow. libpng and libjpeg
+print their complaints about damaged files on the C-level standard error, which is muted while
+they decode: the caller reports the damage in one line of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+PNG_FLAT_COLOURS = (0, 2, 3)
+PNG_REFUSED = (b"tRNS", b"eXIf")
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+JPEG_SCALES = (8, 4, 2)
+_muted = False
+
+
+def header(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) of a PNG or JPEG that :func:`decode` reads like Pillow, else None."""
+    if data.startswith(PNG_SIGNATURE):
+        return _png(data)
+    if data.startswith(JPEG_START):
+        return _jpeg(data)
+    return None
+
+
+def cv2_one_thread():
+    """OpenCV on one thread: images are prepared one per process, and small ones gain nothing from threads."""
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+    return cv2
+
+
+def decode(data: bytes, fmt: str, scale: int = 1) -> np.ndarray | None:
+    """Grey uint8 pixels (JPEG: upright by its EXIF orientation, at 1/``scale`` size), or None if OpenCV cannot read them."""
+    cv2 = cv2_one_thread()
+    flag = cv2.IMREAD_GRAYSCALE
+    if fmt == "JPEG" and scale in JPEG_SCALES:
+        flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[scale]
+    with _stderr_muted():
+        try:
+            return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        except cv2.error:
+            return None
+
+
+def mute_stderr() -> None:
+    """Send this process's standard error to /dev/null for good: for worker processes, whose errors travel as values."""
+    global _muted
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    _muted = True
+
+
+@contextmanager
+def _stderr_muted() -> Iterator[None]:
+    if _muted:
+        yield
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def jpeg_scale(fmt: str, longer: int, side: int) -> int:
+    """The largest reduction libjpeg decodes for free that keeps the longer side at least ``side``."""
+    if fmt != "JPEG":
+        return 1
+    return next((scale for scale in JPEG_SCALES if longer // scale >= side), 1)
+
+
+def _png(data: bytes) -> tuple[str, int, int] | None:
+    if len(data) < 33 or data[12:16] != b"IHDR" or not data.endswith(PNG_END):
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if depth != 8 or colour not in PNG_FLAT_COLOURS:
+        return None
+    position = 8
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        if kind in PNG_REFUSED:
+            return None
+        if kind == b"IEND":
+            return ("PNG", width, height) if position + 12 == len(data) else None
+        position += 12 + length
+    return None
+
+
+def _jpeg(data: bytes) -> tuple[str, int, int] | None:
+    if not data.endswith(JPEG_END):
+        return None
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        if marker in JPEG_FRAMES:
+            if position + 10 > len(data):
+                return None
+            precision, height, width, components = struct.unpack(">BHHB", data[position + 4 : position + 10])
+            return ("JPEG", width, height) if precision == 8 and components in (1, 3) and height > 0 and width > 0 else None
+        if marker == 0xDA or length < 2:
+            return None
+        position += 2 + length
+    return None

@@ -1,0 +1,169 @@
+"""Image files read safely, to grey: the bounds, then the fastest decoder that reads the file right.
+
+Decoding is bounded: only the formats in :data:`FORMATS`, at most :data:`MAX_BYTES` bytes and
+:data:`MAX_PIXELS` pixels, checked from the header before any pixel is decoded. Plain PNGs and
+JPEGs go straight to grey through OpenCV (:mod:`mnistctl.data.fastdecode`), JPEGs at a reduced
+size; every other picture through Pillow (JPEG draft mode, EXIF orientation, transparency).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from mnistctl.data import fastdecode
+from mnistctl.errors import DataError, NotFoundError
+
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+MAX_PIXELS = 40_000_000
+MAX_BYTES = 100 * 2**20
+
+
+def read_gray(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None) -> np.ndarray:
+    """The luminance of a picture: uint8 from OpenCV for plain PNGs and JPEGs, else float32 in [0, 1] from Pillow;
+    with ``side``, decoded no larger than needed for that longer side."""
+    name = name or (str(source) if isinstance(source, (str, Path)) else "input")
+    data = _read(source, name)
+    found = fastdecode.header(data)
+    if found is not None:
+        fmt, width, height = found
+        _check_size(width, height, name)
+        gray = fastdecode.decode(data, fmt, fastdecode.jpeg_scale(fmt, max(width, height), side) if side else 1)
+        if gray is not None:
+            return _box_reduce(gray, side) if side else gray
+    return to_gray(open_image(data, name, side))
+
+
+def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None):
+    """A decoded, upright PIL image from a path, bytes or a binary stream; with ``side``, decoded no
+    larger than needed for that longer side (JPEG draft mode, then a box reduction)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = name or (str(source) if isinstance(source, (str, Path)) else "input")
+    if isinstance(source, (str, Path)):
+        _check_bytes(_file_size(source, name), name)
+    elif isinstance(source, bytes):
+        _check_bytes(len(source), name)
+        source = io.BytesIO(source)
+    try:
+        image = _open_unguarded(source)
+        _check_size(*image.size, name)
+        if side:
+            _draft(image, side)
+        image.load()
+        if "exif" in image.info or image.format == "TIFF":
+            image = ImageOps.exif_transpose(image)
+        return _reduce(image, side) if side else image
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None
+
+
+def _read(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
+    """All the bytes of a file, bytes or a stream, refusing more than :data:`MAX_BYTES`."""
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, (str, Path)):
+        size = _file_size(source, name)
+        _check_bytes(size, name)
+        try:
+            with open(source, "rb") as file:
+                data = file.read(size + 1)
+        except OSError:
+            raise NotFoundError(f"{name} cannot be read", "check the path and its permissions") from None
+    else:
+        data = source.read(MAX_BYTES + 1)
+    _check_bytes(len(data), name)
+    return data
+
+
+def _open_unguarded(source):
+    """Image.open of the listed formats only; Pillow's own pixel guard is off so that :func:`_check_size` decides."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        return Image.open(source, formats=FORMATS)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _file_size(path: str | Path, name: str) -> int:
+    try:
+        found = os.stat(path)
+    except OSError:
+        found = None
+    if found is None or not stat.S_ISREG(found.st_mode):
+        raise NotFoundError(f"{name} does not exist", "check the path")
+    return found.st_size
+
+
+def _check_bytes(size: int, name: str) -> None:
+    if size > MAX_BYTES:
+        raise DataError(f"{name} holds more than {MAX_BYTES // 2**20} MB", "pass a smaller image")
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{name} is {width}x{height} pixels, too large to decode safely", f"scale it down to at most {MAX_PIXELS:,} pixels")
+    if width < 1 or height < 1:
+        raise DataError(f"{name} has no pixels", "use another image")
+
+
+def _draft(image, side: int) -> None:
+    """Let libjpeg decode grey at 1/2, 1/4 or 1/8 scale when the picture is larger than needed."""
+    width, height = image.size
+    scale = side / max(width, height)
+    if image.format == "JPEG" and scale < 0.5:
+        image.draft("L", (max(1, int(width * scale)), max(1, int(height * scale))))
+
+
+def _reduce(image, side: int):
+    factor = max(image.size) // side
+    if factor >= 2 and image.mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        return image.reduce(factor)
+    return image
+
+
+def _box_reduce(gray: np.ndarray, side: int) -> np.ndarray:
+    """Average whole blocks of pixels, like :func:`_reduce` does for a PIL image."""
+    factor = max(gray.shape) // side
+    if factor < 2:
+        return gray
+    cv2 = fastdecode.cv2_one_thread()
+    height, width = gray.shape[0] // factor, gray.shape[1] // factor
+    return cv2.resize(gray[: height * factor, : width * factor], (width, height), interpolation=cv2.INTER_AREA)
+
+
+def to_gray(image) -> np.ndarray:
+    """Luminance in [0, 1] as float32 (H, W), from any mode; transparency is laid on a contrasting background."""
+    if image.mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.float32) / 65535
+    if image.mode in ("I", "F"):
+        gray = np.asarray(image, dtype=np.float32)
+        top = gray.max(initial=0)
+        return gray / (1 if top <= 1 else 255 if top <= 255 else 65535)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        gray, alpha = (np.asarray(band, dtype=np.float32) / 255 for band in image.convert("LA").split())
+        if alpha.min() < 1:
+            ink = float((gray * alpha).sum() / max(alpha.sum(), 1e-6))
+            background = 1.0 if ink < 0.5 else 0.0
+            return alpha * gray + (1 - alpha) * background
+        return gray
+    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def read_stdin(stream: BinaryIO) -> bytes:
+    """All of standard input, refusing more than :data:`MAX_BYTES`."""
+    data = stream.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise DataError(f"standard input holds more than {MAX_BYTES // 2**20} MB", "pass a smaller image")
+    return data

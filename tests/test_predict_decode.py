@@ -1,0 +1,175 @@
+"""The fast paths of predict's input: OpenCV decoding that matches Pillow's and keeps the bounds,
+chunks sized by what images cost, and JSON lines written out directly."""
+
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from mnistctl.cli.predict_output import json_line
+from mnistctl.data import fastdecode, imagefile, imageprep
+from mnistctl.errors import DataError, NotFoundError
+from mnistctl.reading import predict
+
+
+def page(side: int = 200) -> np.ndarray:
+    """A 4 in dark ink on slightly uneven paper, uint8."""
+    image = Image.new("L", (side, side), 235)
+    ImageDraw.Draw(image).line([(0.6 * side, 0.15 * side), (0.2 * side, 0.65 * side), (0.8 * side, 0.65 * side)], fill=30, width=side // 14)
+    ImageDraw.Draw(image).line([(0.62 * side, 0.35 * side), (0.62 * side, 0.9 * side)], fill=30, width=side // 14)
+    shade = np.linspace(0, 20, side, dtype=np.float32)[None, :]
+    return (np.asarray(image, np.float32) - shade).clip(0, 255).astype(np.uint8)
+
+
+def encode(array: np.ndarray | Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    (array if isinstance(array, Image.Image) else Image.fromarray(array)).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def upside_down() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    return exif
+
+
+def pillow_path(data: bytes) -> np.ndarray:
+    gray = imagefile.to_gray(imagefile.open_image(data, side=imageprep.DECODE_SIDE))
+    return imageprep.as_raw(gray) if imageprep.is_mnist_form(gray) else imageprep.prepare(gray)
+
+
+def rotated_jpeg(gray: np.ndarray) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter left; viewers turn it right
+    return encode(np.asarray(Image.fromarray(gray).rotate(90, expand=True)), "JPEG", quality=92, exif=exif)
+
+
+PLAIN = {
+    "png-L": lambda g: encode(g, "PNG"),
+    "png-RGB": lambda g: encode(np.dstack([g] * 3), "PNG"),
+    "png-P": lambda g: encode(np.asarray(Image.fromarray(g).convert("P", palette=Image.Palette.ADAPTIVE, colors=64).convert("RGB")), "PNG"),
+    "jpeg-L": lambda g: encode(g, "JPEG", quality=92),
+    "jpeg-RGB-large": lambda g: encode(np.dstack([np.kron(g, np.ones((4, 4), np.uint8))] * 3), "JPEG", quality=92),
+    "jpeg-EXIF": rotated_jpeg,
+}
+
+
+@pytest.mark.parametrize("kind", PLAIN)
+def test_opencv_reads_plain_files_like_pillow(kind):
+    data = PLAIN[kind](page())
+    assert fastdecode.header(data) is not None
+    fast, slow = imageprep.load_prepared(data), pillow_path(data)
+    assert np.abs(fast.astype(int) - slow.astype(int)).mean() < 3, kind
+    assert fast.shape == (28, 28) and fast.dtype == np.uint8
+
+
+def test_the_mnist_form_shortcut_gives_the_pixels_unchanged():
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 250
+    data = encode(digit, "PNG")
+    assert fastdecode.header(data) == ("PNG", 28, 28)
+    assert np.array_equal(imageprep.load_prepared(data), digit)
+    assert imageprep.is_mnist_form(digit) and imageprep.is_mnist_form(digit / np.float32(255))
+
+
+def _with_transparency(gray):
+    rgba = np.dstack([gray] * 3 + [np.full_like(gray, 200)])
+    return encode(rgba, "PNG")
+
+
+LEFT_TO_PILLOW = {
+    "alpha": _with_transparency,
+    "tRNS": lambda g: encode(g, "PNG", transparency=235),
+    "eXIf": lambda g: encode(g, "PNG", exif=upside_down()),
+    "16-bit": lambda g: encode(g.astype(np.uint16) * 257, "PNG"),
+    "truncated-png": lambda g: encode(g, "PNG")[:-30],
+    "truncated-jpeg": lambda g: encode(g, "JPEG")[:-30],
+    "CMYK-jpeg": lambda g: encode(Image.fromarray(g).convert("CMYK"), "JPEG"),
+    "gif": lambda g: encode(g, "GIF"),
+}
+
+
+@pytest.mark.parametrize("kind", LEFT_TO_PILLOW)
+def test_files_opencv_might_read_differently_are_left_to_pillow(kind):
+    assert fastdecode.header(LEFT_TO_PILLOW[kind](page(64))) is None
+
+
+def test_truncated_files_are_still_refused():
+    for data in (encode(page(), "PNG")[:-100], encode(page(), "JPEG")[:-100]):
+        with pytest.raises(DataError, match="truncated or corrupt"):
+            imageprep.load_prepared(data)
+
+
+def test_damaged_files_leave_standard_error_alone(capfd):
+    profiled = encode(page(64), "PNG", icc_profile=b"too short")  # libpng warns about it
+    assert fastdecode.header(profiled) is not None
+    assert np.array_equal(imageprep.load_prepared(profiled), pillow_path(profiled))
+    damaged = bytearray(encode(page(64), "PNG"))
+    start = damaged.find(b"IDAT") + 10
+    damaged[start : start + 10] = b"x" * 10  # libpng fails on it and says so
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        imageprep.load_prepared(bytes(damaged))
+    assert capfd.readouterr().err == ""
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    frame = struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8\xff\xc0" + frame + b"\xff\xda" + b"\x00" * 64 + b"\xff\xd9"
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("bomb", [_png_header(60_000, 60_000), _jpeg_header(60_000, 60_000)], ids=["png", "jpeg"])
+def test_bombs_are_refused_from_the_header_before_any_decoding(bomb, monkeypatch):
+    assert fastdecode.header(bomb)[1:] == (60_000, 60_000)
+
+    def never(*args, **kwargs):
+        raise AssertionError("decoded before the size was checked")
+
+    monkeypatch.setattr(fastdecode, "decode", never)
+    monkeypatch.setattr(imagefile, "open_image", never)
+    with pytest.raises(DataError, match="60000x60000 pixels, too large to decode safely"):
+        imageprep.load_prepared(bomb)
+
+
+def test_a_folder_or_missing_file_is_not_found(tmp_path):
+    for path in (tmp_path, tmp_path / "none.png"):
+        with pytest.raises(NotFoundError):
+            imagefile.read_gray(path)
+
+
+def test_jpegs_are_decoded_at_the_size_the_work_needs():
+    assert fastdecode.jpeg_scale("JPEG", 828, 256) == 2 and fastdecode.jpeg_scale("JPEG", 3000, 256) == 8
+    assert fastdecode.jpeg_scale("JPEG", 300, 256) == 1 and fastdecode.jpeg_scale("PNG", 3000, 256) == 1
+    data = encode(np.dstack([np.kron(page(), np.ones((5, 5), np.uint8))] * 3), "JPEG", quality=90)  # 1000x1000
+    assert imagefile.read_gray(data, side=imageprep.DECODE_SIDE).shape == (500, 500)  # libjpeg decoded it at half size
+
+
+def test_chunks_hold_a_few_images_until_their_cost_is_known_then_about_the_same_work():
+    sizer = predict._Sizer()
+    assert sizer.size() == predict.CHUNK
+    sizer.learn(predict.Chunk(["a"] * 10, np.zeros((10, 28, 28), np.uint8), {}, seconds=0.05))  # photos: 5 ms each
+    assert sizer.size() == round(predict.CHUNK_SECONDS / 0.005)
+    sizer.learn(predict.Chunk(["a"] * 10_000, np.zeros((1, 28, 28), np.uint8), {}, seconds=0.01))  # tiny images
+    assert sizer.size() == predict.MAX_CHUNK
+
+
+def test_json_lines_are_exactly_what_json_dumps_writes():
+    results = [
+        predict.Prediction('odd "name" \u00e9\\.png', 7, 0.9123456789, [(7, 0.9123456789), (1, 0.05), (2, 1e-09)]),
+        predict.Prediction("plain.png", 0, 1.0, [(0, 1.0)]),
+        predict.Failure("bad.png", DataError("bad.png is blank", "draw a digit")),
+    ]
+    for result in results:
+        assert json_line(result) == json.dumps(result.as_dict())
+        assert json.loads(json_line(result)) == result.as_dict()

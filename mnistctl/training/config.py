@@ -51,11 +51,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
     },
     "best": {
-        "arch": "deep-dropout",
+        "arch": "strided-bn",
         "optimizer": "sgd",
         "lr": 0.05,
         "weight_decay": 5e-4,
-        "scheduler": "cosine",
+        "scheduler": "onecycle",
         "epochs": 20,
         "batch_size": 128,
         "augment": DEFAULT_AUGMENT,

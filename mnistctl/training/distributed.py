@@ -223,9 +223,15 @@ def launch(nproc: int, args: list[str]) -> int:
     except SignalException:
         return 130
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
+        rank, failure = _root_cause(exc.failures)
         if failure.exitcode == 130:
             return 130
         how = f"was killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exited with code {failure.exitcode}"
         raise RunError(f"rank {rank} (pid {failure.pid}) {how}; the launcher stopped the other ranks", "its own error, if any, is printed above") from None
     return 0
+
+
+def _root_cause(failures: dict) -> tuple[int, Any]:
+    """The rank that failed first; a rank killed by a signal before one that exited (its peers exit when it vanishes)."""
+    rank = min(failures, key=lambda r: (failures[r].exitcode >= 0, failures[r].timestamp, r))
+    return rank, failures[rank]

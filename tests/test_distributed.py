@@ -175,3 +175,18 @@ def test_the_dashboard_header_shows_the_world_size():
     config = {"batch_size": 128, "device": "cpu"}
     assert not any("processes" in t for t in setup_terms(config))
     assert "2 processes (gloo)" in setup_terms({**config, "distributed": {"world_size": 2, "backend": "gloo"}})
+
+
+@pytest.mark.parametrize("codes,cause", [
+    ({0: 1, 1: -signal.SIGKILL}, 1),  # rank 0 exited because its peer vanished
+    ({0: -signal.SIGTERM, 1: -signal.SIGKILL}, 1),  # rank 0 was stopped by the launcher
+    ({0: 1, 1: -signal.SIGTERM}, 0),  # rank 0 failed; the launcher stopped rank 1
+    ({0: 1, 1: 1}, 0),
+])
+def test_the_error_names_the_rank_that_caused_the_failure(codes, cause):
+    from types import SimpleNamespace
+
+    from mnistctl.training.distributed import _root_cause
+
+    failures = {rank: SimpleNamespace(exitcode=code, timestamp=1000) for rank, code in codes.items()}
+    assert _root_cause(failures)[0] == cause

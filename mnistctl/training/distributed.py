@@ -232,6 +232,12 @@ def launch(nproc: int, args: list[str]) -> int:
 
 
 def _root_cause(failures: dict) -> tuple[int, Any]:
-    """The rank that failed first; a rank killed by a signal before one that exited (its peers exit when it vanishes)."""
-    rank = min(failures, key=lambda r: (failures[r].exitcode >= 0, failures[r].timestamp, r))
+    """The rank that caused the failure: one killed by a signal, then one that exited with an error (its peers
+    exit when it vanishes), then one the launcher stopped with SIGTERM; the earliest of a kind."""
+    import signal
+
+    def kind(code: int) -> int:
+        return 2 if code == -signal.SIGTERM else 1 if code >= 0 else 0
+
+    rank = min(failures, key=lambda r: (kind(failures[r].exitcode), failures[r].timestamp, r))
     return rank, failures[rank]

@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from test_data import write_set
 
 from mnistctl import data
 from mnistctl.data import cache
-from test_data import write_set
 
 torch = pytest.importorskip("torch")
 

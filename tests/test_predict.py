@@ -223,6 +223,19 @@ def test_table_output_and_latest_run_by_default(run, tmp_path, monkeypatch):
     assert run.name in result.stdout
 
 
+def test_table_columns_fit_every_file_named(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(5)
+    for name in ("a.jpg", "a-much-longer-name.jpg"):
+        (tmp_path / name).write_bytes(handwritten(3, rng))
+    result = invoke("a.jpg", "a-much-longer-name.jpg", "--run", run.path)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("image", "a"))]
+    assert len(rows) == 3
+    ends = [rows[0].index("probability") + len("probability")] + [row.index("%") + 1 for row in rows[1:]]
+    assert len(set(ends)) == 1, f"the columns moved: {rows}"
+
+
 def test_checkpoint_path_finds_its_run(run, tmp_path):
     member = predict.member_from_checkpoint(run.path / "weights" / "best.safetensors")
     assert member.name == f"{run.name}:best"

@@ -45,7 +45,8 @@ def command(
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     members = [predict.member_from_run(*runs.resolve_checkpoint(ref, which, runs_dir), device, onnx=explain is None) for ref in refs]
     saver = predict.InputSaver(save_input) if save_input is not None else None
-    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [m.name for m in members])
+    files = [name for name in images if name != predict.STDIN and not Path(name).is_dir()]
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [m.name for m in members], files)
     explained, failed = [], False
     with output:
         for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):

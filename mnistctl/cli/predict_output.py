@@ -19,10 +19,13 @@ FLUSH_EVERY = 0.1
 
 
 class Output:
-    def __init__(self, kind: str, models: list[str]):
+    """``names``: the sources known up front (files given by name), so the table's first column fits them all."""
+
+    def __init__(self, kind: str, models: list[str], names: list[str] = ()):
         self.kind, self.models = kind, models
         self.count = 0
         self.width = 0
+        self.known = max(map(len, names), default=0)
         self.flushed = 0.0
         self.progress: Any = None
 
@@ -68,7 +71,7 @@ class Output:
 
     def _row(self, p) -> None:
         if not self.width:
-            self.width = max(len("image"), len(p.source))
+            self.width = max(len("image"), len(p.source), self.known)
             self._write(f"model: {' + '.join(self.models)}")
             self._write(f"{'image':<{self.width}}  digit  probability  top-k")
         top = "  ".join(f"{d}: {q:.1%}" for d, q in p.top)

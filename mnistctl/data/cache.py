@@ -23,11 +23,15 @@ ENV_VAR = "MNISTCTL_DATA_CACHE"
 FORMAT = 1
 
 
+def root() -> Path:
+    """mnistctl's folder in the user cache (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnistctl"
+
+
 def folder() -> Path:
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser()
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "mnistctl" / "decoded"
+    return root() / "decoded"
 
 
 def entry(paths: dict[str, Path]) -> Path:

@@ -86,8 +86,7 @@ def locate(folder: Path) -> dict[str, Path] | None:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "mnistctl" / "mnist"
+    return cache.root() / "mnist"
 
 
 def resolve(data_dir: str | Path | None = None, download: bool = True) -> dict[str, Path]:

@@ -12,7 +12,7 @@ from mnistctl import runs
 from mnistctl.errors import TrainingDiverged, UsageError
 from mnistctl.runs import checkpoint
 from mnistctl.training import config as trainconfig
-from mnistctl.training.trainer import Observer, Trainer
+from mnistctl.training.trainer import Observer, Trainer, improves
 
 QUICK = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": 1000, "log_every": 4}
 
@@ -184,3 +184,28 @@ def test_augmentation_moves_each_image_differently_and_is_seeded(mnist):
 
     moved = (centre(a) - centre(x)).abs()
     assert moved.max() > 1.0 and moved.std() > 0.3  # shifted, by a different amount per image
+
+
+@pytest.mark.parametrize("monitor, val_acc, val_loss, expected", [
+    ("val_acc", 0.91, 0.30, True),     # higher accuracy wins though the loss is worse
+    ("val_loss", 0.91, 0.30, False),   # ... but not when the loss is watched
+    ("val_loss", 0.89, 0.10, True),    # a lower loss wins though the accuracy is worse
+    ("val_acc", 0.89, 0.10, False),
+    ("val_acc", 0.90, 0.19, True),     # a tie on the monitored value goes to the other one
+    ("val_loss", 0.91, 0.20, True),
+    ("val_loss", 0.90, 0.20, False),   # no better on either: not an improvement
+])
+def test_the_monitored_value_picks_the_best_epoch(monitor, val_acc, val_loss, expected):
+    best = {"epoch": 3, "val_acc": 0.90, "val_loss": 0.20}
+    assert improves(best, val_acc, val_loss, monitor) is expected
+
+
+def test_monitor_val_loss_keeps_the_epoch_with_the_lowest_validation_loss(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, epochs=3, monitor="val_loss", optimizer="sgd", lr=0.3, scheduler="none")
+    summary = trainer.run()
+    run = runs.Run(trainer.run_dir)
+    assert run.config["monitor"] == "val_loss"
+    epochs = list(run.events("epoch"))
+    lowest = min(epochs, key=lambda e: (e["val_loss"], -e["val_acc"]))
+    assert summary["best_epoch"] == lowest["epoch"]
+    assert [e["best"] for e in epochs] == [e["val_loss"] == min(x["val_loss"] for x in epochs[: i + 1]) for i, e in enumerate(epochs)]

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "augment": None,
     "val_split": 5000,
     "early_stopping": None,
+    "monitor": "val_acc",
     "seed": 0,
     "device": "auto",
     "precision": "auto",
@@ -56,9 +57,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 0.05,
         "weight_decay": 5e-4,
         "scheduler": "onecycle",
-        "epochs": 20,
+        "epochs": 30,
         "batch_size": 128,
         "augment": DEFAULT_AUGMENT,
+        "monitor": "val_loss",
     },
 }
 RUN_FIELDS = ("name", "data", "versions", "created", "command", "preset", "data_dir", "study", "distributed")

@@ -51,6 +51,7 @@ class Settings(BaseModel):
     augment: Optional[Augment] = _allowed("a table with rotation and shift, or nothing")
     val_split: Int = _allowed("a whole number of 0 or more", ge=0)
     early_stopping: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
+    monitor: Literal["val_acc", "val_loss"] = _allowed("val_acc or val_loss")
     seed: Int = _allowed(f"a whole number from 0 to {MAX_SEED}", ge=0, le=MAX_SEED)
     device: Str = _allowed("auto, cpu, cuda, cuda:N or mps", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
     precision: Literal["auto", "fp32", "bf16"] = _allowed("auto, fp32 or bf16")

@@ -283,7 +283,7 @@ class Trainer:
         val_loss = val_acc = None
         if len(self.val_x):
             val_loss, val_acc = self.world.from_main(lambda: loss_and_accuracy(predict_proba(self.model, self.val_x, self.mean, self.std), self.val_y), 2)
-        improved = val_acc is None or val_acc > self.best["val_acc"] or (val_acc == self.best["val_acc"] and val_loss < self.best["val_loss"])
+        improved = improves(self.best, val_acc, val_loss, config["monitor"])
         self.epoch += 1
         if improved:
             self.best = {"epoch": self.epoch, "val_acc": val_acc if val_acc is not None else -1.0, "val_loss": val_loss if val_loss is not None else math.inf}
@@ -386,6 +386,15 @@ def _import_in_background(module: str) -> None:
     import torch  # noqa: F401  (imported here first, so the two threads never race for it)
 
     threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
+
+
+def improves(best: dict[str, Any], val_acc: float | None, val_loss: float | None, monitor: str) -> bool:
+    """Whether this epoch's validation beats the best so far on ``monitor`` (the other value breaks ties)."""
+    if val_acc is None:
+        return True
+    if monitor == "val_loss":
+        return val_loss < best["val_loss"] or (val_loss == best["val_loss"] and val_acc > best["val_acc"])
+    return val_acc > best["val_acc"] or (val_acc == best["val_acc"] and val_loss < best["val_loss"])
 
 
 def _round(value: float | None) -> float | None:

@@ -94,3 +94,31 @@ def test_jsonl_prints_one_object_per_line_in_order(exported, mnist, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.exit_code == 1 and [Path(o["image"]).name for o in lines] == ["d0.png", "d1.png", "d2.png", "none.png"]
     assert "does not exist" in lines[3]["error"] and all("digit" in o for o in lines[:3])
+
+
+def test_the_models_load_while_the_workers_prepare_the_first_images(exported, tmp_path):
+    import multiprocessing
+
+    for i in range(3 * predict.CHUNK):
+        Image.new("L", (28, 28)).save(tmp_path / f"{i:02d}.png")
+    workers_at_load = []
+
+    def load():
+        workers_at_load.append(len(multiprocessing.active_children()))
+        return [predict.member_from_run(exported)]
+
+    results = list(predict.predict(predict.expand([tmp_path]), load, jobs=2))
+    assert workers_at_load == [2] and len(results) == 3 * predict.CHUNK
+
+
+def test_a_model_that_fails_to_load_leaves_json_output_empty(exported, mnist, tmp_path):
+    run = Run(shutil.copytree(exported.path, tmp_path / "damaged"))
+    shutil.rmtree(run.path / "exports")
+    run.weights("best").write_bytes(run.weights("best").read_bytes()[:500])
+    names = []
+    for i in range(2 * predict.CHUNK):
+        names.append(str(tmp_path / f"d{i}.png"))
+        Image.fromarray(mnist.test_images[i].numpy()).save(names[-1])
+    for many in (names[:1], names):
+        result = CliRunner().invoke(app, ["predict", *many, "--run", str(run.path), "--json"])
+        assert result.exit_code == 1 and result.stdout == "" and "unreadable" in str(result.exception), result.stdout

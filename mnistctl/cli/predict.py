@@ -43,13 +43,19 @@ def command(
     if checkpoint:
         warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
-    members = [predict.member_from_run(*runs.resolve_checkpoint(ref, which, runs_dir), device, onnx=explain is None) for ref in refs]
+    chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
+    members: list[predict.Member] = []
+
+    def load_members() -> list[predict.Member]:
+        members.extend(predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen)
+        return members
+
     saver = predict.InputSaver(save_input) if save_input is not None else None
     files = [name for name in images if name != predict.STDIN and not Path(name).is_dir()]
-    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [m.name for m in members], files)
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [run.name for run, _ in chosen], files)
     explained, failed = [], False
     with output:
-        for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
+        for result in predict.predict(predict.expand(images), load_members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
             if isinstance(result, predict.Failure):
                 failed = True
                 report(result.error.message, result.error.hint)

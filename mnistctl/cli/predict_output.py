@@ -44,8 +44,6 @@ class Output:
                                      console=err, transient=True, redirect_stdout=sys.stdout.isatty())
             self.progress.start()
             self.task = self.progress.add_task("predict", total=None)
-        if self.kind == "json":
-            self._write("[")
         return self
 
     def add(self, result) -> None:
@@ -53,7 +51,7 @@ class Output:
             self._write(json_line(result))
         elif self.kind == "json":
             body = json.dumps(result.as_dict(), indent=2).replace("\n", "\n  ")
-            self._write(("  " if self.count == 0 else ",\n  ") + body, newline=False)
+            self._write(("[\n  " if self.count == 0 else ",\n  ") + body, newline=False)
         elif isinstance(result, Prediction):
             self._row(result)
         self.count += 1
@@ -62,9 +60,9 @@ class Output:
         if time.monotonic() - self.flushed > FLUSH_EVERY:
             self._flush()
 
-    def __exit__(self, *exc) -> None:
-        if self.kind == "json":
-            self._write("\n]" if self.count else "]")
+    def __exit__(self, kind, *exc) -> None:
+        if self.kind == "json" and (self.count or kind is None):
+            self._write("\n]" if self.count else "[]")
         self._flush()
         if self.progress is not None:
             self.progress.stop()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -106,15 +106,24 @@ def ensemble_proba(members: list[Member], images: np.ndarray) -> np.ndarray:
 
 def predict(
     sources: Iterable[str],
-    members: list[Member],
+    members: list[Member] | Callable[[], list[Member]],
     top_k: int = 3,
     raw: bool = False,
     stdin: BinaryIO | None = None,
     jobs: int = 0,
 ) -> Iterator[Prediction | Failure]:
-    """Prepare every source and predict the good ones chunk by chunk, yielding results in input order."""
-    for chunk in _prepared(sources, raw, stdin, jobs):
-        probs = ensemble_proba(members, chunk.images) if len(chunk.images) else np.zeros((0, 10), np.float32)
+    """Prepare every source and predict the good ones chunk by chunk, yielding results in input order.
+
+    ``members`` may be a function that loads them: it is called once the workers have their first
+    chunks, so the models load while the images are prepared.
+    """
+    loaded: list[Member] = []
+
+    def load() -> None:
+        loaded.extend(members() if callable(members) else members)
+
+    for chunk in _prepared(sources, raw, stdin, jobs, load):
+        probs = ensemble_proba(loaded, chunk.images) if len(chunk.images) else np.zeros((0, 10), np.float32)
         k = min(top_k, probs.shape[1])
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         digits, chances = order.tolist(), np.take_along_axis(probs, order, axis=1).tolist()
@@ -139,13 +148,17 @@ class Chunk:
     seconds: float
 
 
-def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: int) -> Iterator[Chunk]:
-    """Prepared chunks in order; in worker processes when there is more than one chunk, a few chunks ahead of the model."""
+def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: int, started: Callable[[], None]) -> Iterator[Chunk]:
+    """Prepared chunks in order; in worker processes when there is more than one chunk, a few chunks ahead of the model.
+
+    ``started`` is called once, when the workers (if any) have their first chunks, before any chunk is yielded.
+    """
     payloads = (_payload(source, stdin) for source in sources)
     head = list(islice(payloads, CHUNK + 1))
     payloads, sizer = chain(head, payloads), _Sizer()
     jobs = jobs or _cores()
     if len(head) <= CHUNK or jobs < 2:
+        started()
         while batch := list(islice(payloads, sizer.size())):
             yield sizer.learn(_prepare_chunk(batch, raw))
         return
@@ -160,6 +173,7 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
 
         for _ in range(AHEAD * jobs):
             submit()
+        started()
         while pending:
             chunk = sizer.learn(pending.popleft().get())
             submit()

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
 
 import typer
 
 from mnistctl import __version__
-from mnistctl.cli import compare, draw, eval, export, list, predict, sweep, train, visualize, watch
 from mnistctl.console import err, report
 from mnistctl.errors import MnistctlError
 
-app = typer.Typer(
-    name="mnistctl",
-    help="Train, inspect and use convolutional digit classifiers on MNIST.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    add_completion=True,
-)
+COMMANDS = ("train", "sweep", "eval", "visualize", "predict", "draw", "compare", "watch", "export")
+GROUPS = ("list",)
 
 
 def _version(value: bool) -> None:
@@ -28,21 +23,45 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Train, inspect and use convolutional digit classifiers on MNIST."""
 
 
-for module in (train, sweep, eval, visualize, predict, draw, compare, watch, export):
-    app.command(module.NAME, help=module.command.__doc__)(module.command)
-app.add_typer(list.app, name="list")
+@functools.cache
+def build(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with the one named ``only``: running one command imports no other's module."""
+    app = typer.Typer(
+        name="mnistctl",
+        help="Train, inspect and use convolutional digit classifiers on MNIST.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+        add_completion=True,
+    )
+    app.callback()(_root)
+    for name in (*COMMANDS, *GROUPS):
+        if only in (None, name):
+            module = importlib.import_module(f"mnistctl.cli.{name}")
+            if name in GROUPS:
+                app.add_typer(module.app, name=name)
+            else:
+                app.command(module.NAME, help=module.command.__doc__)(module.command)
+    return app
 
 
-def command():
-    """The click command behind the app, with options shown as they are typed: flags bare, ``--lr LR``."""
-    root = typer.main.get_command(app)
+def __getattr__(name: str):
+    if name == "app":
+        return build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def command(argv: list[str] | None = None):
+    """The click command behind the app (only the named command's, when ``argv`` starts with one),
+    with options shown as they are typed: flags bare, ``--lr LR``."""
+    first = argv[0] if argv else None
+    root = typer.main.get_command(build(first if first in (*COMMANDS, *GROUPS) else None))
     stack = [root]
     while stack:
         cmd = stack.pop()
@@ -61,7 +80,7 @@ def main() -> None:
 def _run() -> int:
     debug = os.environ.get("MNISTCTL_DEBUG") == "1"
     try:
-        code = command()(prog_name="mnistctl", standalone_mode=False)
+        code = command(sys.argv[1:])(prog_name="mnistctl", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except typer.Abort:
         err.print("[red]interrupted[/]")

@@ -37,8 +37,7 @@ def test_onnx_member_predicts_like_torch_on_the_whole_test_set(exported, mnist):
 
 def test_onnx_path_never_imports_torch(exported, mnist, tmp_path):
     Image.fromarray(mnist.test_images[0].numpy()).save(tmp_path / "d.png")
-    code = ("import atexit, sys; atexit.register(lambda: print('torch imported:', 'torch' in sys.modules)); "
-            "from mnistctl.cli import main; main()")
+    code = "import sys; from mnistctl.cli import _run; _run(); print('torch imported:', 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code, "predict", str(tmp_path / "d.png"), "--run", str(exported.path), "--jsonl"],
                           capture_output=True, text=True, timeout=120, check=False)
     first, last = done.stdout.splitlines()[0], done.stdout.splitlines()[-1]

@@ -8,7 +8,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Spec:
         """Call the factory; an option it cannot work with becomes a UsageError naming the plugin."""
         try:
             return self.factory(*args, **options)
+        except MnistctlError:
+            raise
         except Exception as exc:
             given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
             raise UsageError(

@@ -209,3 +209,9 @@ def test_monitor_val_loss_keeps_the_epoch_with_the_lowest_validation_loss(tmp_pa
     lowest = min(epochs, key=lambda e: (e["val_loss"], -e["val_acc"]))
     assert summary["best_epoch"] == lowest["epoch"]
     assert [e["best"] for e in epochs] == [e["val_loss"] == min(x["val_loss"] for x in epochs[: i + 1]) for i, e in enumerate(epochs)]
+
+
+def test_a_one_cycle_too_short_to_warm_up_is_a_usage_error_and_writes_nothing(tmp_path, data_dir):
+    with pytest.raises(UsageError, match="one-cycle needs at least 2 steps"):
+        make(tmp_path, data_dir, scheduler="onecycle", epochs=1, limit=256).run()
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -1,6 +1,7 @@
 """Learning-rate schedulers. Each factory returns a torch scheduler stepped once per optimizer step."""
 
 from mnistctl import hookimpl
+from mnistctl.errors import UsageError
 from mnistctl.registry import Spec
 
 
@@ -35,11 +36,17 @@ def exponential(optimizer, epochs, steps_per_epoch, gamma=0.8):
 def onecycle(optimizer, epochs, steps_per_epoch, pct_start=0.25, div_factor=25.0, final_div_factor=1e4):
     from torch.optim.lr_scheduler import OneCycleLR
 
+    total = epochs * steps_per_epoch
+    if min(pct_start * total, (1 - pct_start) * total) < 2:
+        raise UsageError(
+            f"one-cycle needs at least 2 steps to warm up and 2 to anneal; this run has {total} ({epochs} epochs of {steps_per_epoch})",
+            "train on more images or for more epochs, or pick another --scheduler",
+        )
     max_lr = [group["lr"] for group in optimizer.param_groups]
     return OneCycleLR(
         optimizer,
         max_lr=max_lr,
-        total_steps=epochs * steps_per_epoch,
+        total_steps=total,
         pct_start=pct_start,
         div_factor=div_factor,
         final_div_factor=final_div_factor,

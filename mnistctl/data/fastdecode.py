@@ -10,6 +10,7 @@ they decode: the caller reports the damage in one line of its own.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Iterator
@@ -36,12 +37,12 @@ def header(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
+@functools.cache
 def cv2_one_thread():
     """OpenCV on one thread: images are prepared one per process, and small ones gain nothing from threads."""
     import cv2
 
-    if cv2.getNumThreads() != 1:
-        cv2.setNumThreads(1)
+    cv2.setNumThreads(1)
     return cv2
 
 

@@ -33,6 +33,7 @@ def command(
 
     Example: mnistctl predict photo.jpg scans/ --top-k 3
     """
+    import functools
     import sys
 
     from mnistctl import runs
@@ -44,18 +45,17 @@ def command(
         warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
-    members: list[predict.Member] = []
 
-    def load_members() -> list[predict.Member]:
-        members.extend(predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen)
-        return members
+    @functools.cache
+    def members() -> list[predict.Member]:
+        return [predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen]
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
     files = [name for name in images if name != predict.STDIN and not Path(name).is_dir()]
     output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [run.name for run, _ in chosen], files)
     explained, failed = [], False
     with output:
-        for result in predict.predict(predict.expand(images), load_members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
+        for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
             if isinstance(result, predict.Failure):
                 failed = True
                 report(result.error.message, result.error.hint)
@@ -71,7 +71,7 @@ def command(
     if explain is not None and explained:
         from mnistctl.reading.attributions import explain_predictions
 
-        if explain_predictions(explained, members, explain, min(top_k, 3)):
+        if explain_predictions(explained, members(), explain, min(top_k, 3)):
             err.print(f"explained in {explain}", soft_wrap=True, highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)

@@ -13,6 +13,7 @@ from mnistctl.errors import TrainingDiverged, UsageError
 from mnistctl.runs import checkpoint
 from mnistctl.training import config as trainconfig
 from mnistctl.training.trainer import Observer, Trainer, improves
+from mnistctl.tui.widgets import setup_terms
 
 QUICK = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": 1000, "log_every": 4}
 
@@ -205,6 +206,7 @@ def test_monitor_val_loss_keeps_the_epoch_with_the_lowest_validation_loss(tmp_pa
     summary = trainer.run()
     run = runs.Run(trainer.run_dir)
     assert run.config["monitor"] == "val_loss"
+    assert "best by val loss" in setup_terms(run.config) and "best by val loss" not in setup_terms({**run.config, "monitor": "val_acc"})
     epochs = list(run.events("epoch"))
     lowest = min(epochs, key=lambda e: (e["val_loss"], -e["val_acc"]))
     assert summary["best_epoch"] == lowest["epoch"]

@@ -58,6 +58,8 @@ def setup_terms(c: dict[str, Any]) -> list[str]:
     augment = c.get("augment")
     if augment:
         terms.append(f"aug rot {augment.get('rotation', 0)}° shift {augment.get('shift', 0)}")
+    if c.get("monitor") == "val_loss":
+        terms.append("best by val loss")
     if c.get("early_stopping"):
         terms.append(f"patience {c['early_stopping']}")
     world = c.get("distributed") or {}

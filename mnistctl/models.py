@@ -38,8 +38,10 @@ def predict_proba(model, images, mean: float, std: float, batch_size: int = 256,
     """
     import torch
 
+    from mnistctl.allocator import keep_freed_memory
     from mnistctl.data import normalize
 
+    keep_freed_memory()
     device = device or next(model.parameters()).device
     model.eval()
     chunks = []

@@ -1,8 +1,9 @@
 """Training throughput of simplecnn: mnistctl's pipeline against the PyTorch example's DataLoader pipeline.
 
 Also scratch-cnn (hand-written NumPy layers) through the same engine, beside simplecnn.
-All run in this process, interleaved, on the same machine: the ratios are the figures that hold
-on a shared machine. Usage:
+All run interleaved, on the same machine: the ratios are the figures that hold on a shared
+machine. The reference runs in a fresh interpreter each round, with glibc's malloc defaults as the
+example has them (mnistctl's training changes them for its own process). Usage:
 
     MNISTCTL_DATA_DIR=../shared/data/mnist python benchmarks/train_speed.py [--images 12800] [--rounds 3] [--only LABEL]
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +58,12 @@ def reference_images_per_s(root: Path, images: int, batch_size: int) -> float:
     return rate
 
 
+def reference_in_fresh_process(root: Path, images: int, batch_size: int) -> float:
+    code = f"from pathlib import Path; from train_speed import reference_images_per_s as r; print(r(Path({str(root)!r}), {images}, {batch_size}))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=12_800, help="training images per epoch")
@@ -74,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = unpack_for_torchvision(Path(tmp) / "tv")
         for round_ in range(args.rounds):
-            results["reference DataLoader"].append(reference_images_per_s(root, args.images, args.batch_size))
+            results["reference DataLoader"].append(reference_in_fresh_process(root, args.images, args.batch_size))
             for label, settings in variants.items():
                 results[label].append(mnistctl_images_per_s(args.images, args.batch_size, Path(tmp) / "runs", **settings))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results.items()), flush=True)

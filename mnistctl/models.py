@@ -38,10 +38,8 @@ def predict_proba(model, images, mean: float, std: float, batch_size: int = 256,
     """
     import torch
 
-    from mnistctl.allocator import keep_freed_memory
     from mnistctl.data import normalize
 
-    keep_freed_memory()
     device = device or next(model.parameters()).device
     model.eval()
     chunks = []
@@ -63,10 +61,12 @@ def loss_and_accuracy(probs, labels) -> tuple[float, float]:
 
 
 def build_model(config: dict[str, Any]):
-    """The architecture a run config names, with its options, untrained."""
+    """The architecture a run config names, with its options, untrained (the process keeps freed memory from here on)."""
+    from mnistctl.allocator import keep_freed_memory
     from mnistctl.plugins import archs
     from mnistctl.registry import parse_options
 
+    keep_freed_memory()
     spec = archs().get(config["arch"])
     return spec.build(**parse_options(spec, config.get("arch_options", {})))
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl import data, runs
-from mnistctl.allocator import keep_freed_memory
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.models import build_model, loss_and_accuracy, predict_proba
 from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
@@ -88,7 +87,6 @@ class Trainer:
         if self.model is not None:
             return self.run_dir
         _import_in_background("torch._dynamo")
-        keep_freed_memory()
         if self.resuming:
             self.dataset = self.target.dataset(self.data_dir, self.ignore_data_mismatch)
         else:

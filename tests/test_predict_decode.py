@@ -67,6 +67,19 @@ def test_opencv_reads_plain_files_like_pillow(kind):
     assert fast.shape == (28, 28) and fast.dtype == np.uint8
 
 
+@pytest.mark.parametrize("kind", ["png-L", "png-RGB", "png-P"])
+def test_libspng_gives_the_grey_opencv_gives(kind, monkeypatch):
+    if fastdecode.spng() is None:
+        pytest.skip("pyspng is not installed here")
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    gray = np.asarray(Image.fromarray(colours).convert("L"))
+    data = PLAIN[kind](gray) if kind == "png-L" else encode(Image.fromarray(colours).convert(kind[4:]), "PNG")
+    fast = fastdecode.decode(data, "PNG")
+    monkeypatch.setattr(fastdecode, "spng", lambda: None)
+    assert np.array_equal(fast, fastdecode.decode(data, "PNG"))
+
+
 def test_the_mnist_form_shortcut_gives_the_pixels_unchanged():
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 250

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from mnistctl.allocator import keep_freed_memory
 from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 from mnistctl.reading.members import Member, load
@@ -153,6 +154,7 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
 
     ``started`` is called once, when the workers (if any) have their first chunks, before any chunk is yielded.
     """
+    keep_freed_memory()
     payloads = (_payload(source, stdin) for source in sources)
     head = list(islice(payloads, CHUNK + 1))
     payloads, sizer = chain(head, payloads), _Sizer()
@@ -164,7 +166,7 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
         return
     import multiprocessing
 
-    with multiprocessing.get_context().Pool(jobs, initializer=fastdecode.mute_stderr) as pool:
+    with multiprocessing.get_context().Pool(jobs, initializer=_start_worker) as pool:
         pending: deque = deque()
 
         def submit() -> None:
@@ -178,6 +180,11 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
             chunk = sizer.learn(pending.popleft().get())
             submit()
             yield chunk
+
+
+def _start_worker() -> None:
+    fastdecode.mute_stderr()
+    keep_freed_memory()
 
 
 class _Sizer:

@@ -15,7 +15,7 @@ image from a cold start beside ``import torch``, and the peak memory (all proces
 folder of 10,000 images. The run needs an ONNX export for the fast cold start; one is written
 if missing. Usage:
 
-    MNISTCTL_DATA_DIR=../shared/data/mnist python benchmarks/predict_speed.py --run RUN [--photos 400] [--small 2000]
+    MNISTCTL_DATA_DIR=../shared/data/mnist python benchmarks/predict_speed.py --run RUN [--photos 1000] [--small 2000]
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def timed(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained run (an ONNX export is written into it if missing)")
-    parser.add_argument("--photos", type=int, default=400)
+    parser.add_argument("--photos", type=int, default=1000)
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

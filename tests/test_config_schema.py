@@ -62,6 +62,7 @@ def test_good_names_pass():
         ({"device": "../gpu"}, "device", "'../gpu'"),
         ({"augment": {"rotation": 500}}, "augment.rotation", "500"),
         ({"augment": {"shift": "x"}}, "augment.shift", "'x'"),
+        ({"augment": {"zoom": 0.5}}, "augment.zoom", "0.5"),
         ({"augment": True}, "augment", "True"),
         ({"arch_options": [1, 2]}, "arch_options", "[1, 2]"),
         ({"arch_options": {"channels": [16, "a"]}}, "channels", "(16, 'a')"),

@@ -124,7 +124,7 @@ def test_config_round_trip(tmp_path, data_dir):
     toml = tmp_path / "c.toml"
     toml.write_text('arch = "lenet"\nepochs = 4\n[augment]\nrotation = 5\n')
     from_toml = trainconfig.resolve({"epochs": 6}, toml)
-    assert (from_toml["arch"], from_toml["epochs"], from_toml["augment"]) == ("lenet", 6, {"rotation": 5, "shift": 0.1})
+    assert (from_toml["arch"], from_toml["epochs"], from_toml["augment"]) == ("lenet", 6, {"rotation": 5, "shift": 0.1, "zoom": 0.0})
 
 
 @pytest.mark.parametrize(
@@ -185,6 +185,29 @@ def test_augmentation_moves_each_image_differently_and_is_seeded(mnist):
 
     moved = (centre(a) - centre(x)).abs()
     assert moved.max() > 1.0 and moved.std() > 0.3  # shifted, by a different amount per image
+
+
+def test_zoom_scales_each_image_differently_and_leaves_unzoomed_runs_as_they_were(mnist):
+    from mnistctl import data
+
+    x = data.normalize(mnist.train_images[:64], 0.1307, 0.3081)
+    background = x.amin()
+
+    def spread(batch):  # the ink's root-mean-square distance from its centre of mass, in pixels
+        ink = (batch - background).clamp_min(0).squeeze(1)
+        grid = torch.arange(28.0)
+        total = ink.sum((1, 2))
+        cy, cx = (ink.sum(2) * grid).sum(1) / total, (ink.sum(1) * grid).sum(1) / total
+        far = (grid[None, :, None] - cy[:, None, None]) ** 2 + (grid[None, None, :] - cx[:, None, None]) ** 2
+        return ((ink * far).sum((1, 2)) / total).sqrt()
+
+    ratio = spread(data.augment(x, 0.0, 0.0, torch.Generator().manual_seed(2), zoom=0.3)) / spread(x)
+    assert ratio.min() < 0.9 and ratio.max() > 1.1 and ((ratio > 0.6) & (ratio < 1.4)).all()
+
+    unzoomed, reference = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    data.augment(x, 15.0, 0.1, unzoomed, zoom=0.0)
+    torch.rand(64, generator=reference), torch.rand(64, 2, generator=reference)  # an angle and an offset per image
+    assert torch.equal(torch.rand(8, generator=unzoomed), torch.rand(8, generator=reference))
 
 
 @pytest.mark.parametrize("monitor, val_acc, val_loss, expected", [

@@ -11,6 +11,7 @@ import typer
 
 from mnistctl.cli import options
 from mnistctl.errors import UsageError
+from mnistctl.training.config import AUGMENT_KEYS
 
 NAME = "train"
 
@@ -28,9 +29,10 @@ def command(
     sched_set: list[str] = typer.Option([], "--sched-set", metavar="KEY=VALUE", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global batch size: with several processes each takes an equal share \\[default: 128].", rich_help_panel="Optimisation"),
-    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation and shift of training images.", rich_help_panel="Data"),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation, shift and zoom of training images.", rich_help_panel="Data"),
     rotation: Optional[float] = typer.Option(None, "--rotation", help="Augmentation: maximum rotation in degrees \\[default: 10].", rich_help_panel="Data"),
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
+    zoom: Optional[float] = typer.Option(None, "--zoom", help="Augmentation: maximum zoom in or out as a fraction of the size \\[default: 0].", rich_help_panel="Data"),
     val_split: Optional[int] = typer.Option(None, "--val-split", help="Images held out of the training set for validation \\[default: 5000].", rich_help_panel="Data"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on the first N training images only (quick experiments).", rich_help_panel="Data"),
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help=options.DATA_DIR_HELP, rich_help_panel="Data")] = None,
@@ -105,7 +107,7 @@ def flags(options: dict[str, Any]) -> dict[str, Any]:
         "epochs": o["epochs"], "batch_size": o["batch_size"], "val_split": o["val_split"], "limit": o["limit"],
         "early_stopping": o["early_stopping"], "monitor": o["monitor"], "seed": o["seed"], "device": o["device"], "precision": o["precision"],
         "channels_last": o["channels_last"], "name": o.get("name"), "checkpoint_every": o["checkpoint_every"],
-        "augment": _augment(o["augment"], o["rotation"], o["shift"]),
+        "augment": _augment(o["augment"], {key: o[key] for key in AUGMENT_KEYS}),
         "log_layers": _log_layers(o["log_layers"], o["log_layers_every"]),
     }
 
@@ -136,10 +138,9 @@ def _pairs(items: list[str]) -> dict[str, str] | None:
     return dict(split_pair(i) for i in items) or None
 
 
-def _augment(enabled: bool | None, rotation: float | None, shift: float | None) -> dict | None:
-    if not enabled and rotation is None and shift is None:
-        return None
-    return {k: v for k, v in {"rotation": rotation, "shift": shift}.items() if v is not None}
+def _augment(enabled: bool | None, amounts: dict[str, float | None]) -> dict | None:
+    given = {key: value for key, value in amounts.items() if value is not None}
+    return given if enabled or given else None
 
 
 def _run_with_signals(trainer) -> dict:

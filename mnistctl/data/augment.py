@@ -16,8 +16,9 @@ def normalize(images: "torch.Tensor", mean: float, std: float, dtype=None) -> "t
     return x.to(dtype or torch.float32).div_(255).sub_(mean).div_(std)
 
 
-def augment(x: "torch.Tensor", rotation: float, shift: float, generator: "torch.Generator") -> "torch.Tensor":
-    """Random rotation (degrees) and shift (fraction of the side) per sample, in one batched affine warp."""
+def augment(x: "torch.Tensor", rotation: float, shift: float, generator: "torch.Generator", zoom: float = 0.0) -> "torch.Tensor":
+    """Random rotation (degrees), shift (fraction of the side) and zoom (fraction of the size) per sample, in one
+    batched affine warp. Without zoom, the random draws are those of runs made before zoom existed."""
     import math
 
     import torch
@@ -27,6 +28,9 @@ def augment(x: "torch.Tensor", rotation: float, shift: float, generator: "torch.
     angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(rotation)
     offset = (torch.rand(n, 2, generator=generator) * 2 - 1) * (2 * shift)
     cos, sin = angle.cos(), angle.sin()
+    if zoom:
+        scale = 1 + (torch.rand(n, generator=generator) * 2 - 1) * zoom
+        cos, sin = cos / scale, sin / scale
     theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     background = x.amin(dim=(1, 2, 3), keepdim=True)

@@ -192,6 +192,8 @@ def augment_label(augment: dict[str, Any] | None) -> str:
         parts.append(f"rot {augment['rotation']:g}°")
     if augment.get("shift"):
         parts.append(f"shift {augment['shift']:g}")
+    if augment.get("zoom"):
+        parts.append(f"zoom {augment['zoom']:g}")
     return " ".join(parts)
 
 

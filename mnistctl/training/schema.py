@@ -31,6 +31,7 @@ class Augment(BaseModel):
 
     rotation: Float = _allowed("a number of degrees from 0 to 180", default=10.0, ge=0, le=180)
     shift: Float = _allowed("a fraction of the side from 0 to below 0.5", default=0.1, ge=0, lt=0.5)
+    zoom: Float = _allowed("a fraction of the size from 0 to below 0.5", default=0.0, ge=0, lt=0.5)
 
 
 class Settings(BaseModel):
@@ -48,7 +49,7 @@ class Settings(BaseModel):
     scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options")
     epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)
     batch_size: Int = _allowed("a whole number of 1 or more", ge=1)
-    augment: Optional[Augment] = _allowed("a table with rotation and shift, or nothing")
+    augment: Optional[Augment] = _allowed("a table with rotation, shift and zoom, or nothing")
     val_split: Int = _allowed("a whole number of 0 or more", ge=0)
     early_stopping: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
     monitor: Literal["val_acc", "val_loss"] = _allowed("val_acc or val_loss")
@@ -82,7 +83,7 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
 
 FLAGS = {
     "architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set",
-    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift",
+    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom",
     "log_layers": "--log-layers-every",
 }
 

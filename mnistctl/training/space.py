@@ -22,6 +22,7 @@ from typing import Any
 from mnistctl.errors import MnistctlError, UsageError
 from mnistctl.registry import suggest
 from mnistctl.training import config as trainconfig
+from mnistctl.training.config import AUGMENT_KEYS
 
 GROUPS = {"set": ("arch", "arch_options"), "opt-set": ("optimizer", "optimizer_options"), "sched-set": ("scheduler", "scheduler_options")}
 KINDS = ("choice", "int", "float")
@@ -29,7 +30,7 @@ UNSWEPT = {"name", "arch_options", "optimizer_options", "scheduler_options", "au
 TYPES: dict[str, type] = {
     **{k: type(v) for k, v in trainconfig.DEFAULTS.items() if v is not None and k not in UNSWEPT},
     "lr": float, "weight_decay": float, "early_stopping": int, "limit": int,
-    "augment": bool, "rotation": float, "shift": float,
+    "augment": bool, **{key: float for key in AUGMENT_KEYS},
 }
 
 
@@ -76,7 +77,7 @@ def apply(flags: dict[str, Any], dimensions: list[Dimension], values: dict[str, 
         if dim.group:
             options = GROUPS[dim.group][1]
             flags[options] = {**(flags.get(options) or {}), dim.key: value}
-        elif dim.key in ("rotation", "shift"):
+        elif dim.key in AUGMENT_KEYS:
             flags["augment"] = {**(flags.get("augment") or {}), dim.key: value}
         elif dim.key == "augment":
             flags["augment"] = (flags.get("augment") or {}) if value else False
@@ -170,8 +171,8 @@ def _check_target(path: Path, dim: Dimension, dims: list[Dimension], flags: dict
         if dim.key not in TYPES:
             raise UsageError(f"{where} is not a training setting", suggest(dim.key, sorted(TYPES)))
         expected = TYPES[dim.key]
-        fixed = flags.get("augment") if dim.key in ("rotation", "shift") else flags.get(dim.key)
-        if dim.key in ("rotation", "shift"):
+        fixed = flags.get("augment") if dim.key in AUGMENT_KEYS else flags.get(dim.key)
+        if dim.key in AUGMENT_KEYS:
             fixed = (fixed or {}).get(dim.key) if isinstance(fixed, dict) else None
         if fixed is not None and not (dim.key == "augment" and fixed == {}):
             raise UsageError(f"{where} is also fixed on the command line (--{dim.key.replace('_', '-')})", "drop one of them")

@@ -57,7 +57,8 @@ def setup_terms(c: dict[str, Any]) -> list[str]:
     terms = [f"batch {c.get('batch_size', '?')}"]
     augment = c.get("augment")
     if augment:
-        terms.append(f"aug rot {augment.get('rotation', 0)}° shift {augment.get('shift', 0)}")
+        zoom = f" zoom {augment['zoom']}" if augment.get("zoom") else ""
+        terms.append(f"aug rot {augment.get('rotation', 0)}° shift {augment.get('shift', 0)}{zoom}")
     if c.get("monitor") == "val_loss":
         terms.append("best by val loss")
     if c.get("early_stopping"):

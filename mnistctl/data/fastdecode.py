@@ -1,5 +1,5 @@
 """Plain PNGs and JPEGs decoded straight to grey, at a reduced size where the format allows: PNGs by
-libspng (pyspng, where it has a wheel; a quarter faster) else OpenCV's libpng, to the same grey;
+libspng (pyspng, where it has a wheel; a sixth faster) else OpenCV's libpng, to the same grey;
 JPEGs by OpenCV's libjpeg.
 
 Only files that these decoders read as Pillow would (to within a grey level) qualify: 8-bit PNGs

@@ -97,7 +97,8 @@ def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, 
     assert shown.index(f"tiny-t{best.number}") < shown.index(f"tiny-t{1 - best.number}")
     assert f"best: trial {best.number}, validation accuracy {best.value:.2%}" in shown
     assert f"--scheduler {best.params['scheduler']}" in shown
-    assert "parameter importances" in shown
+    tied = trials[0].value == trials[1].value  # such tiny runs can both score the same; fANOVA then has nothing to explain
+    assert ("parameter importances" in shown) != tied
 
     compared = runner.invoke(app, ["compare", "--study", "tiny", "--top", "1", "--no-stats", "--runs-dir", str(root)], env={"COLUMNS": "200"})
     assert compared.exit_code == 0, compared.output

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 
 from mnistctl.console import TONE_STYLE
+from mnistctl.reading.compare import augment_label
 from mnistctl.registry import format_value
 from mnistctl.runs import Kind, Status
 from mnistctl.tui.state import RunState
@@ -55,10 +56,8 @@ def training_terms(c: dict[str, Any]) -> list[str]:
 
 def setup_terms(c: dict[str, Any]) -> list[str]:
     terms = [f"batch {c.get('batch_size', '?')}"]
-    augment = c.get("augment")
-    if augment:
-        zoom = f" zoom {augment['zoom']}" if augment.get("zoom") else ""
-        terms.append(f"aug rot {augment.get('rotation', 0)}° shift {augment.get('shift', 0)}{zoom}")
+    if c.get("augment"):
+        terms.append(f"aug {augment_label(c['augment'])}")
     if c.get("monitor") == "val_loss":
         terms.append("best by val loss")
     if c.get("early_stopping"):

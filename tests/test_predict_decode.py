@@ -80,6 +80,62 @@ def test_libspng_gives_the_grey_opencv_gives(kind, monkeypatch):
     assert np.array_equal(fast, fastdecode.decode(data, "PNG"))
 
 
+def _png(width: int, height: int, colour: int, stream: bytes, pieces: int = 1, interlaced: int = 0) -> bytes:
+    """A PNG whose zlib ``stream`` is split over ``pieces`` IDAT chunks."""
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    cuts = np.linspace(0, len(stream), pieces + 1).astype(int)
+    idat = b"".join(chunk(b"IDAT", stream[a:b]) for a, b in zip(cuts, cuts[1:]))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, interlaced))
+    return b"\x89PNG\r\n\x1a\n" + header + idat + chunk(b"IEND", b"")
+
+
+def _scanlines(pixels: np.ndarray) -> bytes:
+    rows = pixels.reshape(pixels.shape[0], -1)
+    return np.hstack([np.zeros((len(rows), 1), np.uint8), rows]).tobytes()
+
+
+ISAL_CASES = {
+    "L": lambda c: encode(Image.fromarray(c).convert("L"), "PNG"),
+    "RGB": lambda c: encode(c, "PNG"),
+    "P": lambda c: encode(Image.fromarray(c).convert("P"), "PNG"),
+    "RGB-stored": lambda c: encode(c, "PNG", compress_level=0),
+    "RGB-best": lambda c: encode(c, "PNG", optimize=True),
+    "RGB-5-IDAT": lambda c: _png(c.shape[1], c.shape[0], 2, zlib.compress(_scanlines(c)), pieces=5),
+}
+
+
+@pytest.mark.parametrize("kind", ISAL_CASES)
+def test_pngs_inflated_by_isal_decode_to_the_same_pixels(kind, monkeypatch):
+    if fastdecode.spng() is None or fastdecode.isal_zlib() is None:
+        pytest.skip("pyspng or python-isal is not installed here")
+    rng = np.random.default_rng(1)
+    colours = rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)  # 76 kB of image data: two stored blocks
+    colours[:, :60] //= 8  # a smooth part, so that filters other than None are chosen
+    data = ISAL_CASES[kind](colours)
+    assert fastdecode._inflated_png(data) is not None
+    fast = fastdecode.decode(data, "PNG")
+    monkeypatch.setattr(fastdecode, "isal_zlib", lambda: None)
+    assert np.array_equal(fast, fastdecode.decode(data, "PNG"))
+
+
+def test_damaged_or_overlong_image_data_is_left_to_libspng():
+    if fastdecode.isal_zlib() is None:
+        pytest.skip("python-isal is not installed here")
+    good = _scanlines(np.zeros((10, 10), np.uint8))
+    assert fastdecode._inflated_png(_png(10, 10, 0, zlib.compress(good))) is not None
+    bad_crc = bytearray(_png(10, 10, 0, zlib.compress(good)))
+    bad_crc[bad_crc.find(b"IDAT") + 12] ^= 1
+    overlong = _png(10, 10, 0, zlib.compress(good + b"\0" * 10_000_000))  # inflates far past the header's size
+    short = _png(10, 10, 0, zlib.compress(good[:-5]))
+    cut = _png(10, 10, 0, zlib.compress(good)[:-6])
+    interlaced = _png(10, 10, 0, zlib.compress(good), interlaced=1)
+    for data in (bytes(bad_crc), overlong, short, cut, interlaced):
+        assert fastdecode._inflated_png(data) is None
+
+
 def test_the_mnist_form_shortcut_gives_the_pixels_unchanged():
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 250

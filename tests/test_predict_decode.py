@@ -112,7 +112,7 @@ def test_pngs_inflated_by_isal_decode_to_the_same_pixels(kind, monkeypatch):
     if fastdecode.spng() is None or fastdecode.isal_zlib() is None:
         pytest.skip("pyspng or python-isal is not installed here")
     rng = np.random.default_rng(1)
-    colours = rng.integers(0, 256, (150, 170, 3), dtype=np.uint8)  # 76 kB of image data: two stored blocks
+    colours = rng.integers(0, 256, (200, 340, 3), dtype=np.uint8)  # grey: 68 kB of image data, two stored blocks
     colours[:, :60] //= 8  # a smooth part, so that filters other than None are chosen
     data = ISAL_CASES[kind](colours)
     assert fastdecode._inflated_png(data) is not None
@@ -121,18 +121,19 @@ def test_pngs_inflated_by_isal_decode_to_the_same_pixels(kind, monkeypatch):
     assert np.array_equal(fast, fastdecode.decode(data, "PNG"))
 
 
-def test_damaged_or_overlong_image_data_is_left_to_libspng():
+def test_small_damaged_or_overlong_image_data_is_left_to_libspng():
     if fastdecode.isal_zlib() is None:
         pytest.skip("python-isal is not installed here")
-    good = _scanlines(np.zeros((10, 10), np.uint8))
-    assert fastdecode._inflated_png(_png(10, 10, 0, zlib.compress(good))) is not None
-    bad_crc = bytearray(_png(10, 10, 0, zlib.compress(good)))
+    good = _scanlines(np.zeros((300, 300), np.uint8))
+    assert fastdecode._inflated_png(_png(300, 300, 0, zlib.compress(good))) is not None
+    bad_crc = bytearray(_png(300, 300, 0, zlib.compress(good)))
     bad_crc[bad_crc.find(b"IDAT") + 12] ^= 1
-    overlong = _png(10, 10, 0, zlib.compress(good + b"\0" * 10_000_000))  # inflates far past the header's size
-    short = _png(10, 10, 0, zlib.compress(good[:-5]))
-    cut = _png(10, 10, 0, zlib.compress(good)[:-6])
-    interlaced = _png(10, 10, 0, zlib.compress(good), interlaced=1)
-    for data in (bytes(bad_crc), overlong, short, cut, interlaced):
+    overlong = _png(300, 300, 0, zlib.compress(good + b"\0" * 10_000_000))  # inflates far past the header's size
+    short = _png(300, 300, 0, zlib.compress(good[:-5]))
+    cut = _png(300, 300, 0, zlib.compress(good)[:-6])
+    interlaced = _png(300, 300, 0, zlib.compress(good), interlaced=1)
+    small = _png(28, 28, 0, zlib.compress(_scanlines(np.zeros((28, 28), np.uint8))))
+    for data in (bytes(bad_crc), overlong, short, cut, interlaced, small):
         assert fastdecode._inflated_png(data) is None
 
 

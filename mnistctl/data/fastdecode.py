@@ -142,10 +142,12 @@ def _png(data: bytes) -> tuple[str, int, int] | None:
 
 def _inflated_png(data: bytes) -> bytes | None:
     """The same PNG with its image data inflated by ISA-L and stored uncompressed; None where python-isal
-    is missing, the PNG is interlaced, or its image data is damaged (libspng then reads the original)."""
+    is missing, the image is small (nothing to gain), interlaced, or its image data is damaged (libspng
+    then reads the original)."""
     zlib = isal_zlib()
     width, height, _, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
-    if zlib is None or interlaced:
+    size = height * (1 + width * PNG_CHANNELS[colour])
+    if zlib is None or interlaced or size < STORED_BLOCK:
         return None
     position, first, compressed, whole = 8, None, [], memoryview(data)
     while position + 8 <= len(data):
@@ -157,7 +159,6 @@ def _inflated_png(data: bytes) -> bytes | None:
             first = position if first is None else first
             compressed.append(body)
         position += 12 + length
-    size = height * (1 + width * PNG_CHANNELS[colour])
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(b"".join(compressed), size + 1)

@@ -149,33 +149,43 @@ def _inflated_png(data: bytes) -> bytes | None:
     size = height * (1 + width * PNG_CHANNELS[colour])
     if zlib is None or interlaced or size < STORED_BLOCK:
         return None
-    position, first, compressed, whole = 8, None, [], memoryview(data)
+    first, compressed = _image_data(data, zlib)
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(compressed, size + 1)
+    except zlib.error:
+        return None
+    if first is None or not inflater.eof or len(raw) != size:
+        return None
+    return b"".join([data[:first], *_stored_idat(raw, zlib), PNG_END])
+
+
+def _image_data(data: bytes, zlib) -> tuple[int | None, bytes]:
+    """Where a PNG's IDAT chunks start, and their contents joined; (None, b"") if one fails its CRC."""
+    position, first, bodies, whole = 8, None, [], memoryview(data)
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[position : position + 8])
         if kind == b"IDAT":
             body = whole[position + 8 : position + 8 + length]
             if zlib.crc32(body, zlib.crc32(kind)) != struct.unpack(">I", data[position + 8 + length : position + 12 + length])[0]:
-                return None
+                return None, b""
             first = position if first is None else first
-            compressed.append(body)
+            bodies.append(body)
         position += 12 + length
-    inflater = zlib.decompressobj()
-    try:
-        raw = inflater.decompress(b"".join(compressed), size + 1)
-    except zlib.error:
-        return None
-    if first is None or not inflater.eof or len(raw) != size:
-        return None
+    return first, b"".join(bodies)
+
+
+def _stored_idat(raw: bytes, zlib) -> list:
+    """An IDAT chunk holding ``raw`` as a zlib stream of uncompressed blocks, in parts to join."""
     view, stream = memoryview(raw), [ZLIB_STORED]
-    for start in range(0, size, STORED_BLOCK):
+    for start in range(0, len(raw), STORED_BLOCK):
         block = view[start : start + STORED_BLOCK]
-        stream += [struct.pack("<BHH", start + STORED_BLOCK >= size, len(block), len(block) ^ 0xFFFF), block]
+        stream += [struct.pack("<BHH", start + STORED_BLOCK >= len(raw), len(block), len(block) ^ 0xFFFF), block]
     stream.append(struct.pack(">I", zlib.adler32(raw)))
     crc = zlib.crc32(b"IDAT")
     for part in stream:
         crc = zlib.crc32(part, crc)
-    length = sum(len(part) for part in stream)
-    return b"".join([data[:first], struct.pack(">I4s", length, b"IDAT"), *stream, struct.pack(">I", crc), PNG_END])
+    return [struct.pack(">I4s", sum(len(part) for part in stream), b"IDAT"), *stream, struct.pack(">I", crc)]
 
 
 def _jpeg(data: bytes) -> tuple[str, int, int] | None:

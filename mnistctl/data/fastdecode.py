@@ -142,7 +142,7 @@ def _png(data: bytes) -> tuple[str, int, int] | None:
 
 def _inflated_png(data: bytes) -> bytes | None:
     """The same PNG with its image data inflated by ISA-L and stored uncompressed; None where python-isal
-    is missing, the image is small (nothing to gain), interlaced, or its image data is damaged (libspng
+    is missing, the image is small (little to gain), interlaced, or its image data is damaged (libspng
     then reads the original)."""
     zlib = isal_zlib()
     width, height, _, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])

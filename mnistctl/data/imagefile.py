@@ -2,8 +2,8 @@
 
 Decoding is bounded: only the formats in :data:`FORMATS`, at most :data:`MAX_BYTES` bytes and
 :data:`MAX_PIXELS` pixels, checked from the header before any pixel is decoded. Plain PNGs and
-JPEGs go straight to grey through OpenCV (:mod:`mnistctl.data.fastdecode`), JPEGs at a reduced
-size; every other picture through Pillow (JPEG draft mode, EXIF orientation, transparency).
+JPEGs go straight to grey through libspng and OpenCV (:mod:`mnistctl.data.fastdecode`), JPEGs at a
+reduced size; every other picture through Pillow (JPEG draft mode, EXIF orientation, transparency).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MAX_BYTES = 100 * 2**20
 
 
 def read_gray(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None) -> np.ndarray:
-    """The luminance of a picture: uint8 from OpenCV for plain PNGs and JPEGs, else float32 in [0, 1] from Pillow;
+    """The luminance of a picture: uint8 for plain PNGs and JPEGs (:mod:`mnistctl.data.fastdecode`), else float32 in [0, 1] from Pillow;
     with ``side``, decoded no larger than needed for that longer side."""
     name = name or (str(source) if isinstance(source, (str, Path)) else "input")
     data = _read(source, name)

@@ -242,3 +242,16 @@ def test_predictions_computed_on_the_fly(tmp_path, data_dir, mnist):
     assert (pair["b"], pair["c"]) == (only[pair["run_a"]], only[pair["run_b"]])
     mean = (saved[0]["probs"] + saved[1]["probs"]) / 2
     assert result.ensemble["test_acc"] == pytest.approx((mean.argmax(1) == mnist.test_labels).float().mean().item())
+
+
+def test_runs_trained_without_a_validation_split_compare_and_draw_their_curves(train_run, tmp_path):
+    run = train_run(arch="lenet", epochs=2, limit=256, batch_size=128, val_split=0, precision="fp32", name="noval")
+    other = train_run(arch="lenet", epochs=2, limit=256, batch_size=128, val_split=0, precision="fp32", seed=1, name="noval-1")
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", str(run.path), str(other.path), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["val_acc"] for r in rows["runs"]] == [None, None] and rows["ensemble"]["test_acc"] > 0
+    result = runner.invoke(app, ["visualize", str(run.path), "--what", "curves", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "curves.png").stat().st_size > 10_000

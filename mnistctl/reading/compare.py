@@ -112,7 +112,7 @@ def describe(run: Run) -> dict[str, Any]:
     summary = (run.summary or {}) if status.ended else {}
     epochs = run.epochs()
     test = (run.last(Kind.TEST) or {}) if status.ended else {}
-    best = max(epochs, key=lambda e: e.get("val_acc", -1), default={})
+    best = max(epochs, key=lambda e: e.get("val_acc") or 0, default={})
     rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
     return {
         "name": run.name,

@@ -17,11 +17,13 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     best = [e["epoch"] for e in epochs if e.get("best")]
     if steps:
         loss.plot([s["step"] / steps_per_epoch for s in steps], [s["loss"] for s in steps], color=TRAIN, alpha=0.25, lw=1, label="train (per logged step)")
+    validated = [e for e in epochs if e.get("val_loss") is not None]  # none in a run trained with --val-split 0
     loss.plot(x, [e["train_loss"] for e in epochs], "o-", color=TRAIN, label="train (epoch mean)")
-    loss.plot(x, [e["val_loss"] for e in epochs], "s-", color=VAL, label="validation")
-    loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
     acc.plot(x, [100 * e["train_acc"] for e in epochs], "o-", color=TRAIN, label="train")
-    acc.plot(x, [100 * e["val_acc"] for e in epochs], "s-", color=VAL, label="validation")
+    if validated:
+        loss.plot([e["epoch"] for e in validated], [e["val_loss"] for e in validated], "s-", color=VAL, label="validation")
+        acc.plot([e["epoch"] for e in validated], [100 * e["val_acc"] for e in validated], "s-", color=VAL, label="validation")
+    loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
     if test:
         acc.plot([test["epoch"]], [100 * test["test_acc"]], "*", ms=16, color=TEST, label=f"test, best checkpoint: {test['test_acc']:.2%}")
     acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")

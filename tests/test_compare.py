@@ -244,7 +244,7 @@ def test_predictions_computed_on_the_fly(tmp_path, data_dir, mnist):
     assert result.ensemble["test_acc"] == pytest.approx((mean.argmax(1) == mnist.test_labels).float().mean().item())
 
 
-def test_runs_trained_without_a_validation_split_compare_and_draw_their_curves(train_run, tmp_path):
+def test_runs_trained_without_a_validation_split_compare_draw_their_curves_and_say_so(train_run, tmp_path):
     run = train_run(arch="lenet", epochs=2, limit=256, batch_size=128, val_split=0, precision="fp32", name="noval")
     other = train_run(arch="lenet", epochs=2, limit=256, batch_size=128, val_split=0, precision="fp32", seed=1, name="noval-1")
     runner = CliRunner()
@@ -255,3 +255,6 @@ def test_runs_trained_without_a_validation_split_compare_and_draw_their_curves(t
     result = runner.invoke(app, ["visualize", str(run.path), "--what", "curves", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "curves.png").stat().st_size > 10_000
+    from mnistctl.tui.widgets import setup_terms
+
+    assert "no validation" in setup_terms(run.config)

@@ -58,7 +58,9 @@ def setup_terms(c: dict[str, Any]) -> list[str]:
     terms = [f"batch {c.get('batch_size', '?')}"]
     if c.get("augment"):
         terms.append(f"aug {augment_label(c['augment'])}")
-    if c.get("monitor") == "val_loss":
+    if c.get("val_split") == 0:
+        terms.append("no validation")
+    elif c.get("monitor") == "val_loss":
         terms.append("best by val loss")
     if c.get("early_stopping"):
         terms.append(f"patience {c['early_stopping']}")

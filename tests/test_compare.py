@@ -10,6 +10,7 @@ from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, UsageError
 from mnistctl.reading import compare, split_predictions
 from mnistctl.runs import Run, checkpoint
+from mnistctl.tui.widgets import setup_terms
 
 N = 20
 TARGETS = torch.arange(N) % 10
@@ -255,6 +256,4 @@ def test_runs_trained_without_a_validation_split_compare_draw_their_curves_and_s
     result = runner.invoke(app, ["visualize", str(run.path), "--what", "curves", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "curves.png").stat().st_size > 10_000
-    from mnistctl.tui.widgets import setup_terms
-
     assert "no validation" in setup_terms(run.config)

@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "name": None,
 }
 DEFAULT_AUGMENT = {"rotation": 10.0, "shift": 0.1}
-AUGMENT_KEYS = ("rotation", "shift", "zoom")
+AUGMENT_KEYS = tuple(schema.Augment.model_fields)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {

@@ -150,12 +150,14 @@ def _inflated_png(data: bytes) -> bytes | None:
     if zlib is None or interlaced or size < STORED_BLOCK:
         return None
     first, compressed = _image_data(data, zlib)
+    if first is None:
+        return None
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(compressed, size + 1)
     except zlib.error:
         return None
-    if first is None or not inflater.eof or len(raw) != size:
+    if not inflater.eof or len(raw) != size:
         return None
     return b"".join([data[:first], *_stored_idat(raw, zlib), PNG_END])
 

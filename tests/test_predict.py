@@ -351,6 +351,27 @@ def test_thick_strokes_and_digits_touching_the_border_are_read(run):
     assert (read == expected).mean() >= 0.8, list(zip(expected, read))
 
 
+def test_small_pictures_are_read_at_64_px_unless_their_digit_is_small_there(monkeypatch):
+    rng = np.random.default_rng(5)
+    read_at = []
+    found_ink = imageprep._found_ink
+    monkeypatch.setattr(imageprep, "_found_ink", lambda x: read_at.append(max(x.shape)) or found_ink(x))
+    page = drawing(3, rng, side=200)
+    rows, cols = np.nonzero(page < 0.6)
+    crop = page[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # the digit fills the picture
+    assert imageprep.SMALL_SIDE < max(crop.shape) <= imageprep.WORK_SIDE
+    imageprep.prepare(crop)
+    assert len(read_at) == 1 and read_at[0] <= imageprep.SMALL_SIDE
+    read_at.clear()
+    digit = Image.fromarray((crop * 255).astype(np.uint8)).resize((24, 30), Image.Resampling.BOX)
+    small_digit = np.ones((120, 120), np.float32)
+    small_digit[45:75, 48:72] = np.asarray(digit, np.float32) / 255  # 30 px of a 120 px picture
+    prepared = imageprep.prepare(small_digit)
+    assert read_at == [60, 120]  # too small at 60 px: read again at full size
+    monkeypatch.setattr(imageprep, "SMALL_SIDE", imageprep.WORK_SIDE)
+    assert np.array_equal(prepared, imageprep.prepare(small_digit))
+
+
 def test_only_pictures_without_ink_are_blank():
     for blank in (np.full((40, 60), 1.0), np.full((40, 60), 0.0), np.full((300, 200), 0.5)):
         with pytest.raises(DataError, match="no ink"):

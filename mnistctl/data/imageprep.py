@@ -5,7 +5,9 @@ centred by centre of mass in a 28x28 frame. :func:`prepare` turns any picture of
 into that form: it inverts dark ink on light paper, removes uneven lighting and paper texture,
 crops to the ink, fits, and centres. It works at the resolution the digit needs: pictures are
 decoded no larger than :data:`DECODE_SIDE` (safely, by :mod:`mnistctl.data.imagefile`) and
-prepared at :data:`WORK_SIDE` at most, and 28x28 images already in MNIST form skip preparation.
+prepared at :data:`WORK_SIDE` at most; a small picture (a crop, a drawing) first at
+:data:`SMALL_SIDE`, kept when its digit spans at least twice the 20-pixel box there. 28x28 images
+already in MNIST form skip preparation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from mnistctl.errors import DataError
 SIDE, BOX = 28, 20
 DECODE_SIDE = 256
 WORK_SIDE = 128
+SMALL_SIDE = 64
 BACKGROUND_SIDE = 64
 STROKE_WIDTH = 2.6
 MIN_CONTRAST = 0.1
@@ -54,9 +57,26 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     A digit that touches the edge of the picture (cropped tight from a scan, or filling the frame)
     is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
     when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
-    "Blank" means no ink either way.
+    "Blank" means no ink either way. A picture of at most :data:`WORK_SIDE` pixels is first read at
+    :data:`SMALL_SIDE`, at little cost, and again at full size if the digit found there is small.
     """
-    x = _shrink(_unit(gray), WORK_SIDE)
+    x = _unit(gray)
+    ink = _found_ink(_shrink(x, SMALL_SIDE)) if SMALL_SIDE < max(x.shape) <= WORK_SIDE else None
+    if ink is None or max(_cropped(ink).shape) < 2 * BOX:  # too few pixels for this digit: look closer
+        ink = _found_ink(_shrink(x, WORK_SIDE))
+    if ink is None:
+        raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
+    ink = _cropped(ink)
+    ink = _thicken(ink, BOX / max(ink.shape))
+    return _centre(_fit(ink, BOX))
+
+
+def _cropped(ink: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _found_ink(x: np.ndarray) -> np.ndarray | None:
     edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
     paper = _median(edge)
     margin_first = float(np.abs(edge - paper).max()) > EDGE_INK  # some edge pixel stands out: ink runs off the picture
@@ -66,12 +86,7 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
         if not margin_first and (ink is None or _touches_edge(ink)):
             padded = _ink_with_margin(x, edge, paper)
             ink = padded if padded is not None else ink
-    if ink is None:
-        raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    ink = _thicken(ink, BOX / max(ink.shape))
-    return _centre(_fit(ink, BOX))
+    return ink
 
 
 def _unit(gray: np.ndarray) -> np.ndarray:

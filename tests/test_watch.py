@@ -216,7 +216,7 @@ def test_lines_appended_while_watching_show_up_and_the_run_finishes(tmp_path):
 
 def test_missing_metrics_file_waits_then_stalls_then_follows(tmp_path):
     path = make_run(tmp_path, "fresh")
-    app = WatchApp(path, stalled_after=0.6, poll=0.05)
+    app = WatchApp(path, stalled_after=2.0, poll=0.05)  # longer than the app takes to start on a busy machine
 
     async def check(pilot):
         badge = app.query_one(StatusBadge)

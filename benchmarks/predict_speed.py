@@ -3,9 +3,9 @@
 Every mnistctl figure is a fresh ``mnistctl predict`` process, timed as a user sees it (Python
 start and imports included). Three kinds of input, all made from MNIST test digits:
 
-- photo-sized: ~500x800 pages (half PNG, half JPEG) in uneven light with sensor noise; the
-  baseline is merely decoding the same files to full resolution with Pillow in a process pool
-  on all cores;
+- photo-sized: ~500x800 pages (half PNG, half JPEG) in uneven light with sensor noise, and as
+  many such pages lying on a darker desk that shows on one to four sides; the baseline is merely
+  decoding the same files to full resolution with Pillow in a process pool on all cores;
 - small: each digit cropped tight to its ink, dark on white, upscaled 4x (at most 128 px a
   side), and the same with a white margin; target 2,000 images/s;
 - MNIST form: 28x28 PNGs, light on dark, read without --raw; target 10,000 images/s.
@@ -38,20 +38,34 @@ from PIL import Image
 MNISTCTL = [sys.executable, "-m", "mnistctl"]
 
 
-def photo_page(digit: np.ndarray, rng) -> Image.Image:
-    """A digit as dark ink on a ~500x800 page, off centre, in uneven light, with sensor noise, RGB."""
+def photo_page(digit: np.ndarray, rng, desk: bool = False) -> Image.Image:
+    """A digit as dark ink on a ~500x800 page, off centre, in uneven light, with sensor noise, RGB;
+    with ``desk``, the page lies on a darker desk that shows on one to four sides."""
     height, width = int(rng.integers(760, 840)), int(rng.integers(480, 540))
     size = int(rng.integers(150, 320))
     ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
     page = np.zeros((height, width), np.float32)
     top, left = int(rng.integers(0, height - size)), int(rng.integers(0, width - size))
     page[top : top + size, left : left + size] = ink
+    reflectance = 1 - 0.85 * page
+    if desk:
+        reflectance = on_desk(reflectance, rng)
+    height, width = reflectance.shape
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     angle = rng.uniform(0, 2 * np.pi)
     light = 0.55 + 0.35 * (np.cos(angle) * xx + np.sin(angle) * yy)
-    gray = light * (1 - 0.85 * page)
+    gray = light * reflectance
     rgb = gray[..., None] * np.array([1.0, 0.95, 0.88], np.float32) + rng.normal(0, 0.03, (height, width, 3)).astype(np.float32)
     return Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+
+
+def on_desk(page: np.ndarray, rng) -> np.ndarray:
+    """The page on a desk of a darker shade, showing 40-140 px wide on a random one to four of its sides."""
+    sides = rng.permutation(4)[: rng.integers(1, 5)]
+    top, bottom, left, right = (int(rng.integers(40, 140)) if side in sides else 0 for side in range(4))
+    desk = np.full((page.shape[0] + top + bottom, page.shape[1] + left + right), rng.uniform(0.1, 0.45), np.float32)
+    desk[top : top + page.shape[0], left : left + page.shape[1]] = page
+    return desk
 
 
 def cropped(digit: np.ndarray, margin: bool) -> Image.Image:
@@ -68,11 +82,13 @@ def cropped(digit: np.ndarray, margin: bool) -> Image.Image:
 
 def write_sets(root: Path, digits: np.ndarray, labels: np.ndarray, photos: int, small: int) -> dict[str, Path]:
     rng = np.random.default_rng(0)
-    folders = {kind: root / kind for kind in ("photo", "tight", "margin", "mnist")}
+    folders = {kind: root / kind for kind in ("photo", "desk", "tight", "margin", "mnist")}
     for folder in folders.values():
         folder.mkdir()
     for i in range(photos):
         photo_page(digits[i], rng).save(folders["photo"] / f"{i:05d}-{labels[i]}.{'png' if i % 2 else 'jpg'}", quality=90)
+    for i in range(photos):
+        photo_page(digits[i], rng, desk=True).save(folders["desk"] / f"{i:05d}-{labels[i]}.{'png' if i % 2 else 'jpg'}", quality=90)
     for i in range(small):
         for kind in ("tight", "margin"):
             cropped(digits[i], kind == "margin").save(folders[kind] / f"{i:05d}-{labels[i]}.{'png' if i % 2 else 'jpg'}", quality=90)
@@ -186,7 +202,7 @@ def main() -> None:
         print(f"model: {run} ({os.cpu_count()} cores)\n")
         print(f"one image, cold start, end to end: {cold:.2f} s   (import torch alone: {torch_import:.2f} s; target <= 1.5 s)\n")
         print(f"{'input':<34} {'images':>7} {'mnistctl img/s':>15} {'baseline img/s':>15} {'ratio':>6} {'accuracy':>9} {'raw MNIST':>9}")
-        for kind, label, target in (("photo", "photo-sized ~500x800 PNG+JPEG", None), ("tight", "small, cropped tight (<=128 px)", 2000),
+        for kind, label, target in (("photo", "photo-sized ~500x800 PNG+JPEG", None), ("desk", "such pages lying on a desk", None), ("tight", "small, cropped tight (<=128 px)", 2000),
                                     ("margin", "small, with a margin (<=128 px)", 2000), ("mnist", "MNIST form 28x28, no --raw", 10_000)):
             paths = [str(folders[kind])]
             seconds, results = min((predict(paths, run)[:2] for _ in rounds), key=lambda r: r[0])

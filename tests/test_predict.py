@@ -372,6 +372,29 @@ def test_small_pictures_are_read_at_64_px_unless_their_digit_is_small_there(monk
     assert np.array_equal(prepared, imageprep.prepare(small_digit))
 
 
+def on_desk(paper: np.ndarray, rng, sides: str) -> np.ndarray:
+    """``paper`` lying on a darker desk that shows on the given sides (t, b, l, r)."""
+    top, bottom, left, right = (int(rng.integers(40, 120)) if side in sides else 0 for side in "tblr")
+    desk = np.full((paper.shape[0] + top + bottom, paper.shape[1] + left + right), rng.uniform(0.1, 0.45))
+    desk[top : top + paper.shape[0], left : left + paper.shape[1]] = paper
+    return desk
+
+
+def test_a_page_photographed_on_a_desk_is_read(run):
+    rng = np.random.default_rng(3)
+    member = predict.member_from_run(run)
+    images, expected = [], []
+    for digit in (0, 2, 3, 4, 7, 8):
+        for sides in ("tblr", "tl", "r"):
+            page = drawing(digit, rng, side=400)
+            images.append(imageprep.load_prepared(_photograph(on_desk(page, rng, sides), rng)))
+            expected.append(digit)
+            work = imageprep._shrink(page.astype(np.float32), imageprep.WORK_SIDE)
+            assert imageprep._sheet_of_paper(work) is None  # the page alone, all paper
+    read = member(np.stack(images)).argmax(1)
+    assert (read == expected).mean() >= 0.8, list(zip(expected, read))
+
+
 def test_only_pictures_without_ink_are_blank():
     for blank in (np.full((40, 60), 1.0), np.full((40, 60), 0.0), np.full((300, 200), 0.5)):
         with pytest.raises(DataError, match="no ink"):

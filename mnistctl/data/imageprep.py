@@ -2,8 +2,8 @@
 
 MNIST digits are white ink on black, fitted into a 20x20 box keeping their aspect ratio and
 centred by centre of mass in a 28x28 frame. :func:`prepare` turns any picture of one digit
-into that form: it inverts dark ink on light paper, removes uneven lighting and paper texture,
-crops to the ink, fits, and centres. It works at the resolution the digit needs: pictures are
+into that form: it finds the sheet in a photo of a page on a desk, inverts dark ink on light
+paper, removes uneven lighting and paper texture, crops to the ink, fits, and centres. It works at the resolution the digit needs: pictures are
 decoded no larger than :data:`DECODE_SIDE` (safely, by :mod:`mnistctl.data.imagefile`) and
 prepared at :data:`WORK_SIDE` at most; a small picture (a crop, a drawing) first at
 :data:`SMALL_SIDE`, kept when its digit spans at least twice the 20-pixel box there. 28x28 images
@@ -32,6 +32,9 @@ MIN_COMPONENT = 0.05
 EVEN_PAPER = 0.08
 STRONG_INK = 0.6
 EDGE_INK = 0.3
+PAPER_AREA = 0.2
+PAPER_FILL = 0.6
+PAPER_STEP = np.log(1.5)
 
 
 def _cv2():
@@ -57,18 +60,53 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     A digit that touches the edge of the picture (cropped tight from a scan, or filling the frame)
     is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
     when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
-    "Blank" means no ink either way. A picture of at most :data:`WORK_SIDE` pixels is first read at
-    :data:`SMALL_SIDE`, at little cost, and again at full size if the digit found there is small.
+    "Blank" means no ink either way. A larger picture that shows a sheet of paper on a darker
+    surface is read on the sheet alone. A picture of at most :data:`WORK_SIDE` pixels is first
+    read at :data:`SMALL_SIDE`, at little cost, and again at full size if the digit found there is small.
     """
     x = _unit(gray)
-    ink = _found_ink(_shrink(x, SMALL_SIDE)) if SMALL_SIDE < max(x.shape) <= WORK_SIDE else None
-    if ink is None or max(_cropped(ink).shape) < 2 * BOX:  # too few pixels for this digit: look closer
-        ink = _found_ink(_shrink(x, WORK_SIDE))
+    if max(x.shape) > WORK_SIDE:  # a photo or a page
+        x = _shrink(x, WORK_SIDE)
+        sheet = _sheet_of_paper(x)
+        ink = _found_ink(sheet) if sheet is not None else None
+        ink = ink if ink is not None else _found_ink(x)
+    else:
+        ink = _found_ink(_shrink(x, SMALL_SIDE)) if max(x.shape) > SMALL_SIDE else None
+        if ink is None or max(_cropped(ink).shape) < 2 * BOX:  # too few pixels for this digit: look closer
+            ink = _found_ink(x)
     if ink is None:
         raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
     ink = _cropped(ink)
     ink = _thicken(ink, BOX / max(ink.shape))
     return _centre(_fit(ink, BOX))
+
+
+def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
+    """The sheet, in a photo of a sheet of paper on a darker surface (a page on a desk), else None.
+
+    Light multiplies, so the sheet's border is a sharp step in the log of the picture, however
+    uneven the light: the sheet is the brightest region bounded by such steps, at least a fifth of
+    the picture and most of its bounding box, with mostly darker surface outside that box.
+    """
+    cv2 = _cv2()
+    shade = np.log(np.maximum(_shrink(x, BACKGROUND_SIDE), 1 / 255))
+    rows, cols = shade.shape
+    flat = cv2.morphologyEx(shade, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) < PAPER_STEP
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    large = [r for r in range(1, count) if stats[r, cv2.CC_STAT_AREA] >= PAPER_AREA * rows * cols]
+    sheets = [r for r in large if stats[r, cv2.CC_STAT_AREA] >= PAPER_FILL * stats[r, cv2.CC_STAT_WIDTH] * stats[r, cv2.CC_STAT_HEIGHT]
+              and (stats[r, cv2.CC_STAT_WIDTH], stats[r, cv2.CC_STAT_HEIGHT]) != (cols, rows)]
+    if not sheets:
+        return None
+    levels = {r: float(np.median(shade[labels == r])) for r in large}
+    sheet = max(large, key=levels.get)
+    left, top, width, height = (int(v) for v in stats[sheet, :4])
+    inside = np.zeros_like(flat)
+    inside[top : top + height, left : left + width] = True
+    if sheet not in sheets or np.count_nonzero(shade[~inside] < levels[sheet] - PAPER_STEP) < PAPER_FILL * np.count_nonzero(~inside):
+        return None
+    factor = max(1, -(-max(x.shape) // BACKGROUND_SIDE))
+    return x[(top + 1) * factor : (top + height - 1) * factor, (left + 1) * factor : (left + width - 1) * factor]
 
 
 def _cropped(ink: np.ndarray) -> np.ndarray:

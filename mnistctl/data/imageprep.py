@@ -3,11 +3,11 @@
 MNIST digits are white ink on black, fitted into a 20x20 box keeping their aspect ratio and
 centred by centre of mass in a 28x28 frame. :func:`prepare` turns any picture of one digit
 into that form: it finds the sheet in a photo of a page on a desk, inverts dark ink on light
-paper, removes uneven lighting and paper texture, crops to the ink, fits, and centres. It works at the resolution the digit needs: pictures are
-decoded no larger than :data:`DECODE_SIDE` (safely, by :mod:`mnistctl.data.imagefile`) and
-prepared at :data:`WORK_SIDE` at most; a small picture (a crop, a drawing) first at
-:data:`SMALL_SIDE`, kept when its digit spans at least twice the 20-pixel box there. 28x28 images
-already in MNIST form skip preparation.
+paper, removes uneven lighting and paper texture, crops to the ink, fits, and centres. It works
+at the resolution the digit needs: pictures are decoded no larger than :data:`DECODE_SIDE`
+(safely, by :mod:`mnistctl.data.imagefile`) and prepared at :data:`WORK_SIDE` at most; a small
+picture (a crop, a drawing) first at :data:`SMALL_SIDE`, kept when its digit spans at least twice
+the 20-pixel box there. 28x28 images already in MNIST form skip preparation.
 """
 
 from __future__ import annotations
@@ -93,20 +93,20 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     rows, cols = shade.shape
     flat = cv2.morphologyEx(shade, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) < PAPER_STEP
     count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
-    large = [r for r in range(1, count) if stats[r, cv2.CC_STAT_AREA] >= PAPER_AREA * rows * cols]
-    sheets = [r for r in large if stats[r, cv2.CC_STAT_AREA] >= PAPER_FILL * stats[r, cv2.CC_STAT_WIDTH] * stats[r, cv2.CC_STAT_HEIGHT]
-              and (stats[r, cv2.CC_STAT_WIDTH], stats[r, cv2.CC_STAT_HEIGHT]) != (cols, rows)]
-    if not sheets:
+    area, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    large = [r for r in range(1, count) if area[r] >= PAPER_AREA * rows * cols]
+    framed = [r for r in large if area[r] >= PAPER_FILL * widths[r] * heights[r] and (widths[r], heights[r]) != (cols, rows)]
+    if not framed:  # nothing shaped like a sheet on a surface: most pictures stop here
         return None
     levels = {r: float(np.median(shade[labels == r])) for r in large}
     sheet = max(large, key=levels.get)
-    left, top, width, height = (int(v) for v in stats[sheet, :4])
-    inside = np.zeros_like(flat)
-    inside[top : top + height, left : left + width] = True
-    if sheet not in sheets or np.count_nonzero(shade[~inside] < levels[sheet] - PAPER_STEP) < PAPER_FILL * np.count_nonzero(~inside):
+    column, row, width, height, _ = (int(v) for v in stats[sheet])
+    outside = np.ones_like(flat)
+    outside[row : row + height, column : column + width] = False
+    if sheet not in framed or np.count_nonzero(shade[outside] < levels[sheet] - PAPER_STEP) < PAPER_FILL * np.count_nonzero(outside):
         return None
     factor = max(1, -(-max(x.shape) // BACKGROUND_SIDE))
-    return x[(top + 1) * factor : (top + height - 1) * factor, (left + 1) * factor : (left + width - 1) * factor]
+    return x[(row + 1) * factor : (row + height - 1) * factor, (column + 1) * factor : (column + width - 1) * factor]  # a pixel in from its border
 
 
 def _cropped(ink: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ AUGMENT_KEYS = tuple(schema.Augment.model_fields)
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {
         "arch": "simplecnn",
-        "arch_options": {"channels": [16, 32], "dropout": 0.25},
+        "arch_options": {"channels": [16, 24], "dropout": 0.25},
         "optimizer": "sgd",
         "lr": 0.1,
         "scheduler": "onecycle",

@@ -92,9 +92,9 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     shade = np.log(np.maximum(_shrink(x, BACKGROUND_SIDE), 1 / 255))
     rows, cols = shade.shape
     flat = cv2.morphologyEx(shade, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) < PAPER_STEP
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
     area, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-    large = [r for r in range(1, count) if area[r] >= PAPER_AREA * rows * cols]
+    large = [int(r) for r in 1 + np.flatnonzero(area[1:] >= PAPER_AREA * rows * cols)]  # at most five
     framed = [r for r in large if area[r] >= PAPER_FILL * widths[r] * heights[r] and (widths[r], heights[r]) != (cols, rows)]
     if not framed:  # nothing shaped like a sheet on a surface: most pictures stop here
         return None

@@ -105,7 +105,7 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     outside[row : row + height, column : column + width] = False
     if sheet not in framed or np.count_nonzero(shade[outside] < levels[sheet] - PAPER_STEP) < PAPER_FILL * np.count_nonzero(outside):
         return None
-    factor = max(1, -(-max(x.shape) // BACKGROUND_SIDE))
+    factor = _shrink_factor(x, BACKGROUND_SIDE)
     return x[(row + 1) * factor : (row + height - 1) * factor, (column + 1) * factor : (column + width - 1) * factor]  # a pixel in from its border
 
 
@@ -165,9 +165,14 @@ def _touches_edge(ink: np.ndarray) -> bool:
     return bool(ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any())
 
 
+def _shrink_factor(x: np.ndarray, side: int) -> int:
+    """How many pixels a side :func:`_shrink` averages into one."""
+    return max(1, -(-max(x.shape) // side))
+
+
 def _shrink(x: np.ndarray, side: int) -> np.ndarray:
     """Average whole blocks of pixels so the longer side is at most ``side`` (a few edge pixels may drop)."""
-    factor = -(-max(x.shape) // side)
+    factor = _shrink_factor(x, side)
     if factor < 2:
         return x
     height, width = x.shape[0] // factor, x.shape[1] // factor

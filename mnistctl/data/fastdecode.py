@@ -1,6 +1,6 @@
 """Plain PNGs and JPEGs decoded straight to grey, at a reduced size where the format allows: PNGs by
-libspng (pyspng, where it has a wheel; a sixth faster) else OpenCV's libpng, to the same grey;
-JPEGs by OpenCV's libjpeg. Where python-isal is installed, ISA-L inflates a PNG's image data at
+libspng (pyspng, where it has a wheel; a sixth faster) else OpenCV's libpng, both turned grey by
+OpenCV's ``cvtColor``, which rounds as Pillow does; JPEGs by OpenCV's libjpeg. Where python-isal is installed, ISA-L inflates a PNG's image data at
 twice zlib's speed, and libspng only unfilters it (:func:`_inflated_png`).
 
 Only files that these decoders read as Pillow would (to within a grey level) qualify: 8-bit PNGs
@@ -31,7 +31,6 @@ STORED_BLOCK = 65535
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 JPEG_SCALES = (8, 4, 2)
-LIBPNG_GREY = np.array([[9797, 19234, 3737, 0.5 - 16384]], np.float32) / 32768  # libpng's weights, truncated, as OpenCV reads grey
 _muted = False
 
 
@@ -81,10 +80,18 @@ def decode(data: bytes, fmt: str, scale: int = 1) -> np.ndarray | None:
             pixels = spng().load(_inflated_png(data) or data)
         except RuntimeError:
             return None
-        return pixels if pixels.ndim == 2 else cv2.transform(pixels, LIBPNG_GREY)
+        return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    if fmt == "PNG":  # libpng's own grey truncates: read the colours, and round as above
+        pixels = _imdecode(data, cv2.IMREAD_UNCHANGED)
+        return pixels if pixels is None or pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
     flag = cv2.IMREAD_GRAYSCALE
-    if fmt == "JPEG" and scale in JPEG_SCALES:
+    if scale in JPEG_SCALES:
         flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4, 8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[scale]
+    return _imdecode(data, flag)
+
+
+def _imdecode(data: bytes, flag: int) -> np.ndarray | None:
+    cv2 = cv2_one_thread()
     with _stderr_muted():
         try:
             return cv2.imdecode(np.frombuffer(data, np.uint8), flag)

@@ -1,6 +1,9 @@
 """Every registered architecture, scheduler and optimizer builds and behaves; option parsing is typed."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +100,46 @@ def test_optimizer_builds_and_steps(name):
     model(torch.rand(8, 4)).pow(2).sum().backward()
     optimizer.step()
     assert not torch.equal(before, model.weight)
+
+
+STOCK = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "adadelta": "Adadelta"}
+
+
+def _trained(make_optimizer, steps=6):
+    """Parameters and optimizer state after ``steps`` steps under OneCycle, saved and loaded back midway."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+    optimizer = make_optimizer(model.parameters())
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.05, total_steps=steps, cycle_momentum=False)
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(torch.randn(8, 6)), torch.randint(0, 3, (8,))).backward()
+        optimizer.step()
+        scheduler.step()
+        if step == steps // 2:
+            optimizer.load_state_dict(optimizer.state_dict())
+    return [p.detach() for p in model.parameters()], optimizer.state_dict()
+
+
+@pytest.mark.parametrize("name", STOCK)
+def test_optimizers_step_exactly_as_torch_optim_does(name):
+    spec = optimizers().get(name)
+    options = {"lr": 0.05, "weight_decay": 1e-3}
+    ours = _trained(lambda params: spec.factory(params, **options))
+    stock = _trained(lambda params: getattr(torch.optim, STOCK[name])(params, **(spec.defaults | options)))
+    assert all(torch.equal(a, b) for a, b in zip(ours[0], stock[0]))
+    assert str(ours[1]) == str(stock[1])
+
+
+def test_training_with_an_optimizer_never_imports_the_compiler():
+    code = "; ".join([
+        "import sys, test_registry as t",
+        "from mnistctl.plugins import optimizers",
+        "[t._trained(lambda p, n=n: optimizers().get(n).factory(p)) for n in t.STOCK]",
+        "print('torch._dynamo' in sys.modules)",
+    ])
+    found = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, capture_output=True, text=True, check=True)
+    assert found.stdout.split() == ["False"]
 
 
 def _factory(channels=(32, 64), dropout=0.5, batch_norm=True, kernel_size=3, betas=(0.9, 0.999), name=None):

@@ -86,7 +86,6 @@ class Trainer:
         """Load the data, build the model and optimizer (bad options fail here), then claim the run directory."""
         if self.model is not None:
             return self.run_dir
-        _import_in_background("torch._dynamo")
         if self.resuming:
             self.dataset = self.target.dataset(self.data_dir, self.ignore_data_mismatch)
         else:
@@ -377,15 +376,6 @@ class Trainer:
         test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
         self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
         return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
-
-
-def _import_in_background(module: str) -> None:
-    """Start an import on another core: torch.optim imports torch._dynamo (1.4 s) at its first use."""
-    import importlib
-
-    import torch  # noqa: F401  (imported here first, so the two threads never race for it)
-
-    threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
 
 
 def improves(best: dict[str, Any], val_acc: float | None, val_loss: float | None, monitor: str) -> bool:

@@ -1,31 +1,48 @@
 """Optimizers. Each factory takes the parameters, lr and weight decay, with its own options."""
 
+import functools
+import inspect
+
 from mnistctl import hookimpl
 from mnistctl.registry import Spec
 
+COMPILER_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
 
 def sgd(params, lr=0.05, weight_decay=0.0, momentum=0.9, nesterov=True):
-    from torch.optim import SGD
-
-    return SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov)
+    return eager("SGD")(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov)
 
 
 def adam(params, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999)):
-    from torch.optim import Adam
-
-    return Adam(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    return eager("Adam")(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
 def adamw(params, lr=1e-3, weight_decay=0.01, betas=(0.9, 0.999)):
-    from torch.optim import AdamW
-
-    return AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    return eager("AdamW")(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
 def adadelta(params, lr=1.0, weight_decay=0.0, rho=0.9):
-    from torch.optim import Adadelta
+    return eager("Adadelta")(params, lr=lr, weight_decay=weight_decay, rho=rho)
 
-    return Adadelta(params, lr=lr, weight_decay=weight_decay, rho=rho)
+
+@functools.cache
+def eager(name: str) -> type:
+    """The torch.optim class without the wrappers it has for torch.compile, which do nothing in eager
+    mode but import torch's compiler at their first call: 1.1 s of CPU, a tenth of a fast run."""
+    import torch
+
+    cls = getattr(torch.optim, name)
+    step = inspect.unwrap(cls.step)
+
+    class Eager(cls):
+        @torch.no_grad()
+        def step(self, closure=None):
+            return step(self, closure)
+
+    for method in COMPILER_WRAPPED:
+        setattr(Eager, method, inspect.unwrap(getattr(cls, method)))
+    Eager.__name__ = Eager.__qualname__ = name
+    return Eager
 
 
 @hookimpl

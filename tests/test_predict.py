@@ -395,6 +395,15 @@ def test_a_page_photographed_on_a_desk_is_read(run):
     assert (read == expected).mean() >= 0.8, list(zip(expected, read))
 
 
+@pytest.mark.parametrize("shape", [(90, 130), (128, 85)])
+def test_paper_in_light_that_falls_off_in_a_line_is_found_up_to_the_border(shape):
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]] / max(shape)
+    for slope_rows, slope_cols in ((0.2, 0.3), (-0.35, 0.1), (0.25, -0.25)):
+        paper = (0.5 + slope_rows * rows + slope_cols * cols).astype(np.float32)
+        found = imageprep._background(paper)
+        assert np.abs(found - paper).max() < 0.04  # a flat continuation past the border was 0.09 off at a corner
+
+
 def test_only_pictures_without_ink_are_blank():
     for blank in (np.full((40, 60), 1.0), np.full((40, 60), 0.0), np.full((300, 200), 0.5)):
         with pytest.raises(DataError, match="no ink"):

@@ -222,14 +222,35 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
 
 
 def _background(x: np.ndarray) -> np.ndarray:
-    """The paper under uneven light: a grey opening wider than any stroke, computed small and smoothed."""
+    """The paper under uneven light: a grey opening wider than any stroke, computed small and smoothed.
+
+    The opening's dilation and the smoothing see the picture continued past its border in a
+    straight line (odd reflection), as light goes on: repeating the border pixels instead flattened
+    a gradient there, and left a corner in dim light brighter than the paper found for it, as ink.
+    """
     cv2 = _cv2()
 
     small = _shrink(x, BACKGROUND_SIDE)
     window = max(3, max(small.shape) // 3)
     kernel = np.ones((window, window), np.uint8)
-    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
-    return _resize_to(cv2.blur(opened, (window, window), borderType=cv2.BORDER_REPLICATE), x.shape)
+    eroded = cv2.erode(small, kernel, borderType=cv2.BORDER_REPLICATE)
+    opened = _within(cv2.dilate(_continued(eroded, window), kernel), window)
+    return _resize_to(_within(cv2.blur(_continued(opened, window), (window, window)), window), x.shape)
+
+
+def _continued(x: np.ndarray, pad: int) -> np.ndarray:
+    """``x`` continued ``pad`` pixels past each side in a straight line (mirrored through its border
+    pixels), or flat where it is too narrow for that."""
+    cv2 = _cv2()
+
+    flat = cv2.copyMakeBorder(x, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    if min(x.shape) <= pad:
+        return flat
+    return 2 * flat - cv2.copyMakeBorder(x, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+
+
+def _within(x: np.ndarray, pad: int) -> np.ndarray:
+    return x[pad:-pad, pad:-pad]
 
 
 def _suppress_background(x: np.ndarray) -> np.ndarray | None:

@@ -404,6 +404,15 @@ def test_paper_in_light_that_falls_off_in_a_line_is_found_up_to_the_border(shape
         assert np.abs(found - paper).max() < 0.04  # a flat continuation past the border was 0.09 off at a corner
 
 
+def test_dark_ink_in_dim_light_is_found_as_strong_as_in_full_light():
+    rows, cols = np.mgrid[0:120, 0:120] / 120
+    paper = np.ones((120, 120), np.float32)
+    paper[50:70, 20:24] = paper[50:70, 96:100] = 0.15  # the same stroke twice
+    ink = imageprep._ink_up(((0.95 - 0.6 * cols) * paper).astype(np.float32))  # light falls from 0.95 to 0.35
+    bright, dim = ink[55:65, 21:23].mean(), ink[55:65, 97:99].mean()
+    assert dim == pytest.approx(bright, rel=0.15)  # measured against the paper: half as strong before
+
+
 def test_only_pictures_without_ink_are_blank():
     for blank in (np.full((40, 60), 1.0), np.full((40, 60), 0.0), np.full((300, 200), 0.5)):
         with pytest.raises(DataError, match="no ink"):

@@ -32,6 +32,7 @@ MIN_COMPONENT = 0.05
 EVEN_PAPER = 0.08
 STRONG_INK = 0.6
 EDGE_INK = 0.3
+DIM_PAPER = 0.05
 PAPER_AREA = 0.2
 PAPER_FILL = 0.6
 PAPER_STEP = np.log(1.5)
@@ -207,6 +208,8 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
     """Bright ink on a flat dark page, whichever way round the picture was.
 
     Against the page's local median the ink is the long tail: below it for dark ink, above for light.
+    Dark ink is measured as the share of the paper's light it takes away, so a stroke in a dim
+    corner is as strong as one in full light.
     """
     cv2 = _cv2()
 
@@ -216,8 +219,10 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
     padded = cv2.copyMakeBorder(np.round(small * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     page = _resize_to(cv2.medianBlur(padded, window)[pad:-pad, pad:-pad].astype(np.float32) / 255, x.shape)
     darkest, brightest = _quantiles(x[::2, ::2] - page[::2, ::2], [0.001, 0.999])
-    if -darkest > brightest:
+    if -darkest > brightest:  # dark ink, measured against the paper's brightness: light multiplies
         x = 1 - x
+        background = _background(x)
+        return np.maximum(x - background, 0) / np.maximum(1 - background, DIM_PAPER)
     return np.maximum(x - _background(x), 0)
 
 

@@ -413,6 +413,21 @@ def test_dark_ink_in_dim_light_is_found_as_strong_as_in_full_light():
     assert dim == pytest.approx(bright, rel=0.15)  # measured against the paper: half as strong before
 
 
+def test_a_margin_goes_on_with_the_light_across_the_paper_and_not_with_the_ink():
+    rows, cols = np.mgrid[0:80, 0:60] / 80
+    page = (0.5 + 0.12 * rows + 0.08 * cols).astype(np.float32)
+    page[30:50, 0:6] = 0.1  # ink running off the left side
+    edge = np.concatenate([page[0], page[-1], page[:, 0], page[:, -1]])
+    margined = imageprep._with_margin(page, edge, float(np.median(edge)))
+    pad = (margined.shape[0] - page.shape[0]) // 2
+    inner = margined[pad:-pad, pad:-pad]
+    assert np.array_equal(inner, page)
+    for outside, border in ((margined[pad - 1, pad:-pad], page[0]), (margined[-pad, pad:-pad], page[-1]), (margined[pad:-pad, -pad], page[:, -1])):
+        assert np.abs(outside - border).max() < 0.02  # a flat margin was up to 0.1 off
+    beside_ink = margined[pad + 30 : pad + 50, pad - 1]
+    assert np.abs(beside_ink - (0.5 + 0.12 * rows[30:50, 0])).max() < 0.02
+
+
 def test_only_pictures_without_ink_are_blank():
     for blank in (np.full((40, 60), 1.0), np.full((40, 60), 0.0), np.full((300, 200), 0.5)):
         with pytest.raises(DataError, match="no ink"):

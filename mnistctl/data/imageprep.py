@@ -150,16 +150,36 @@ def _ink_with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarra
 
 
 def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
-    """``x`` with a quarter of its size of ``paper`` added around it, when that is safe: its ``edge`` is mostly
+    """``x`` with a quarter of its size of paper added around it, when that is safe: its ``edge`` is mostly
     one even shade of paper, or it holds ink much darker than any shadow. Not for a page in uneven
-    light, where a flat margin would itself look like ink."""
+    light, where a flat margin would itself look like ink. Where the edge is mostly paper, the
+    margin goes on with the light across it; else it is the edge's median shade."""
     even = np.count_nonzero(np.abs(edge - paper) < EVEN_PAPER) * 2 >= edge.size
+    pad = max(2, max(x.shape) // 4)
     if not even:
         low, high = _quantiles(x[::2, ::2], [0.01, 0.99])
         if high - low < STRONG_INK:
             return None
-    pad = max(2, max(x.shape) // 4)
-    return _cv2().copyMakeBorder(x, pad, pad, pad, pad, _cv2().BORDER_CONSTANT, value=paper)
+        return _cv2().copyMakeBorder(x, pad, pad, pad, pad, _cv2().BORDER_CONSTANT, value=paper)
+    margined = _paper_light(x, edge, paper, pad)
+    margined[pad:-pad, pad:-pad] = x
+    return margined
+
+
+def _paper_light(x: np.ndarray, edge: np.ndarray, paper: float, pad: int) -> np.ndarray:
+    """The light on the paper along ``x``'s border (its ``edge`` pixels), as a plane fitted with the ink
+    left out, over ``x`` grown by ``pad`` on each side."""
+    height, width = x.shape
+    rows = np.concatenate([np.zeros(width), np.full(width, height - 1), np.arange(height), np.arange(height)])
+    cols = np.concatenate([np.arange(width), np.arange(width), np.zeros(height), np.full(height, width - 1)])
+    terms = np.stack([np.ones_like(rows), rows, cols], axis=1)
+    keep = np.abs(edge - paper) < 2 * EVEN_PAPER
+    for _ in range(3):
+        plane = np.linalg.lstsq(terms[keep], edge[keep], rcond=None)[0]
+        off = np.abs(edge - terms @ plane)
+        keep = off < 3 * 1.4826 * np.median(off[keep]) + 1e-3
+    rows, cols = np.mgrid[-pad : height + pad, -pad : width + pad]
+    return np.clip(plane[0] + plane[1] * rows + plane[2] * cols, 0, 1).astype(np.float32)
 
 
 def _touches_edge(ink: np.ndarray) -> bool:

@@ -152,34 +152,40 @@ def _ink_with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarra
 def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
     """``x`` with a quarter of its size of paper added around it, when that is safe: its ``edge`` is mostly
     one even shade of paper, or it holds ink much darker than any shadow. Not for a page in uneven
-    light, where a flat margin would itself look like ink. Where the edge is mostly paper, the
-    margin goes on with the light across it; else it is the edge's median shade."""
-    even = np.count_nonzero(np.abs(edge - paper) < EVEN_PAPER) * 2 >= edge.size
+    light, where a flat margin would itself look like ink. Where the edge is mostly paper in light
+    that varies across it, the margin goes on with that light; else it is the edge's median shade."""
+    off = np.abs(edge - paper)
+    even = np.count_nonzero(off < EVEN_PAPER) * 2 >= edge.size
+    flat = np.count_nonzero(off < EVEN_PAPER / 4) * 2 >= edge.size
     pad = max(2, max(x.shape) // 4)
+    if even and not flat:
+        margined = _paper_light(x, edge, paper, pad)
+        margined[pad:-pad, pad:-pad] = x
+        return margined
     if not even:
         low, high = _quantiles(x[::2, ::2], [0.01, 0.99])
         if high - low < STRONG_INK:
             return None
-        return _cv2().copyMakeBorder(x, pad, pad, pad, pad, _cv2().BORDER_CONSTANT, value=paper)
-    margined = _paper_light(x, edge, paper, pad)
-    margined[pad:-pad, pad:-pad] = x
-    return margined
+    return _cv2().copyMakeBorder(x, pad, pad, pad, pad, _cv2().BORDER_CONSTANT, value=paper)
 
 
 def _paper_light(x: np.ndarray, edge: np.ndarray, paper: float, pad: int) -> np.ndarray:
     """The light on the paper along ``x``'s border (its ``edge`` pixels), as a plane fitted with the ink
     left out, over ``x`` grown by ``pad`` on each side."""
     height, width = x.shape
-    rows = np.concatenate([np.zeros(width), np.full(width, height - 1), np.arange(height), np.arange(height)])
-    cols = np.concatenate([np.arange(width), np.arange(width), np.zeros(height), np.full(height, width - 1)])
+    along_width, along_height = np.arange(width), np.arange(height)
+    rows = np.concatenate([np.zeros(width), np.full(width, height - 1), along_height, along_height])
+    cols = np.concatenate([along_width, along_width, np.zeros(height), np.full(height, width - 1)])
     terms = np.stack([np.ones_like(rows), rows, cols], axis=1)
     keep = np.abs(edge - paper) < 2 * EVEN_PAPER
     for _ in range(3):
-        plane = np.linalg.lstsq(terms[keep], edge[keep], rcond=None)[0]
+        kept = terms[keep]
+        plane = np.linalg.solve(kept.T @ kept, kept.T @ edge[keep])
         off = np.abs(edge - terms @ plane)
-        keep = off < 3 * 1.4826 * np.median(off[keep]) + 1e-3
-    rows, cols = np.mgrid[-pad : height + pad, -pad : width + pad]
-    return np.clip(plane[0] + plane[1] * rows + plane[2] * cols, 0, 1).astype(np.float32)
+        keep = off < 3 * 1.4826 * _median(off[keep]) + 1e-3
+    rows = np.arange(-pad, height + pad, dtype=np.float32)[:, None]
+    cols = np.arange(-pad, width + pad, dtype=np.float32)[None, :]
+    return np.clip(np.float32(plane[0]) + np.float32(plane[1]) * rows + np.float32(plane[2]) * cols, 0, 1)
 
 
 def _touches_edge(ink: np.ndarray) -> bool:

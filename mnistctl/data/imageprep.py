@@ -264,9 +264,10 @@ def _background(x: np.ndarray) -> np.ndarray:
     small = _shrink(x, BACKGROUND_SIDE)
     window = max(3, max(small.shape) // 3)
     kernel = np.ones((window, window), np.uint8)
+    reach = window // 2 + 1
     eroded = cv2.erode(small, kernel, borderType=cv2.BORDER_REPLICATE)
-    opened = _within(cv2.dilate(_continued(eroded, window), kernel), window)
-    return _resize_to(_within(cv2.blur(_continued(opened, window), (window, window)), window), x.shape)
+    opened = _within(cv2.dilate(_continued(eroded, reach), kernel), reach)
+    return _resize_to(_within(cv2.blur(_continued(opened, reach), (window, window)), reach), x.shape)
 
 
 def _continued(x: np.ndarray, pad: int) -> np.ndarray:
@@ -277,7 +278,7 @@ def _continued(x: np.ndarray, pad: int) -> np.ndarray:
     flat = cv2.copyMakeBorder(x, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     if min(x.shape) <= pad:
         return flat
-    return 2 * flat - cv2.copyMakeBorder(x, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    return cv2.addWeighted(flat, 2, cv2.copyMakeBorder(x, pad, pad, pad, pad, cv2.BORDER_REFLECT_101), -1, 0)
 
 
 def _within(x: np.ndarray, pad: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Plain PNGs and JPEGs decoded straight to grey, at a reduced size where the format allows: PNGs by
 libspng (pyspng, where it has a wheel; a sixth faster) else OpenCV's libpng, both turned grey by
-OpenCV's ``cvtColor``, which rounds as Pillow does; JPEGs by OpenCV's libjpeg. Where python-isal is installed, ISA-L inflates a PNG's image data at
-twice zlib's speed, and libspng only unfilters it (:func:`_inflated_png`).
+OpenCV's ``cvtColor``, which rounds as Pillow does; JPEGs by OpenCV's libjpeg. Where python-isal
+is installed, ISA-L inflates a PNG's image data at twice zlib's speed, and libspng only unfilters
+it (:func:`_inflated_png`).
 
 Only files that these decoders read as Pillow would (to within a grey level) qualify: 8-bit PNGs
 (grey, RGB or palette) without transparency or EXIF, and 8-bit grey or colour JPEGs, each complete

@@ -417,7 +417,7 @@ def test_a_margin_goes_on_with_the_light_across_the_paper_and_not_with_the_ink()
     rows, cols = np.mgrid[0:80, 0:60] / 80
     page = (0.5 + 0.12 * rows + 0.08 * cols).astype(np.float32)
     page[30:50, 0:6] = 0.1  # ink running off the left side
-    edge = np.concatenate([page[0], page[-1], page[:, 0], page[:, -1]])
+    edge = imageprep._border(page)
     margined = imageprep._with_margin(page, edge, float(np.median(edge)))
     pad = (margined.shape[0] - page.shape[0]) // 2
     inner = margined[pad:-pad, pad:-pad]

@@ -116,7 +116,7 @@ def _cropped(ink: np.ndarray) -> np.ndarray:
 
 
 def _found_ink(x: np.ndarray) -> np.ndarray | None:
-    edge = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+    edge = _border(x)
     paper = _median(edge)
     margin_first = float(np.abs(edge - paper).max()) > EDGE_INK  # some edge pixel stands out: ink runs off the picture
     ink = _ink_with_margin(x, edge, paper) if margin_first else None
@@ -173,10 +173,8 @@ def _paper_light(x: np.ndarray, edge: np.ndarray, paper: float, pad: int) -> np.
     """The light on the paper along ``x``'s border (its ``edge`` pixels), as a plane fitted with the ink
     left out, over ``x`` grown by ``pad`` on each side."""
     height, width = x.shape
-    along_width, along_height = np.arange(width), np.arange(height)
-    rows = np.concatenate([np.zeros(width), np.full(width, height - 1), along_height, along_height])
-    cols = np.concatenate([along_width, along_width, np.zeros(height), np.full(height, width - 1)])
-    terms = np.stack([np.ones_like(rows), rows, cols], axis=1)
+    rows, cols = (_border(grid) for grid in np.mgrid[0:height, 0:width])
+    terms = np.stack([np.ones_like(rows), rows, cols], axis=1).astype(np.float64)
     keep = np.abs(edge - paper) < 2 * EVEN_PAPER
     for _ in range(3):
         kept = terms[keep]
@@ -188,8 +186,13 @@ def _paper_light(x: np.ndarray, edge: np.ndarray, paper: float, pad: int) -> np.
     return np.clip(np.float32(plane[0]) + np.float32(plane[1]) * rows + np.float32(plane[2]) * cols, 0, 1)
 
 
+def _border(x: np.ndarray) -> np.ndarray:
+    """The pixels along the four sides of ``x``: top, bottom, left, right."""
+    return np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+
+
 def _touches_edge(ink: np.ndarray) -> bool:
-    return bool(ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any())
+    return bool(_border(ink).any())
 
 
 def _shrink_factor(x: np.ndarray, side: int) -> int:

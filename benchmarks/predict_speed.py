@@ -1,7 +1,8 @@
 """Speed, accuracy and memory of ``mnistctl predict``, each beside a baseline measured in the same run.
 
 Every mnistctl figure is a fresh ``mnistctl predict`` process, timed as a user sees it (Python
-start and imports included), and so is the Pillow baseline; each is the best of ``--rounds``. Three kinds of input, all made from MNIST test digits:
+start and imports included), and so is the Pillow baseline; each rate is the best of ``--rounds``
+(the cold start, the median). Three kinds of input, all made from MNIST test digits:
 
 - photo-sized: ~500x800 pages (half PNG, half JPEG) in uneven light with sensor noise, and as
   many such pages lying on a darker desk that shows on one to four sides; the baseline is merely

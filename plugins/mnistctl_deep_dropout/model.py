@@ -1,5 +1,7 @@
 from torch import nn
 
+from mnistctl.layers import Dropout
+
 
 def conv_block(c_in, c_out, convs, kernel_size, dropout, batch_norm):
     layers: list[nn.Module] = []
@@ -9,7 +11,7 @@ def conv_block(c_in, c_out, convs, kernel_size, dropout, batch_norm):
             layers.append(nn.BatchNorm2d(c_out))
         if i < convs - 1:
             layers.append(nn.ReLU(inplace=True))
-    layers += [nn.MaxPool2d(2), nn.ReLU(inplace=True), nn.Dropout(dropout)]  # pooled before the ReLU: same result, 4x fewer values
+    layers += [nn.MaxPool2d(2), nn.ReLU(inplace=True), Dropout(dropout)]  # pooled before the ReLU: same result, 4x fewer values
     return nn.Sequential(*layers)
 
 
@@ -27,7 +29,7 @@ class DeepDropout(nn.Module):
             nn.Flatten(),
             nn.Linear(channels[-1] * side * side, hidden),
             nn.ReLU(),
-            nn.Dropout(fc_dropout),
+            Dropout(fc_dropout),
             nn.Linear(hidden, num_classes),
         )
 

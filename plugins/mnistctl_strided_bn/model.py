@@ -1,5 +1,7 @@
 from torch import nn
 
+from mnistctl.layers import Dropout
+
 
 def conv_bn(c_in, c_out, kernel_size, stride=1):
     return [nn.Conv2d(c_in, c_out, kernel_size, stride, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
@@ -13,7 +15,7 @@ class StridedBN(nn.Module):
         layers: list[nn.Module] = []
         c_in, side = 1, 28
         for c in channels:
-            layers += [*conv_bn(c_in, c, 3), *conv_bn(c, c, 3), *conv_bn(c, c, 5, stride=2), nn.Dropout(dropout)]
+            layers += [*conv_bn(c_in, c, 3), *conv_bn(c, c, 3), *conv_bn(c, c, 5, stride=2), Dropout(dropout)]
             c_in, side = c, (side + 1) // 2
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
@@ -21,7 +23,7 @@ class StridedBN(nn.Module):
             nn.Linear(c_in * side * side, hidden, bias=False),
             nn.BatchNorm1d(hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 

@@ -20,7 +20,8 @@ class Dropout(nn.Dropout):
     def forward(self, x):
         if not self.training or self.p == 0 or x.device.type != "cpu":
             return super().forward(x)
-        return x.mul_(keep_mask(x, 1 - self.p)) if self.inplace else x * keep_mask(x, 1 - self.p)
+        mask = keep_mask(x, 1 - self.p)
+        return x.mul_(mask) if self.inplace else x * mask
 
 
 def keep_mask(x: torch.Tensor, keep: float) -> torch.Tensor:

@@ -58,7 +58,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 0.05,
         "weight_decay": 5e-4,
         "scheduler": "onecycle",
-        "epochs": 30,
+        "epochs": 40,
         "batch_size": 128,
         "augment": DEFAULT_AUGMENT,
         "monitor": "val_loss",

@@ -46,3 +46,27 @@ def test_a_malloc_setting_in_the_environment_wins():
     kept, found = faults("keep", MALLOC_TRIM_THRESHOLD_="0")
     assert kept == "False"
     assert found > 5_000
+
+
+# Every other 4 MB array freed: holes in the heap that the kept setting holds on to.
+FRAGMENTED = """
+import numpy as np
+from mnistctl.allocator import keep_freed_memory, release_freed_memory
+
+def anon_kb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon"))
+
+assert keep_freed_memory()
+arrays = [np.ones(1_000_000, np.float32) for _ in range(40)]
+del arrays[::2]
+before = anon_kb()
+release_freed_memory()
+print(before - anon_kb(), sum(float(a.sum()) for a in arrays))
+"""
+
+
+def test_free_pages_kept_are_given_back_on_request():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
+    out = subprocess.run([sys.executable, "-c", FRAGMENTED], capture_output=True, text=True, check=True, env=clean).stdout.split()
+    assert int(out[0]) > 60_000  # most of the 80 MB of holes
+    assert float(out[1]) == 20 * 1_000_000  # the arrays still alive are intact

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl import data, runs
+from mnistctl.allocator import release_freed_memory
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.models import build_model, loss_and_accuracy, predict_proba
 from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
@@ -303,6 +304,7 @@ class Trainer:
         if self.epoch % config["checkpoint_every"] == 0 or stop or self.epoch == config["epochs"]:
             self._save_last()
         self.observer.epoch(event)
+        release_freed_memory()
         if stop:
             self.writer.event(Kind.EARLY_STOP, epoch=self.epoch, patience=config["early_stopping"], best_epoch=self.best["epoch"])
         return stop

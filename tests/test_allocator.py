@@ -28,9 +28,14 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def faults(mode: str, **env: str) -> tuple[str, int]:
+def run(program: str, *args: str, **env: str) -> list[str]:
+    """The program's printed words, run without the caller's malloc settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
-    out = subprocess.run([sys.executable, "-c", PROGRAM, mode], capture_output=True, text=True, check=True, env=clean | env).stdout.split()
+    return subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, check=True, env=clean | env).stdout.split()
+
+
+def faults(mode: str, **env: str) -> tuple[str, int]:
+    out = run(PROGRAM, mode, **env)
     return out[0], int(out[1])
 
 
@@ -66,7 +71,6 @@ print(before - anon_kb(), sum(float(a.sum()) for a in arrays))
 
 
 def test_free_pages_kept_are_given_back_on_request():
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
-    out = subprocess.run([sys.executable, "-c", FRAGMENTED], capture_output=True, text=True, check=True, env=clean).stdout.split()
+    out = run(FRAGMENTED)
     assert int(out[0]) > 60_000  # most of the 80 MB of holes
     assert float(out[1]) == 20 * 1_000_000  # the arrays still alive are intact

@@ -18,6 +18,7 @@ TRIM_THRESHOLD = 2**30
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
+@functools.cache
 def _glibc():
     try:
         libc = ctypes.CDLL(None)

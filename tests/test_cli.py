@@ -118,6 +118,15 @@ def test_script_error_is_one_line_without_traceback():
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("args", [(), ("list",)])
+def test_script_without_a_command_shows_help_without_traceback(args):
+    result = run_mnistctl(*args)
+    assert result.returncode == 2  # like any usage mistake
+    assert f"Usage: mnistctl {' '.join(args)}".rstrip() in result.stdout
+    assert "Commands" in result.stdout
+    assert result.stderr == ""
+
+
 def test_script_debug_shows_traceback():
     result = run_mnistctl("list", "archs", "lenett", MNISTCTL_DEBUG="1")
     assert result.returncode != 0

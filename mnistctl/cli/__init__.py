@@ -98,6 +98,10 @@ def _run() -> int:
     except Exception as exc:
         if debug:
             raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no command given: the help just shown is the answer
+            if message := exc.format_message().strip():
+                print(message)
+            return 2
         if _is_usage_error(exc):
             where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mnistctl"
             report(exc.format_message().splitlines()[0], f"see {where} --help")

@@ -90,6 +90,7 @@ def test_two_processes_learn_into_one_run(tmp_path, env_data):
     run = runs.Run(run_dir)
     assert run.config["distributed"] == {"world_size": 2, "backend": "gloo"}
     assert len(events(run, Kind.START)) == 1 and len(events(run, Kind.END)) == 1
+    assert events(run, Kind.START)[0]["world_size"] == 2
     epochs = events(run, Kind.EPOCH)
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert epochs[1]["train_loss"] < epochs[0]["train_loss"] and epochs[1]["val_acc"] > 0.5
@@ -167,6 +168,15 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     assert launcher.returncode not in (0, 130)
     assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1]
     assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
+
+
+def test_the_start_line_says_how_many_processes_train():
+    from mnistctl.cli.progress import start_line
+
+    event = {"dir": "runs/a", "device": "cpu", "params": 1000, "resumed": False}
+    assert "runs/a[/] on cpu, 1,000 parameters" in start_line(event)  # runs from before world_size
+    assert "runs/a[/] on cpu, 1,000" in start_line({**event, "world_size": 1})
+    assert "runs/a[/] on cpu in 2 processes, 1,000" in start_line({**event, "world_size": 2})
 
 
 def test_the_dashboard_header_shows_the_world_size():

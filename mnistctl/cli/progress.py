@@ -32,7 +32,9 @@ def start_line(event: dict[str, Any]) -> str:
     from rich.markup import escape
 
     verb = f"resuming from epoch {event['start_epoch']}, step {event['start_step']}:" if event["resumed"] else "training"
-    return f"{verb} [bold]{escape(event['dir'])}[/] on {event['device']}, {event['params']:,} parameters"
+    processes = event.get("world_size", 1)
+    where = f"{event['device']} in {processes} processes" if processes > 1 else event["device"]
+    return f"{verb} [bold]{escape(event['dir'])}[/] on {where}, {event['params']:,} parameters"
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Status(StrEnum):
@@ -73,6 +73,7 @@ class StartEvent(Event):
     resumed: bool
     device: str
     params: int
+    world_size: NotRequired[int]  # processes training together; absent in runs made before it
 
 
 class StepEvent(Event):

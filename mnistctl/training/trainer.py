@@ -174,6 +174,7 @@ class Trainer:
         start = self.writer.event(
             Kind.START, run=self.target.name, dir=str(self.run_dir), epochs=config["epochs"], steps_per_epoch=self.steps_per_epoch,
             start_epoch=self.epoch, start_step=self.step_in_epoch, resumed=self.resuming, device=str(self.device), params=self.params,
+            world_size=self.world.size,
         )
         self.observer.start(start)
         layer_stats = LayerStats(model, config.get("log_layers"), self.writer)

@@ -38,6 +38,17 @@ def test_train_refuses_a_path_as_name_before_writing_anything(name, tmp_path):
     assert not Path("/tmp/mnistctl-test-absolute-name").exists()
 
 
+def test_train_elastic_flag_is_checked_and_recorded(tmp_path):
+    runs_dir = tmp_path / "runs"
+    bad = run_mnistctl("train", "--elastic", "-3", "--runs-dir", str(runs_dir), "--epochs", "1", "--limit", "64")
+    assert bad.returncode == 2 and "augment.elastic" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not runs_dir.exists()
+    good = run_mnistctl("train", "--elastic", "20", "--name", "e", "--runs-dir", str(runs_dir), "--epochs", "1", "--limit", "256", "--quiet")
+    assert good.returncode == 0, good.stderr
+    augment = json.loads((runs_dir / "e" / "config.json").read_text())["augment"]
+    assert augment == {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 20.0}
+
+
 def test_good_names_pass():
     assert trainconfig.resolve({"name": "lenet-1.5_b"})["name"] == "lenet-1.5_b"
 
@@ -63,6 +74,7 @@ def test_good_names_pass():
         ({"augment": {"rotation": 500}}, "augment.rotation", "500"),
         ({"augment": {"shift": "x"}}, "augment.shift", "'x'"),
         ({"augment": {"zoom": 0.5}}, "augment.zoom", "0.5"),
+        ({"augment": {"elastic": -1}}, "augment.elastic", "-1"),
         ({"augment": True}, "augment", "True"),
         ({"arch_options": [1, 2]}, "arch_options", "[1, 2]"),
         ({"arch_options": {"channels": [16, "a"]}}, "channels", "(16, 'a')"),

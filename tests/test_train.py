@@ -124,7 +124,7 @@ def test_config_round_trip(tmp_path, data_dir):
     toml = tmp_path / "c.toml"
     toml.write_text('arch = "lenet"\nepochs = 4\n[augment]\nrotation = 5\n')
     from_toml = trainconfig.resolve({"epochs": 6}, toml)
-    assert (from_toml["arch"], from_toml["epochs"], from_toml["augment"]) == ("lenet", 6, {"rotation": 5, "shift": 0.1, "zoom": 0.0})
+    assert (from_toml["arch"], from_toml["epochs"], from_toml["augment"]) == ("lenet", 6, {"rotation": 5, "shift": 0.1, "zoom": 0.0, "elastic": 0.0})
 
 
 @pytest.mark.parametrize(
@@ -208,6 +208,30 @@ def test_zoom_scales_each_image_differently_and_leaves_unzoomed_runs_as_they_wer
     data.augment(x, 15.0, 0.1, unzoomed, zoom=0.0)
     torch.rand(64, generator=reference), torch.rand(64, 2, generator=reference)  # an angle and an offset per image
     assert torch.equal(torch.rand(8, generator=unzoomed), torch.rand(8, generator=reference))
+
+
+def test_elastic_distortion_bends_each_image_smoothly_and_leaves_other_runs_as_they_were(mnist):
+    from mnistctl import data
+    from mnistctl.data.augment import elastic_field
+
+    field = elastic_field(256, 28, 34.0, torch.Generator().manual_seed(0)) * 14  # grid units to pixels
+    neighbour = torch.corrcoef(torch.stack([field[:, :, :-1].flatten(), field[:, :, 1:].flatten()]))[0, 1]
+    assert 1.0 < field.std() < 3.0 and neighbour > 0.9  # displacements of a pixel or two, smooth across the image
+    weaker = elastic_field(256, 28, 17.0, torch.Generator().manual_seed(0)) * 14
+    assert torch.allclose(weaker * 2, field, atol=1e-5)
+
+    x = data.normalize(mnist.train_images[:64], 0.1307, 0.3081)
+    bent = data.augment(x, 0.0, 0.0, torch.Generator().manual_seed(1), elastic=34.0)
+    changed = (bent - x).abs().flatten(1).mean(1)
+    assert (changed > 0.05).all() and changed.std() > 0.01  # every image, each by its own amount
+    ink = lambda batch: (batch - x.amin()).clamp_min(0).sum((1, 2, 3))
+    ratio = ink(bent) / ink(x)
+    assert ((ratio > 0.5) & (ratio < 2)).all()  # stretched or squeezed in places, not erased
+
+    plain, reference = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    data.augment(x, 15.0, 0.1, plain, zoom=0.0, elastic=0.0)
+    torch.rand(64, generator=reference), torch.rand(64, 2, generator=reference)  # an angle and an offset per image
+    assert torch.equal(torch.rand(8, generator=plain), torch.rand(8, generator=reference))
 
 
 @pytest.mark.parametrize("monitor, val_acc, val_loss, expected", [

@@ -194,6 +194,8 @@ def augment_label(augment: dict[str, Any] | None) -> str:
         parts.append(f"shift {augment['shift']:g}")
     if augment.get("zoom"):
         parts.append(f"zoom {augment['zoom']:g}")
+    if augment.get("elastic"):
+        parts.append(f"elastic {augment['elastic']:g}")
     return " ".join(parts)
 
 

@@ -32,6 +32,7 @@ class Augment(BaseModel):
     rotation: Float = _allowed("a number of degrees from 0 to 180", default=10.0, ge=0, le=180)
     shift: Float = _allowed("a fraction of the side from 0 to below 0.5", default=0.1, ge=0, lt=0.5)
     zoom: Float = _allowed("a fraction of the size from 0 to below 0.5", default=0.0, ge=0, lt=0.5)
+    elastic: Float = _allowed("a strength in pixels from 0 to 100", default=0.0, ge=0, le=100)
 
 
 class Settings(BaseModel):
@@ -49,7 +50,7 @@ class Settings(BaseModel):
     scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options")
     epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)
     batch_size: Int = _allowed("a whole number of 1 or more", ge=1)
-    augment: Optional[Augment] = _allowed("a table with rotation, shift and zoom, or nothing")
+    augment: Optional[Augment] = _allowed("a table with rotation, shift, zoom and elastic, or nothing")
     val_split: Int = _allowed("a whole number of 0 or more", ge=0)
     early_stopping: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
     monitor: Literal["val_acc", "val_loss"] = _allowed("val_acc or val_loss")
@@ -83,7 +84,7 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
 
 FLAGS = {
     "architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set",
-    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom",
+    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom/--elastic",
     "log_layers": "--log-layers-every",
 }
 

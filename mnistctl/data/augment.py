@@ -53,7 +53,7 @@ def elastic_field(n: int, size: int, alpha: float, generator: "torch.Generator")
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-(taps**2) / (2 * ELASTIC_SIGMA**2))
     kernel = kernel / kernel.sum()
-    noise = (torch.rand(n * 2, 1, size, size, generator=generator) * 2 - 1)
+    noise = torch.rand(n * 2, 1, size, size, generator=generator) * 2 - 1
     noise = F.conv2d(F.pad(noise, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
     noise = F.conv2d(F.pad(noise, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
     return noise.view(n, 2, size, size).permute(0, 2, 3, 1) * (alpha * 2 / size)

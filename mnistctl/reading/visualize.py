@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.reading import split_predictions
+from mnistctl.reading.compare import augment_label
 from mnistctl.reading.figures import save
 from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
 from mnistctl.reading.figures.layerstats import layer_stats_figure
@@ -230,7 +231,10 @@ class Plots:
         labels = dataset.train_labels.numpy()[train_idx]
         counts = {"train": np.bincount(labels, minlength=10), **counts, "test": np.bincount(dataset.test_labels.numpy(), minlength=10)}
         examples = [dataset.train_images.numpy()[train_idx[labels == c][:SAMPLES_PER_CLASS]] for c in range(len(counts["train"]))]
-        return "samples.png", samples_figure(f"{self.title}: training examples and class distribution", examples, counts)
+        augment = config.get("augment")
+        augmented = as_augmented(examples, augment, config.get("seed", 0)) if augment and any(augment.values()) else None
+        title = f"{self.title}: training examples and class distribution"
+        return "samples.png", samples_figure(title, examples, counts, augmented, augment_label(augment))
 
     def saliency(self) -> tuple[str, Figure]:
         from mnistctl.reading.attributions import explain_figure, scorer
@@ -264,3 +268,17 @@ class Plots:
     def layer_stats(self) -> tuple[str, Figure]:
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         return "layer-stats.png", layer_stats_figure(self.title, self.layer_events(), steps_per_epoch)
+
+
+def as_augmented(examples: list[np.ndarray], augment: dict[str, float], seed: int) -> list[np.ndarray]:
+    """The uint8 digits of each class warped by the run's augmentation, with a generator seeded by the run's seed."""
+    import torch
+
+    from mnistctl import data
+
+    batch = torch.from_numpy(np.concatenate(examples)).float()[:, None] / 255
+    warped = data.augment(batch, augment.get("rotation", 0.0), augment.get("shift", 0.0), torch.Generator().manual_seed(seed),
+                          augment.get("zoom", 0.0), augment.get("elastic", 0.0))
+    digits = (warped[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    return np.split(digits, np.cumsum([len(e) for e in examples])[:-1])
+

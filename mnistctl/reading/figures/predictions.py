@@ -80,24 +80,17 @@ def wrong_figure(title: str, images: np.ndarray, probs: np.ndarray, targets: np.
 
 
 @styled
-def samples_figure(title: str, examples: list[np.ndarray], counts: dict[str, np.ndarray]) -> Figure:
+def samples_figure(title: str, examples: list[np.ndarray], counts: dict[str, np.ndarray], augmented: list[np.ndarray] | None = None,
+                   augmentation: str = "") -> Figure:
+    """Examples of each class (and, for a run that augments, the same images as training draws them) beside the class shares."""
     classes = len(examples)
-    figure = Figure(figsize=(16, 7), layout="constrained")
+    figure = Figure(figsize=(22 if augmented else 16, 7), layout="constrained")
     figure.suptitle(title)
-    grid, bars = figure.subplots(1, 2, width_ratios=[1.35, 1])
-    gap = 4
+    *grids, bars = figure.subplots(1, 3 if augmented else 2, width_ratios=[1.35, 1.35, 1] if augmented else [1.35, 1])
     per_class = max((len(d) for d in examples), default=1)
-    mosaic = np.zeros((classes * (28 + gap) - gap, per_class * (28 + gap) - gap), dtype=np.uint8)
-    for c, digits in enumerate(examples):
-        for k, digit in enumerate(digits):
-            mosaic[c * (28 + gap) : c * (28 + gap) + 28, k * (28 + gap) : k * (28 + gap) + 28] = digit
-    grid.imshow(mosaic, cmap=DIGIT_CMAP, vmin=0, vmax=255)
-    grid.set_title(f"first {per_class} training images of each class")
-    grid.set_yticks([c * (28 + gap) + 14 for c in range(classes)], [str(c) for c in range(classes)], fontsize=15, fontweight="bold")
-    grid.set_xticks([])
-    grid.tick_params(length=0)
-    for spine in grid.spines.values():
-        spine.set_visible(False)
+    _digit_rows(grids[0], examples, f"first {per_class} training images of each class")
+    if augmented:
+        _digit_rows(grids[1], augmented, f"the same, augmented as in training ({augmentation})")
     height = 0.8 / len(counts)
     colours = {"train": TRAIN, "validation": VAL, "test": TEST}
     for k, (split, values) in enumerate(counts.items()):
@@ -110,3 +103,20 @@ def samples_figure(title: str, examples: list[np.ndarray], counts: dict[str, np.
     bars.grid(axis="x", alpha=0.3)
     bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2)
     return figure
+
+
+def _digit_rows(ax, examples: list[np.ndarray], title: str) -> None:
+    """One row of 28x28 digits per class, labelled with the class."""
+    gap, classes = 4, len(examples)
+    per_class = max((len(d) for d in examples), default=1)
+    mosaic = np.zeros((classes * (28 + gap) - gap, per_class * (28 + gap) - gap), dtype=np.uint8)
+    for c, digits in enumerate(examples):
+        for k, digit in enumerate(digits):
+            mosaic[c * (28 + gap) : c * (28 + gap) + 28, k * (28 + gap) : k * (28 + gap) + 28] = digit
+    ax.imshow(mosaic, cmap=DIGIT_CMAP, vmin=0, vmax=255)
+    ax.set_title(title)
+    ax.set_yticks([c * (28 + gap) + 14 for c in range(classes)], [str(c) for c in range(classes)], fontsize=15, fontweight="bold")
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)

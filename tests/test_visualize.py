@@ -94,12 +94,14 @@ def test_samples_of_a_run_that_augments_show_the_same_images_warped_as_in_traini
     assert len(plain.axes) == 2
     config = json.loads((run.path / "config.json").read_text())
     config["augment"] = {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 34.0}
+    config["data"]["n_train"] = 2048  # trained with --limit 2048
     (run.path / "config.json").write_text(json.dumps(config))
     _, figure = Plots(Run(run.path), dataset=mnist).samples()
     originals, warped = (ax.images[0].get_array() for ax in figure.axes[:2])
     assert figure.axes[1].get_title() == "the same, augmented as in training (rot 10° shift 0.1 elastic 34)"
     assert originals.shape == warped.shape and np.abs(originals.astype(int) - warped.astype(int)).mean() > 5
     assert abs(int(originals.sum()) - int(warped.sum())) < 0.3 * originals.sum()  # the digits moved, they did not vanish
+    assert [label for label in figure.axes[2].get_legend_handles_labels()[1] if label.startswith("train")] == ["train (2,048 images)"]
     _, again = Plots(Run(run.path), dataset=mnist).samples()
     assert np.array_equal(again.axes[1].images[0].get_array(), warped)  # seeded by the run's seed
     check_png(save(figure, tmp_path / "samples.png"))

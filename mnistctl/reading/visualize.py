@@ -228,6 +228,7 @@ class Plots:
         if config.get("val_split"):
             train_idx, val_idx = (i.numpy() for i in split_indices(dataset.n_train, config["val_split"], config["seed"]))
             counts["validation"] = np.bincount(dataset.train_labels.numpy()[val_idx], minlength=10)
+        train_idx = train_idx[: config.get("data", {}).get("n_train", len(train_idx))]  # a run trained with --limit
         labels = dataset.train_labels.numpy()[train_idx]
         counts = {"train": np.bincount(labels, minlength=10), **counts, "test": np.bincount(dataset.test_labels.numpy(), minlength=10)}
         examples = [dataset.train_images.numpy()[train_idx[labels == c][:SAMPLES_PER_CLASS]] for c in range(len(counts["train"]))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,11 +50,20 @@ def elastic_field(n: int, size: int, alpha: float, generator: "torch.Generator")
     import torch
     import torch.nn.functional as F
 
-    radius = int(3 * ELASTIC_SIGMA)
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(taps**2) / (2 * ELASTIC_SIGMA**2))
-    kernel = kernel / kernel.sum()
+    kernel = _gaussian_kernel()
+    radius = len(kernel) // 2
     noise = torch.rand(n * 2, 1, size, size, generator=generator) * 2 - 1
     noise = F.conv2d(F.pad(noise, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
     noise = F.conv2d(F.pad(noise, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
     return noise.view(n, 2, size, size).permute(0, 2, 3, 1) * (alpha * 2 / size)
+
+
+@functools.cache
+def _gaussian_kernel() -> "torch.Tensor":
+    """The normalised 1-D Gaussian of ELASTIC_SIGMA pixels, out to three sigmas."""
+    import torch
+
+    radius = int(3 * ELASTIC_SIGMA)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * ELASTIC_SIGMA**2))
+    return kernel / kernel.sum()

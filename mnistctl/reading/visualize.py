@@ -278,8 +278,6 @@ def as_augmented(examples: list[np.ndarray], augment: dict[str, float], seed: in
     from mnistctl import data
 
     batch = torch.from_numpy(np.concatenate(examples)).float()[:, None] / 255
-    warped = data.augment(batch, augment.get("rotation", 0.0), augment.get("shift", 0.0), torch.Generator().manual_seed(seed),
-                          augment.get("zoom", 0.0), augment.get("elastic", 0.0))
+    warped = data.augment(batch, generator=torch.Generator().manual_seed(seed), **augment)
     digits = (warped[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     return np.split(digits, np.cumsum([len(e) for e in examples])[:-1])
-

@@ -189,7 +189,7 @@ class Trainer:
                 idx = order[self.step_in_epoch * batch_size : (self.step_in_epoch + 1) * batch_size].to(self.device)
                 x = data.normalize(self.train_x[idx], self.mean, self.std)
                 if augment:
-                    x = data.augment(x, augment["rotation"], augment["shift"], self.aug_rng, augment.get("zoom", 0.0), augment.get("elastic", 0.0))
+                    x = data.augment(x, generator=self.aug_rng, **augment)
                 if config["channels_last"]:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = self.train_y[idx]

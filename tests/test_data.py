@@ -215,6 +215,15 @@ def test_split_indices_are_seeded_and_disjoint():
         data.split_indices(100, 100, seed=0)
 
 
+def test_run_split_cuts_training_images_to_the_limit_and_keeps_validation():
+    full_train, full_val = data.split_indices(100, 15, seed=3)
+    train, val = data.run_split(100, {"val_split": 15, "seed": 3, "limit": 20})
+    assert torch.equal(train, full_train[:20]) and torch.equal(val, full_val)
+    assert torch.equal(data.run_split(100, {"val_split": 15, "seed": 3, "limit": None})[0], full_train)
+    train, val = data.run_split(100, {"seed": 3})
+    assert train.tolist() == list(range(100)) and len(val) == 0
+
+
 def test_normalize_and_identity_augment():
     images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
     x = data.normalize(images, 0.5, 0.25)

@@ -94,7 +94,7 @@ def test_samples_of_a_run_that_augments_show_the_same_images_warped_as_in_traini
     assert len(plain.axes) == 2
     config = json.loads((run.path / "config.json").read_text())
     config["augment"] = {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 34.0}
-    config["data"]["n_train"] = 2048  # trained with --limit 2048
+    config["limit"], config["data"]["n_train"] = 2048, 2048  # as a run trained with --limit 2048 records it
     (run.path / "config.json").write_text(json.dumps(config))
     _, figure = Plots(Run(run.path), dataset=mnist).samples()
     originals, warped = (ax.images[0].get_array() for ax in figure.axes[:2])

@@ -12,8 +12,9 @@ from mnistctl.data.mnist import (
     locate,
     parse_idx,
     resolve,
+    run_split,
     split_indices,
     write_idx,
 )
 
-__all__ = ["ENV_VAR", "FILES", "MNIST_MD5", "Dataset", "augment", "cache_dir", "load", "load_cached", "locate", "normalize", "parse_idx", "resolve", "split_indices", "write_idx"]
+__all__ = ["ENV_VAR", "FILES", "MNIST_MD5", "Dataset", "augment", "cache_dir", "load", "load_cached", "locate", "normalize", "parse_idx", "resolve", "run_split", "split_indices", "write_idx"]

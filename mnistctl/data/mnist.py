@@ -238,6 +238,12 @@ def split_indices(n: int, val_size: int, seed: int):
     return order[val_size:].sort().values, order[:val_size].sort().values
 
 
+def run_split(n: int, config: dict):
+    """A run's training and validation indices: its seeded split, cut to the first ``limit`` training images."""
+    train, val = split_indices(n, config.get("val_split") or 0, config["seed"])
+    return train[: config.get("limit") or None], val
+
+
 @functools.lru_cache(maxsize=1)
 def load_cached(folder: str) -> Dataset:
     """Read once per process, for commands that look at several runs."""

@@ -26,7 +26,7 @@ def split_data(run: Run, split: str, dataset=None):
         return dataset.test_images, dataset.test_labels
     if not config.get("val_split"):
         raise UsageError(f"run {run.name} was trained without a validation split", "use --split test")
-    _, val_idx = data.split_indices(dataset.n_train, config["val_split"], config["seed"])
+    _, val_idx = data.run_split(dataset.n_train, config)
     return dataset.train_images[val_idx], dataset.train_labels[val_idx]
 
 

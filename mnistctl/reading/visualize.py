@@ -220,15 +220,11 @@ class Plots:
         return f"wrong-{self.options.split}.png", wrong_figure(title, images.numpy(), probs.numpy(), targets.numpy())
 
     def samples(self) -> tuple[str, Figure]:
-        from mnistctl.data import split_indices
+        from mnistctl.data import run_split
 
         dataset, config = self.dataset, self.run.config
-        train_idx = np.arange(dataset.n_train)
-        counts = {}
-        if config.get("val_split"):
-            train_idx, val_idx = (i.numpy() for i in split_indices(dataset.n_train, config["val_split"], config["seed"]))
-            counts["validation"] = np.bincount(dataset.train_labels.numpy()[val_idx], minlength=10)
-        train_idx = train_idx[: config.get("data", {}).get("n_train", len(train_idx))]  # a run trained with --limit
+        train_idx, val_idx = (i.numpy() for i in run_split(dataset.n_train, config))
+        counts = {"validation": np.bincount(dataset.train_labels.numpy()[val_idx], minlength=10)} if len(val_idx) else {}
         labels = dataset.train_labels.numpy()[train_idx]
         counts = {"train": np.bincount(labels, minlength=10), **counts, "test": np.bincount(dataset.test_labels.numpy(), minlength=10)}
         examples = [dataset.train_images.numpy()[train_idx[labels == c][:SAMPLES_PER_CLASS]] for c in range(len(counts["train"]))]

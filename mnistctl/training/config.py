@@ -172,7 +172,7 @@ def finish(config: dict[str, Any], dataset, device, n_train: int, n_val: int, co
         "md5": dataset.md5,
         "mean": mean,
         "std": std,
-        "n_train": min(n_train, config["limit"] or n_train),
+        "n_train": n_train,
         "n_val": n_val,
         "n_test": len(dataset.test_labels),
     }

@@ -95,7 +95,7 @@ class Trainer:
         self.device = self.world.pick_device(config["device"])
         self.world.start(self.device)
         self.world.check_batch(config["batch_size"])
-        train_idx, val_idx = data.split_indices(self.dataset.n_train, config["val_split"], config["seed"])
+        train_idx, val_idx = data.run_split(self.dataset.n_train, config)
         if not self.resuming:
             self.config = config = trainconfig.finish(config, self.dataset, self.device, len(train_idx), len(val_idx), self.command)
             if self.world.launched:
@@ -103,7 +103,7 @@ class Trainer:
         if config["batch_size"] > config["data"]["n_train"]:
             n = config["data"]["n_train"]
             raise UsageError(f"batch_size {config['batch_size']:,} is larger than the {n:,} training images", f"choose --batch-size {n:,} or less")
-        self._build(train_idx[: config["data"]["n_train"]], val_idx)
+        self._build(train_idx, val_idx)
         if not self.resuming:
             self.target = Run(self.world.share_text(self._claim))
             config["name"] = self.target.name

@@ -220,6 +220,8 @@ def test_run_split_cuts_training_images_to_the_limit_and_keeps_validation():
     train, val = data.run_split(100, {"val_split": 15, "seed": 3, "limit": 20})
     assert torch.equal(train, full_train[:20]) and torch.equal(val, full_val)
     assert torch.equal(data.run_split(100, {"val_split": 15, "seed": 3, "limit": None})[0], full_train)
+    recorded = {"val_split": 15, "seed": 3, "limit": None, "data": {"n_train": 30}}  # resumed on larger data
+    assert torch.equal(data.run_split(120, recorded)[0], data.split_indices(120, 15, seed=3)[0][:30])
     train, val = data.run_split(100, {"seed": 3})
     assert train.tolist() == list(range(100)) and len(val) == 0
 

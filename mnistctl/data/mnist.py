@@ -239,9 +239,11 @@ def split_indices(n: int, val_size: int, seed: int):
 
 
 def run_split(n: int, config: dict):
-    """A run's training and validation indices: its seeded split, cut to the first ``limit`` training images."""
+    """A run's training and validation indices: its seeded split, cut to the number of training images it
+    recorded (a run resumed on other data keeps its size), or else to its ``limit``."""
     train, val = split_indices(n, config.get("val_split") or 0, config["seed"])
-    return train[: config.get("limit") or None], val
+    count = config.get("data", {}).get("n_train") or config.get("limit")
+    return train[: count or None], val
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ import typer
 
 from mnistctl.console import out
 
-app = typer.Typer(help="List registered architectures, schedulers, optimizers and plugins.", no_args_is_help=True)
+app = typer.Typer(help="List registered architectures, schedulers, optimizers and plugins: all four, or the kind named.")
 
 PATTERN = typer.Argument("*", help="Filter names with a wildcard, e.g. 'simple*'.")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
@@ -51,6 +51,15 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
         table.add_row(*map(escape, [row["name"], row["description"], *params, defaults, row["source"]]))
     out.print(table)
 
+
+@app.callback(invoke_without_command=True)
+def everything(ctx: typer.Context) -> None:
+    """With no kind named, every table: architectures, schedulers, optimizers and plugins."""
+    if ctx.invoked_subcommand is None:
+        for kind in ("archs", "schedulers", "optimizers"):
+            _show_specs(kind, "*", False)
+            out.print()
+        plugins(False)
 
 
 @app.command()

@@ -134,6 +134,22 @@ def test_list_without_a_kind_shows_every_table():
         assert name in text
 
 
+@pytest.mark.parametrize("command", [
+    ["export", "--output"],
+    ["predict", "digit.png", "--explain"],
+    ["compare", "a", "--plot"],
+    ["sweep", "--study", "s", "--plot"],
+])
+def test_a_named_output_that_exists_is_never_replaced(command, short_run, tmp_path):
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"the user's own file")
+    result = run_mnistctl(*command, str(mine), "--runs-dir", str(short_run.path.parent))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: {command[-1]} {mine} already exists (name a new file, or move the old one away first)"
+    assert mine.read_bytes() == b"the user's own file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.png"]
+
+
 def test_script_debug_shows_traceback():
     result = run_mnistctl("list", "archs", "lenett", MNISTCTL_DEBUG="1")
     assert result.returncode != 0

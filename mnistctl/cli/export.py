@@ -14,7 +14,7 @@ def command(
     run: options.RunArg = "latest",
     fmt: str = typer.Option("onnx", "--format", "-f", help="Export format: onnx."),
     which: options.Weights = None,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write (default: <run>/exports/<weights>.onnx)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="A new file to write (default: <run>/exports/<weights>.onnx, replaced on each export)."),
     data_dir: options.DataDir = None,
     runs_dir: options.RunsDir = None,
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
@@ -29,6 +29,7 @@ def command(
     from mnistctl.console import out
     from mnistctl.reading import export
 
+    options.new_file(output, "--output")
     target, which = runs.resolve_checkpoint(run, which, runs_dir)
     dataset = target.dataset(data_dir, ignore_data_mismatch)
     path, parity = export.export(target, fmt, which, output, dataset)

@@ -45,6 +45,14 @@ IgnoreDataMismatch = Annotated[bool, typer.Option(
 )]
 
 
+def new_file(path: Path | None, flag: str) -> None:
+    """Refuse a named output that exists: mnistctl never replaces a file the user names."""
+    from mnistctl.errors import UsageError
+
+    if path is not None and (path.exists() or path.is_symlink()):
+        raise UsageError(f"{flag} {path} already exists", "name a new file, or move the old one away first")
+
+
 def weights(chosen: str | None, old: str | None) -> str | None:
     """``--weights``, or its old spelling ``--checkpoint`` with a deprecation warning (removed in 0.3)."""
     from mnistctl.errors import UsageError

@@ -19,7 +19,7 @@ def command(
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, max=10, help="How many likeliest digits to show."),
     raw: bool = typer.Option(False, "--raw", help="Images are already in MNIST form (28x28, white on black): skip preparation."),
     save_input: Optional[Path] = typer.Option(None, "--save-input", help="Write the prepared 28x28 images the model saw to this folder (never over an existing file)."),
-    explain: Optional[Path] = typer.Option(None, "--explain", help="Write a PNG of why: each prepared image beside its attributions for its top classes (integrated gradients)."),
+    explain: Optional[Path] = typer.Option(None, "--explain", help="Write a new PNG of why: each prepared image beside its attributions for its top classes (integrated gradients)."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as a JSON array."),
     jsonl_out: bool = typer.Option(False, "--jsonl", help="Print one JSON object per line, as each image is read."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes preparing images (0: one per core)."),
@@ -43,6 +43,7 @@ def command(
 
     if checkpoint:
         warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")
+    options.new_file(explain, "--explain")
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
 

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import typer
 
+from mnistctl.cli import options as cli_options
 from mnistctl.cli import train
 
 NAME = "sweep"
@@ -25,7 +26,7 @@ def _options(
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage, e.g. postgresql+psycopg2://user:password@host/db \\[default: sqlite in the runs folder].", rich_help_panel=PANEL, show_default=False),
     pruner: str = typer.Option("median", "--pruner", metavar="median|halving|none", help="Stop hopeless trials early.", rich_help_panel=PANEL),
     show: bool = typer.Option(False, "--show", help="Print the study's trials best first, the best settings and the parameter importances; train nothing.", rich_help_panel=PANEL),
-    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the optimisation history and the importances to this PNG; train nothing.", rich_help_panel=PANEL, show_default=False),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the optimisation history and the importances to this new PNG; train nothing.", rich_help_panel=PANEL, show_default=False),
 ) -> None:
     """The sweep's own options; the train options follow."""
 
@@ -126,6 +127,7 @@ def _report(options: dict[str, Any]) -> None:
     plot = options["plot"]
     if plot is not None and plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {plot} is not a .png path", "the figure is written as PNG, e.g. --plot sweep.png")
+    cli_options.new_file(plot, "--plot")
     _quiet_optuna()
     url = sweep.storage_url(options["storage"], options["runs_dir"])
     study = sweep.load_study(options["study"], sweep.open_storage(url, create=False))

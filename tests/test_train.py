@@ -48,6 +48,8 @@ def test_short_run_learns_and_writes_a_complete_run(tmp_path, data_dir):
     steps = list(run.events("step"))
     assert steps and all({"loss", "lr", "images_per_s"} <= set(s) for s in steps)
     assert [e["event"] for e in run.events()][-2:] == ["test", "end"]
+    best = [e for e in run.events("checkpoint") if e["kind"] == "best"]
+    assert best and all((b["val_acc"], b["val_loss"]) == (epochs[b["epoch"] - 1]["val_acc"], epochs[b["epoch"] - 1]["val_loss"]) for b in best)
     end = list(run.events("end"))[-1]
     assert (end["test_acc"], end["test_loss"]) == (summary["test_acc"], summary["test_loss"])
     config = run.config

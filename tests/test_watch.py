@@ -158,7 +158,7 @@ def test_finished_run_opens_with_its_whole_history(tmp_path):
 
     async def check(pilot):
         await until(pilot, lambda: app.query_one(StatusBadge).status == "finished", "status finished")
-        await until(pilot, lambda: "best checkpoint" in text(app.query_one(EventLog)), "events logged")
+        await until(pilot, lambda: "saved: val" in text(app.query_one(EventLog)), "events logged")
         header = text(app.query_one(RunHeader))
         assert "lenet-fixture" in header and "lenet" in header and "adamw lr 0.002" in header and "batch 64" in header
         assert "FINISHED" in text(app.query_one(StatusBadge))
@@ -180,9 +180,9 @@ def test_finished_run_opens_with_its_whole_history(tmp_path):
         assert "epoch 3/3" in text(progress.query_one("#epoch-label")) and "ETA done" in text(progress.query_one("#eta"))
 
         log = text(app.query_one(EventLog))
-        for line in ("started: 3 epochs × 10 steps", "best checkpoint: epoch 2, val 96.87%", "test 97.34%", "finished"):
+        for line in ("started: 3 epochs × 10 steps", "best epoch 2 saved: val 96.87%", "test 97.34%", "finished"):
             assert line in log
-        assert "epoch 3, val" not in log  # epoch 3 was not the best
+        assert "epoch 3 saved" not in log  # epoch 3 was not the best
 
     drive(app, check)
 
@@ -370,3 +370,12 @@ def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
     assert isinstance(result.exception, NotFoundError) and "only" in result.exception.hint
     result = CliRunner().invoke(app, ["watch", "--stalled-after", "0", "--runs-dir", str(tmp_path)])
     assert isinstance(result.exception, UsageError)
+
+
+def test_a_best_checkpoint_event_shows_the_validation_loss_when_recorded():
+    from mnistctl.tui.widgets import describe
+
+    event = {"event": "checkpoint", "epoch": 7, "kind": "best", "val_acc": 0.9956, "val_loss": 0.012484}
+    assert describe(event)[0] == "best epoch 7 saved: val 99.56%, loss 0.0125"
+    del event["val_loss"]  # runs written before the field
+    assert describe(event)[0] == "best epoch 7 saved: val 99.56%"

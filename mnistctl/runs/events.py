@@ -101,6 +101,7 @@ class CheckpointEvent(Event):
     epoch: int
     kind: str  # best or last
     val_acc: float | None
+    val_loss: float | None  # absent in older runs
 
 
 class EarlyStopEvent(Event):

@@ -298,7 +298,7 @@ class Trainer:
             elapsed=round(self.elapsed, 3), images_per_s=round(self.running["seen"] / epoch_time, 1), best=improved,
         )
         if improved:
-            self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="best", val_acc=_round(val_acc))
+            self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="best", val_acc=_round(val_acc), val_loss=_round(val_loss))
         self.step_in_epoch = 0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         stop = bool(config["early_stopping"]) and self.bad_epochs >= config["early_stopping"]

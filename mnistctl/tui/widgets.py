@@ -238,12 +238,14 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
         return f"started: {e.get('epochs', '?')} epochs × {e.get('steps_per_epoch', '?')} steps", "bold"
     if kind == Kind.CHECKPOINT:
         if e.get("kind") == "best":
-            return f"best checkpoint: epoch {e.get('epoch')}, val {percent(e.get('val_acc'))}", "green"
+            loss = e.get("val_loss")
+            loss = f", loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
+            return f"best epoch {e.get('epoch')} saved: val {percent(e.get('val_acc'))}{loss}", "green"
         return f"{e.get('kind', '?')} checkpoint saved: epoch {e.get('epoch')}", "dim"
     if kind == Kind.EARLY_STOP:
         return f"early stopping at epoch {e.get('epoch')}: no gain for {e.get('patience')} epochs, best {e.get('best_epoch')}", "yellow"
     if kind == Kind.TEST:
-        return f"test {percent(e.get('test_acc'))}, loss {e.get('test_loss', 0):.4f} ({e.get('checkpoint')} checkpoint, epoch {e.get('epoch')})", "bold cyan"
+        return f"test {percent(e.get('test_acc'))}, loss {e.get('test_loss', 0):.4f} ({e.get('checkpoint')}, epoch {e.get('epoch')})", "bold cyan"
     if kind == Kind.END:
         status = Status(e["status"])
         message = f": {e['message']}" if e.get("message") else ""

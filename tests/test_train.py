@@ -266,3 +266,22 @@ def test_a_one_cycle_too_short_to_warm_up_is_a_usage_error_and_writes_nothing(tm
     with pytest.raises(UsageError, match="one-cycle needs at least 2 steps"):
         make(tmp_path, data_dir, scheduler="onecycle", epochs=1, limit=256).run()
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_train_with_the_dashboard_prints_the_result_once_it_is_closed(tmp_path, data_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.tui import app as dashboard
+
+    def finish_then_quit(trainer):
+        trainer.run()
+        return 0
+
+    monkeypatch.setattr(dashboard, "run_with_trainer", finish_then_quit)
+    result = CliRunner().invoke(app, ["train", "--arch", "lenet", "--epochs", "1", "--limit", "512", "--val-split", "500",
+                                      "--tui", "--name", "dash", "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    summary = runs.Run(tmp_path / "runs" / "dash").summary
+    assert f"test accuracy {summary['test_acc']:.2%}" in result.stdout
+    assert f"run saved in {tmp_path / 'runs' / 'dash'}" in result.stdout.replace("\n", "")

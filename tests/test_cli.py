@@ -150,6 +150,16 @@ def test_a_named_output_that_exists_is_never_replaced(command, short_run, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.png"]
 
 
+@pytest.mark.parametrize("command", [["visualize", "RUN", "--what", "curves", "--out"], ["predict", "digit.png", "--run", "RUN", "--save-input"]])
+def test_an_output_folder_that_is_a_file_is_one_usage_error(command, short_run, tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the user's own file")
+    result = run_mnistctl(*[str(short_run.path) if arg == "RUN" else arg for arg in command], str(mine))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: {command[-1]} {mine} is a file, not a folder (pass a folder)"
+    assert mine.read_text() == "the user's own file"
+
+
 def test_script_debug_shows_traceback():
     result = run_mnistctl("list", "archs", "lenett", MNISTCTL_DEBUG="1")
     assert result.returncode != 0

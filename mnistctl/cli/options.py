@@ -53,6 +53,14 @@ def new_file(path: Path | None, flag: str) -> None:
         raise UsageError(f"{flag} {path} already exists", "name a new file, or move the old one away first")
 
 
+def output_folder(path: Path | str | None, flag: str) -> None:
+    """Refuse a named output folder that is a file."""
+    from mnistctl.errors import UsageError
+
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder", "pass a folder")
+
+
 def weights(chosen: str | None, old: str | None) -> str | None:
     """``--weights``, or its old spelling ``--checkpoint`` with a deprecation warning (removed in 0.3)."""
     from mnistctl.errors import UsageError

@@ -44,6 +44,7 @@ def command(
     if checkpoint:
         warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")
     options.new_file(explain, "--explain")
+    options.output_folder(save_input, "--save-input")
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
 

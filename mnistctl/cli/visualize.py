@@ -40,6 +40,7 @@ def command(
     from mnistctl.runs import resolve_checkpoint
 
     expand(what)  # a typo fails before the run is looked up
+    options.output_folder(out, "--out")
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     kinds = expand(what, target)
     dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None

@@ -24,7 +24,7 @@ import numpy as np
 
 from mnistctl.allocator import keep_freed_memory
 from mnistctl.data import fastdecode, imagefile, imageprep
-from mnistctl.errors import MnistctlError, NotFoundError, UsageError
+from mnistctl.errors import MnistctlError, NotFoundError
 from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
 
@@ -257,8 +257,6 @@ class InputSaver:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise UsageError(f"--save-input {self.folder} is a file, not a folder", "pass a folder")
         self.written: list[Path] = []
         self.renamed = 0
 

@@ -160,6 +160,45 @@ def test_an_output_folder_that_is_a_file_is_one_usage_error(command, short_run, 
     assert mine.read_text() == "the user's own file"
 
 
+@pytest.mark.parametrize("command", [["train"], ["sweep", "--study", "s", "--space", str(Path(__file__).parents[1] / "docs" / "sweep-space.toml"), "--trials", "1"]])
+@pytest.mark.parametrize("below", [False, True])
+def test_a_runs_folder_that_is_a_file_is_one_usage_error(command, below, data_dir, tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the user's own file")
+    root = mine / "runs" if below else mine
+    args = [*command, "--arch", "lenet", "--epochs", "1", "--limit", "256", "--val-split", "100", "--data-dir", str(data_dir)]
+    result = run_mnistctl(*args, "--runs-dir", str(root))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: cannot keep runs in {root}: it or a folder above it is a file (pass --runs-dir DIR or set MNISTCTL_RUNS_DIR to a folder)"
+    assert mine.read_text() == "the user's own file"
+
+
+@pytest.mark.parametrize("command, written", [
+    (["export", "RUN", "--output", "FILE/x.onnx"], "FILE/x.onnx"),
+    (["visualize", "RUN", "--what", "curves", "--out", "FILE/plots"], "FILE/plots/curves.png"),
+    (["compare", "RUN", "--plot", "FILE/c.png"], "FILE/c.png"),
+])
+def test_an_output_path_through_a_file_is_one_usage_error(command, written, short_run, tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("the user's own file")
+    result = run_mnistctl(*[arg.replace("RUN", str(short_run.path)).replace("FILE", str(mine)) for arg in command])
+    assert result.returncode == 2, result.stderr
+    folder = Path(written.replace("FILE", str(mine))).parent
+    assert result.stderr.strip() == f"error: cannot write to {folder}: it or a folder above it is a file (choose another path)"
+    assert mine.read_text() == "the user's own file"
+
+
+def test_a_file_system_refusal_is_one_line_with_the_path(monkeypatch, capsys):
+    import mnistctl.cli as cli
+
+    def refused(argv):
+        raise PermissionError(13, "Permission denied", "/data/runs/a/config.json")
+
+    monkeypatch.setattr(cli, "command", refused)
+    assert cli._run() == 1
+    assert capsys.readouterr().err.strip() == "error: /data/runs/a/config.json: Permission denied (check the path, its permissions and the free space)"
+
+
 def test_script_debug_shows_traceback():
     result = run_mnistctl("list", "archs", "lenett", MNISTCTL_DEBUG="1")
     assert result.returncode != 0

@@ -76,7 +76,7 @@ def _sweep(options: dict[str, Any]) -> None:
     _quiet_optuna()
     url = sweep.storage_url(options["storage"], options["runs_dir"])
     if options["storage"] is None:
-        runs.runs_dir(options["runs_dir"]).mkdir(parents=True, exist_ok=True)
+        runs.make_root(runs.runs_dir(options["runs_dir"]))
     study = sweep.load_study(options["study"], sweep.open_storage(url), create=True, pruner=pruner)
     quiet = options["quiet"]
     worker = sweep.Worker(

@@ -12,6 +12,7 @@ from mnistctl.runs.layout import (
     create,
     is_run_dir,
     list_runs,
+    make_root,
     resolve,
     resolve_checkpoint,
     runs_dir,
@@ -22,6 +23,6 @@ from mnistctl.runs.writer import RunWriter
 
 __all__ = [
     "CHECKPOINTS", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
-    "create", "is_run_dir", "list_runs", "resolve", "resolve_checkpoint", "runs_dir", "slug",
+    "create", "is_run_dir", "list_runs", "make_root", "resolve", "resolve_checkpoint", "runs_dir", "slug",
     "validate_name",
 ]

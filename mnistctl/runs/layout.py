@@ -55,11 +55,20 @@ def validate_name(name: str) -> str:
     return name
 
 
+def make_root(root: str | Path) -> Path:
+    """The runs folder, created if missing."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"cannot keep runs in {root}: it or a folder above it is a file", f"pass --runs-dir DIR or set {RUNS_ENV} to a folder") from None
+    return root
+
+
 def create(root: str | Path, name: str) -> Path:
     """Claim a fresh run directory: ``name``, else ``name-2``, ``name-3``... (mkdir is atomic)."""
     validate_name(name)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = make_root(root)
     for n in range(1, 10_000):
         path = root / (name if n == 1 else f"{name}-{n}")
         try:

@@ -94,9 +94,8 @@ def command(
         code = run_with_trainer(trainer)
         if code == 130:
             _print_resume(trainer)
-        summary = runs.Run(trainer.run_dir).summary
-        if code == 0 and summary:
-            _report(trainer, summary, quiet)
+        elif code == 0:
+            _report(trainer, runs.Run(trainer.run_dir).summary, quiet)
         raise typer.Exit(code)
     summary = _run_with_signals(trainer)
     _report(trainer, summary, quiet)

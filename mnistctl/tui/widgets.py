@@ -238,9 +238,9 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
         return f"started: {e.get('epochs', '?')} epochs × {e.get('steps_per_epoch', '?')} steps", "bold"
     if kind == Kind.CHECKPOINT:
         if e.get("kind") == "best":
-            loss = e.get("val_loss")
-            loss = f", loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
-            return f"best epoch {e.get('epoch')} saved: val {percent(e.get('val_acc'))}{loss}", "green"
+            val_loss = e.get("val_loss")
+            loss_text = f", loss {val_loss:.4f}" if isinstance(val_loss, (int, float)) else ""
+            return f"best epoch {e.get('epoch')} saved: val {percent(e.get('val_acc'))}{loss_text}", "green"
         return f"{e.get('kind', '?')} checkpoint saved: epoch {e.get('epoch')}", "dim"
     if kind == Kind.EARLY_STOP:
         return f"early stopping at epoch {e.get('epoch')}: no gain for {e.get('patience')} epochs, best {e.get('best_epoch')}", "yellow"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,17 @@ def write_new(path: str | Path, write: Callable[[Path], None]) -> None:
     """Create ``path`` with ``write(tmp)``, atomically; FileExistsError if it exists (never overwritten)."""
     with atomic_path(path, replace=False) as tmp:
         write(tmp)
+
+
+def write_first_free(folder: str | Path, names: Iterable[str], write: Callable[[Path], None]) -> Path:
+    """Create the first of ``names`` in ``folder`` that is free, as write_new does; never over a file."""
+    for name in names:
+        try:
+            write_new(Path(folder) / name, write)
+            return Path(folder) / name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free name left in {folder}")
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -6,13 +6,14 @@ from PIL import Image
 from test_watch import drive, until
 from typer.testing import CliRunner
 
+from mnistctl import fsutil
 from mnistctl.cli import app as cli
 from mnistctl.errors import NotFoundError
 from mnistctl.models import load_model
 from mnistctl.tui.canvas import Canvas
-from mnistctl.tui.draw import DrawApp
+from mnistctl.tui.draw import DrawApp, save_drawing
 from mnistctl.tui.pixels import SIDE, centre_by_mass, halfblock_rows, stroke
-from mnistctl.tui.reader import Reader, save_free
+from mnistctl.tui.reader import Reader
 from mnistctl.tui.readout import FeatureMaps, Probabilities
 
 FULL_RUN = {"arch": "lenet", "epochs": 1, "limit": None, "batch_size": 128, "val_split": 1000, "optimizer": "adam",
@@ -81,11 +82,13 @@ def test_half_blocks_keep_pixels_square(scale, lines):
     assert rows[0][0].text.startswith("▀") and rows[0][0].style.color.triplet == (255, 255, 255)
 
 
-def test_save_never_overwrites(tmp_path):
+def test_save_never_overwrites_and_honours_the_umask(tmp_path, monkeypatch):
+    monkeypatch.setattr(fsutil, "UMASK", 0o077)
     (tmp_path / "drawing-001.png").write_bytes(b"keep me")
     image = np.zeros((SIDE, SIDE), np.uint8)
     image[10:18, 12:16] = 255
-    first, second = save_free(image, tmp_path), save_free(image, tmp_path)
+    first, second = save_drawing(image, tmp_path), save_drawing(image, tmp_path)
+    assert first.stat().st_mode & 0o777 == 0o600
     assert (first.name, second.name) == ("drawing-002.png", "drawing-003.png")
     assert (tmp_path / "drawing-001.png").read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["drawing-001.png", "drawing-002.png", "drawing-003.png"]
@@ -164,3 +167,22 @@ def test_keyboard_drawing_saving_and_feature_maps(reader, tmp_path):
 def test_an_unknown_run_fails_before_any_screen(tmp_path):
     result = CliRunner().invoke(cli, ["draw", "--run", "nope", "--runs-dir", str(tmp_path)])
     assert isinstance(result.exception, NotFoundError) and "no run 'nope'" in result.exception.message
+
+
+def test_draw_reads_with_a_weights_file_and_refuses_an_out_that_is_a_file(train_run, tmp_path, monkeypatch):
+    import torch
+
+    from mnistctl.errors import UsageError
+
+    run = train_run(**FULL_RUN)
+    started = []
+    monkeypatch.setattr(DrawApp, "run", lambda self: started.append(self))
+    result = CliRunner().invoke(cli, ["draw", "--run", str(run.path / "weights" / "last.safetensors"), "--out", str(tmp_path / "pad")])
+    assert result.exit_code == 0, result.output
+    model = started[0].reader.members[0][0]
+    last = load_model(run, "last")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), last.state_dict().values()))
+
+    (tmp_path / "notes.txt").write_text("keep")
+    result = CliRunner().invoke(cli, ["draw", "--run", str(run.path), "--out", str(tmp_path / "notes.txt")])
+    assert isinstance(result.exception, UsageError) and "--out" in result.exception.message and len(started) == 1

@@ -13,8 +13,8 @@ NAME = "draw"
 
 
 def command(
-    run: Optional[List[str]] = typer.Option(None, "--run", "-r", help="Run name or path (default: the latest run). Repeat to average an ensemble."),
-    which: str = typer.Option("best", "--weights", help="Which weights of each --run: best, last or initial."),
+    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or RUN/weights/<best|last|initial>.safetensors \\[default: latest]. Repeat to average an ensemble."),
+    which: options.Weights = None,
     out: Path = typer.Option(Path("drawings"), "--out", metavar="DIR", help="Folder where s saves drawings as 28x28 MNIST-form PNGs (never over a file)."),
     centre: bool = typer.Option(True, "--centre/--no-centre", help="Centre the drawing by mass before reading it, as MNIST digits are."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
@@ -29,13 +29,14 @@ def command(
     from mnistctl import runs
     from mnistctl.models import load_model, pick_device
 
-    chosen = [runs.resolve(ref, runs_dir) for ref in run or ["latest"]]
+    options.output_folder(out, "--out")
+    chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in run or ["latest"]]
     target = pick_device(device)
     import torch
 
     torch.set_num_threads(1)  # one small image at a time: more threads only contend (benchmarks/draw_latency.py)
-    members = [(load_model(r, which).to(target), *r.normalization) for r in chosen]
+    members = [(load_model(r, weights).to(target), *r.normalization) for r, weights in chosen]
     from mnistctl.tui.draw import DrawApp
     from mnistctl.tui.reader import Reader
 
-    DrawApp(Reader(members, [r.name for r in chosen], centre), out).run()
+    DrawApp(Reader(members, [r.name for r, _ in chosen], centre), out).run()

@@ -6,6 +6,7 @@ skips drawings made while it was busy (debounce) and posts each ``Read`` back.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from textual.worker import get_current_worker
 
 from mnistctl.tui.canvas import Canvas
 from mnistctl.tui.pixels import SIDE
-from mnistctl.tui.reader import Reader, Reading, save_free
+from mnistctl.tui.reader import Reader, Reading
 from mnistctl.tui.readout import FeatureMaps, Probabilities
 
 MIN_INTERVAL = 0.04
@@ -133,7 +134,7 @@ class DrawApp(App):
             self.notify("nothing to save: draw a digit first", severity="warning")
             return
         try:
-            path = save_free(self.reader.model_input(self.canvas.image), self.out)
+            path = save_drawing(self.reader.model_input(self.canvas.image), self.out)
         except OSError as exc:
             self.notify(f"could not save into {self.out}: {exc}", severity="error")
             return
@@ -146,3 +147,13 @@ class DrawApp(App):
         self.query_one("#status", Static).update(
             f"[dim]mouse: left draws, right erases\nkeys: arrows move, space {verb} the {tool}, e eraser[/]"
         )
+
+
+def save_drawing(image: np.ndarray, folder: Path) -> Path:
+    """Write a uint8 image as ``drawing-001.png``, ``drawing-002.png``... under the first free name."""
+    from PIL import Image
+
+    from mnistctl.fsutil import write_first_free
+
+    names = (f"drawing-{n:03d}.png" for n in itertools.count(1))
+    return write_first_free(folder, names, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))

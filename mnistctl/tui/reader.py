@@ -1,8 +1,7 @@
-"""The model side of ``mnistctl draw``: one run or an ensemble reading a drawing, and saving drawings."""
+"""The model side of ``mnistctl draw``: one run or an ensemble reading a drawing."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,31 +59,3 @@ class Reader:
         name, output = next(iter(captured.items()))
         return name, output[0].cpu().numpy()
 
-
-def save_free(image: np.ndarray, folder: str | Path, stem: str = "drawing") -> Path:
-    """Write a uint8 image as ``stem-001.png``, ``stem-002.png``... under the first free name, never over a file.
-
-    The PNG is written whole to a temporary file, then hard-linked to its name: linking fails on a
-    taken name, even one a concurrent writer just took.
-    """
-    import tempfile
-
-    from PIL import Image
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.chmod(tmp, 0o644)
-        for n in range(1, 100_000):
-            target = folder / f"{stem}-{n:03d}.png"
-            try:
-                os.link(tmp, target)
-                return target
-            except FileExistsError:
-                continue
-    finally:
-        os.unlink(tmp)
-    raise FileExistsError(f"no free name for {stem} in {folder}")

@@ -16,7 +16,10 @@ from test_cli import run_mnistctl
         (["train", "--set", "nope=1"], "has no option 'nope'"),
         (["eval", "no-such-run"], "no run 'no-such-run'"),
         (["train", "--resume", "latest", "--epochs", "3", "--lr", "0.01"], "--lr, --epochs would be ignored"),
+        (["train", "--resume", "latest", "--no-augment", "--no-channels-last"], "--no-channels-last, --no-augment would be ignored"),
+        (["train", "--no-augment", "--rotation", "15"], "--no-augment turns augmentation off, so --rotation would be ignored"),
         (["visualize", "--what", "confusoin"], "did you mean 'confusion'"),
+        (["compare", "--study", "s", "--top", "-1"], "Invalid value for '--top'"),
     ],
 )
 def test_every_input_mistake_is_one_line_with_exit_code_2(args, says):
@@ -70,3 +73,10 @@ def test_epoch_lines_fit_in_90_columns():
              "lr": 0.000123456, "epoch_time": 123.4, "images_per_s": 12345.6, "best": True}
     assert len(epoch_line(event, 12).replace("[green]", "").replace("[/]", "")) <= 90
     assert "★" in epoch_line(event, 12)
+
+
+def test_a_resumed_run_names_its_epoch_counting_from_one_like_the_epoch_lines():
+    from mnistctl.cli.progress import start_line
+
+    event = {"resumed": True, "start_epoch": 1, "start_step": 24, "device": "cpu", "params": 61_706, "dir": "runs/x"}
+    assert start_line(event).startswith("resuming at epoch 2, step 24: ")

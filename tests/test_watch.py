@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistctl.tui.app import KeysScreen, WatchApp, run_with_trainer
+from mnistctl.tui.app import KeysScreen, TrainingEnded, WatchApp, run_with_trainer
 from mnistctl.tui.charts import AccuracyChart, LossChart
 from mnistctl.tui.dashboard import Dashboard
 from mnistctl.tui.state import RunState
@@ -23,6 +23,7 @@ from mnistctl.tui.widgets import (
     RatesPanel,
     RunHeader,
     StatusBadge,
+    describe,
 )
 
 T0 = 1_700_000_000.0
@@ -148,8 +149,31 @@ def test_state_folds_history_into_progress_eta_and_status():
     assert list(state.epochs) == [1] and max(x for x, _ in state.losses) <= 1.0
 
 
+def test_a_run_resumed_mid_epoch_counts_its_pace_and_epoch_from_where_it_resumed():
+    state = RunState()
+    resumed = {**start(), "time": T0 + 50, "start_epoch": 1, "start_step": 5, "resumed": True}
+    state.apply(resumed)
+    state.apply({"event": "step", "time": T0 + 55, "step": 20, "loss": 0.3})
+    # 5 steps (15 to 20) in the 5 s since resuming; 10 steps are left
+    assert state.eta(now=T0 + 55) == pytest.approx(10.0)
+    assert describe(resumed)[0] == "resumed at epoch 2 of 3, step 5"
+
+
 # The dashboard
 
+
+def test_an_interrupted_sweep_trial_shows_it_stopped_and_its_drawn_rate_in_short(tmp_path):
+    path = make_run(tmp_path, "trial", [start()] + steps(1, T0) + epoch(1, T0 + 10))
+    append(path, [{"event": "end", "time": T0 + 12, "status": "interrupted", "message": "stopped at epoch 2, step 3"}])
+    (path / "config.json").write_text(json.dumps({**config("trial"), "lr": 0.02806116792563159, "weight_decay": 1.23456789e-05}))
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "interrupted", "status interrupted")
+        assert "ETA stopped" in text(app.query_one(ProgressPanel).query_one("#eta"))
+        assert "adamw lr 0.0281 wd 1.23e-05" in text(app.query_one(RunHeader))
+
+    drive(app, check, size=(120, 30))
 
 def test_finished_run_opens_with_its_whole_history(tmp_path):
     make_run(tmp_path, "older", [start()])
@@ -359,6 +383,22 @@ def test_training_that_finishes_returns_0_and_failing_returns_1(tmp_path, capsys
     assert "RuntimeError: out of memory" in capsys.readouterr().err
 
 
+def test_a_training_failure_is_logged_in_the_trained_runs_events_not_the_run_on_screen(tmp_path):
+    trained = make_run(tmp_path, "trained", [start()] + steps(1, T0))
+    make_run(tmp_path, "other", finished_history())
+    app = WatchApp(trained, poll=0.05)
+
+    async def check(pilot):
+        await pilot.press("n")
+        await until(pilot, lambda: app.run_path.name == "other" and "finished" in text(app.query_one(EventLog)), "other run shown")
+        app.post_message(TrainingEnded(trained, "RuntimeError: boom"))
+        await pilot.pause(0.3)
+        assert "training failed" not in text(app.query_one(EventLog))
+        await pilot.press("n")
+        await until(pilot, lambda: "training failed: RuntimeError: boom" in text(app.query_one(EventLog)), "failure in its run")
+
+    drive(app, check, size=(120, 30))
+
 def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
     from typer.testing import CliRunner
 
@@ -370,11 +410,15 @@ def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
     assert isinstance(result.exception, NotFoundError) and "only" in result.exception.hint
     result = CliRunner().invoke(app, ["watch", "--stalled-after", "0", "--runs-dir", str(tmp_path)])
     assert isinstance(result.exception, UsageError)
+    result = CliRunner().invoke(app, ["watch", "--stalled-after", "nan", "--runs-dir", str(tmp_path)])
+    assert isinstance(result.exception, UsageError)
+    (tmp_path / "notes.txt").write_text("keep")
+    for root in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "runs"):
+        result = CliRunner().invoke(app, ["watch", "--runs-dir", str(root)])
+        assert isinstance(result.exception, UsageError) and "notes.txt is a file" in result.exception.message
 
 
 def test_a_best_checkpoint_event_shows_the_validation_loss_when_recorded():
-    from mnistctl.tui.widgets import describe
-
     event = {"event": "checkpoint", "epoch": 7, "kind": "best", "val_acc": 0.9956, "val_loss": 0.012484}
     assert describe(event)[0] == "best epoch 7 saved: val 99.56%, loss 0.0125"
     del event["val_loss"]  # runs written before the field

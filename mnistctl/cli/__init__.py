@@ -31,7 +31,7 @@ def _root(
 
 @functools.cache
 def build(only: str | None = None) -> typer.Typer:
-    """The app with every command, or with the one named ``only``: running one command imports no other's module."""
+    """The app with every command, or with the one named ``only``: running one command imports no other command's module, except those it builds on (sweep: train's options, compare's table)."""
     app = typer.Typer(
         name="mnistctl",
         help="Train, inspect and use convolutional digit classifiers on MNIST.",

@@ -25,7 +25,7 @@ def command(
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
-    top: int = typer.Option(5, "--top", metavar="K", help="With --study: the K best runs (0: all)."),
+    top: int = typer.Option(5, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all)."),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn

@@ -15,6 +15,7 @@ def command(
     which: options.Weights = None,
     as_json: options.Json = False,
     runs_dir: options.RunsDir = None,
+    data_dir: options.DataDir = None,
     checkpoint: options.OldCheckpoint = None,
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
@@ -30,7 +31,7 @@ def command(
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     with err.status(f"evaluating {target.name} ({which}) on the {split} split"):
-        dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
+        dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
         result = evaluate.evaluate(target, split, which, dataset)
         json_path, text_path = evaluate.save(target, result)
     if as_json:

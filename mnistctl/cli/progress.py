@@ -31,7 +31,7 @@ def epoch_line(event: dict[str, Any], epochs: int) -> str:
 def start_line(event: dict[str, Any]) -> str:
     from rich.markup import escape
 
-    verb = f"resuming from epoch {event['start_epoch']}, step {event['start_step']}:" if event["resumed"] else "training"
+    verb = f"resuming at epoch {event['start_epoch'] + 1}, step {event['start_step']}:" if event["resumed"] else "training"
     processes = event.get("world_size", 1)
     where = f"{event['device']} in {processes} processes" if processes > 1 else event["device"]
     return f"{verb} [bold]{escape(event['dir'])}[/] on {where}, {event['params']:,} parameters"

@@ -66,8 +66,6 @@ def _sweep(options: dict[str, Any]) -> None:
     if options["trials"] < 1:
         raise UsageError(f"--trials must be at least 1 (got {options['trials']})", "e.g. --trials 20")
     flags = train.flags(options)
-    if options["augment"] is False:
-        flags["augment"] = False
     dimensions = space.load(options["space"], flags, options["config"], options["preset"])
     base = space.settings(flags, options["config"], options["preset"])
     if not base["val_split"]:
@@ -81,7 +79,7 @@ def _sweep(options: dict[str, Any]) -> None:
     quiet = options["quiet"]
     worker = sweep.Worker(
         study, dimensions, flags, options["trials"], options["config"], options["preset"], options["runs_dir"],
-        options["data_dir"], shlex.join(["mnistctl", *sys.argv[1:]]), lambda: make_observer(quiet), train._run_with_signals,
+        options["data_dir"], shlex.join(["mnistctl", *sys.argv[1:]]), lambda: make_observer(quiet), train.run_with_signals,
         sweep.public_url(url),
     )
     if not quiet:

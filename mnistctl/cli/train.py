@@ -29,7 +29,7 @@ def command(
     sched_set: list[str] = typer.Option([], "--sched-set", metavar="KEY=VALUE", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global batch size: with several processes each takes an equal share \\[default: 128].", rich_help_panel="Optimisation"),
-    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation, shift, zoom and elastic distortion of training images.", rich_help_panel="Data"),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation, shift, zoom and elastic distortion of training images; any amount below turns it on, with the others at their defaults.", rich_help_panel="Data"),
     rotation: Optional[float] = typer.Option(None, "--rotation", help="Augmentation: maximum rotation in degrees \\[default: 10].", rich_help_panel="Data"),
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
     zoom: Optional[float] = typer.Option(None, "--zoom", help="Augmentation: maximum zoom in or out as a fraction of the size \\[default: 0].", rich_help_panel="Data"),
@@ -63,7 +63,7 @@ def command(
     """Train a registered architecture; each run gets its own directory under runs/."""
     from mnistctl import runs
     from mnistctl.cli.progress import make_observer
-    from mnistctl.training import config as trainconfig
+    from mnistctl.training import space
     from mnistctl.training.distributed import World
     from mnistctl.training.trainer import Trainer
 
@@ -78,10 +78,7 @@ def command(
         _refuse_changes(given, config, preset)
         trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch)
     else:
-        settings = trainconfig.resolve(given, config, preset)
-        if augment is False:
-            settings["augment"] = None
-        trainer = Trainer(settings, observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
+        trainer = Trainer(space.settings(given, config, preset), observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
     if launching:
         from mnistctl.training.distributed import launch
 
@@ -97,7 +94,7 @@ def command(
         elif code == 0:
             _report(trainer, runs.Run(trainer.run_dir).summary, quiet)
         raise typer.Exit(code)
-    summary = _run_with_signals(trainer)
+    summary = run_with_signals(trainer)
     _report(trainer, summary, quiet)
 
 
@@ -119,8 +116,8 @@ def _refuse_changes(flags: dict, config, preset) -> None:
     """A resumed run continues exactly as it was configured: settings given beside --resume are refused, not ignored."""
     from mnistctl.errors import UsageError
 
-    spelled = {"arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set"}
-    given = [spelled.get(k, "--" + k.replace("_", "-")) for k, v in flags.items() if v is not None]
+    spelled = {"arch_options": "set", "optimizer_options": "opt-set", "scheduler_options": "sched-set"}
+    given = [("--no-" if v is False else "--") + spelled.get(k, k.replace("_", "-")) for k, v in flags.items() if v is not None]
     given += ["--config"] * bool(config) + ["--preset"] * bool(preset)
     if given:
         raise UsageError(
@@ -141,12 +138,20 @@ def _pairs(items: list[str]) -> dict[str, str] | None:
     return dict(split_pair(i) for i in items) or None
 
 
-def _augment(enabled: bool | None, amounts: dict[str, float | None]) -> dict | None:
+def _augment(enabled: bool | None, amounts: dict[str, float | None]) -> dict | bool | None:
+    """The augmentation flags: amounts given, False for --no-augment, None when neither was given."""
+    from mnistctl.errors import UsageError
+
     given = {key: value for key, value in amounts.items() if value is not None}
+    if enabled is False:
+        if given:
+            names = ", ".join("--" + key for key in given)
+            raise UsageError(f"--no-augment turns augmentation off, so {names} would be ignored", "drop one or the other")
+        return False
     return given if enabled or given else None
 
 
-def _run_with_signals(trainer) -> dict:
+def run_with_signals(trainer) -> dict:
     """First Ctrl-C or SIGTERM: stop after the current step and checkpoint (every rank, under a launcher). A second one aborts a single process."""
     import signal
 

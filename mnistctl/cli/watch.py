@@ -21,7 +21,7 @@ def command(
     """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events, per-layer statistics (q quits, ? keys, n/p switch runs, v layer view)."""
     from mnistctl import runs
 
-    if stalled_after <= 0:
+    if not stalled_after > 0:
         raise UsageError(f"--stalled-after must be positive, got {stalled_after}", "e.g. --stalled-after 120")
     if run == "latest" and not runs.list_runs(runs_dir):
         _wait_for_a_run(runs_dir)
@@ -38,6 +38,10 @@ def _wait_for_a_run(runs_dir: Path | None) -> None:
     from mnistctl import runs
     from mnistctl.console import err
 
-    err.print(f"waiting for a run to start in {runs.runs_dir(runs_dir)} (Ctrl-C to stop)", soft_wrap=True)
+    root = runs.runs_dir(runs_dir)
+    first_existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if first_existing is not None and not first_existing.is_dir():
+        raise UsageError(f"cannot watch runs in {root}: {first_existing} is a file", f"pass --runs-dir DIR or set {runs.RUNS_ENV} to a folder")
+    err.print(f"waiting for a run to start in {root} (Ctrl-C to stop)", soft_wrap=True)
     while not runs.list_runs(runs_dir):
         time.sleep(0.5)

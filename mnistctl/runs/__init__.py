@@ -7,6 +7,7 @@ in, reader.py reads the metrics and writer.py writes a run; checkpoint.py stores
 from mnistctl.runs.events import Kind, Status
 from mnistctl.runs.layout import (
     CHECKPOINTS,
+    RUNS_ENV,
     STALLED_AFTER,
     Run,
     create,
@@ -22,7 +23,7 @@ from mnistctl.runs.layout import (
 from mnistctl.runs.writer import RunWriter
 
 __all__ = [
-    "CHECKPOINTS", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
+    "CHECKPOINTS", "RUNS_ENV", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
     "create", "is_run_dir", "list_runs", "make_root", "resolve", "resolve_checkpoint", "runs_dir", "slug",
     "validate_name",
 ]

@@ -35,9 +35,9 @@ class KeysScreen(ModalScreen):
 class TrainingEnded(Message):
     """Posted by the training thread of ``train --tui`` when trainer.run() returns or raises."""
 
-    def __init__(self, error: str | None) -> None:
+    def __init__(self, run_path: Path, error: str | None) -> None:
         super().__init__()
-        self.error = error
+        self.run_path, self.error = Path(run_path), error
 
 
 class WatchApp(App):
@@ -60,6 +60,7 @@ class WatchApp(App):
         self.stalled_after = stalled_after
         self.poll = poll
         self.layers_view = False
+        self.failure: TrainingEnded | None = None  # shown in the failed run's event log, whenever it is on screen
 
     def compose(self) -> ComposeResult:
         yield self._dashboard()
@@ -81,6 +82,7 @@ class WatchApp(App):
         await self.dashboard.remove()
         await self.mount(self._dashboard(), before=self.query_one(Footer))
         self.sub_title = path.name
+        self._note_failure()
 
     async def action_switch(self, offset: int) -> None:
         paths = [r.path for r in list_runs(self.runs_root)]
@@ -109,10 +111,15 @@ class WatchApp(App):
 
     def on_training_ended(self, message: TrainingEnded) -> None:
         if message.error:
-            self.dashboard.post_message(Note(f"training failed: {message.error}", "error"))
+            self.failure = message
+            self._note_failure()
             self.notify(message.error, title="training failed", severity="error", timeout=30)
         else:
             self.notify("training is over; press q to quit", timeout=30)
+
+    def _note_failure(self) -> None:
+        if self.failure and self.failure.run_path.resolve() == self.run_path.resolve():
+            self.dashboard.post_message(Note(f"training failed: {self.failure.error}", "error"))
 
 
 def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
@@ -127,10 +134,10 @@ def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
     def train() -> None:
         try:
             outcome["summary"] = trainer.run()
-            app.post_message(TrainingEnded(None))
+            app.post_message(TrainingEnded(run_dir, None))
         except BaseException as exc:  # noqa: BLE001 - reported after the app closes
             outcome["error"] = exc
-            app.post_message(TrainingEnded(describe_error(exc)))
+            app.post_message(TrainingEnded(run_dir, describe_error(exc)))
 
     thread = threading.Thread(target=train, name="mnistctl-train", daemon=True)
     thread.start()

@@ -48,7 +48,7 @@ class RunState:
         if kind == Kind.START:
             resumed_at = event.get("start_epoch", 0)
             self.start, self.end, self.last_step = event, None, None
-            self._origin = self._latest = (event["time"], resumed_at * event.get("steps_per_epoch", 0))
+            self._origin = self._latest = (event["time"], resumed_at * event.get("steps_per_epoch", 0) + event.get("start_step", 0))
             self.losses = [p for p in self.losses if p[0] <= resumed_at]
             self.epochs = {n: e for n, e in self.epochs.items() if n <= resumed_at}
         elif kind == Kind.STEP:

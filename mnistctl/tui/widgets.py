@@ -47,11 +47,16 @@ class RunHeader(Static):
 
 
 def training_terms(c: dict[str, Any]) -> list[str]:
-    optimizer = f"{c.get('optimizer', '?')} lr {c.get('lr', '?')}"
+    optimizer = f"{c.get('optimizer', '?')} lr {short_number(c.get('lr', '?'))}"
     if c.get("weight_decay"):
-        optimizer += f" wd {c['weight_decay']}"
+        optimizer += f" wd {short_number(c['weight_decay'])}"
     scheduler = [str(c["scheduler"])] if c.get("scheduler") not in (None, "none", "constant") else []
     return [f"{c.get('epochs', '?')} epochs", optimizer, *scheduler]
+
+
+def short_number(value: Any) -> str:
+    """A float in three significant digits, as sweeps draw values like 0.02806116792563159."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def setup_terms(c: dict[str, Any]) -> list[str]:
@@ -102,7 +107,10 @@ class ProgressPanel(Vertical):
         self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)
         now = time.time() if now is None else now
         elapsed = elapsed_seconds(state, now)
-        eta = "done" if state.end else duration(state.eta(now))
+        if state.end:
+            eta = "done" if state.end.get("status") in (Status.FINISHED, Status.EARLY_STOPPED) else "stopped"
+        else:
+            eta = duration(state.eta(now))
         total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
         self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed)}{total}")
 
@@ -234,7 +242,7 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
     kind = e.get("event")
     if kind == Kind.START:
         if e.get("resumed"):
-            return f"resumed at epoch {e.get('start_epoch', 0)} of {e.get('epochs', '?')}", "bold"
+            return f"resumed at epoch {e.get('start_epoch', 0) + 1} of {e.get('epochs', '?')}, step {e.get('start_step', 0)}", "bold"
         return f"started: {e.get('epochs', '?')} epochs × {e.get('steps_per_epoch', '?')} steps", "bold"
     if kind == Kind.CHECKPOINT:
         if e.get("kind") == "best":

@@ -49,6 +49,20 @@ def test_train_elastic_flag_is_checked_and_recorded(tmp_path):
     assert augment == {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 20.0}
 
 
+def test_latest_is_reserved_for_the_newest_run(tmp_path):
+    with pytest.raises(UsageError, match="'latest' is reserved"):
+        trainconfig.resolve({"name": "latest"})
+    with pytest.raises(UsageError, match="'latest' is reserved"):
+        runs.create(tmp_path / "runs", "latest")
+    assert list(tmp_path.iterdir()) == []
+    assert trainconfig.resolve({"name": "latest-2"})["name"] == "latest-2"
+
+
+def test_a_folder_given_as_config_file_is_named_a_folder(tmp_path):
+    with pytest.raises(UsageError, match=f"config file {tmp_path} is a folder, not a file"):
+        trainconfig.resolve({}, tmp_path)
+
+
 def test_good_names_pass():
     assert trainconfig.resolve({"name": "lenet-1.5_b"})["name"] == "lenet-1.5_b"
 
@@ -149,6 +163,69 @@ def test_file_options_are_typed_like_flags(tmp_path):
     config = trainconfig.resolve({}, path)
     assert config["arch_options"]["channels"] == [4, 8] and config["arch_options"]["dropout"] == 0.0
     assert isinstance(config["arch_options"]["dropout"], float) and config["optimizer_options"]["momentum"] == 1.0
+
+
+@pytest.mark.parametrize("key, flag", [("lr", "--lr"), ("weight_decay", "--weight-decay"), ("weight-decay", "--weight-decay")])
+def test_lr_and_weight_decay_are_settings_not_optimizer_options(key, flag, tmp_path):
+    with pytest.raises(UsageError) as flagged:
+        trainconfig.resolve({"optimizer_options": {key: "0.5"}}, None, "fast")
+    path = tmp_path / "c.toml"
+    path.write_text(f"optimizer = \"adam\"\n[optimizer_options]\n{key} = 0.5\n")
+    with pytest.raises(UsageError) as filed:
+        trainconfig.resolve({}, path)
+    for error in (flagged.value, filed.value):
+        assert error.message == f"{key.replace('-', '_')} is not an optimizer option" and flag in error.hint
+
+
+def test_lr_and_weight_decay_default_to_the_optimizers_and_flags_win():
+    adamw = trainconfig.resolve({"optimizer": "adamw"})
+    assert (adamw["lr"], adamw["weight_decay"], adamw["optimizer_options"]) == (1e-3, 0.01, {"betas": [0.9, 0.999]})
+    fast = trainconfig.resolve({"lr": 0.5, "weight_decay": 1e-4}, None, "fast")
+    assert (fast["lr"], fast["weight_decay"], fast["optimizer_options"]) == (0.5, 1e-4, {"momentum": 0.9, "nesterov": True})
+
+
+def test_train_refuses_opt_set_lr_in_one_line(tmp_path):
+    result = run_mnistctl("train", "--preset", "fast", "--opt-set", "lr=0.5", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: lr is not an optimizer option (set it with --lr, or lr in a config or space file)"
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "scheduler, option, value",
+    [
+        ("cosine", "min_lr_ratio", "-3"), ("cosine", "min_lr_ratio", "1.5"), ("cosine", "warmup_epochs", "-1"),
+        ("step", "gamma", "0"), ("step", "gamma", "2"), ("step", "milestones", "0,5"), ("exponential", "gamma", "1.1"),
+        ("onecycle", "pct_start", "1.2"), ("onecycle", "div_factor", "0.5"), ("onecycle", "final_div_factor", "-1"),
+    ],
+)
+def test_scheduler_options_out_of_range_are_refused(scheduler, option, value):
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({"scheduler": scheduler, "scheduler_options": {option: value}})
+    assert info.value.message.startswith(f"scheduler '{scheduler}' option {option} = ") and "is not allowed: expected" in info.value.message
+    assert info.value.hint == "fix --sched-set or the config file"
+
+
+@pytest.mark.parametrize(
+    "scheduler, options",
+    [("cosine", {"min_lr_ratio": 0.0, "warmup_epochs": 0.0}), ("cosine", {"min_lr_ratio": 1.0}), ("step", {"gamma": 1.0, "milestones": [1]}),
+     ("exponential", {"gamma": 0.001}), ("onecycle", {"pct_start": 0.5, "div_factor": 1.0, "final_div_factor": 1.0})],
+)
+def test_scheduler_options_at_the_ends_of_their_ranges_pass(scheduler, options):
+    resolved = trainconfig.resolve({"scheduler": scheduler, "scheduler_options": options})["scheduler_options"]
+    assert resolved.items() >= options.items()
+
+
+def test_train_refuses_a_negative_min_lr_ratio_before_writing_anything(tmp_path):
+    result = run_mnistctl("train", "--arch", "lenet", "--epochs", "1", "--limit", "2000", "--scheduler", "cosine",
+                          "--sched-set", "min_lr_ratio=-3", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: scheduler 'cosine' option min_lr_ratio = -3.0 is not allowed: expected a number at least 0 and at most 1 (fix --sched-set or the config file)"
+    ]
+    assert not (tmp_path / "runs").exists()
 
 
 # Property-based: whatever is thrown at the schema, the answer is a valid configuration or a clean UsageError.

@@ -96,7 +96,7 @@ def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, 
     best = max(trials, key=lambda t: t.value)
     assert shown.index(f"tiny-t{best.number}") < shown.index(f"tiny-t{1 - best.number}")
     assert f"best: trial {best.number}, validation accuracy {best.value:.2%}" in shown
-    assert f"--scheduler {best.params['scheduler']}" in shown
+    assert f"--scheduler {best.params['scheduler']}" in shown and f"--lr {best.params['lr']!r} " in shown
     tied = trials[0].value == trials[1].value  # such tiny runs can both score the same; fANOVA then has nothing to explain
     assert ("parameter importances" in shown) != tied
 
@@ -179,6 +179,9 @@ def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, d
         ('scheduler = { choice = ["cosine", "cosin"] }', "Unknown scheduler 'cosin'"),
         ("epochs = { int = [0, 3] }", "epochs = 0: epochs = 0 is not allowed"),
         ("lr = { float = [0, 0.1], log = true }", "a log range must start above zero"),
+        ("[opt-set]\nlr = { float = [0.001, 0.5], log = true }", "opt-set.lr: lr is not an optimizer option"),
+        ("[opt-set]\nweight_decay = { float = [0, 0.01] }", "opt-set.weight_decay: weight_decay is not an optimizer option"),
+        ('scheduler = { choice = ["cosine"] }\n[sched-set]\nmin_lr_ratio = { float = [-1, 0.5] }', "min_lr_ratio = -1.0 is not allowed"),
     ],
 )
 def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, message):
@@ -188,6 +191,24 @@ def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, 
         sweep("--study", "bad", "--space", str(path), "--runs-dir", str(tmp_path / "runs"), "--arch", "lenet")
     assert message in caught.value.message
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_given_as_space_file_is_named_a_folder(tmp_path):
+    with pytest.raises(UsageError, match=f"space file {tmp_path} is a folder, not a file"):
+        sweep("--study", "bad", "--space", str(tmp_path), "--runs-dir", str(tmp_path / "runs"))
+
+
+@pytest.mark.parametrize(
+    "name, value, option",
+    [("lr", 0.023845678912345, "--lr 0.023845678912345"), ("lr", 0.1, "--lr 0.1"), ("weight_decay", 5e-4, "--weight-decay 0.0005"),
+     ("lr", 3e-05, "--lr 3e-05"), ("batch_size", 64, "--batch-size 64"),
+     ("opt-set.momentum", 0.9123456789, "--opt-set momentum=0.9123456789"),
+     ("augment", False, "--no-augment"), ("channels_last", False, "--no-channels-last"), ("channels_last", True, "--channels-last")],
+)
+def test_a_trials_settings_print_as_train_options_that_reproduce_it(name, value, option):
+    from mnistctl.training.space import flag
+
+    assert flag(name, value) == option
 
 
 def test_a_setting_fixed_and_searched_is_refused(tmp_path, space):

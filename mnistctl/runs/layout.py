@@ -35,6 +35,7 @@ CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 MARKERS = (CONFIG, METRICS, SUMMARY, "weights")
 SEPARATORS = "/\\:"  # path separators on POSIX, Windows and classic Mac OS
 MISMATCH_FLAG = "--ignore-data-mismatch"
+LATEST = "latest"  # a run reference meaning the newest run, so never a run's name
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -42,7 +43,7 @@ def runs_dir(path: str | Path | None = None) -> Path:
 
 
 def validate_name(name: str) -> str:
-    """A run name is one folder name inside the runs folder: no separators, not empty, not hidden, not ``..``."""
+    """A run name is one folder name inside the runs folder: no separators, not empty, not hidden, not ``..``, not ``latest``."""
     bad = (
         not name or name.startswith(".") or name != name.strip()
         or any(c in SEPARATORS or ord(c) < 32 for c in name)
@@ -52,6 +53,8 @@ def validate_name(name: str) -> str:
             f"run name {name!r} is not allowed: a run name is one folder name",
             "use letters, digits, '-', '_' or '.', not starting with '.' and without / \\ or :",
         )
+    if name == LATEST:
+        raise UsageError(f"run name {name!r} is reserved: it always means the newest run", "pass another --name")
     return name
 
 
@@ -251,7 +254,7 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
 
 def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Run:
     """A run by path, by name under the runs directory, or ``latest`` (the default)."""
-    if ref is None or str(ref) == "latest":
+    if ref is None or str(ref) == LATEST:
         runs = list_runs(root)
         if not runs:
             raise NotFoundError(f"no runs yet in {runs_dir(root)}/", "train one with: mnistctl train --preset fast")

@@ -64,12 +64,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "monitor": "val_loss",
     },
 }
+RATE_SETTINGS = ("lr", "weight_decay")  # settings of their own, not optimizer options; by default the optimizer factory's
 RUN_FIELDS = ("name", "data", "versions", "created", "command", "preset", "data_dir", "study", "distributed")
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
     """A TOML or JSON config file (a run's config.json is accepted back)."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"config file {path} is a folder, not a file", "pass a TOML or JSON file, such as a run's config.json")
     if not path.is_file():
         raise NotFoundError(f"config file {path} does not exist", "check the path given to --config")
     try:
@@ -115,15 +118,13 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
 
     config = schema.check(config)
     arch, optimizer, scheduler = archs().get(config["arch"]), optimizers().get(config["optimizer"]), schedulers().get(config["scheduler"])
-    config["arch_options"] = {**arch.defaults, **plugin_options(arch, config["arch_options"], "architecture")}
-    opt_options = {**optimizer.defaults, **plugin_options(optimizer, config["optimizer_options"], "optimizer")}
-    for key in ("lr", "weight_decay"):
-        found = opt_options.pop(key, None)
-        config[key] = config[key] if config[key] is not None else found
+    config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, config["arch_options"], "architecture")}
+    config["optimizer_options"] = {**options_of(optimizer, "optimizer"), **plugin_options(optimizer, config["optimizer_options"], "optimizer")}
+    for key in RATE_SETTINGS:
+        config[key] = config[key] if config[key] is not None else optimizer.defaults.get(key)
     if config["lr"] is None or config["weight_decay"] is None:
         raise UsageError(f"optimizer '{optimizer.name}' has no default learning rate or weight decay", "pass --lr and --weight-decay")
-    config["optimizer_options"] = opt_options
-    config["scheduler_options"] = {**scheduler.defaults, **plugin_options(scheduler, config["scheduler_options"], "scheduler")}
+    config["scheduler_options"] = {**options_of(scheduler, "scheduler"), **plugin_options(scheduler, config["scheduler_options"], "scheduler")}
     config = schema.check(config)
     if config["early_stopping"] and not config["val_split"]:
         raise UsageError("early stopping needs a validation split", "set --val-split above 0")
@@ -131,8 +132,16 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     return _jsonable(config)
 
 
+def options_of(spec, kind: str) -> dict[str, Any]:
+    """A plugin's options and their defaults: its factory's, less an optimizer's lr and weight decay (settings of their own)."""
+    return {key: value for key, value in spec.defaults.items() if not (kind == "optimizer" and key in RATE_SETTINGS)}
+
+
 def plugin_options(spec, given: dict[str, Any], kind: str) -> dict[str, Any]:
     """Options for a plugin from flags (strings) or a file (typed values), checked against its factory's defaults."""
+    rates = [key.replace("-", "_") for key in given if kind == "optimizer" and key.replace("-", "_") in RATE_SETTINGS]
+    if rates:
+        raise UsageError(f"{rates[0]} is not an optimizer option", f"set it with --{rates[0].replace('_', '-')}, or {rates[0]} in a config or space file")
     return schema.check_options(spec, parse_options(spec, given), kind)
 
 

@@ -6,7 +6,8 @@ or a run's own config.json. A bad value becomes one UsageError naming the settin
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+import inspect
+from typing import Annotated, Any, Literal, Optional, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
 
@@ -90,8 +91,13 @@ FLAGS = {
 
 
 def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
-    """A plugin's options, typed by its factory's defaults: a tuple default of ints takes only whole numbers, and so on."""
-    fields = {key: (_type_of(default), default) for key, default in spec.defaults.items()}
+    """A plugin's options, typed by its factory's defaults: a tuple default of ints takes only whole numbers, and so on.
+
+    A parameter annotated with annotated_types bounds, e.g. ``gamma: Annotated[float, Interval(gt=0, le=1)] = 0.1``,
+    takes only values within them (a list, item by item).
+    """
+    bounds = _bounds(spec.factory)
+    fields = {key: _option_field(default, bounds.get(key, ())) for key, default in spec.defaults.items()}
     model = create_model(f"{spec.name} options", __config__=ConfigDict(extra="forbid"), **fields)
     try:
         checked = model.model_validate(options)
@@ -100,18 +106,40 @@ def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
     return {key: getattr(checked, key) for key in options}
 
 
-def _type_of(default: Any) -> Any:
-    if isinstance(default, bool):
-        return Bool
-    if isinstance(default, int):
-        return Int
-    if isinstance(default, float):
-        return Float
-    if isinstance(default, str):
-        return Str
+def _bounds(factory) -> dict[str, tuple]:
+    """The ``Annotated`` metadata of each parameter of the factory that has some."""
+    parameters = inspect.signature(factory).parameters.values()
+    return {p.name: p.annotation.__metadata__ for p in parameters if get_origin(p.annotation) is Annotated}
+
+
+LIMITS = {"gt": "above {}", "ge": "at least {}", "lt": "below {}", "le": "at most {}"}
+
+
+def _option_field(default: Any, bounds: tuple) -> tuple[Any, Any]:
+    """The option's type and default, described in words when it has bounds: "a number above 0 and at most 1"."""
+    within = " and ".join(text.format(getattr(b, key)) for b in bounds for key, text in LIMITS.items() if getattr(b, key, None) is not None)
+    if not within:
+        return _type_of(default, bounds), default
+    listed = isinstance(default, (tuple, list))
+    number = "whole number" if isinstance(default[0] if listed and default else default, int) else "number"
+    description = f"a list of {number}s, each {within}, e.g. {','.join(map(str, default))}" if listed else f"a {number} {within}"
+    return _type_of(default, bounds), Field(default, description=description)
+
+
+def _type_of(default: Any, bounds: tuple = ()) -> Any:
     if isinstance(default, (tuple, list)):
-        return tuple[_type_of(default[0]) if default else Float, ...]
-    return Scalar
+        return tuple[_type_of(default[0], bounds) if default else Float, ...]
+    if isinstance(default, bool):
+        kind = Bool
+    elif isinstance(default, int):
+        kind = Int
+    elif isinstance(default, float):
+        kind = Float
+    elif isinstance(default, str):
+        kind = Str
+    else:
+        kind = Scalar
+    return Annotated[kind, *bounds] if bounds else kind
 
 
 def _usage(exc: ValidationError, model: type[BaseModel], given: dict[str, Any], prefix: str = "", flag: str | None = None) -> UsageError:

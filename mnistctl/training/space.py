@@ -22,7 +22,7 @@ from typing import Any
 from mnistctl.errors import MnistctlError, UsageError
 from mnistctl.registry import suggest
 from mnistctl.training import config as trainconfig
-from mnistctl.training.config import AUGMENT_KEYS
+from mnistctl.training.config import AUGMENT_KEYS, RATE_SETTINGS
 
 GROUPS = {"set": ("arch", "arch_options"), "opt-set": ("optimizer", "optimizer_options"), "sched-set": ("scheduler", "scheduler_options")}
 KINDS = ("choice", "int", "float")
@@ -60,13 +60,14 @@ class Dimension:
         return suggest_range(self.name, self.values[0], self.values[1], log=self.log, **extra)
 
 def flag(name: str, value: Any) -> str:
-    """The train option that fixes setting ``name`` (as in the space file) to ``value``."""
+    """The train option that fixes setting ``name`` (as in the space file) to ``value``; a float in full, as repr prints it."""
     group, _, key = name.rpartition(".")
     if group:
         return f"--{group} {key}={value}"
-    if key == "augment":
-        return "--augment" if value else "--no-augment"
-    return f"--{key.replace('_', '-')} {value:g}" if isinstance(value, float) else f"--{key.replace('_', '-')} {value}"
+    option = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{option}" if value else f"--no-{option}"
+    return f"--{option} {value}"
 
 
 def apply(flags: dict[str, Any], dimensions: list[Dimension], values: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +99,8 @@ def settings(flags: dict[str, Any], config_file=None, preset: str | None = None)
 def load(path: str | Path, flags: dict[str, Any], config_file=None, preset: str | None = None) -> list[Dimension]:
     """The space file's dimensions, each checked: known setting, not fixed by a flag, right type, non-empty, resolvable."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"space file {path} is a folder, not a file", "pass a TOML file, e.g. docs/sweep-space.toml")
     if not path.is_file():
         raise UsageError(f"space file {path} does not exist", "write one, e.g. lr = { float = [0.01, 0.5], log = true }")
     try:
@@ -158,10 +161,12 @@ def _check_target(path: Path, dim: Dimension, dims: list[Dimension], flags: dict
     where = f"{path.name}: {dim.name}"
     if dim.group:
         kind, options = GROUPS[dim.group]
+        if kind == "optimizer" and dim.key in RATE_SETTINGS:
+            raise UsageError(f"{where}: {dim.key} is not an optimizer option", f"vary it as a setting of its own, above [{dim.group}]: {dim.key} = {{ float = [low, high] }}")
         names = next((d.values for d in dims if d.name == kind), (base[kind],))
         expected = None
         for name in names:
-            defaults = _registry(kind).get(name).defaults
+            defaults = trainconfig.options_of(_registry(kind).get(name), kind)
             if dim.key not in defaults:
                 raise UsageError(f"{where}: {kind} '{name}' has no option '{dim.key}'", f"valid options: {', '.join(defaults) or 'none'}")
             expected = _option_type(defaults[dim.key])

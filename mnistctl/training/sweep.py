@@ -2,7 +2,8 @@
 
 The study lives in a database (SQLite in the runs folder by default); each worker asks it for the next
 trial, trains it into its own run directory, reports the validation accuracy after every epoch so that
-the pruner can stop a hopeless trial, and tells the study the best validation accuracy.
+the pruner can stop a hopeless trial, and tells the study the validation accuracy of the run's best
+checkpoint: the best epoch by --monitor (with val_loss, the accuracy at the lowest loss, not the highest accuracy).
 """
 
 from __future__ import annotations

@@ -1,17 +1,30 @@
-"""Learning-rate schedulers. Each factory returns a torch scheduler stepped once per optimizer step."""
+"""Learning-rate schedulers. Each factory returns a torch scheduler stepped once per optimizer step.
+
+The annotations bound the options: a value outside them is refused when the settings are checked, before anything runs.
+"""
+
+from typing import Annotated
+
+from annotated_types import Ge, Interval
 
 from mnistctl import hookimpl
 from mnistctl.errors import UsageError
 from mnistctl.registry import Spec
 
+Factor = Annotated[float, Interval(gt=0, le=1)]
+Fraction = Annotated[float, Interval(ge=0, le=1)]
+Divisor = Annotated[float, Ge(1)]
+Epochs = Annotated[float, Ge(0)]
+Milestones = Annotated[tuple[int, ...], Ge(1)]  # each epoch
 
-def step(optimizer, epochs, steps_per_epoch, milestones=(5, 10), gamma=0.1):
+
+def step(optimizer, epochs, steps_per_epoch, milestones: Milestones = (5, 10), gamma: Factor = 0.1):
     from torch.optim.lr_scheduler import LambdaLR
 
     return LambdaLR(optimizer, lambda s: gamma ** sum(s >= m * steps_per_epoch for m in milestones))
 
 
-def cosine(optimizer, epochs, steps_per_epoch, warmup_epochs=0.0, min_lr_ratio=0.0):
+def cosine(optimizer, epochs, steps_per_epoch, warmup_epochs: Epochs = 0.0, min_lr_ratio: Fraction = 0.0):
     import math
 
     from torch.optim.lr_scheduler import LambdaLR
@@ -27,13 +40,13 @@ def cosine(optimizer, epochs, steps_per_epoch, warmup_epochs=0.0, min_lr_ratio=0
     return LambdaLR(optimizer, factor)
 
 
-def exponential(optimizer, epochs, steps_per_epoch, gamma=0.8):
+def exponential(optimizer, epochs, steps_per_epoch, gamma: Factor = 0.8):
     from torch.optim.lr_scheduler import LambdaLR
 
     return LambdaLR(optimizer, lambda s: gamma ** (s // steps_per_epoch))
 
 
-def onecycle(optimizer, epochs, steps_per_epoch, pct_start=0.25, div_factor=25.0, final_div_factor=1e4):
+def onecycle(optimizer, epochs, steps_per_epoch, pct_start: Fraction = 0.25, div_factor: Divisor = 25.0, final_div_factor: Divisor = 1e4):
     from torch.optim.lr_scheduler import OneCycleLR
 
     total = epochs * steps_per_epoch

@@ -84,7 +84,7 @@ def test_local_batches_of_all_ranks_make_the_global_batch():
 
 
 def test_two_processes_learn_into_one_run(tmp_path, env_data):
-    result = train(tmp_path, "--nproc", "2", "--limit", "512", "--batch-size", "32", "--epochs", "2", *SMALL)
+    result = train(tmp_path, "--nproc", "2", "--limit", "512", "--batch-size", "32", "--epochs", "2", "--log-layers-every", "8", *SMALL)
     assert result.returncode == 0, result.stderr
     (run_dir,) = list(tmp_path.iterdir())
     run = runs.Run(run_dir)
@@ -96,6 +96,12 @@ def test_two_processes_learn_into_one_run(tmp_path, env_data):
     assert epochs[1]["train_loss"] < epochs[0]["train_loss"] and epochs[1]["val_acc"] > 0.5
     assert run.summary["status"] == Status.FINISHED and run.summary["test_acc"] > 0.5
     assert not any(k.startswith("module.") for k in weights(run, "best"))
+    from mnistctl.models import build_model
+    from mnistctl.training.layerstats import watched
+
+    layers = events(run, Kind.LAYERS)
+    assert [e["step"] for e in layers] == [8, 16, 24, 32]
+    assert all(set(e["layers"]) == set(watched(build_model(run.config))) for e in layers)  # named as in one process, no "module."
 
 
 def test_one_step_of_two_processes_equals_one_step_of_one(tmp_path, env_data):

@@ -1,15 +1,17 @@
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from mnistctl import runs
-from mnistctl.errors import TrainingDiverged, UsageError
+from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.runs import checkpoint
 from mnistctl.training import config as trainconfig
 from mnistctl.training.trainer import Observer, Trainer, improves
@@ -48,6 +50,7 @@ def test_short_run_learns_and_writes_a_complete_run(tmp_path, data_dir):
     steps = list(run.events("step"))
     assert steps and all({"loss", "lr", "images_per_s"} <= set(s) for s in steps)
     assert [e["event"] for e in run.events()][-2:] == ["test", "end"]
+    assert [e["epoch"] for e in run.events("checkpoint") if e["kind"] == "last"] == [1, 2]  # once each, the last one too
     best = [e for e in run.events("checkpoint") if e["kind"] == "best"]
     assert best and all((b["val_acc"], b["val_loss"]) == (epochs[b["epoch"] - 1]["val_acc"], epochs[b["epoch"] - 1]["val_loss"]) for b in best)
     end = list(run.events("end"))[-1]
@@ -77,6 +80,46 @@ def test_resume_is_bit_exact(tmp_path, data_dir, stop_at):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert runs.Run(broken.run_dir).summary["test_acc"] == runs.Run(whole.run_dir).summary["test_acc"]
+    logged = lambda trainer: [(e["epoch"], e["step"], e["loss"], e["lr"]) for e in runs.Run(trainer.run_dir).events("step")]
+    assert logged(broken) == logged(whole)  # the first step event after the resume averages its whole interval
+
+
+class SlowThenStop(Observer):
+    """Makes each of the first three steps of epoch 2 take 100 s more on the trainer's clock, then requests a stop."""
+
+    def __init__(self, monkeypatch):
+        self.trainer, self.late = None, 0.0
+        monkeypatch.setattr("mnistctl.training.trainer.time", SimpleNamespace(perf_counter=lambda: time.perf_counter() + self.late))
+
+    def step(self, epoch, step, steps, loss, acc):
+        if epoch == 2 and step <= 3:
+            self.late += 100.0
+        if (epoch, step) == (2, 3):
+            self.trainer.request_stop()
+
+
+def test_a_resumed_epoch_counts_its_time_before_the_interruption(tmp_path, data_dir, monkeypatch):
+    observer = SlowThenStop(monkeypatch)
+    trainer = observer.trainer = make(tmp_path, data_dir, observer)
+    assert trainer.run()["status"] == "interrupted"
+    assert Trainer.resume(runs.Run(trainer.run_dir)).run()["status"] == "finished"
+    run = runs.Run(trainer.run_dir)
+    second = run.epochs()[1]
+    assert second["epoch_time"] >= 300 and second["images_per_s"] == pytest.approx(1024 / second["epoch_time"], rel=0.01)
+    first_after = [e for e in run.events("step") if e["step"] > 8][0]
+    assert first_after["step"] == 12 and first_after["images_per_s"] <= 4 * 128 / 300  # steps 9-12, the slow ones with them
+
+
+def test_a_state_written_before_the_interval_and_epoch_time_were_kept_still_resumes(tmp_path, data_dir):
+    observer = StopAt(2, 3)
+    trainer = observer.trainer = make(tmp_path, data_dir, observer)
+    assert trainer.run()["status"] == "interrupted"
+    run = runs.Run(trainer.run_dir)
+    state = checkpoint.load_state(run.state_path)
+    assert state.pop("interval")["steps"] == 3 and state.pop("epoch_time") > 0
+    checkpoint.save_state(run.state_path, state)
+    assert Trainer.resume(run).run()["status"] == "finished"
+    assert [e["epoch"] for e in run.epochs()] == [1, 2] and run.epochs()[1]["images_per_s"] > 0
 
 
 def test_resuming_a_finished_run_is_refused(tmp_path, data_dir):
@@ -84,6 +127,62 @@ def test_resuming_a_finished_run_is_refused(tmp_path, data_dir):
     trainer.run()
     with pytest.raises(UsageError, match="already finished"):
         Trainer.resume(runs.Run(trainer.run_dir))
+
+
+def test_a_run_still_training_cannot_be_resumed_by_another_process(tmp_path, data_dir):
+    attempts = []
+
+    class ResumeMidway(Observer):
+        def step(self, epoch, step, steps, loss, acc):
+            if (epoch, step) != (2, 2):
+                return
+            run = runs.Run(trainer.run_dir)
+            before = run.metrics_path.read_bytes()
+            command = [sys.executable, "-m", "mnistctl", "train", "--resume", str(run.path), "--quiet"]
+            attempts.append(subprocess.run(command, env={**os.environ, "MNISTCTL_DATA_DIR": str(data_dir)}, capture_output=True, text=True, timeout=300))
+            with pytest.raises(UsageError, match=f"run {run.name} is still training in another process"):
+                Trainer(trainer.config, None, tmp_path / "runs", data_dir, resume=run).prepare()  # past the check in Trainer.resume
+            attempts.append(run.metrics_path.read_bytes() == before and not run.summary_path.exists())
+
+    trainer = make(tmp_path, data_dir, ResumeMidway())
+    assert trainer.run()["status"] == "finished"
+    refused, untouched = attempts
+    assert refused.returncode == 2 and untouched
+    assert refused.stderr.strip().splitlines() == [f"error: run {trainer.run_dir.name} is still training in another process (wait for it, or stop it first)"]
+    run = runs.Run(trainer.run_dir)
+    assert [e["event"] for e in run.events() if e["event"] in ("start", "end")] == ["start", "end"]
+    assert [e["epoch"] for e in run.epochs()] == [1, 2]
+    with pytest.raises(UsageError, match="already finished"):  # the lock went with the run
+        Trainer.resume(run)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "weights"])
+def test_a_resume_from_a_damaged_state_fails_and_leaves_the_run_as_it_was(tmp_path, data_dir, damage):
+    observer = StopAt(1, 3)
+    trainer = observer.trainer = make(tmp_path, data_dir, observer)
+    assert trainer.run()["status"] == "interrupted"
+    run = runs.Run(trainer.run_dir)
+    if damage == "truncated":
+        run.state_path.write_bytes(run.state_path.read_bytes()[:1000])
+    else:
+        run.state_path.write_bytes(run.weights_path("initial").read_bytes())
+    before = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    with pytest.raises(RunError, match=re.escape(str(run.state_path))):
+        Trainer.resume(run).run()
+    assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == before
+    assert run.summary["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("arch, options, message", [
+    ("lenet", {"kernel_size": "15"}, "lenet with kernel_size=15 does not fit 28x28 images: Calculated padded input size"),
+    ("deep-dropout", {"channels": "8,8,8,8,8"}, "deep-dropout with channels=8,8,8,8,8 does not fit 28x28 images: Given input size"),
+])
+def test_options_that_do_not_fit_28x28_images_are_a_usage_error_and_write_nothing(tmp_path, data_dir, recwarn, arch, options, message):
+    with pytest.raises(UsageError) as info:
+        make(tmp_path, data_dir, arch=arch, arch_options=options).run()
+    assert str(info.value).startswith(message) and str(info.value).endswith("(choose smaller kernels or fewer blocks)")
+    assert not (tmp_path / "runs").exists()
+    assert not recwarn.list
 
 
 def test_run_names_never_collide(tmp_path, data_dir):

@@ -1,14 +1,17 @@
 """The one writer of a run directory: config first, events appended whole lines at a time, then the summary.
 
-Weights and resume state go through it too, so training never builds a path by hand.
+Weights and resume state go through it too, so training never builds a path by hand, and the lock that keeps
+a second process from training into the same run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
+from mnistctl.errors import UsageError
 from mnistctl.fsutil import write_json
 from mnistctl.runs import checkpoint
 from mnistctl.runs.events import Kind
@@ -45,3 +48,38 @@ class RunWriter:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held by the process that trains into it.
+
+    An flock on the directory itself: the system drops it when the process ends, however it ends. Without
+    fcntl (Windows), or on a file system without locks, nothing is locked.
+    """
+
+    def __init__(self, run: Run):
+        self.run = run
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        """Take the lock; UsageError while another process holds it."""
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        fd = os.open(self.run.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"run {self.run.name} is still training in another process", "wait for it, or stop it first") from None
+        except OSError:
+            os.close(fd)
+            return self
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

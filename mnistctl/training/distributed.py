@@ -16,6 +16,7 @@ from typing import Any, Callable
 from mnistctl.errors import RunError, UsageError
 from mnistctl.models import pick_device
 from mnistctl.runs import Run, RunWriter
+from mnistctl.runs.writer import RunLock
 
 TIMEOUT_ENV = "MNISTCTL_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for a silent rank before the run fails
@@ -102,6 +103,11 @@ class World:
 
     def writer(self, run: Run) -> RunWriter:
         return RunWriter(run) if self.is_main else SilentWriter(run)
+
+    def lock(self, run: Run) -> RunLock:
+        """The run's lock, taken by rank 0, the one process that writes the run."""
+        lock = RunLock(run)
+        return lock.acquire() if self.is_main else lock
 
     def wrap(self, model):
         """The model under DistributedDataParallel; checkpoints keep using the bare model (no ``module.`` prefix)."""

@@ -6,6 +6,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +53,20 @@ class Trainer:
         self.params = self.steps_per_epoch = 0
         self.epoch = self.step_in_epoch = self.global_step = self.bad_epochs = 0
         self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
-        self.elapsed = 0.0
+        self.elapsed = self.epoch_time = 0.0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self._pending: list[tuple[Any, Any, int]] = []
         self._interval = {"start": 0.0, "loss": 0.0, "steps": 0}
         self._last_loss = 0.0
+        self._saved_step: int | None = None
+        self._lock = None
         self._stop = threading.Event()
         self._stop_status = Status.INTERRUPTED
 
     @classmethod
     def resume(cls, run: Run, observer: Observer | None = None, data_dir=None, ignore_data_mismatch: bool = False) -> "Trainer":
         config = trainconfig.validate(run.config, run.config_path)
+        World.detect().lock(run).release()  # refused at once while another process trains into it
         if not run.state_path.is_file():
             raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         status = run.status(stalled_after=math.inf)
@@ -84,7 +88,8 @@ class Trainer:
         return self._stop.is_set()
 
     def prepare(self) -> Path:
-        """Load the data, build the model and optimizer (bad options fail here), then claim the run directory."""
+        """Load the data, build the model and optimizer (bad options fail here), then claim the run directory,
+        or lock the resumed one and load its state (a bad state fails here, leaving the run as it was)."""
         if self.model is not None:
             return self.run_dir
         if self.resuming:
@@ -104,14 +109,22 @@ class Trainer:
             n = config["data"]["n_train"]
             raise UsageError(f"batch_size {config['batch_size']:,} is larger than the {n:,} training images", f"choose --batch-size {n:,} or less")
         self._build(train_idx, val_idx)
-        if not self.resuming:
+        if self.resuming:
+            self._lock = self.world.lock(self.target)
+            try:
+                self._load_state()
+            except BaseException:
+                self._unlock()
+                raise
+        else:
             self.target = Run(self.world.share_text(self._claim))
             config["name"] = self.target.name
         return self.run_dir
 
     def _claim(self) -> str:
-        """Create the run directory and write its config (rank 0 only)."""
+        """Create the run directory, lock it and write its config (rank 0 only)."""
         target = Run(runs.create(self.runs_dir, self.config.get("name") or trainconfig.default_name(self.config)))
+        self._lock = self.world.lock(target)
         RunWriter(target).config({**self.config, "name": target.name})
         return str(target.path)
 
@@ -130,7 +143,7 @@ class Trainer:
         self.val_x, self.val_y = ds.train_images[val_idx], ds.train_labels[val_idx]
         self.mean, self.std = config["data"]["mean"], config["data"]["std"]
         self.steps_per_epoch = self.world.steps(len(self.train_x), config["batch_size"])
-        self.model = build_model(config).to(self.device)
+        self.model = fitting_model(config).to(self.device)
         if config["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = sum(p.numel() for p in self.model.parameters())
@@ -148,9 +161,7 @@ class Trainer:
         self.prepare()
         self.writer = self.world.writer(self.target)
         try:
-            if self.resuming:
-                self._load_state()
-            else:
+            if not self.resuming:
                 self.writer.weights("initial", self.model)
             return self._train()
         except TrainingDiverged as exc:
@@ -162,6 +173,12 @@ class Trainer:
         finally:
             self.writer.close()
             self.world.close()
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _train(self) -> dict[str, Any]:
         import torch
@@ -177,12 +194,12 @@ class Trainer:
             world_size=self.world.size,
         )
         self.observer.start(start)
-        layer_stats = LayerStats(model, config.get("log_layers"), self.writer)
-        self._interval = {"start": time.perf_counter(), "loss": 0.0, "steps": 0}
+        layer_stats = LayerStats(self.model, config.get("log_layers"), self.writer)
+        self._interval["start"] += time.perf_counter()  # was minus the seconds a resumed interval ran before
         loss_value, acc = self._sync()
         status = Status.FINISHED
         while self.epoch < config["epochs"]:
-            epoch_start = time.perf_counter()
+            epoch_start = time.perf_counter() - self.epoch_time  # a resumed epoch counts its time before the interruption
             model.train()
             order = self.world.shard(torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(config["seed"] * 100_003 + self.epoch)))
             while self.step_in_epoch < self.steps_per_epoch:
@@ -212,12 +229,12 @@ class Trainer:
                 self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, acc)
                 if self._stopping():
                     self._sync()
-                    self.elapsed += time.perf_counter() - epoch_start
+                    self._clock(epoch_start)
                     self._save_last()
                     return self._finish(self._stop_status, message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
             loss_value, acc = self._sync()
-            self.elapsed += time.perf_counter() - epoch_start
-            if self._end_epoch(time.perf_counter() - epoch_start):
+            self._clock(epoch_start)
+            if self._end_epoch():
                 status = Status.EARLY_STOPPED
                 break
             if self._stopping():
@@ -225,6 +242,12 @@ class Trainer:
                 return self._finish(self._stop_status, message=f"stopped after epoch {self.epoch}")
         self._save_last()
         return self._finish(status)
+
+    def _clock(self, epoch_start: float) -> None:
+        """Bring the epoch's time, and the run's, up to now."""
+        epoch_time = time.perf_counter() - epoch_start
+        self.elapsed += epoch_time - self.epoch_time
+        self.epoch_time = epoch_time
 
     def _stopping(self) -> bool:
         """A stop requested on any rank, agreed by all of them at the same step."""
@@ -277,7 +300,7 @@ class Trainer:
             return "no checkpoint was written yet, only the initial weights are on disk (it diverged in the first epoch)"
         return "no weights were written yet"
 
-    def _end_epoch(self, epoch_time: float) -> bool:
+    def _end_epoch(self) -> bool:
         """Validate, keep the best weights, log the epoch; True when early stopping says stop."""
         self.running = self.world.total(self.running)
         config, seen = self.config, max(1, self.running["seen"])
@@ -294,12 +317,12 @@ class Trainer:
             self.bad_epochs += 1
         event = self.writer.event(
             Kind.EPOCH, epoch=self.epoch, train_loss=round(self.running["loss"] / seen, 6), train_acc=round(self.running["correct"] / seen, 6),
-            val_loss=_round(val_loss), val_acc=_round(val_acc), lr=self._lr(), epoch_time=round(epoch_time, 3),
-            elapsed=round(self.elapsed, 3), images_per_s=round(self.running["seen"] / epoch_time, 1), best=improved,
+            val_loss=_round(val_loss), val_acc=_round(val_acc), lr=self._lr(), epoch_time=round(self.epoch_time, 3),
+            elapsed=round(self.elapsed, 3), images_per_s=round(self.running["seen"] / self.epoch_time, 1), best=improved,
         )
         if improved:
             self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="best", val_acc=_round(val_acc), val_loss=_round(val_loss))
-        self.step_in_epoch = 0
+        self.step_in_epoch, self.epoch_time = 0, 0.0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         stop = bool(config["early_stopping"]) and self.bad_epochs >= config["early_stopping"]
         if self.epoch % config["checkpoint_every"] == 0 or stop or self.epoch == config["epochs"]:
@@ -314,8 +337,13 @@ class Trainer:
         return float(f"{self.optimizer.param_groups[0]['lr']:.6g}")
 
     def _save_last(self) -> None:
+        """The last weights and the resume state, once per step."""
         import torch
 
+        if self._saved_step == self.global_step:
+            return
+        self._saved_step = self.global_step
+        interval = {"loss": self.world.mean(self._interval["loss"]), "steps": self._interval["steps"], "seconds": time.perf_counter() - self._interval["start"]}
         self.writer.weights("last", self.model, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
         rng = {"torch": torch.get_rng_state(), "aug": self.aug_rng.get_state()}
         if self.device.type == "cuda":
@@ -331,24 +359,38 @@ class Trainer:
             "best": self.best,
             "bad_epochs": self.bad_epochs,
             "elapsed": self.elapsed,
+            "epoch_time": self.epoch_time,
             "running": self.world.total(self.running),
+            "interval": interval,
         })
         self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="last", val_acc=None)
 
     def _load_state(self) -> None:
+        """Continue from the resume state; a state that does not fit this run is a RunError naming the file."""
         import torch
 
-        state = checkpoint.load_state(self.target.state_path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.aug_rng.set_state(state["rng"]["aug"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-        for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed"):
-            setattr(self, key, state[key])
-        self.running = self.world.own_share(state["running"])
+        path = self.target.state_path
+        try:
+            state = checkpoint.load_state(path)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.aug_rng.set_state(state["rng"]["aug"])
+            if "cuda" in state["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+            for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed"):
+                setattr(self, key, state[key])
+            self.running = self.world.own_share(state["running"])
+            interval = state.get("interval", {"loss": 0.0, "steps": 0, "seconds": 0.0})  # absent in states of older versions
+            self._interval = {"start": -interval["seconds"], "loss": interval["loss"], "steps": interval["steps"]}
+            self.epoch_time = state.get("epoch_time", 0.0)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise RunError(
+                f"{path} is not a resume state of run {self.target.name} ({type(exc).__name__}: {_first_line(exc)})",
+                f"it is damaged or from another run; start a new run, e.g. with --config {self.target.config_path}",
+            ) from None
+        self._saved_step = self.global_step
         self.world.reseed(self.config["seed"], self.global_step, self.aug_rng)
 
     def _finish(self, status: Status, message: str = "") -> dict[str, Any]:
@@ -379,6 +421,38 @@ class Trainer:
         test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
         self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
         return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
+
+
+def fitting_model(config: dict[str, Any]):
+    """The untrained model, tried on two blank 28x28 images: options that build a model that cannot run on them are bad input.
+
+    Warnings of building are shown only for a model that fits.
+    """
+    import torch
+
+    from mnistctl.plugins import archs
+    from mnistctl.registry import format_value
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build_model(config)
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                model.eval()(torch.zeros(2, 1, 28, 28))
+        except (RuntimeError, ValueError) as exc:
+            defaults = archs().get(config["arch"]).defaults
+            options = ", ".join(f"{k}={format_value(v)}" for k, v in config["arch_options"].items() if format_value(v) != format_value(defaults.get(k)))
+            raise UsageError(
+                f"{config['arch']}{' with ' + options if options else ''} does not fit 28x28 images: {_first_line(exc)}",
+                "choose smaller kernels or fewer blocks",
+            ) from None
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model.train()
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def improves(best: dict[str, Any], val_acc: float | None, val_loss: float | None, monitor: str) -> bool:

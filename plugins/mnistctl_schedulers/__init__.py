@@ -5,13 +5,14 @@ The annotations bound the options: a value outside them is refused when the sett
 
 from typing import Annotated
 
-from annotated_types import Ge, Interval
+from annotated_types import Ge, Gt, Interval
 
 from mnistctl import hookimpl
 from mnistctl.errors import UsageError
 from mnistctl.registry import Spec
 
 Factor = Annotated[float, Interval(gt=0, le=1)]
+Growth = Annotated[float, Gt(0)]  # above 1 the rate grows each epoch, as in a learning-rate range test
 Fraction = Annotated[float, Interval(ge=0, le=1)]
 Divisor = Annotated[float, Ge(1)]
 Epochs = Annotated[float, Ge(0)]
@@ -40,7 +41,7 @@ def cosine(optimizer, epochs, steps_per_epoch, warmup_epochs: Epochs = 0.0, min_
     return LambdaLR(optimizer, factor)
 
 
-def exponential(optimizer, epochs, steps_per_epoch, gamma: Factor = 0.8):
+def exponential(optimizer, epochs, steps_per_epoch, gamma: Growth = 0.8):
     from torch.optim.lr_scheduler import LambdaLR
 
     return LambdaLR(optimizer, lambda s: gamma ** (s // steps_per_epoch))

@@ -21,6 +21,13 @@ class UsageError(MnistctlError):
     exit_code = 2
 
 
+class OutputAppeared(UsageError):
+    """A file the user named for output was created by someone else while mnistctl wrote it: theirs is kept."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} appeared while it was being written, and was kept", "name a new file, or move that one away first")
+
+
 class NotFoundError(MnistctlError):
     """A run, checkpoint, file or registered name that does not exist: bad input too."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -14,13 +15,17 @@ UMASK = os.umask(0o022)  # read once, at import, before any thread could create 
 os.umask(UMASK)
 
 
+class Taken(FileExistsError):
+    """The path asked for with ``replace=False`` exists (another file, which is kept)."""
+
+
 @contextmanager
 def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it becomes ``path`` in one rename.
 
     The file is fsynced before the rename and the folder after it, so a power loss leaves the old
     file or the new one, never an empty one. With ``replace=False`` an existing ``path`` is never
-    replaced: FileExistsError is raised and nothing is left behind.
+    replaced: Taken (a FileExistsError) is raised and nothing is left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +38,10 @@ def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
         if replace:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise Taken(errno.EEXIST, "file exists", str(path)) from None
             os.unlink(tmp)
         _fsync_folder(path.parent)
     except BaseException:
@@ -56,7 +64,7 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def write_new(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Create ``path`` with ``write(tmp)``, atomically; FileExistsError if it exists (never overwritten)."""
+    """Create ``path`` with ``write(tmp)``, atomically; Taken if it exists (never overwritten)."""
     with atomic_path(path, replace=False) as tmp:
         write(tmp)
 
@@ -67,7 +75,7 @@ def write_first_free(folder: str | Path, names: Iterable[str], write: Callable[[
         try:
             write_new(Path(folder) / name, write)
             return Path(folder) / name
-        except FileExistsError:
+        except Taken:
             continue
     raise FileExistsError(f"no free name left in {folder}")
 

@@ -206,15 +206,21 @@ def test_script_debug_shows_traceback():
     assert "NotFoundError" in result.stderr
 
 
-def test_eval_reads_the_data_from_data_dir_when_the_usual_places_have_none(short_run, data_dir, tmp_path, monkeypatch):
-    moved = tmp_path / "moved"
-    shutil.copytree(short_run.path, moved)
-    config = json.loads((moved / "config.json").read_text())
-    config["data"]["dir"] = str(tmp_path / "gone")
-    (moved / "config.json").write_text(json.dumps(config))
-    shutil.rmtree(moved / "reports", ignore_errors=True)
+def test_eval_and_compare_read_the_data_from_data_dir_when_the_usual_places_have_none(short_run, data_dir, tmp_path, monkeypatch):
+    moved = [tmp_path / "moved", tmp_path / "moved-2"]
+    for path in moved:
+        shutil.copytree(short_run.path, path)
+        config = json.loads((path / "config.json").read_text())
+        config["data"]["dir"] = str(tmp_path / "gone")
+        (path / "config.json").write_text(json.dumps(config))
+        shutil.rmtree(path / "reports", ignore_errors=True)
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("MNISTCTL_DATA_DIR", str(tmp_path / "empty"))
-    result = CliRunner().invoke(app, ["eval", str(moved), "--data-dir", str(data_dir), "--json"])
+    result = CliRunner().invoke(app, ["eval", str(moved[0]), "--data-dir", str(data_dir), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["accuracy"] == pytest.approx(short_run.summary["test_acc"], abs=1e-6)
+    shutil.rmtree(moved[0] / "reports")
+    result = CliRunner().invoke(app, ["compare", *map(str, moved), "--data-dir", str(data_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    ensemble = json.loads(result.stdout)["ensemble"]
+    assert ensemble["test_acc"] == pytest.approx(short_run.summary["test_acc"], abs=1e-6)

@@ -67,3 +67,32 @@ def test_a_model_that_cannot_be_traced_fails_in_one_line(monkeypatch, tmp_path):
         export._write(export._pipeline(torch.nn.Flatten(), 0.1, 0.3), tmp_path / "m.onnx", torch.zeros(2, 28, 28))
     assert info.value.message == "Flatten cannot be traced for ONNX: RuntimeError: .numpy() is not supported for tensor subclasses."
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_named_file_that_appears_during_the_export_is_kept_but_the_runs_own_export_is_replaced(run, mnist, tmp_path, monkeypatch):
+    target = tmp_path / "digits.onnx"
+    check = export.check
+
+    def meanwhile(*args):
+        target.write_text("mine")
+        return check(*args)
+
+    monkeypatch.setattr(export, "check", meanwhile)
+    with pytest.raises(UsageError, match="appeared while it was being written"):
+        export.export(run, "onnx", "best", target, dataset=mnist)
+    assert target.read_text() == "mine" and list(tmp_path.iterdir()) == [target]
+    monkeypatch.setattr(export, "check", check)
+    default = export.default_path(run, "best")
+    default.parent.mkdir(exist_ok=True)
+    default.write_text("an older export")
+    assert export.export(run, "onnx", "best", dataset=mnist)[0] == default and onnx.load(str(default))
+
+
+def test_a_failed_export_leaves_no_folder_behind(run, mnist, tmp_path, monkeypatch):
+    def untraceable(*args):
+        raise RunError("ScratchCNN cannot be traced for ONNX")
+
+    monkeypatch.setattr(export, "_write", untraceable)
+    with pytest.raises(RunError):
+        export.export(run, "onnx", "best", tmp_path / "exports" / "best.onnx", dataset=mnist)
+    assert not (tmp_path / "exports").exists()

@@ -29,9 +29,20 @@ def test_atomic_write_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp
 def test_write_new_never_replaces_and_leaves_nothing_behind(tmp_path):
     target = tmp_path / "x.png"
     fsutil.write_new(target, lambda tmp: tmp.write_bytes(b"first"))
-    with pytest.raises(FileExistsError):
+    with pytest.raises(fsutil.Taken):
         fsutil.write_new(target, lambda tmp: tmp.write_bytes(b"second"))
     assert target.read_bytes() == b"first" and os.listdir(tmp_path) == ["x.png"]
+
+
+def test_write_first_free_takes_the_next_name_but_stops_at_a_file_in_the_way(tmp_path):
+    names = [f"d-{n}.png" for n in range(1, 100)]
+    (tmp_path / "d-1.png").write_bytes(b"keep")
+    assert fsutil.write_first_free(tmp_path, names, lambda tmp: tmp.write_bytes(b"new")).name == "d-2.png"
+    (tmp_path / "notes.txt").write_text("keep")
+    written = []
+    with pytest.raises(OSError) as raised:
+        fsutil.write_first_free(tmp_path / "notes.txt", names, lambda tmp: written.append(tmp))
+    assert not isinstance(raised.value, fsutil.Taken) and written == []
 
 
 def test_written_files_respect_the_umask_whoever_wrote_them(tmp_path):

@@ -43,6 +43,7 @@ def trainer(tmp_path, data, **flags):
         ({"arch_options": {"channels": "1,2,3"}}, "'lenet' cannot be built"),
         ({"optimizer_options": {"momentum": "-1"}}, "'sgd' cannot be built"),
         ({"batch_size": 1_000_000_000}, "larger than the 256 training images"),
+        ({"val_split": 1_000_000}, "--val-split 1,000,000 leaves no training images"),
     ],
 )
 def test_bad_options_fail_before_the_run_directory_is_claimed(flags, message, tmp_path, small_data):
@@ -242,3 +243,59 @@ def test_resume_refuses_other_data(interrupted_copy, other_data, monkeypatch):
         Trainer.resume(interrupted_copy).run()
     assert "--ignore-data-mismatch" in info.value.hint
     assert interrupted_copy.status() == Status.INTERRUPTED
+
+
+def test_unreadable_saved_predictions_are_computed_again_for_eval_and_compare(copies, capsys):
+    root, (good, damaged) = copies
+    cache = split_predictions.path(damaged, "test")
+    split_predictions.load_or_compute(damaged)
+    cache.write_bytes(b"garbage")
+    assert evaluate.evaluate(damaged)["n"] == 50
+    assert "unreadable; computing them again" in capsys.readouterr().err
+    cache.write_bytes(b"garbage")
+    result = compare(["good", "other"], root)
+    assert result.pairs and set(result.ensemble["runs"]) == {"good", "other"}
+
+
+# sweep --show and --plot read a study whose runs are damaged
+
+
+@pytest.fixture
+def damaged_study(tmp_path):
+    """A study of three finished trials: a run with a corrupt summary.json, a status mnistctl does not know, a good run."""
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    root = tmp_path / "runs"
+    root.mkdir()
+    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="s", direction="maximize")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.001, 0.1, log=True)}
+    for n, (status, summary) in enumerate([("finished", "{broken"), ("weird", '{"test_acc": 0.9}'), ("early_stopped", '{"test_acc": "0.95"}')]):
+        (root / f"s-t{n}").mkdir()
+        (root / f"s-t{n}" / "summary.json").write_text(summary)
+        study.add_trial(optuna.trial.create_trial(params={"lr": 0.01 * (n + 1)}, distributions=dist, value=0.9 + n / 100,
+                                                  intermediate_values={1: 0.9}, user_attrs={"run": f"s-t{n}", "status": status}))
+    return root
+
+
+def test_sweep_show_and_plot_read_past_a_damaged_run_and_an_unknown_status(damaged_study, capsys):
+    from mnistctl.reading import sweep as reading
+
+    study = __import__("optuna").load_study(study_name="s", storage=f"sqlite:///{damaged_study / 'optuna.db'}")
+    rows = {row["name"]: row for row in reading.rows(study, damaged_study)}
+    assert rows["s-t0"]["test_acc"] is None and "s-t0" in capsys.readouterr().err
+    assert rows["s-t1"]["status"] == Status.FINISHED and rows["s-t1"]["test_acc"] == 0.9  # 'weird': the trial's own state
+    assert rows["s-t2"]["status"] == Status.EARLY_STOPPED and rows["s-t2"]["test_acc"] is None
+    result = CliRunner().invoke(app, ["sweep", "--study", "s", "--show", "--plot", str(damaged_study / "s.png"), "--runs-dir", str(damaged_study)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert all(f"s-t{n}" in result.stdout for n in range(3)) and (damaged_study / "s.png").stat().st_size > 0
+
+
+def test_a_summary_value_that_is_not_a_number_is_shown_as_missing_with_a_warning(copies):
+    root, (good, damaged) = copies
+    summary = json.loads(damaged.summary_path.read_text())
+    damaged.summary_path.write_text(json.dumps({**summary, "test_acc": "0.99", "params": [1]}))
+    result = compare(["good", "other"], root)
+    row = {r["name"]: r for r in result.rows}["other"]
+    assert row["test_acc"] == damaged.last(Kind.TEST)["test_acc"] and row["params"] > 0  # from the metrics and the architecture
+    assert any("test_acc='0.99'" in w and "not numbers" in w for w in result.warnings)
+    assert CliRunner().invoke(app, ["compare", "good", "other", "--runs-dir", str(root), "--plot", str(root / "c.png")]).exit_code == 0

@@ -337,6 +337,40 @@ def test_cropped_digits_are_read_with_or_without_a_margin(run, mnist, margin):
     assert read >= raw - 0.04, (raw, read)
 
 
+def scanned_crop(digit: np.ndarray) -> bytes:
+    """An MNIST digit as if scanned large (10x, dark ink on white) and cropped tight to its ink."""
+    page = 255 - np.asarray(Image.fromarray(digit).resize((280, 280), Image.Resampling.BICUBIC))
+    rows, cols = np.nonzero(page < 128)
+    return png(page[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+
+
+def test_white_areas_inside_a_large_tight_crop_are_not_taken_for_a_sheet_of_paper(run, mnist):
+    digits, labels = mnist.test_images[:50].numpy(), mnist.test_labels[:50].numpy()
+    prepared = np.stack([imageprep.load_prepared(scanned_crop(d)) for d in digits])
+    model, (mean, std) = load_model(run), run.normalization
+    raw = (predict_proba(model, torch.as_tensor(digits), mean, std).argmax(1).numpy() == labels).mean()
+    read = (predict_proba(model, torch.as_tensor(prepared), mean, std).argmax(1).numpy() == labels).mean()
+    assert read >= raw - 0.04, (raw, read)  # cut down to the area inside a loop, 12% fewer were read
+
+
+def in_a_strip(digit: np.ndarray, width: int = 3000, height: int = 140) -> np.ndarray:
+    """An MNIST digit 112 px high, dark on white, a third of the way along a long strip of paper."""
+    strip = np.full((height, width), 255, np.uint8)
+    top, left = (height - 112) // 3, (width - 112) // 3
+    strip[top : top + 112, left : left + 112] = 255 - np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC))
+    return strip
+
+
+def test_a_digit_in_a_very_wide_or_tall_strip_is_read(run, mnist):
+    digits, labels = mnist.test_images[:20].numpy(), mnist.test_labels[:20].numpy()
+    model, (mean, std) = load_model(run), run.normalization
+    for shape in ((140, 3000), (3000, 140), (140, 6000)):
+        strips = [in_a_strip(d, shape[1], shape[0]) if shape[0] < shape[1] else in_a_strip(d.T, shape[0], shape[1]).T for d in digits]
+        prepared = np.stack([imageprep.load_prepared(png(s)) for s in strips])  # each was called blank, shrunk to a few pixels
+        read = (predict_proba(model, torch.as_tensor(prepared), mean, std).argmax(1).numpy() == labels).mean()
+        assert read >= 0.9, (shape, read)
+
+
 def test_thick_strokes_and_digits_touching_the_border_are_read(run):
     rng = np.random.default_rng(11)
     member = predict.member_from_run(run)
@@ -445,3 +479,33 @@ def test_mnist_form_images_are_detected_without_raw(run, mnist, tmp_path):
     assert all(np.array_equal(imageprep.load_prepared(tmp_path / f"m{i}.png"), d) for i, d in enumerate(digits))
     assert not np.array_equal(imageprep.load_prepared(tmp_path / "dark-on-light.png"), 255 - digits[0])
 
+
+
+def test_a_28x28_digit_off_centre_or_small_is_prepared_but_every_mnist_digit_counts_as_mnist_form(run, mnist):
+    assert all(imageprep.is_mnist_form(d) for d in mnist.test_images.numpy())
+    seven = np.zeros((28, 28), np.uint8)
+    seven[3:5, 3:11] = seven[3:13, 9:11] = 255  # a 10x8 seven in the top left corner
+    assert not imageprep.is_mnist_form(seven)
+    prepared = imageprep.load_prepared(png(seven))
+    assert imageprep.is_mnist_form(prepared)
+    assert predict.member_from_run(run)(prepared[None]).argmax() == 7
+
+
+def test_json_with_jsonl_and_an_explain_file_that_is_not_png_are_refused(tmp_path):
+    (tmp_path / "d.png").write_bytes(png(np.zeros((28, 28), np.uint8)))
+    both = invoke(tmp_path / "d.png", "--json", "--jsonl")
+    assert isinstance(both.exception, UsageError) and "--json and --jsonl" in both.exception.message and both.stdout == ""
+    text = invoke(tmp_path / "d.png", "--explain", tmp_path / "why.txt")
+    assert isinstance(text.exception, UsageError) and "not a .png path" in text.exception.message
+    assert not (tmp_path / "why.txt").exists()
+
+
+def test_an_explain_file_that_appears_while_it_is_drawn_is_kept(run, tmp_path):
+    from mnistctl.reading.attributions import explain_predictions
+
+    seven = predict.Prediction("seven.png", 7, 0.9, [(7, 0.9)], imageprep.prepare(drawing(7, np.random.default_rng(1))))
+    why = tmp_path / "why.png"
+    why.write_text("mine")  # after predict checked that the name was free
+    with pytest.raises(UsageError, match="appeared while it was being written"):
+        explain_predictions([seven], [predict.member_from_run(run, onnx=False)], why)
+    assert why.read_text() == "mine"

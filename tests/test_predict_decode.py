@@ -141,7 +141,7 @@ def test_small_damaged_or_overlong_image_data_is_left_to_libspng():
 
 def test_the_mnist_form_shortcut_gives_the_pixels_unchanged():
     digit = np.zeros((28, 28), np.uint8)
-    digit[6:22, 12:16] = 250
+    digit[4:24, 12:16] = 250
     data = encode(digit, "PNG")
     assert fastdecode.header(data) == ("PNG", 28, 28)
     assert np.array_equal(imageprep.load_prepared(data), digit)
@@ -217,8 +217,9 @@ def test_a_folder_or_missing_file_is_not_found(tmp_path):
 
 
 def test_jpegs_are_decoded_at_the_size_the_work_needs():
-    assert fastdecode.jpeg_scale("JPEG", 828, 256) == 2 and fastdecode.jpeg_scale("JPEG", 3000, 256) == 8
-    assert fastdecode.jpeg_scale("JPEG", 300, 256) == 1 and fastdecode.jpeg_scale("PNG", 3000, 256) == 1
+    assert imagefile.reduction(828, 828, 256) == 3 and imagefile.reduction(3000, 2000, 256) == 11
+    assert fastdecode.jpeg_scale("JPEG", 3) == 2 and fastdecode.jpeg_scale("JPEG", 11) == 8
+    assert fastdecode.jpeg_scale("JPEG", 1) == 1 and fastdecode.jpeg_scale("PNG", 11) == 1
     data = encode(np.dstack([np.kron(page(), np.ones((5, 5), np.uint8))] * 3), "JPEG", quality=90)  # 1000x1000
     assert imagefile.read_gray(data, side=imageprep.DECODE_SIDE).shape == (500, 500)  # libjpeg decoded it at half size
 
@@ -241,3 +242,59 @@ def test_json_lines_are_exactly_what_json_dumps_writes():
     for result in results:
         assert json_line(result) == json.dumps(result.as_dict())
         assert json.loads(json_line(result)) == result.as_dict()
+
+
+def test_a_line_of_pixels_fails_alone_and_the_other_images_are_read():
+    line, digit = np.full((1, 4000), 200, np.uint8), encode(page(), "PNG")
+    chunk = predict._prepare_chunk([("line.png", encode(line, "PNG")), ("tall.png", encode(line.T, "PNG")), ("page.png", digit)], raw=False)
+    assert [type(e) for e in chunk.errors.values()] == [DataError, DataError] and "no ink" in chunk.errors[0].message
+    assert np.array_equal(chunk.images, [imageprep.load_prepared(digit)])
+
+
+def test_an_unexpected_failure_on_one_image_is_that_images_error(monkeypatch):
+    load_prepared = imageprep.load_prepared
+
+    def odd(source, raw=False, name=None):
+        if name == "odd.png":
+            raise ValueError("a decoder bug\nwith a second line")
+        return load_prepared(source, raw, name)
+
+    monkeypatch.setattr(imageprep, "load_prepared", odd)
+    good = encode(page(), "PNG")
+    chunk = predict._prepare_chunk([("odd.png", good), ("good.png", good)], raw=False)
+    assert str(chunk.errors[0]).startswith("odd.png could not be read (ValueError: a decoder bug)") and "\n" not in str(chunk.errors[0])
+    assert len(chunk.images) == 1
+    monkeypatch.setenv("MNISTCTL_DEBUG", "1")
+    with pytest.raises(ValueError, match="a decoder bug"):
+        predict._prepare_chunk([("odd.png", good)], raw=False)
+
+
+def test_lab_tiffs_are_read_by_their_lightness():
+    lab = encode(Image.fromarray(np.dstack([page()] * 3)).convert("LAB"), "TIFF")
+    assert Image.open(io.BytesIO(lab)).mode == "LAB"
+    assert np.abs(imageprep.load_prepared(lab).astype(int) - imageprep.load_prepared(encode(page(), "PNG"))).max() <= 64
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_images_with_pixels_that_are_not_numbers_are_refused_in_one_line(bad, recwarn):
+    pixels = page().astype(np.float32) / 255
+    pixels[0, 0] = bad
+    with pytest.raises(DataError, match="not numbers"):
+        imageprep.load_prepared(encode(Image.fromarray(pixels, "F"), "TIFF"))
+    assert not recwarn.list
+
+
+def test_16_bit_images_are_read_over_the_bits_they_use():
+    digit = np.zeros((28, 28), np.uint16)
+    digit[4:24, 12:17] = 4080  # 12-bit data, white on black
+    big = np.kron(digit, np.ones((3, 3), np.uint16))
+    assert imageprep.load_prepared(encode(digit, "PNG")).max() >= 250  # in MNIST form once scaled to 12 bits
+    assert imageprep.load_prepared(encode(big, "TIFF")).max() == 255  # prepared: not blank
+    assert np.allclose(imagefile.to_gray(Image.fromarray(big * 16)), imagefile.to_gray(Image.fromarray(big)), atol=0.01)
+
+
+def test_a_wide_strip_keeps_enough_height_and_the_bounds_still_hold():
+    assert imagefile.reduction(3000, 140, 256) == 2 and imagefile.reduction(140, 3000, 256) == 2  # 70 px high, not 12
+    assert imagefile.reduction(400_000, 100, 256) == 6  # never more than about 1024 x 1024 pixels
+    strip = np.zeros((140, 3000), np.float32)
+    assert min(imageprep._shrink(strip, imageprep.WORK_SIDE, imageprep._work_factor(strip)).shape) >= imageprep.WORK_SIDE // 4

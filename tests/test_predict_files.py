@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mnistctl.cli import app
 from mnistctl.data import imagefile, imageprep
 from mnistctl.errors import DataError
+from mnistctl.reading import predict
 
 
 def seven(size: int = 120) -> Image.Image:
@@ -74,3 +75,13 @@ def test_save_input_never_overwrites_an_input_or_an_existing_file(short_run, tmp
     assert prepared == {"photo.png": "photo.prepared.png", "other.jpg": "other.prepared-2.png"}
     assert np.asarray(Image.open(tmp_path / "photo.prepared.png")).shape == (28, 28)
     assert f"prepared images: 2 in {tmp_path}" in result.stderr
+
+
+def test_a_folder_with_symbolic_link_loops_is_walked_once(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "a.png", tmp_path / "sub" / "b.png"):
+        path.write_bytes(_to_bytes(seven()))
+    (tmp_path / "sub" / "up").symlink_to("..")
+    (tmp_path / "here").symlink_to(".")
+    (tmp_path / "self.png").symlink_to("self.png")
+    assert list(predict.expand([str(tmp_path)])) == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.png")]

@@ -198,3 +198,27 @@ def test_bad_input_fails_before_writing_anything(trained_run, tmp_path, args, er
     assert isinstance(result.exception, error), result.output
     assert message in result.exception.message and hint in (result.exception.hint or "")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_out_folder_never_loses_a_file_but_the_runs_plots_are_replaced(trained_run, tmp_path):
+    out = tmp_path / "vis"
+    out.mkdir()
+    (out / "curves.png").write_text("mine")
+    refused = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "curves,filters", "--out", str(out)])
+    assert isinstance(refused.exception, UsageError) and refused.exception.message == f"--out {out} already holds curves.png"
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png"] and (out / "curves.png").read_text() == "mine"
+    with pytest.raises(UsageError, match="appeared while it was being written"):  # a file that appears after the check is kept too
+        Plots(trained_run).make(["curves"], out, replace=False)
+    assert (out / "curves.png").read_text() == "mine"
+    (trained_run.plots_dir / "curves.png").parent.mkdir(exist_ok=True)
+    (trained_run.plots_dir / "curves.png").write_text("an old plot")
+    assert CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "curves"]).exit_code == 0
+    check_png(trained_run.plots_dir / "curves.png")
+
+
+def test_visualize_takes_the_data_folder_like_eval(trained_run, data_dir, tmp_path):
+    result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "samples", "--data-dir", str(data_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    check_png(tmp_path / "samples.png")
+    missing = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "samples", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code != 0 and "--data-dir" in str(missing.exception) and not (tmp_path / "x").exists()

@@ -24,6 +24,7 @@ def command(
     wide: bool = typer.Option(False, "--wide", help="Show every column, however narrow the terminal."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
+    data_dir: options.DataDir = None,
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
     top: int = typer.Option(5, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all)."),
 ) -> None:
@@ -33,16 +34,14 @@ def command(
     from mnistctl.reading.compare import compare
     from mnistctl.reading.compare import plot as plot_curves
 
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot {plot} is not a .png path", "the curves are written as PNG, e.g. --plot compare.png")
-    options.new_file(plot, "--plot")
+    options.new_png(plot, "--plot", "compare.png")
     if study is not None:
         from mnistctl.reading.compare import study_runs
 
         if refs or all_runs:
             raise UsageError("--study selects the runs itself", "drop the run names and --all, or drop --study")
         refs, sort = study_runs(study, runs_dir, top), sort or "val_acc"
-    result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch)
+    result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch, data_dir)
     for message in result.warnings:
         warn(message)
     if as_json:

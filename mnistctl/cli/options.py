@@ -53,6 +53,15 @@ def new_file(path: Path | None, flag: str) -> None:
         raise UsageError(f"{flag} {path} already exists", "name a new file, or move the old one away first")
 
 
+def new_png(path: Path | None, flag: str, example: str) -> None:
+    """Refuse a named PNG output that is not a .png path, or that exists."""
+    from mnistctl.errors import UsageError
+
+    if path is not None and path.suffix.lower() != ".png":
+        raise UsageError(f"{flag} {path} is not a .png path", f"the figure is written as PNG, e.g. {flag} {example}")
+    new_file(path, flag)
+
+
 def output_folder(path: Path | str | None, flag: str) -> None:
     """Refuse a named output folder that is a file."""
     from mnistctl.errors import UsageError

@@ -38,12 +38,15 @@ def command(
 
     from mnistctl import runs
     from mnistctl.console import err, report, warn
+    from mnistctl.errors import UsageError
     from mnistctl.reading import predict
     from mnistctl.cli.predict_output import Output
 
     if checkpoint:
         warn("--checkpoint FILE is deprecated and will be removed in 0.3: pass the file to --run")
-    options.new_file(explain, "--explain")
+    if json_out and jsonl_out:
+        raise UsageError("--json and --jsonl cannot be used together", "choose one: --json prints one array, --jsonl one object per line")
+    options.new_png(explain, "--explain", "why.png")
     options.output_folder(save_input, "--save-input")
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]

@@ -118,14 +118,11 @@ def _quiet_optuna() -> None:
 
 def _report(options: dict[str, Any]) -> None:
     from mnistctl.console import out
-    from mnistctl.errors import UsageError
     from mnistctl.reading import sweep as reading
     from mnistctl.training import sweep
 
     plot = options["plot"]
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot {plot} is not a .png path", "the figure is written as PNG, e.g. --plot sweep.png")
-    cli_options.new_file(plot, "--plot")
+    cli_options.new_png(plot, "--plot", "sweep.png")
     _quiet_optuna()
     url = sweep.storage_url(options["storage"], options["runs_dir"])
     study = sweep.load_study(options["study"], sweep.open_storage(url, create=False))

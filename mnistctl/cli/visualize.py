@@ -24,18 +24,20 @@ def command(
     index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
     method: str = typer.Option("integrated-gradients", "--method", help="Attribution method for saliency: integrated-gradients, saliency, gradient-shap or occlusion."),
+    data_dir: options.DataDir = None,
     runs_dir: options.RunsDir = None,
     checkpoint: options.OldCheckpoint = None,
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
 ) -> None:
     """Plot a run as PNGs: learning curves, confusion matrix, conv filters, feature maps, mistakes, samples, attributions, layer statistics.
 
-    Writes into RUN/plots (or --out) and prints each path.
+    Writes into RUN/plots, replacing plots of the same name, or into a --out folder, never over a file; prints each path.
     """
     from pathlib import Path
 
     from mnistctl.console import err
     from mnistctl.console import out as console
+    from mnistctl.errors import UsageError
     from mnistctl.reading.visualize import Options, Plots, expand
     from mnistctl.runs import resolve_checkpoint
 
@@ -43,9 +45,11 @@ def command(
     options.output_folder(out, "--out")
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     kinds = expand(what, target)
-    dataset = target.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
+    dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
     plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image, method=method), dataset)
+    if out is not None and (taken := plots.taken(kinds, Path(out))):
+        raise UsageError(f"--out {out} already holds {', '.join(taken)}", "choose another folder, or move them away first")
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
-        paths = plots.make(kinds, Path(out) if out else target.plots_dir)
+        paths = plots.make(kinds, Path(out) if out else target.plots_dir, replace=out is None)
     for path in paths:
         console.print(str(path), soft_wrap=True)

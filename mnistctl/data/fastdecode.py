@@ -124,11 +124,11 @@ def _stderr_muted() -> Iterator[None]:
         os.close(devnull)
 
 
-def jpeg_scale(fmt: str, longer: int, side: int) -> int:
-    """The largest reduction libjpeg decodes for free that keeps the longer side at least ``side``."""
+def jpeg_scale(fmt: str, factor: int) -> int:
+    """The largest reduction libjpeg decodes for free, at most ``factor``."""
     if fmt != "JPEG":
         return 1
-    return next((scale for scale in JPEG_SCALES if longer // scale >= side), 1)
+    return next((scale for scale in JPEG_SCALES if scale <= factor), 1)
 
 
 def _png(data: bytes) -> tuple[str, int, int] | None:

@@ -9,6 +9,7 @@ reduced size; every other picture through Pillow (JPEG draft mode, EXIF orientat
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 from pathlib import Path
@@ -33,10 +34,10 @@ def read_gray(source: str | Path | bytes | BinaryIO, name: str | None = None, si
     if found is not None:
         fmt, width, height = found
         _check_size(width, height, name)
-        gray = fastdecode.decode(data, fmt, fastdecode.jpeg_scale(fmt, max(width, height), side) if side else 1)
+        gray = fastdecode.decode(data, fmt, fastdecode.jpeg_scale(fmt, reduction(width, height, side)) if side else 1)
         if gray is not None:
             return _box_reduce(gray, side) if side else gray
-    return to_gray(open_image(data, name, side))
+    return to_gray(open_image(data, name, side), name)
 
 
 def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None):
@@ -116,16 +117,24 @@ def _check_size(width: int, height: int, name: str) -> None:
         raise DataError(f"{name} has no pixels", "use another image")
 
 
+def reduction(width: int, height: int, side: int) -> int:
+    """How many pixels a side to average into one for work at ``side``: enough to bring the longer side
+    down to ``side``, but not so many that the shorter side falls below a quarter of it (a wide strip
+    keeps the height of its digit), as long as at most about (4 side)² pixels are left."""
+    by_longer, by_shorter = max(width, height) // side, min(width, height) // (side // 4)
+    return max(1, min(by_longer, by_shorter), math.isqrt(width * height) // (4 * side))
+
+
 def _draft(image, side: int) -> None:
     """Let libjpeg decode grey at 1/2, 1/4 or 1/8 scale when the picture is larger than needed."""
     width, height = image.size
-    scale = side / max(width, height)
-    if image.format == "JPEG" and scale < 0.5:
-        image.draft("L", (max(1, int(width * scale)), max(1, int(height * scale))))
+    factor = reduction(width, height, side)
+    if image.format == "JPEG" and factor >= 2:
+        image.draft("L", (max(1, width // factor), max(1, height // factor)))
 
 
 def _reduce(image, side: int):
-    factor = max(image.size) // side
+    factor = reduction(*image.size, side)
     if factor >= 2 and image.mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
         return image.reduce(factor)
     return image
@@ -133,22 +142,22 @@ def _reduce(image, side: int):
 
 def _box_reduce(gray: np.ndarray, side: int) -> np.ndarray:
     """Average whole blocks of pixels, like :func:`_reduce` does for a PIL image."""
-    factor = max(gray.shape) // side
+    factor = reduction(gray.shape[1], gray.shape[0], side)
     if factor < 2:
         return gray
     cv2 = fastdecode.cv2_one_thread()
     height, width = gray.shape[0] // factor, gray.shape[1] // factor
+    if height < 1 or width < 1:  # a line of pixels: average what there is
+        return cv2.resize(gray, (max(1, width), max(1, height)), interpolation=cv2.INTER_AREA)
     return cv2.resize(gray[: height * factor, : width * factor], (width, height), interpolation=cv2.INTER_AREA)
 
 
-def to_gray(image) -> np.ndarray:
+def to_gray(image, name: str = "input") -> np.ndarray:
     """Luminance in [0, 1] as float32 (H, W), from any mode; transparency is laid on a contrasting background."""
-    if image.mode.startswith("I;16"):
-        return np.asarray(image, dtype=np.float32) / 65535
-    if image.mode in ("I", "F"):
-        gray = np.asarray(image, dtype=np.float32)
-        top = gray.max(initial=0)
-        return gray / (1 if top <= 1 else 255 if top <= 255 else 65535)
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        return _in_bits_used(np.asarray(image, dtype=np.float32), name)
+    if image.mode == "LAB":
+        return np.asarray(image.getchannel("L"), dtype=np.float32) / 255
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
@@ -159,6 +168,17 @@ def to_gray(image) -> np.ndarray:
             return alpha * gray + (1 - alpha) * background
         return gray
     return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32) / 255
+
+
+def _in_bits_used(values: np.ndarray, name: str) -> np.ndarray:
+    """16-bit, 32-bit or float pixels in [0, 1]: floats up to 1 as they are, else over the bits the
+    values use, so that 12-bit data in a 16-bit file spans 0..4095, not a sixteenth of the range."""
+    if not np.isfinite(values).all():
+        raise DataError(f"{name} has pixels that are not numbers (NaN or infinite)", "save it with finite values, or as an 8-bit PNG")
+    top = float(values.max(initial=0))
+    if top > 1:
+        top = 2.0 ** max(8, int(np.ceil(np.log2(top + 1)))) - 1
+    return np.clip(values / max(top, 1e-6), 0, 1)
 
 
 def read_stdin(stream: BinaryIO) -> bytes:

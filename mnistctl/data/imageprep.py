@@ -12,6 +12,7 @@ the 20-pixel box there. 28x28 images already in MNIST form skip preparation.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +23,8 @@ from mnistctl.data.imagefile import read_gray
 from mnistctl.errors import DataError
 
 SIDE, BOX = 28, 20
+BOX_SLACK = 2
+CENTRE_SLACK = 1.5
 DECODE_SIDE = 256
 WORK_SIDE = 128
 SMALL_SIDE = 64
@@ -35,6 +38,7 @@ EDGE_INK = 0.3
 DIM_PAPER = 0.05
 PAPER_AREA = 0.2
 PAPER_FILL = 0.6
+DESK_AROUND = 0.8
 PAPER_STEP = np.log(1.5)
 
 
@@ -48,11 +52,16 @@ _FRAME_PIXELS = int(_FRAME.sum())
 
 
 def is_mnist_form(gray: np.ndarray) -> bool:
-    """28x28, a light digit on a dark frame: what MNIST looks like, so no preparation is needed."""
+    """28x28, a light digit on a dark frame, fitted to about 20 pixels and centred by its centre of mass:
+    what MNIST looks like, so no preparation is needed."""
     if gray.shape != (SIDE, SIDE):
         return False
-    top = 255 if gray.dtype == np.uint8 else 1
-    return float(gray.max()) > 0.5 * top and float(gray[_FRAME].sum()) < 0.05 * top * _FRAME_PIXELS
+    x = _unit(gray)
+    if float(x.max()) <= 0.5 or float(x[_FRAME].sum()) >= 0.05 * _FRAME_PIXELS:
+        return False
+    fitted = abs(max(_cropped(x > 0).shape) - BOX) <= BOX_SLACK
+    centre = np.array([x.sum(axis=1), x.sum(axis=0)]) @ np.arange(SIDE) / float(x.sum())
+    return fitted and float(np.hypot(*(centre - SIDE / 2))) <= CENTRE_SLACK
 
 
 def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
@@ -67,7 +76,7 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """
     x = _unit(gray)
     if max(x.shape) > WORK_SIDE:  # a photo or a page
-        x = _shrink(x, WORK_SIDE)
+        x = _shrink(x, WORK_SIDE, _work_factor(x))
         sheet = _sheet_of_paper(x)
         ink = _found_ink(sheet) if sheet is not None else None
         ink = ink if ink is not None else _found_ink(x)
@@ -87,7 +96,9 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
 
     Light multiplies, so the sheet's border is a sharp step in the log of the picture, however
     uneven the light: the sheet is the brightest region bounded by such steps, at least a fifth of
-    the picture and most of its bounding box, with mostly darker surface outside that box.
+    the picture and most of its bounding box, with mostly darker surface outside that box and along
+    the picture's border. A white area enclosed by the strokes of a digit cropped tight from a scan
+    has paper, not a desk, along the border.
     """
     cv2 = _cv2()
     shade = np.log(np.maximum(_shrink(x, BACKGROUND_SIDE), 1 / 255))
@@ -106,8 +117,16 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     outside[row : row + height, column : column + width] = False
     if sheet not in framed or np.count_nonzero(shade[outside] < levels[sheet] - PAPER_STEP) < PAPER_FILL * np.count_nonzero(outside):
         return None
+    if not _desk_around(shade, labels == sheet, levels[sheet]):  # paper around it: a white area enclosed by strokes
+        return None
     factor = _shrink_factor(x, BACKGROUND_SIDE)
     return x[(row + 1) * factor : (row + height - 1) * factor, (column + 1) * factor : (column + width - 1) * factor]  # a pixel in from its border
+
+
+def _desk_around(shade: np.ndarray, sheet: np.ndarray, level: float) -> bool:
+    """Whether the picture's border, where it is not the sheet, is mostly darker than the sheet: a desk, not more paper."""
+    around = _border(shade)[~_border(sheet)]
+    return around.size > 0 and np.count_nonzero(around < level - PAPER_STEP) >= DESK_AROUND * around.size
 
 
 def _cropped(ink: np.ndarray) -> np.ndarray:
@@ -157,7 +176,7 @@ def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | 
     off = np.abs(edge - paper)
     even = np.count_nonzero(off < EVEN_PAPER) * 2 >= edge.size
     flat = np.count_nonzero(off < EVEN_PAPER / 4) * 2 >= edge.size
-    pad = max(2, max(x.shape) // 4)
+    pad = max(2, _extent(x) // 4)
     if even and not flat:
         margined = _paper_light(x, edge, paper, pad)
         margined[pad:-pad, pad:-pad] = x
@@ -200,9 +219,22 @@ def _shrink_factor(x: np.ndarray, side: int) -> int:
     return max(1, -(-max(x.shape) // side))
 
 
-def _shrink(x: np.ndarray, side: int) -> np.ndarray:
-    """Average whole blocks of pixels so the longer side is at most ``side`` (a few edge pixels may drop)."""
-    factor = _shrink_factor(x, side)
+def _work_factor(x: np.ndarray) -> int:
+    """How many pixels a side to average into one for preparation: enough for the longer side to fit in
+    :data:`WORK_SIDE`, but a wide strip keeps a shorter side of a quarter of it, as long as at most
+    (4 WORK_SIDE)² pixels are left."""
+    by_shorter, by_pixels = min(x.shape) // (WORK_SIDE // 4), -(-math.isqrt(x.size) // (4 * WORK_SIDE))
+    return max(1, min(_shrink_factor(x, WORK_SIDE), by_shorter), by_pixels)
+
+
+def _extent(x: np.ndarray) -> int:
+    """How large a picture ``x`` is for its digit: its longer side, but at most eight times the shorter one (a wide strip)."""
+    return min(max(x.shape), 8 * min(x.shape))
+
+
+def _shrink(x: np.ndarray, side: int, factor: int | None = None) -> np.ndarray:
+    """Average whole blocks of ``factor`` pixels a side, by default so the longer side is at most ``side`` (a few edge pixels may drop)."""
+    factor = factor or _shrink_factor(x, side)
     if factor < 2:
         return x
     height, width = x.shape[0] // factor, x.shape[1] // factor
@@ -243,7 +275,7 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
     cv2 = _cv2()
 
     small = _shrink(x, BACKGROUND_SIDE // 2)
-    window = max(3, max(small.shape) // 3) | 1
+    window = max(3, _extent(small) // 3) | 1
     pad = window // 2
     padded = cv2.copyMakeBorder(np.round(small * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     page = _resize_to(cv2.medianBlur(padded, window)[pad:-pad, pad:-pad].astype(np.float32) / 255, x.shape)
@@ -265,7 +297,7 @@ def _background(x: np.ndarray) -> np.ndarray:
     cv2 = _cv2()
 
     small = _shrink(x, BACKGROUND_SIDE)
-    window = max(3, max(small.shape) // 3)
+    window = max(3, _extent(small) // 3)
     kernel = np.ones((window, window), np.uint8)
     reach = window // 2 + 1
     eroded = cv2.erode(small, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -292,8 +324,8 @@ def _suppress_background(x: np.ndarray) -> np.ndarray | None:
     """Ink in [0, 1] on exact zero (paper texture and noise removed), or None when nothing stands out of the noise."""
     cv2 = _cv2()
 
-    if max(x.shape) >= 64:
-        x = cv2.GaussianBlur(x, (0, 0), max(x.shape) / 256)
+    if _extent(x) >= 64:
+        x = cv2.GaussianBlur(x, (0, 0), _extent(x) / 256)
     sample = x[::2, ::2]
     median, peak = _quantiles(sample, [0.5, 0.999])
     noise = 1.4826 * _quantiles(np.abs(sample - median), [0.5])[0]

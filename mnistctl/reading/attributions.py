@@ -109,7 +109,7 @@ def explain_predictions(predictions: list, members: list, path, top: int = 3, me
     title = f"Why {' + '.join(m.name for m in members)} read {'this digit' if len(shown) == 1 else 'these digits'} as it did"
     if len(predictions) > limit:
         title += f" (first {limit} of {len(predictions)} images)"
-    return save(explain_figure(title, images, captions, columns, forward, method), path)
+    return save(explain_figure(title, images, captions, columns, forward, method), path, replace=False)
 
 
 def _short(source: str, width: int = 24) -> str:

@@ -56,14 +56,15 @@ class Comparison:
 
 
 def compare(
-    refs: list[str], root: str | Path | None = None, all_runs: bool = False, sort: str | None = None, stats: bool = True, ignore_data_mismatch: bool = False,
+    refs: list[str], root: str | Path | None = None, all_runs: bool = False, sort: str | None = None, stats: bool = True,
+    ignore_data_mismatch: bool = False, data_dir: str | Path | None = None,
 ) -> Comparison:
     """Rows of the runs named by ``refs`` (or every run in the folder with ``all_runs``), sorted best first."""
     found, warnings = collect(refs, root, all_runs)
     described = []
     for run in found:
         try:
-            described.append((describe(run), run))
+            described.append((describe(run, warnings), run))
         except MnistctlError as exc:
             warnings.append(f"skipped {run.name}: {exc}")
     if not described:
@@ -72,7 +73,7 @@ def compare(
     rows, kept = [described[i][0] for i in order], [described[i][1] for i in order]
     result = Comparison(rows, kept, warnings=warnings)
     if stats:
-        add_statistics(result, ignore_data_mismatch)
+        add_statistics(result, ignore_data_mismatch, data_dir)
     return result
 
 
@@ -103,13 +104,14 @@ def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
     return found, warnings
 
 
-def describe(run: Run) -> dict[str, Any]:
-    """One table row; a run still training (or that never tested) has no test cells."""
+def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
+    """One table row; a run still training (or that never tested) has no test cells. A summary value that
+    should be a number but is not is left blank, with a warning added to ``warnings``."""
     config = run.config
     if not isinstance(config.get("arch"), str):
         raise RunError(f"{run.config_path} names no architecture", "the run directory is damaged")
     status = run.status()
-    summary = (run.summary or {}) if status.ended else {}
+    summary = numbers_only(run, warnings if warnings is not None else []) if status.ended else {}
     epochs = run.epochs()
     test = (run.last(Kind.TEST) or {}) if status.ended else {}
     best = max(epochs, key=lambda e: e.get("val_acc") or 0, default={})
@@ -133,6 +135,23 @@ def describe(run: Run) -> dict[str, Any]:
     }
 
 
+SUMMARY_NUMBERS = ("params", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss", "wall_time", "images_per_s")
+
+
+def number(value: Any) -> int | float | None:
+    """``value`` when it is a number (not a bool), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def numbers_only(run: Run, warnings: list[str]) -> dict[str, Any]:
+    """The run's summary without the values that should be numbers but are not (a damaged or hand-edited file)."""
+    summary = run.summary or {}
+    wrong = [key for key in SUMMARY_NUMBERS if summary.get(key) is not None and number(summary[key]) is None]
+    if wrong:
+        warnings.append(f"{run.summary_path} holds {', '.join(f'{key}={summary[key]!r}' for key in wrong)}, not numbers; shown as missing")
+    return {key: value for key, value in summary.items() if key not in wrong}
+
+
 def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[str]:
     """Paths of the runs a sweep trained for study ``name``, best validation accuracy first, the ``top`` ones (0: all)."""
     found = []
@@ -142,8 +161,7 @@ def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[
         except MnistctlError:
             continue
         if study.get("name") == name:
-            summary = run.summary or {}
-            val_acc = summary.get("best_val_acc") or max((e.get("val_acc") or 0 for e in run.epochs()), default=0)
+            val_acc = number((run.summary or {}).get("best_val_acc")) or max((e.get("val_acc") or 0 for e in run.epochs()), default=0)
             found.append((val_acc, run))
     if not found:
         raise NotFoundError(f"no runs of study '{name}' in {runs.runs_dir(root)}", "check --runs-dir, or start it with: mnistctl sweep --study NAME --space FILE")
@@ -247,8 +265,9 @@ def discordant(pred_a, pred_b, targets) -> tuple[int, int]:
     return int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
 
 
-def add_statistics(result: Comparison, ignore_data_mismatch: bool = False) -> None:
-    """Pairwise McNemar tests and the ensemble, over the runs that have a test result and the same test set."""
+def add_statistics(result: Comparison, ignore_data_mismatch: bool = False, data_dir: str | Path | None = None) -> None:
+    """Pairwise McNemar tests and the ensemble, over the runs that have a test result and the same test set;
+    MNIST from ``data_dir`` when given, else where each run finds it."""
     import torch
 
     from mnistctl.models import loss_and_accuracy
@@ -260,7 +279,7 @@ def add_statistics(result: Comparison, ignore_data_mismatch: bool = False) -> No
         if row["test_acc"] is None:
             continue
         try:
-            dataset = run.dataset(ignore_mismatch=True) if ignore_data_mismatch else None
+            dataset = run.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
             probs, labels = load_or_compute(run, "test", "best", dataset)
         except MnistctlError as exc:
             result.warnings.append(f"{run.name} is left out of the p-values and ensemble: {exc}")
@@ -294,11 +313,11 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
     curves = [(label, epochs) for label, epochs in curves if epochs]
     if not curves:
         raise RunError("none of these runs has finished an epoch with validation", "plot again once they have")
-    return save(compare_figure(curves), path)
+    return save(compare_figure(curves), path, replace=False)
 
 
 def _legend_label(run: Run) -> str:
     """The run's name, with its test accuracy when it has one, else its status."""
     status = run.status()
-    test_acc = (run.summary or {}).get("test_acc") if status.ended else None
+    test_acc = number((run.summary or {}).get("test_acc")) if status.ended else None
     return f"{run.name} (test {100 * test_acc:.2f}%)" if test_acc is not None else f"{run.name} ({status.label})"

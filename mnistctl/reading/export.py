@@ -7,10 +7,12 @@ are inside it, so a user of the file needs nothing else. The batch axis is dynam
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistctl.errors import MnistctlError, RunError, UsageError
+from mnistctl.errors import MnistctlError, OutputAppeared, RunError, UsageError
 from mnistctl.runs import Run
 
 FORMATS = ("onnx",)
@@ -43,7 +45,7 @@ def export(run: Run, fmt: str = "onnx", which: str = "best", output: str | Path 
 
 
 def export_onnx(run: Run, which: str = "best", output: str | Path | None = None, dataset=None) -> tuple[Path, Parity]:
-    from mnistctl.fsutil import atomic_path
+    from mnistctl.fsutil import Taken, atomic_path
     from mnistctl.models import load_model
     from mnistctl.reading import split_predictions
 
@@ -51,17 +53,24 @@ def export_onnx(run: Run, which: str = "best", output: str | Path | None = None,
     model = load_model(run, which).cpu()
     mean, std = run.normalization
     images, _ = split_predictions.split_data(run, "test", dataset)
-    output = Path(output) if output else default_path(run, which)
-    with atomic_path(output) as tmp:
-        _write(_pipeline(model, mean, std), tmp, images[:2])
-        _describe(tmp, run, which, mean, std)
-        parity = check(tmp, model, images, mean, std)
+    named = output is not None  # never replaced, unlike the run's own exports/<weights>.onnx
+    output = Path(output) if named else default_path(run, which)
+    with tempfile.TemporaryDirectory(prefix="mnistctl-export-") as scratch:  # its folder is made only for a model that passed
+        checked = Path(scratch) / output.name
+        _write(_pipeline(model, mean, std), checked, images[:2])
+        _describe(checked, run, which, mean, std)
+        parity = check(checked, model, images, mean, std)
         if not parity.ok:
             raise RunError(
                 f"the ONNX model disagrees with PyTorch on {parity.mismatches} of {parity.images} test images "
                 f"(max probability difference {parity.max_difference:.2e}); nothing was written",
                 "report this with the run's config.json",
             )
+        try:
+            with atomic_path(output, replace=not named) as tmp:
+                shutil.copyfile(checked, tmp)
+        except Taken:
+            raise OutputAppeared(output) from None
     return output, parity
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from mnistctl.allocator import keep_freed_memory
 from mnistctl.data import fastdecode, imagefile, imageprep
-from mnistctl.errors import MnistctlError, NotFoundError
+from mnistctl.errors import DataError, MnistctlError, NotFoundError
 from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
 
@@ -87,15 +87,27 @@ def expand(inputs: Iterable[str]) -> Iterator[str]:
             yield item
 
 
-def _walk(folder: Path) -> Iterator[str]:
+def _walk(folder: Path, seen: set[tuple[int, int]] | None = None) -> Iterator[str]:
+    """Image files under ``folder``; a folder reached again (a symbolic link to a folder above it) is skipped,
+    and so is an entry that cannot be read."""
+    seen = set() if seen is None else seen
     try:
+        found = folder.stat()
         entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError:
         return
+    if (found.st_dev, found.st_ino) in seen:
+        return
+    seen.add((found.st_dev, found.st_ino))
     for entry in entries:
-        if entry.is_dir():
-            yield from _walk(Path(entry.path))
-        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+        try:
+            is_dir = entry.is_dir()
+            is_image = not is_dir and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file()
+        except OSError:
+            continue
+        if is_dir:
+            yield from _walk(Path(entry.path), seen)
+        elif is_image:
             yield entry.path
 
 
@@ -246,6 +258,11 @@ def _prepare_one(name: str, source: Any, raw: bool) -> Any:
         return exc
     except MnistctlError as exc:
         return exc
+    except Exception as exc:  # a decoder failing on one odd file: that image alone fails
+        if os.environ.get("MNISTCTL_DEBUG") == "1":
+            raise
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        return DataError(f"{name} could not be read ({type(exc).__name__}: {reason})", "save it again as PNG or JPEG; MNISTCTL_DEBUG=1 shows the traceback")
 
 
 class InputSaver:
@@ -263,17 +280,11 @@ class InputSaver:
     def save(self, result: Prediction) -> Path:
         from PIL import Image
 
-        from mnistctl.fsutil import write_new
+        from mnistctl.fsutil import write_first_free
 
         stem = Path(result.source).stem or "image"
-        for n, name in enumerate(_names(stem)):
-            try:
-                write_new(self.folder / name, lambda tmp: Image.fromarray(result.image).save(tmp, format="PNG"))
-                break
-            except FileExistsError:
-                continue
-        self.renamed += n > 0
-        result.saved = self.folder / name
+        result.saved = write_first_free(self.folder, _names(stem), lambda tmp: Image.fromarray(result.image).save(tmp, format="PNG"))
+        self.renamed += result.saved.name != f"{stem}.png"
         self.written.append(result.saved)
         return result.saved
 

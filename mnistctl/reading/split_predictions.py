@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistctl.errors import UsageError
+from mnistctl.errors import RunError, UsageError
 from mnistctl.runs import Run, checkpoint
 
 SPLITS = ("test", "val")
@@ -47,15 +47,19 @@ def save(run: Run, split: str, which: str, probs, targets) -> Path:
 
 def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=None):
     """Saved predictions when they match the checkpoint and are newer than its weights; else computed and saved."""
+    from mnistctl.console import warn
+
     target = path(run, split)
     if target.is_file() and target.stat().st_mtime >= run.weights(which).stat().st_mtime:
-        tensors, meta = checkpoint.load(target)
+        try:
+            tensors, meta = checkpoint.load(target)
+        except RunError:
+            tensors, meta = {}, None
+            warn(f"saved predictions in {target} are unreadable; computing them again")
         if meta == {"split": split, "checkpoint": which}:
             probs, targets = tensors.get("probs"), tensors.get("targets")
             if well_formed(probs, targets):
                 return probs, targets
-            from mnistctl.console import warn
-
             warn(f"saved predictions in {target} are damaged (not N x classes probabilities with N targets); computing them again")
     probs, targets = compute(run, split, which, dataset)
     save(run, split, which, probs, targets)

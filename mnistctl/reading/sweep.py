@@ -7,17 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl import runs
-from mnistctl.errors import RunError
+from mnistctl.errors import MnistctlError, RunError
+from mnistctl.reading.compare import number
 from mnistctl.runs import Status
 
 STATES = {"COMPLETE": Status.FINISHED, "PRUNED": Status.PRUNED, "FAIL": Status.FAILED, "RUNNING": Status.RUNNING, "WAITING": Status.WAITING}
 
 
 def status(trial) -> Status:
-    """The trial's state as a run status; a finished or failed trial says how its run ended (early_stopped, interrupted)."""
+    """The trial's state as a run status; a finished or failed trial says how its run ended (early_stopped, interrupted),
+    unless what it recorded is no status (then its state stands)."""
     state = STATES[trial.state.name]
     recorded = trial.user_attrs.get("status")
-    return Status(recorded) if recorded and state in (Status.FINISHED, Status.FAILED) else state
+    known = isinstance(recorded, str) and recorded in {s.value for s in Status}
+    return Status(recorded) if known and state in (Status.FINISHED, Status.FAILED) else state
 
 
 def trials(study) -> list:
@@ -37,7 +40,7 @@ def rows(study, root=None) -> list[dict[str, Any]]:
     found = []
     for trial in trials(study):
         name = trial.user_attrs.get("run")
-        summary = _summary(runs.runs_dir(root) / name) if name else None
+        summary = _summary(runs.runs_dir(root) / name) if isinstance(name, str) and name else None
         elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
         found.append({
             "trial": trial.number,
@@ -45,7 +48,7 @@ def rows(study, root=None) -> list[dict[str, Any]]:
             **{f"param:{k}": v for k, v in trial.params.items()},
             "epochs": len(trial.intermediate_values),
             "val_acc": best_val_acc(trial),
-            "test_acc": (summary or {}).get("test_acc"),
+            "test_acc": number((summary or {}).get("test_acc")),
             "time": elapsed,
             "name": name,
         })
@@ -53,7 +56,14 @@ def rows(study, root=None) -> list[dict[str, Any]]:
 
 
 def _summary(path: Path) -> dict[str, Any] | None:
-    return runs.Run(path).summary if runs.is_run_dir(path) else None
+    """The summary of the trial's run, or None (with a warning when the run is damaged)."""
+    from mnistctl.console import warn
+
+    try:
+        return runs.Run(path).summary if runs.is_run_dir(path) else None
+    except MnistctlError as exc:
+        warn(f"{path.name}'s test accuracy is left out: {exc}")
+        return None
 
 
 def best_trial(study):
@@ -85,4 +95,4 @@ def plot(study, path: str | Path) -> Path:
     history = [(t.number, best_val_acc(t), status(t).completed) for t in trials(study) if best_val_acc(t) is not None]
     if not history:
         raise RunError(f"study '{study.study_name}' has no trial with a validation result yet", "plot again once a trial has finished an epoch")
-    return save(sweep_figure(study.study_name, history, importances(study)), path)
+    return save(sweep_figure(study.study_name, history, importances(study)), path, replace=False)

@@ -112,13 +112,28 @@ class Plots:
         if dataset is not None:
             self.dataset = dataset
 
-    def make(self, kinds: list[str], out: Path) -> list[Path]:
+    def make(self, kinds: list[str], out: Path, replace: bool = True) -> list[Path]:
+        """Write the plots into ``out``; with ``replace=False`` (a folder the user named) never over a file."""
         self.check(kinds)
         paths = []
         for kind in kinds:
             name, figure = getattr(self, kind.replace("-", "_"))()
-            paths.append(save(figure, out / name))
+            paths.append(save(figure, out / name, replace))
         return paths
+
+    def taken(self, kinds: list[str], out: Path) -> list[str]:
+        """The names of the plots asked for that ``out`` already holds (bad input fails first)."""
+        self.check(kinds)
+        return [name for name in map(self.file_name, kinds) if (out / name).exists() or (out / name).is_symlink()]
+
+    def file_name(self, kind: str) -> str:
+        """The PNG a plot kind is written to."""
+        split = self.options.split
+        if kind in ("filters", "initial-filters"):
+            return f"{kind}-{pick_layer(self.model, self.options.layer)}.png"
+        if kind == "feature-maps":
+            return f"feature-maps-{self.input_image()[2]}.png"
+        return {"confusion": f"confusion-{split}.png", "wrong": f"wrong-{split}.png", "saliency": f"saliency-{self.options.method}-{split}.png"}.get(kind, f"{kind}.png")
 
     def check(self, kinds: list[str]) -> None:
         """Fail on bad input before any plot is written."""
@@ -166,7 +181,7 @@ class Plots:
             raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
-        return "curves.png", curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST))
+        return self.file_name("curves"), curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST))
 
     def confusion(self) -> tuple[str, Figure]:
         from mnistctl.reading.evaluate import metrics
@@ -174,7 +189,7 @@ class Plots:
         probs, targets = self.predictions
         matrix = np.array(metrics(probs, targets)["confusion_matrix"])
         subtitle = f"{self.options.split} split, {self.options.which} checkpoint, {int(matrix.sum()):,} images"
-        return f"confusion-{self.options.split}.png", confusion_figure(f"{self.title}: confusion matrix", subtitle, matrix)
+        return self.file_name("confusion"), confusion_figure(f"{self.title}: confusion matrix", subtitle, matrix)
 
     def filters(self, which: str | None = None) -> tuple[str, Figure]:
         from mnistctl.models import load_model
@@ -183,7 +198,7 @@ class Plots:
         layer = pick_layer(model, self.options.layer)
         label = "before training" if which == "initial" else f"{self.options.which} checkpoint"
         figure = filters_figure(f"{self.title}: filters of {layer}, {label}", conv_layers(model)[layer].weight.detach().float().numpy())
-        return f"{'initial-' if which else ''}filters-{layer}.png", figure
+        return self.file_name("initial-filters" if which else "filters"), figure
 
     def initial_filters(self) -> tuple[str, Figure]:
         return self.filters("initial")
@@ -205,19 +220,19 @@ class Plots:
 
         from mnistctl.data import normalize
 
-        image, caption, stem, label = self.input_image()
+        image, caption, _, label = self.input_image()
         x = normalize(torch.from_numpy(np.ascontiguousarray(image))[None], *self.run.normalization)
         captured = capture_feature_maps(self.model, x)
         probs = torch.softmax(captured.pop("logits").float(), 1)[0].numpy()
         layers = {name: (conv_layers(self.model)[name], output[0].numpy()) for name, output in captured.items()}
         figure = feature_maps_figure(f"{self.title}: feature maps of {caption}", image, probs, label, layers)
-        return f"feature-maps-{stem}.png", figure
+        return self.file_name("feature-maps"), figure
 
     def wrong(self) -> tuple[str, Figure]:
         probs, targets = self.predictions
         images, _ = self.split
         title = f"{self.title}: misclassified {self.options.split} images, most confident first"
-        return f"wrong-{self.options.split}.png", wrong_figure(title, images.numpy(), probs.numpy(), targets.numpy())
+        return self.file_name("wrong"), wrong_figure(title, images.numpy(), probs.numpy(), targets.numpy())
 
     def samples(self) -> tuple[str, Figure]:
         from mnistctl.data import run_split
@@ -231,7 +246,7 @@ class Plots:
         augment = config.get("augment")
         augmented = as_augmented(examples, augment, config.get("seed", 0)) if augment and any(augment.values()) else None
         title = f"{self.title}: training examples and class distribution"
-        return "samples.png", samples_figure(title, examples, counts, augmented, augment_label(augment))
+        return self.file_name("samples"), samples_figure(title, examples, counts, augmented, augment_label(augment))
 
     def saliency(self) -> tuple[str, Figure]:
         from mnistctl.reading.attributions import explain_figure, scorer
@@ -254,7 +269,7 @@ class Plots:
         title = f"{self.title}: why it read {self.options.split} images as it did ({len(wrong)} most confident mistakes, {len(right)} right)"
         forward = scorer([(self.model, *self.run.normalization)])
         figure = explain_figure(title, images[chosen], captions, columns, forward, self.options.method)
-        return f"saliency-{self.options.method}-{self.options.split}.png", figure
+        return self.file_name("saliency"), figure
     def layer_events(self) -> list[dict[str, Any]]:
         """Kind.LAYERS events in step order, the latest for each step (a resumed run repeats some)."""
         by_step = {e["step"]: e for e in self.run.events(Kind.LAYERS)}
@@ -264,7 +279,7 @@ class Plots:
 
     def layer_stats(self) -> tuple[str, Figure]:
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
-        return "layer-stats.png", layer_stats_figure(self.title, self.layer_events(), steps_per_epoch)
+        return self.file_name("layer-stats"), layer_stats_figure(self.title, self.layer_events(), steps_per_epoch)
 
 
 def as_augmented(examples: list[np.ndarray], augment: dict[str, float], seed: int) -> list[np.ndarray]:

@@ -100,7 +100,10 @@ class Trainer:
         self.device = self.world.pick_device(config["device"])
         self.world.start(self.device)
         self.world.check_batch(config["batch_size"])
-        train_idx, val_idx = data.run_split(self.dataset.n_train, config)
+        n = self.dataset.n_train
+        if not self.resuming and config["val_split"] >= n:
+            raise UsageError(f"--val-split {config['val_split']:,} leaves no training images: the data set has {n:,}", f"choose --val-split {n - 1:,} or less")
+        train_idx, val_idx = data.run_split(n, config)
         if not self.resuming:
             self.config = config = trainconfig.finish(config, self.dataset, self.device, len(train_idx), len(val_idx), self.command)
             if self.world.launched:

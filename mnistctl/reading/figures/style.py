@@ -9,7 +9,8 @@ from typing import Callable, TypeVar
 import matplotlib
 from matplotlib.figure import Figure
 
-from mnistctl.fsutil import atomic_path
+from mnistctl.errors import OutputAppeared
+from mnistctl.fsutil import Taken, atomic_path
 
 STYLE = {
     "figure.facecolor": "white",
@@ -52,9 +53,13 @@ def bare(ax) -> None:
         spine.set_linewidth(0.8)
 
 
-def save(figure: Figure, path: str | Path) -> Path:
-    """Write a PNG atomically: a reader never sees half a file."""
+def save(figure: Figure, path: str | Path, replace: bool = True) -> Path:
+    """Write a PNG atomically: a reader never sees half a file. With ``replace=False`` (a file the user
+    named) a file that appeared there meanwhile is kept, and the figure is refused in one line."""
     path = Path(path)
-    with atomic_path(path) as tmp, matplotlib.rc_context(STYLE):
-        figure.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
+    try:
+        with atomic_path(path, replace=replace) as tmp, matplotlib.rc_context(STYLE):
+            figure.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)
+    except Taken:
+        raise OutputAppeared(path) from None
     return path

@@ -216,8 +216,9 @@ def launch(nproc: int, args: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    if os.environ.get("MNISTCTL_DEBUG") != "1":
-        logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    if os.environ.get("MNISTCTL_DEBUG") != "1":  # torch gives each of its modules' loggers a level of its own
+        for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // nproc) if hasattr(os, "sched_getaffinity") else 1)
     config = LaunchConfig(

@@ -12,7 +12,7 @@ import torch
 
 from mnistctl import runs
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
-from mnistctl.runs import checkpoint
+from mnistctl.runs import Kind, Status, checkpoint
 from mnistctl.training import config as trainconfig
 from mnistctl.training.trainer import Observer, Trainer, improves
 from mnistctl.tui.widgets import setup_terms
@@ -202,6 +202,23 @@ def test_default_name_comes_from_hyperparameters(tmp_path, data_dir):
     trainer = make(tmp_path, data_dir, epochs=3, lr=0.01, seed=7)
     assert trainer.prepare().name == "lenet-e3-b128-lr0.01-step-s7"
 
+
+class OutputGone(Observer):
+    """Printing the progress fails in the second epoch, as rich does when the output pipe closes (``| head``)."""
+
+    def step(self, epoch, step, steps, loss, acc):
+        if epoch == 2:
+            raise SystemExit(1)
+
+
+def test_a_run_whose_output_goes_away_ends_interrupted_and_resumes(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, OutputGone(), epochs=3)
+    with pytest.raises(SystemExit):
+        trainer.run()
+    run = runs.Run(trainer.run_dir)
+    assert run.status() == Status.INTERRUPTED and "SystemExit" in run.last(Kind.END)["message"]
+    assert Trainer.resume(run).run()["status"] == Status.FINISHED
+    assert [e["epoch"] for e in run.epochs()] == [1, 2, 3]
 
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
     trainer = make(tmp_path, data_dir, scheduler="exponential", scheduler_options={"gamma": 1e8}, epochs=3, lr=0.05)

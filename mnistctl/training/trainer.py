@@ -170,6 +170,9 @@ class Trainer:
         except TrainingDiverged as exc:
             self._finish(Status.FAILED, message=exc.message)
             raise
+        except (KeyboardInterrupt, SystemExit) as exc:  # a second Ctrl-C, or its output pipe closed: resumable
+            self._finish(Status.INTERRUPTED, message=f"stopped at once ({type(exc).__name__}); resume continues from the last checkpoint")
+            raise
         except BaseException as exc:
             self._finish(Status.FAILED, message=f"{type(exc).__name__}: {exc}")
             raise

@@ -98,10 +98,10 @@ def suggest(name: str, choices: list[str]) -> str:
     return "choose one of: " + ", ".join(choices) if choices else "none are registered"
 
 
-def parse_options(spec: Spec, items: list[str] | dict[str, Any]) -> dict[str, Any]:
-    """Validate ``key=value`` strings (or a dict) against the factory's options, typed by its defaults."""
+def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate ``key=value`` strings (or a dict) against the factory's options (or ``defaults``), typed by their defaults."""
     pairs = items.items() if isinstance(items, dict) else map(split_pair, items)
-    defaults = spec.defaults
+    defaults = spec.defaults if defaults is None else defaults
     options: dict[str, Any] = {}
     for key, value in pairs:
         key = key.replace("-", "_")

@@ -177,6 +177,12 @@ def test_lr_and_weight_decay_are_settings_not_optimizer_options(key, flag, tmp_p
         assert error.message == f"{key.replace('-', '_')} is not an optimizer option" and flag in error.hint
 
 
+def test_a_mistyped_optimizer_option_is_offered_the_options_it_may_set():
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({"optimizer_options": {"momentun": "0.5"}}, None, "fast")
+    assert info.value.hint == "valid options: momentum, nesterov"
+
+
 def test_lr_and_weight_decay_default_to_the_optimizers_and_flags_win():
     adamw = trainconfig.resolve({"optimizer": "adamw"})
     assert (adamw["lr"], adamw["weight_decay"], adamw["optimizer_options"]) == (1e-3, 0.01, {"betas": [0.9, 0.999]})

@@ -142,7 +142,7 @@ def plugin_options(spec, given: dict[str, Any], kind: str) -> dict[str, Any]:
     rates = [key.replace("-", "_") for key in given if kind == "optimizer" and key.replace("-", "_") in RATE_SETTINGS]
     if rates:
         raise UsageError(f"{rates[0]} is not an optimizer option", f"set it with --{rates[0].replace('_', '-')}, or {rates[0]} in a config or space file")
-    return schema.check_options(spec, parse_options(spec, given), kind)
+    return schema.check_options(spec, parse_options(spec, given, options_of(spec, kind)), kind)
 
 
 def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:

@@ -297,4 +297,4 @@ def test_a_wide_strip_keeps_enough_height_and_the_bounds_still_hold():
     assert imagefile.reduction(3000, 140, 256) == 2 and imagefile.reduction(140, 3000, 256) == 2  # 70 px high, not 12
     assert imagefile.reduction(400_000, 100, 256) == 6  # never more than about 1024 x 1024 pixels
     strip = np.zeros((140, 3000), np.float32)
-    assert min(imageprep._shrink(strip, imageprep.WORK_SIDE, imageprep._work_factor(strip)).shape) >= imageprep.WORK_SIDE // 4
+    assert min(imageprep._shrink(strip, imageprep.WORK_SIDE, imagefile.reduction(3000, 140, imageprep.WORK_SIDE, fit=True)).shape) >= imageprep.WORK_SIDE // 4

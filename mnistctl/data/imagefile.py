@@ -117,12 +117,16 @@ def _check_size(width: int, height: int, name: str) -> None:
         raise DataError(f"{name} has no pixels", "use another image")
 
 
-def reduction(width: int, height: int, side: int) -> int:
+def reduction(width: int, height: int, side: int, fit: bool = False) -> int:
     """How many pixels a side to average into one for work at ``side``: enough to bring the longer side
-    down to ``side``, but not so many that the shorter side falls below a quarter of it (a wide strip
-    keeps the height of its digit), as long as at most about (4 side)² pixels are left."""
-    by_longer, by_shorter = max(width, height) // side, min(width, height) // (side // 4)
-    return max(1, min(by_longer, by_shorter), math.isqrt(width * height) // (4 * side))
+    down to ``side`` (with ``fit``, to at most ``side``), but not so many that the shorter side falls below
+    a quarter of it (a wide strip keeps the height of its digit), as long as at most about (4 side)²
+    pixels are left."""
+    def share(n: int, d: int) -> int:
+        return -(-n // d) if fit else n // d
+
+    by_longer, by_shorter = share(max(width, height), side), min(width, height) // (side // 4)
+    return max(1, min(by_longer, by_shorter), share(math.isqrt(width * height), 4 * side))
 
 
 def _draft(image, side: int) -> None:

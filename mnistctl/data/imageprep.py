@@ -12,14 +12,13 @@ the 20-pixel box there. 28x28 images already in MNIST form skip preparation.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from mnistctl.data import fastdecode
-from mnistctl.data.imagefile import read_gray
+from mnistctl.data.imagefile import read_gray, reduction
 from mnistctl.errors import DataError
 
 SIDE, BOX = 28, 20
@@ -79,7 +78,7 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """
     x = _unit(gray)
     if max(x.shape) > WORK_SIDE:  # a photo or a page
-        x = _shrink(x, WORK_SIDE, _work_factor(x))
+        x = _shrink(x, WORK_SIDE, reduction(x.shape[1], x.shape[0], WORK_SIDE, fit=True))
         sheet = _sheet_of_paper(x)
         ink = _found_ink(sheet) if sheet is not None else None
         ink = ink if ink is not None else _found_ink(x)
@@ -221,14 +220,6 @@ def _touches_edge(ink: np.ndarray) -> bool:
 def _shrink_factor(x: np.ndarray, side: int) -> int:
     """How many pixels a side :func:`_shrink` averages into one."""
     return max(1, -(-max(x.shape) // side))
-
-
-def _work_factor(x: np.ndarray) -> int:
-    """How many pixels a side to average into one for preparation: enough for the longer side to fit in
-    :data:`WORK_SIDE`, but a wide strip keeps a shorter side of a quarter of it, as long as at most
-    (4 WORK_SIDE)² pixels are left."""
-    by_shorter, by_pixels = min(x.shape) // (WORK_SIDE // 4), -(-math.isqrt(x.size) // (4 * WORK_SIDE))
-    return max(1, min(_shrink_factor(x, WORK_SIDE), by_shorter), by_pixels)
 
 
 def _extent(x: np.ndarray) -> int:

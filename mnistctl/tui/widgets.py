@@ -107,10 +107,7 @@ class ProgressPanel(Vertical):
         self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)
         now = time.time() if now is None else now
         elapsed = elapsed_seconds(state, now)
-        if state.end:
-            eta = "done" if state.end.get("status") in (Status.FINISHED, Status.EARLY_STOPPED) else "stopped"
-        else:
-            eta = duration(state.eta(now))
+        eta = ("done" if state.status(now).completed else "stopped") if state.end else duration(state.eta(now))
         total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
         self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed)}{total}")
 

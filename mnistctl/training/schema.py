@@ -149,7 +149,7 @@ def _usage(exc: ValidationError, model: type[BaseModel], given: dict[str, Any], 
     setting = ".".join(loc[:2]) if nested else (loc[0] if loc else "?")
     if error["type"] == "extra_forbidden":
         valid = ", ".join(Augment.model_fields if nested else model.model_fields) or "none"
-        return UsageError(f"{prefix}'{setting}' is not a setting", f"valid: {valid}")
+        return UsageError(f"{prefix}{setting!r} is not a setting", f"valid: {valid}")  # a key is any text: quoted and escaped
     if error["type"] == "missing":
         return UsageError(f"{prefix}setting '{setting}' is missing", "every setting needs a value; see the README")
     value = _short(error.get("input") if nested or not loc else given.get(loc[0], error.get("input")))

@@ -284,6 +284,16 @@ def test_float_images_with_pixels_that_are_not_numbers_are_refused_in_one_line(b
     assert not recwarn.list
 
 
+@pytest.mark.parametrize("shape", [(60, 40), (600, 400)])
+def test_arrays_with_pixels_that_are_not_numbers_are_refused_by_prepare(shape, recwarn):
+    pixels = np.ones(shape, np.float32)
+    pixels[shape[0] // 4 : -shape[0] // 4, shape[1] // 2 - 3 : shape[1] // 2 + 3] = 0
+    pixels[shape[0] // 2, shape[1] // 2] = np.nan
+    with pytest.raises(DataError, match="drawing has pixels that are not numbers"):
+        imageprep.prepare(pixels, "drawing")
+    assert not recwarn.list
+
+
 def test_16_bit_images_are_read_over_the_bits_they_use():
     digit = np.zeros((28, 28), np.uint16)
     digit[4:24, 12:17] = 4080  # 12-bit data, white on black

@@ -177,12 +177,17 @@ def to_gray(image, name: str = "input") -> np.ndarray:
 def _in_bits_used(values: np.ndarray, name: str) -> np.ndarray:
     """16-bit, 32-bit or float pixels in [0, 1]: floats up to 1 as they are, else over the bits the
     values use, so that 12-bit data in a 16-bit file spans 0..4095, not a sixteenth of the range."""
-    if not np.isfinite(values).all():
-        raise DataError(f"{name} has pixels that are not numbers (NaN or infinite)", "save it with finite values, or as an 8-bit PNG")
-    top = float(values.max(initial=0))
+    top = float(finite(values, name).max(initial=0))
     if top > 1:
         top = 2.0 ** max(8, int(np.ceil(np.log2(top + 1)))) - 1
     return np.clip(values / max(top, 1e-6), 0, 1)
+
+
+def finite(values: np.ndarray, name: str) -> np.ndarray:
+    """``values``, refused when any pixel is NaN or infinite."""
+    if not np.isfinite(values).all():
+        raise DataError(f"{name} has pixels that are not numbers (NaN or infinite)", "give it finite values, or save it as an 8-bit PNG")
+    return values
 
 
 def read_stdin(stream: BinaryIO) -> bytes:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 
 from mnistctl.data import fastdecode
-from mnistctl.data.imagefile import read_gray, reduction
+from mnistctl.data.imagefile import finite, read_gray, reduction
 from mnistctl.errors import DataError
 
 SIDE, BOX = 28, 20
@@ -78,11 +78,12 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """
     x = _unit(gray)
     if max(x.shape) > WORK_SIDE:  # a photo or a page
-        x = _shrink(x, WORK_SIDE, reduction(x.shape[1], x.shape[0], WORK_SIDE, fit=True))
+        x = finite(_shrink(x, WORK_SIDE, reduction(x.shape[1], x.shape[0], WORK_SIDE, fit=True)), name)
         sheet = _sheet_of_paper(x)
         ink = _found_ink(sheet) if sheet is not None else None
         ink = ink if ink is not None else _found_ink(x)
     else:
+        x = finite(x, name)
         ink = _found_ink(_shrink(x, SMALL_SIDE)) if max(x.shape) > SMALL_SIDE else None
         if ink is None or max(_cropped(ink).shape) < 2 * BOX:  # too few pixels for this digit: look closer
             ink = _found_ink(x)

@@ -219,21 +219,23 @@ def test_table_output_and_latest_run_by_default(run, tmp_path, monkeypatch):
     result = invoke("one.jpg", "--top-k", "2")
     assert result.exit_code == 0, result.output
     line = next(line for line in result.stdout.splitlines() if "one.jpg" in line)
-    assert line.split()[1] == "1" and line.count("%") == 3
+    assert line.split()[0] == "1" and line.split()[-1] == "one.jpg" and line.count("%") == 3
     assert run.name in result.stdout
 
 
-def test_table_columns_fit_every_file_named(run, tmp_path, monkeypatch):
+def test_table_columns_stay_aligned_whatever_the_names_in_a_folder(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(5)
-    for name in ("a.jpg", "a-much-longer-name.jpg"):
-        (tmp_path / name).write_bytes(handwritten(3, rng))
-    result = invoke("a.jpg", "a-much-longer-name.jpg", "--run", run.path)
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "a-much-longer-name-from-a-phone.jpg", "sub/z.jpg"):
+        (tmp_path / "photos" / name).write_bytes(handwritten(3, rng))
+    result = invoke("photos", "--run", run.path)
     assert result.exit_code == 0, result.output
-    rows = [line for line in result.stdout.splitlines() if line.startswith(("image", "a"))]
+    header, *rows = result.stdout.splitlines()[1:]
     assert len(rows) == 3
-    ends = [rows[0].index("probability") + len("probability")] + [row.index("%") + 1 for row in rows[1:]]
-    assert len(set(ends)) == 1, f"the columns moved: {rows}"
+    starts = {header.index("image")} | {row.index("photos") for row in rows}
+    assert len(starts) == 1, f"the columns moved: {[header, *rows]}"
+    assert sorted(row[row.index("photos"):] for row in rows) == ["photos/a-much-longer-name-from-a-phone.jpg", "photos/a.jpg", "photos/sub/z.jpg"]
 
 
 def test_checkpoint_path_finds_its_run(run, tmp_path):

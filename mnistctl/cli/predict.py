@@ -56,8 +56,7 @@ def command(
         return [predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen]
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
-    files = [name for name in images if name != predict.STDIN and not Path(name).is_dir()]
-    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [run.name for run, _ in chosen], files)
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [run.name for run, _ in chosen])
     explained, failed = [], False
     with output:
         for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):

@@ -1,8 +1,9 @@
 """Printing predictions as they stream: a table, a JSON array or JSON lines on stdout, a progress line on a terminal.
 
 Rows are written as plain lines the moment each result arrives (flushed at least ten times a
-second), so a huge folder starts printing at once; the progress line lives on stderr and only
-when stderr is a terminal.
+second), so a huge folder starts printing at once; the image's name comes last, so the columns
+stay aligned whatever names a folder holds. The progress line lives on stderr and only when
+stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -19,13 +20,9 @@ FLUSH_EVERY = 0.1
 
 
 class Output:
-    """``names``: the sources known up front (files given by name), so the table's first column fits them all."""
-
-    def __init__(self, kind: str, models: list[str], names: list[str] = ()):
+    def __init__(self, kind: str, models: list[str]):
         self.kind, self.models = kind, models
         self.count = 0
-        self.width = 0
-        self.known = max(map(len, names), default=0)
         self.flushed = 0.0
         self.progress: Any = None
 
@@ -68,12 +65,11 @@ class Output:
             self.progress.stop()
 
     def _row(self, p) -> None:
-        if not self.width:
-            self.width = max(len("image"), len(p.source), self.known)
+        top = "  ".join(f"{d}: {q:>6.1%}" for d, q in p.top)
+        if self.count == 0:
             self._write(f"model: {' + '.join(self.models)}")
-            self._write(f"{'image':<{self.width}}  digit  probability  top-k")
-        top = "  ".join(f"{d}: {q:.1%}" for d, q in p.top)
-        self._write(f"{p.source:<{self.width}}  {p.digit:>5}  {p.probability:>11.1%}  {top}")
+            self._write(f"digit  probability  {'top-k':<{len(top)}}  image")
+        self._write(f"{p.digit:>5}  {p.probability:>11.1%}  {top}  {p.source}")
 
     def _write(self, text: str, newline: bool = True) -> None:
         sys.stdout.write(text + "\n" if newline else text)

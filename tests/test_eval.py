@@ -1,5 +1,6 @@
 """mnistctl eval: metrics from probabilities, the report files, and the command on a briefly trained run."""
 
+import dataclasses
 import json
 import shutil
 
@@ -66,6 +67,17 @@ def test_eval_on_the_test_split_matches_the_labels_and_the_training_run(trained_
     assert result["epoch"] == test_event["epoch"]
     probs, targets = split_predictions.load_or_compute(trained_run, "test", "best")
     assert probs.shape == (len(mnist.test_labels), 10) and torch.equal(targets, mnist.test_labels)
+
+
+def test_saved_predictions_are_used_only_on_the_data_they_were_made_on(trained_run, mnist, tmp_path):
+    run = runs.Run(shutil.copytree(trained_run.path, tmp_path / "copy"))
+    relabelled = dataclasses.replace(mnist, labels=(mnist.labels + 1) % 10, md5={name: "0" * 32 for name in mnist.md5})
+    own = evaluate.evaluate(run, "test", "best", mnist)["accuracy"]
+    other = evaluate.evaluate(run, "test", "best", relabelled)["accuracy"]
+    assert other < 0.2 < own
+    assert evaluate.evaluate(run, "test", "best")["accuracy"] == own
+    probs, targets = split_predictions.load_or_compute(run, "test", "best", relabelled)
+    assert torch.equal(targets, relabelled.test_labels)
 
 
 def test_eval_command_writes_reports_and_predictions(trained_run):

@@ -39,14 +39,19 @@ def compute(run: Run, split: str = "test", which: str = "best", dataset=None):
     return predict_proba(load_model(run, which), images, mean, std), labels
 
 
-def save(run: Run, split: str, which: str, probs, targets) -> Path:
+def save(run: Run, split: str, which: str, probs, targets, dataset=None) -> Path:
     target = path(run, split)
-    checkpoint.save(target, {"probs": probs.float(), "targets": targets.long()}, {"split": split, "checkpoint": which})
+    checkpoint.save(target, {"probs": probs.float(), "targets": targets.long()}, _meta(run, split, which, dataset))
     return target
 
 
+def _meta(run: Run, split: str, which: str, dataset) -> dict:
+    """What saved predictions are of: the split, the checkpoint and the data's checksums (the run's own unless ``dataset``)."""
+    return {"split": split, "checkpoint": which, "data": dataset.md5 if dataset is not None else run.recorded_data.get("md5")}
+
+
 def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=None):
-    """Saved predictions when they match the checkpoint and are newer than its weights; else computed and saved."""
+    """Saved predictions when they match the checkpoint and the data and are newer than the weights; else computed and saved."""
     from mnistctl.console import warn
 
     target = path(run, split)
@@ -56,13 +61,13 @@ def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=
         except RunError:
             tensors, meta = {}, None
             warn(f"saved predictions in {target} are unreadable; computing them again")
-        if meta == {"split": split, "checkpoint": which}:
+        if meta == _meta(run, split, which, dataset):
             probs, targets = tensors.get("probs"), tensors.get("targets")
             if well_formed(probs, targets):
                 return probs, targets
             warn(f"saved predictions in {target} are damaged (not N x classes probabilities with N targets); computing them again")
     probs, targets = compute(run, split, which, dataset)
-    save(run, split, which, probs, targets)
+    save(run, split, which, probs, targets, dataset)
     return probs, targets
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from mnistctl import runs
 from mnistctl.cli import app
-from mnistctl.errors import DataError, RunError, TrainingDiverged, UsageError
+from mnistctl.errors import DataError, NotFoundError, RunError, TrainingDiverged, UsageError
 from mnistctl.reading import evaluate, split_predictions
 from mnistctl.reading.compare import compare
 from mnistctl.runs import Kind, Status, checkpoint
@@ -111,7 +111,8 @@ def _damage(run, how):
         run.config_path.write_text("[1, 2]")
     elif how == "predictions-shape":
         split_predictions.load_or_compute(run)
-        checkpoint.save(split_predictions.path(run, "test"), {"probs": torch.rand(7), "targets": torch.zeros(3, 2, dtype=torch.long)}, {"split": "test", "checkpoint": "best"})
+        saved = split_predictions.path(run, "test")
+        checkpoint.save(saved, {"probs": torch.rand(7), "targets": torch.zeros(3, 2, dtype=torch.long)}, checkpoint.load(saved)[1])
 
 
 READABLE = ["metrics-not-objects", "end-without-status", "summary-list", "predictions-shape"]
@@ -142,6 +143,16 @@ def test_eval_reads_a_damaged_run(how, copies):
     _damage(damaged, how)
     result = evaluate.evaluate(damaged)
     assert result["n"] == 50 and result["run"] == "other"
+
+
+def test_a_run_folder_without_its_config_is_named_not_called_missing(copies):
+    root, (_, damaged) = copies
+    damaged.config_path.unlink()
+    for ref in ("other", str(damaged.path)):
+        with pytest.raises(NotFoundError, match=f"^{damaged.path} has no config.json "):
+            runs.resolve_checkpoint(ref, None, root)
+    with pytest.raises(NotFoundError, match="no run 'nothing'"):
+        runs.resolve("nothing", root)
 
 
 def test_eval_of_a_run_with_a_list_as_config_is_one_run_error(copies):

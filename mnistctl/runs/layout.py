@@ -262,6 +262,9 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
     for path in (Path(ref), runs_dir(root) / str(ref)):
         if (path / CONFIG).is_file():
             return Run(path)
+    for folder in (runs_dir(root) / str(ref), *([Path(ref)] if len(Path(ref).parts) > 1 else [])):
+        if folder.is_dir():
+            raise NotFoundError(f"{folder} has no {CONFIG}", "is it a mnistctl run directory?")
     names = [r.name for r in reversed(list_runs(root))]
     raise NotFoundError(f"no run '{ref}' in {runs_dir(root)}/", _closest(str(ref), names))
 

@@ -1,6 +1,7 @@
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -187,14 +188,25 @@ def test_broken_runs_are_skipped_with_one_warning_each(fixture_runs, tmp_path):
     assert result.ensemble is None and result.pairs == []
 
 
-def test_named_runs_missing_are_warned_and_the_rest_compared(fixture_runs):
-    result = compare.compare(["a", "nope", str(fixture_runs / "b")], fixture_runs)
-    assert [r["name"] for r in result.rows] == ["a", "b"]
-    assert len(result.warnings) == 1 and "nope" in result.warnings[0]
-    with pytest.raises(NotFoundError):
-        compare.compare(["nope"], fixture_runs)
+def test_a_named_run_that_does_not_exist_is_bad_input_with_a_hint(fixture_runs):
+    result = compare.compare(["a", str(fixture_runs / "b")], fixture_runs)
+    assert [r["name"] for r in result.rows] == ["a", "b"] and result.warnings == []
+    with pytest.raises(NotFoundError, match="no run 'bb'") as info:
+        compare.compare(["a", "bb"], fixture_runs)
+    assert info.value.exit_code == 2 and "did you mean b?" in info.value.hint
     with pytest.raises(UsageError):
         compare.compare([], fixture_runs)
+
+
+def test_a_summary_value_that_is_not_a_number_is_warned_with_where_the_value_shown_comes_from(tmp_path):
+    make_run(tmp_path, "a", [0.95], probs_for({0, 1}, 0.9, 0.6), summary={"test_acc": "abc", "wall_time": "x"})
+    make_run(tmp_path, "b", [0.9], summary={"test_loss": "?"})
+    result = compare.compare([], tmp_path, all_runs=True, stats=False)
+    rows = {r["name"]: r for r in result.rows}
+    assert rows["a"]["test_acc"] == pytest.approx(0.9) and rows["a"]["time"] == 10.0 and rows["b"]["test_loss"] is None
+    a, b = sorted(result.warnings)
+    assert "test_acc='abc'" in a and "test_acc from metrics.jsonl; wall_time from metrics.jsonl" in a and "missing" not in a
+    assert b.endswith("shown: test_loss as missing")
 
 
 def test_cli_json(fixture_runs):
@@ -263,3 +275,75 @@ def test_a_plot_file_that_appears_while_it_is_drawn_is_kept(fixture_runs, tmp_pa
     with pytest.raises(UsageError, match="appeared while it was being written"):
         compare.plot([Run(fixture_runs / "a")], png)
     assert png.read_text() == "mine" and sorted(tmp_path.iterdir()) == [png, tmp_path / "runs"]
+
+
+def cells(text):
+    """{run: {header: cell}} of the runs table printed in ``text``."""
+    lines = text.splitlines()
+    headers = [h.strip() for h in next(line for line in lines if line.startswith("┃")).strip("┃").split("┃")]
+    rows = [[c.strip() for c in line.strip("│").split("│")] for line in lines if line.startswith("│")]
+    return {row[0]: dict(zip(headers, row)) for row in rows}
+
+
+def expected_cells(root, names):
+    from rich.text import Text
+
+    from mnistctl.cli.compare import cell
+
+    return {r["name"]: {c.header: Text.from_markup(cell(c.key, r[c.key])).plain for c in compare.COLUMNS} for r in compare.compare(names, root, stats=False).rows}
+
+
+@pytest.mark.parametrize("width", ["40", "100"])
+def test_wide_shows_every_column_whole_however_narrow_the_terminal(fixture_runs, width):
+    result = CliRunner().invoke(app, ["compare", "a", "b", "c", "--runs-dir", str(fixture_runs), "--wide", "--no-stats"], env={"COLUMNS": width})
+    assert result.exit_code == 0, result.output
+    expected = expected_cells(fixture_runs, ["a", "b", "c"])
+    assert cells(result.stdout) == expected and expected["a"]["params"] == "1,234"
+
+
+@pytest.mark.parametrize("width, least", [("30", 2), ("60", 4), ("250", 14)])
+def test_the_default_view_drops_columns_to_fit_rather_than_cut_values(fixture_runs, width, least):
+    result = CliRunner().invoke(app, ["compare", "a", "b", "c", "--runs-dir", str(fixture_runs), "--no-stats"], env={"COLUMNS": width})
+    assert result.exit_code == 0, result.output
+    shown, expected = cells(result.stdout), expected_cells(fixture_runs, ["a", "b", "c"])
+    assert set(shown) == {"a", "b", "c"} and len(shown["a"]) >= least
+    assert all(shown[name] == {h: expected[name][h] for h in shown[name]} for name in shown)
+    assert max(map(len, result.stdout.splitlines()[:-1])) <= int(width)
+
+
+def test_title_and_footer_of_a_narrow_table_are_whole_lines(fixture_runs):
+    result = CliRunner().invoke(app, ["compare", "a", "b", "--runs-dir", str(fixture_runs), "--columns", "name", "--no-stats"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Runs, best first" and lines[-1] == "green: best in its column; 13 more columns with --wide or --columns"
+
+
+def test_help_shows_that_compare_takes_several_runs():
+    result = CliRunner().invoke(app, ["compare", "--help"], env={"COLUMNS": "100"})
+    assert "Usage: mnistctl compare [OPTIONS] [RUN]..." in result.stdout
+
+
+@pytest.mark.parametrize("args, says", [
+    (["a", "b", "--top", "3"], "--top picks the best runs of a --study"),
+    (["a", "--wide", "--columns", "test_acc"], "--wide shows every column, so --columns would be ignored"),
+    (["a", "--json", "--columns", "test_acc"], "--json holds every column, so --columns would be ignored"),
+    (["a", "--columns", "tset_acc"], "unknown column 'tset_acc'"),
+])
+def test_options_that_would_be_ignored_are_refused_before_any_work(fixture_runs, monkeypatch, args, says):
+    monkeypatch.setattr(compare, "compare", lambda *a, **k: pytest.fail("the work started"))
+    result = CliRunner().invoke(app, ["compare", *args, "--runs-dir", str(fixture_runs)])
+    assert isinstance(result.exception, UsageError) and says in str(result.exception)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc, a folder no one can write to")
+def test_a_plot_in_a_folder_that_cannot_be_written_names_the_plot(fixture_runs):
+    with pytest.raises(OSError) as info:
+        compare.plot([Run(fixture_runs / "a")], Path("/proc/c.png"))
+    assert info.value.filename == "/proc/c.png"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc, a folder no one can write to")
+def test_a_plot_in_a_folder_that_cannot_be_written_is_refused_before_any_work(fixture_runs, monkeypatch):
+    monkeypatch.setattr(compare, "compare", lambda *a, **k: pytest.fail("the work started"))
+    result = CliRunner().invoke(app, ["compare", "a", "--plot", "/proc/c.png", "--runs-dir", str(fixture_runs)])
+    assert isinstance(result.exception, UsageError) and "--plot /proc/c.png cannot be written" in str(result.exception)

@@ -14,19 +14,19 @@ NAME = "compare"
 
 
 def command(
-    refs: Optional[list[str]] = typer.Argument(None, metavar="RUN", help="Runs by name or path; with --all, the runs folder.", show_default=False),
+    refs: Optional[list[str]] = typer.Argument(None, metavar="[RUN]...", help="Runs by name or path; with --all, the runs folder.", show_default=False),
     all_runs: bool = typer.Option(False, "--all", help="Compare every run in the folder (default: $MNISTCTL_RUNS_DIR or ./runs)."),
     runs_dir: options.RunsDir = None,
     sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort best first by this column, e.g. test_acc (default), val_acc, test_loss, params, time, throughput, name.", show_default=False),
     as_json: options.Json = False,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this new PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
-    wide: bool = typer.Option(False, "--wide", help="Show every column, however narrow the terminal."),
+    wide: bool = typer.Option(False, "--wide", help="Show every column, values whole, the table wider than the terminal if need be."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
     data_dir: options.DataDir = None,
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
-    top: int = typer.Option(5, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all)."),
+    top: Optional[int] = typer.Option(None, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all) \\[default: 5].", show_default=False),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn
@@ -34,21 +34,27 @@ def command(
     from mnistctl.reading.compare import compare
     from mnistctl.reading.compare import plot as plot_curves
 
+    if top is not None and study is None:
+        raise UsageError("--top picks the best runs of a --study", "add --study NAME, or drop --top")
+    if wide and columns:
+        raise UsageError("--wide shows every column, so --columns would be ignored", "drop one or the other")
+    if as_json and (wide or columns):
+        raise UsageError(f"--json holds every column, so {'--wide' if wide else '--columns'} would be ignored", "drop one or the other")
     options.new_png(plot, "--plot", "compare.png")
+    shown = pick_columns(columns, wide, out.width)
     if study is not None:
         from mnistctl.reading.compare import study_runs
 
         if refs or all_runs:
             raise UsageError("--study selects the runs itself", "drop the run names and --all, or drop --study")
-        refs, sort = study_runs(study, runs_dir, top), sort or "val_acc"
+        refs, sort = study_runs(study, runs_dir, 5 if top is None else top), sort or "val_acc"
     result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch, data_dir)
     for message in result.warnings:
         warn(message)
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        shown = pick_columns(columns, wide, out.width)
-        out.print(runs_table(result, shown))
+        print_runs(result, shown, fit=not (wide or columns))
         if result.pairs:
             out.print(pairs_table(result.pairs))
         elif stats:
@@ -75,7 +81,39 @@ def pick_columns(asked: str | None, wide: bool, width: int):
     return [COLUMN[k] for k in NARROW]
 
 
-def runs_table(result, shown=None, title: str = "Runs, best first"):
+DROP_FIRST = ("throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))
+
+
+def print_runs(result, shown, fit: bool) -> None:
+    """The runs table, its title and footer as lines of their own. With ``fit``, the least important columns are
+    dropped until it fits the terminal; a table still too wide is printed at its own width, its values never cut."""
+    from rich.measure import Measurement
+    from rich.segment import Segments
+
+    from mnistctl.console import out
+
+    def width(table) -> int:
+        return Measurement.get(out, out.options.update_width(10_000), table).maximum
+
+    table = runs_table(result, shown, title=None, caption=False)
+    while fit and len(shown) > 1 and width(table) > out.width:
+        drop = next(k for k in DROP_FIRST if k in {c.key for c in shown})
+        shown = [c for c in shown if c.key != drop]
+        table = runs_table(result, shown, title=None, caption=False)
+    out.print("Runs, best first", style="table.title")
+    out.print(Segments(out.render(table, out.options.update_width(max(width(table), out.width)))), crop=False)
+    out.print(footer(shown), style="table.caption")
+
+
+def footer(shown) -> str:
+    from mnistctl.reading.compare import COLUMNS
+
+    hidden = sum(c not in shown for c in COLUMNS) if set(shown) <= set(COLUMNS) else 0
+    more = f"; {hidden} more columns with --wide or --columns" if hidden else ""
+    return f"[bold green]green[/]: best in its column{more}"
+
+
+def runs_table(result, shown=None, title: str | None = "Runs, best first", caption: bool = True):
     from rich.table import Table
 
     from mnistctl.reading.compare import COLUMN, COLUMNS, best_values
@@ -83,11 +121,7 @@ def runs_table(result, shown=None, title: str = "Runs, best first"):
 
     shown = shown or list(COLUMNS)
     best = best_values(result.rows, tuple(shown))
-    hidden = sum(c not in shown for c in COLUMNS) if set(shown) <= set(COLUMNS) else 0
-    caption = "[bold green]green[/]: best in its column"
-    if hidden:
-        caption += f"; {hidden} more columns with --wide or --columns"
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    table = Table(title=title, title_justify="left", caption=footer(shown) if caption else None, caption_justify="left")
     for column in shown:
         numeric = column.key in FORMATS or column.key in ("epochs", "best_epoch", "trial")
         table.add_column(column.header, justify="right" if numeric else "left", style="bold cyan" if column.key == "name" else None,

@@ -46,11 +46,20 @@ IgnoreDataMismatch = Annotated[bool, typer.Option(
 
 
 def new_file(path: Path | None, flag: str) -> None:
-    """Refuse a named output that exists: mnistctl never replaces a file the user names."""
+    """Refuse a named output that exists (mnistctl never replaces a file the user names), or whose folder cannot take it."""
+    import tempfile
+
     from mnistctl.errors import UsageError
 
-    if path is not None and (path.exists() or path.is_symlink()):
+    if path is None:
+        return
+    if path.exists() or path.is_symlink():
         raise UsageError(f"{flag} {path} already exists", "name a new file, or move the old one away first")
+    folder = next(p for p in path.absolute().parents if p.exists())
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise UsageError(f"{flag} {path} cannot be written: {folder} takes no new files ({exc.strerror})", "choose a folder you can write to") from None
 
 
 def new_png(path: Path | None, flag: str, example: str) -> None:

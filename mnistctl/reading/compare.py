@@ -60,7 +60,7 @@ def compare(
     ignore_data_mismatch: bool = False, data_dir: str | Path | None = None,
 ) -> Comparison:
     """Rows of the runs named by ``refs`` (or every run in the folder with ``all_runs``), sorted best first."""
-    found, warnings = collect(refs, root, all_runs)
+    found, warnings = collect(refs, root, all_runs), []
     described = []
     for run in found:
         try:
@@ -77,8 +77,8 @@ def compare(
     return result
 
 
-def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = False) -> tuple[list[Run], list[str]]:
-    """The runs to compare, and a warning for each one that cannot be found."""
+def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = False) -> list[Run]:
+    """The runs to compare; a named run that does not exist is a NotFoundError."""
     if all_runs:
         if len(refs) > 1:
             raise UsageError("--all takes at most one runs folder", "name runs without --all, or pass one folder: mnistctl compare --all runs")
@@ -88,20 +88,16 @@ def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
         found = [Run(p) for p in sorted(folder.iterdir()) if runs.is_run_dir(p)]
         if not found:
             raise NotFoundError(f"no runs in {folder}", "train one with: mnistctl train --arch simplecnn")
-        return found, []
+        return found
     if not refs:
         raise UsageError("nothing to compare", "name the runs, e.g. mnistctl compare lenet simplecnn, or use --all")
-    found, warnings, seen = [], [], set()
+    found, seen = [], set()
     for ref in refs:
-        try:
-            run = runs.resolve(ref, root)
-        except NotFoundError as exc:
-            warnings.append(f"skipped {ref}: {exc}")
-            continue
+        run = runs.resolve(ref, root)  # a name typed wrong is bad input, not a damaged run
         if run.path.resolve() not in seen:
             seen.add(run.path.resolve())
             found.append(run)
-    return found, warnings
+    return found
 
 
 def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
@@ -111,12 +107,12 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
     if not isinstance(config.get("arch"), str):
         raise RunError(f"{run.config_path} names no architecture", "the run directory is damaged")
     status = run.status()
-    summary = numbers_only(run, warnings if warnings is not None else []) if status.ended else {}
+    summary, wrong = numbers_only(run) if status.ended else ({}, [])
     epochs = run.epochs()
     test = (run.last(Kind.TEST) or {}) if status.ended else {}
     best = max(epochs, key=lambda e: e.get("val_acc") or 0, default={})
     rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
-    return {
+    row = {
         "name": run.name,
         "path": str(run.path),
         "status": status,
@@ -133,6 +129,9 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
         "time": summary.get("wall_time", epochs[-1].get("elapsed") if epochs else None),
         "throughput": summary.get("images_per_s", sum(rates) / len(rates) if rates else None),
     }
+    if wrong and warnings is not None:
+        warnings.append(not_numbers(run, wrong, row))
+    return row
 
 
 SUMMARY_NUMBERS = ("params", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss", "wall_time", "images_per_s")
@@ -143,13 +142,26 @@ def number(value: Any) -> int | float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def numbers_only(run: Run, warnings: list[str]) -> dict[str, Any]:
-    """The run's summary without the values that should be numbers but are not (a damaged or hand-edited file)."""
+def numbers_only(run: Run) -> tuple[dict[str, Any], list[str]]:
+    """The run's summary without the values that should be numbers but are not (a damaged or hand-edited file),
+    and the keys of those values."""
     summary = run.summary or {}
     wrong = [key for key in SUMMARY_NUMBERS if summary.get(key) is not None and number(summary[key]) is None]
-    if wrong:
-        warnings.append(f"{run.summary_path} holds {', '.join(f'{key}={summary[key]!r}' for key in wrong)}, not numbers; shown as missing")
-    return {key: value for key, value in summary.items() if key not in wrong}
+    return {key: value for key, value in summary.items() if key not in wrong}, wrong
+
+
+ROW_KEY = {"epochs_run": "epochs", "best_val_acc": "val_acc", "wall_time": "time", "images_per_s": "throughput"}
+
+
+def not_numbers(run: Run, wrong: list[str], row: dict[str, Any]) -> str:
+    """The warning for summary values that are not numbers, saying where each value shown instead comes from."""
+    summary = run.summary or {}
+    held = ", ".join(f"{key}={summary[key]!r}" for key in wrong)
+    found = [key for key in wrong if row[ROW_KEY.get(key, key)] is not None]
+    shown = [f"{key} from {'the architecture' if key == 'params' else run.metrics_path.name}" for key in found]
+    if missing := [key for key in wrong if key not in found]:
+        shown.append(f"{' and '.join(missing)} as missing")
+    return f"{run.summary_path} holds {held}, not numbers; shown: {'; '.join(shown)}"
 
 
 def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[str]:

@@ -137,6 +137,19 @@ def test_bad_input_fails_with_a_project_error(trained_run, tmp_path, args, error
     assert message in result.exception.message and result.exception.hint
 
 
+def test_a_run_stopped_in_its_first_epoch_is_pointed_to_its_last_weights(trained_run, tmp_path):
+    stopped = tmp_path / "stopped"
+    (stopped / "weights").mkdir(parents=True)
+    shutil.copy(trained_run.path / "config.json", stopped / "config.json")
+    shutil.copy(trained_run.path / "weights" / "last.safetensors", stopped / "weights" / "last.safetensors")
+    refused = CliRunner().invoke(app, ["eval", str(stopped)])
+    assert isinstance(refused.exception, RunError) and "has no best weights" in refused.exception.message
+    assert "pass --weights last" in refused.exception.hint
+    result = CliRunner().invoke(app, ["eval", str(stopped), "--weights", "last", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["checkpoint"] == "last"
+
+
 def test_a_run_moved_from_another_machine_finds_the_data_through_the_usual_lookup(trained_run, tmp_path, data_dir, monkeypatch):
     moved = tmp_path / "moved"
     shutil.copytree(trained_run.path, moved)

@@ -9,6 +9,7 @@ from test_cli import run_mnistctl
 from torch import nn
 
 from mnistctl.errors import RunError, UsageError
+from mnistctl.reading.figures.layerstats import layer_stats_figure
 from mnistctl.reading.visualize import Plots, expand
 from mnistctl.runs import Kind
 from mnistctl.runs.events import problem
@@ -159,6 +160,28 @@ def test_visualize_layer_stats_without_them_says_how_in_one_line(short_run, tmp_
     result = run_mnistctl("visualize", str(short_run.path), "--what", "layer-stats", "--out", str(tmp_path / "out"))
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "train with --log-layers" in result.stderr and not (tmp_path / "out").exists()
+
+
+def record(kind: str, zeros: float) -> dict:
+    params = {"params": {"weight": {"grad": 0.5, "update": 0.01}}} if kind != "ReLU" else {}
+    return {"type": kind, "mean": 0.1, "std": 1.0 + zeros, "zeros": zeros, "grad": 0.02 + zeros, **params}
+
+
+def test_a_single_logged_point_is_readable_and_layers_on_top_of_each_other_are_named():
+    layers = {"conv": record("Conv2d", 0.0), "relu": record("ReLU", 0.6), "linear": record("Linear", 0.0)}
+    figure = layer_stats_figure("one", [{"step": 50, "epoch": 2, "layers": layers}], steps_per_epoch=40, span=2)
+    axes = figure.axes[:6]
+    assert axes[0].get_xlim()[0] == 0 and axes[0].get_xlim()[1] >= 2  # the run's span, not a sliver around epoch 1.25
+    assert all(line.get_marker() == "o" and line.get_markersize() >= 6 for ax in axes for line in ax.lines if len(line.get_xdata()) == 1)
+    zeros = axes[2]
+    assert zeros.get_title() == "Fraction of zeros (dead units)"
+    assert [t.get_text() for t in zeros.texts if t.get_text().startswith("on top")] == ["on top of each other: conv, linear"]
+
+
+def test_few_logged_points_get_a_note_on_logging_more(logged_run, capsys):
+    Plots(logged_run).layer_stats()
+    note = capsys.readouterr().err
+    assert "logged layer statistics at only 2 of its 8 steps" in note and "--log-layers-every 1" in note
 
 
 def test_a_layers_event_without_layers_is_not_usable():

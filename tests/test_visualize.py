@@ -14,7 +14,7 @@ from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.models import build_model
 from mnistctl.plugins import archs, manager, registry
 from mnistctl.reading.figures import save
-from mnistctl.reading.visualize import KINDS, Options, Plots, conv_layers
+from mnistctl.reading.visualize import KINDS, USED_BY, Options, Plots, conv_layers, refuse_unused
 from mnistctl.registry import Spec
 from mnistctl.runs import Run, checkpoint
 
@@ -186,6 +186,13 @@ def test_feature_maps_of_a_user_image(trained_run, mnist, tmp_path):
         (["RUN", "-w", "feature-maps", "--index", "-1"], UsageError, "--index -1 is out of range", "use 0 to 9999"),
         (["NOWEIGHTS", "-w", "confusion"], RunError, "has no best weights", ""),
         (["NOWEIGHTS", "-w", "curves"], RunError, "has no finished epochs", ""),
+        (["RUN", "-w", ""], UsageError, "--what names no plot", ", ".join(KINDS)),
+        (["RUN", "-w", " , "], UsageError, "--what names no plot", ", ".join(KINDS)),
+        (["RUN", "-w", "curves", "--method", "occlusion"], UsageError, "--method occlusion would be ignored", "add saliency to --what"),
+        (["RUN", "-w", "curves", "--split", "val"], UsageError, "--split val would be ignored", "add one of them to --what"),
+        (["RUN", "-w", "samples", "--layer", "1"], UsageError, "--layer 1 would be ignored", "add one of them to --what"),
+        (["RUN", "-w", "feature-maps", "--index", "5", "--image", "digit.png"], UsageError, "so --index 5 would be ignored", "drop one"),
+        (["RUN", "-w", "feature-maps", "--split", "val", "--image", "digit.png"], UsageError, "so --split val would be ignored", "drop one"),
     ],
 )
 def test_bad_input_fails_before_writing_anything(trained_run, tmp_path, args, error, message, hint):
@@ -198,6 +205,35 @@ def test_bad_input_fails_before_writing_anything(trained_run, tmp_path, args, er
     assert isinstance(result.exception, error), result.output
     assert message in result.exception.message and hint in (result.exception.hint or "")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_options_are_refused_only_when_given_and_unused():
+    refuse_unused(["saliency"], {"split": "val", "layer": None, "index": None, "image": None, "method": "occlusion"})
+    refuse_unused(["feature-maps", "confusion"], {"split": "val", "layer": None, "index": None, "image": "digit.png", "method": None})
+    refuse_unused(["feature-maps"], {"split": None, "layer": None, "index": 3, "image": None, "method": None})
+    refuse_unused(["curves"], {"split": None, "layer": None, "index": None, "image": None, "method": None})
+
+
+def test_split_help_names_every_plot_that_uses_the_split():
+    from typer.main import get_command
+
+    [split] = [p for p in get_command(app).commands["visualize"].params if p.name == "split"]
+    assert {kind for kind in KINDS if kind in split.help} == USED_BY["split"]
+
+
+def test_all_of_a_run_stopped_in_its_first_epoch_skips_the_curves_with_a_note(trained_run, tmp_path):
+    stopped = tmp_path / "stopped"
+    (stopped / "weights").mkdir(parents=True)
+    (stopped / "config.json").write_text((trained_run.path / "config.json").read_text())
+    (stopped / "metrics.jsonl").write_text(next(line for line in trained_run.metrics_path.open() if '"start"' in line))
+    for which in ("initial", "last"):
+        (stopped / "weights" / f"{which}.safetensors").write_bytes((trained_run.path / "weights" / f"{which}.safetensors").read_bytes())
+    result = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "--out", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(p).name for p in result.stdout.split()) == sorted(p for p in ALL_PLOTS if p != "curves.png")
+    assert result.stderr.strip() == "warning: skipped the curves: run stopped has no finished epochs yet"
+    named = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "-w", "all,curves", "--out", str(tmp_path / "named")])
+    assert isinstance(named.exception, RunError) and "has no finished epochs" in named.exception.message
 
 
 def test_an_out_folder_never_loses_a_file_but_the_runs_plots_are_replaced(trained_run, tmp_path):

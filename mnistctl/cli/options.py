@@ -47,6 +47,8 @@ IgnoreDataMismatch = Annotated[bool, typer.Option(
 
 def new_file(path: Path | None, flag: str) -> None:
     """Refuse a named output that exists (mnistctl never replaces a file the user names), or whose folder cannot take it."""
+    import errno
+    import os
     import tempfile
 
     from mnistctl.errors import UsageError
@@ -56,6 +58,8 @@ def new_file(path: Path | None, flag: str) -> None:
     if path.exists() or path.is_symlink():
         raise UsageError(f"{flag} {path} already exists", "name a new file, or move the old one away first")
     folder = next(p for p in path.absolute().parents if p.exists())
+    if not folder.is_dir():  # a file in the way: the one message for it, before any work
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
     try:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:

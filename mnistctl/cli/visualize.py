@@ -19,11 +19,11 @@ def command(
     ),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the PNGs \\[default: RUN/plots]."),
     which: options.Weights = None,
-    split: str = typer.Option("test", "--split", help="Images for confusion, wrong and feature-maps: test or val."),
+    split: Optional[str] = typer.Option(None, "--split", help="Images for confusion, wrong, feature-maps and saliency: test or val \\[default: test]."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Conv layer for filters: its name (e.g. features.3) or number \\[default: the first]."),
-    index: int = typer.Option(0, "--index", help="Image of the split whose feature maps to show."),
+    index: Optional[int] = typer.Option(None, "--index", help="Image of the split whose feature maps to show \\[default: 0]."),
     image: Optional[str] = typer.Option(None, "--image", help="Show the feature maps of your own digit image instead (prepared as in predict)."),
-    method: str = typer.Option("integrated-gradients", "--method", help="Attribution method for saliency: integrated-gradients, saliency, gradient-shap or occlusion."),
+    method: Optional[str] = typer.Option(None, "--method", help="Attribution method for saliency: integrated-gradients, saliency, gradient-shap or occlusion \\[default: integrated-gradients]."),
     data_dir: options.DataDir = None,
     runs_dir: options.RunsDir = None,
     checkpoint: options.OldCheckpoint = None,
@@ -35,21 +35,24 @@ def command(
     """
     from pathlib import Path
 
-    from mnistctl.console import err
+    from mnistctl.console import err, warn
     from mnistctl.console import out as console
     from mnistctl.errors import UsageError
-    from mnistctl.reading.visualize import Options, Plots, expand
+    from mnistctl.reading.visualize import Options, Plots, expand, refuse_unused
     from mnistctl.runs import resolve_checkpoint
 
-    expand(what)  # a typo fails before the run is looked up
+    given = {"split": split, "layer": layer, "index": index, "image": image, "method": method}
+    refuse_unused(expand(what), given)  # bad input fails before the run is looked up
     options.output_folder(out, "--out")
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     kinds = expand(what, target)
     dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
-    plots = Plots(target, Options(which=which, split=split, layer=layer, index=index, image=image, method=method), dataset)
+    plots = Plots(target, Options(which=which, **{k: v for k, v in given.items() if v is not None}), dataset)
     if out is not None and (taken := plots.taken(kinds, Path(out))):
         raise UsageError(f"--out {out} already holds {', '.join(taken)}", "choose another folder, or move them away first")
     with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir, replace=out is None)
+    if "curves" in expand(what) and "curves" not in kinds:
+        warn(f"skipped the curves: run {target.name} has no finished epochs yet")
     for path in paths:
         console.print(str(path), soft_wrap=True)

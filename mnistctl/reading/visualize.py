@@ -18,7 +18,7 @@ from mnistctl.reading import split_predictions
 from mnistctl.reading.compare import augment_label
 from mnistctl.reading.figures import save
 from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
-from mnistctl.reading.figures.layerstats import layer_stats_figure
+from mnistctl.reading.figures.layerstats import FEW_POINTS, layer_stats_figure
 from mnistctl.reading.figures.predictions import (
     confusion_figure,
     samples_figure,
@@ -31,16 +31,21 @@ KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "w
 NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong", "saliency"}
 SAMPLES_PER_CLASS = 12
 EXPLAINED_WRONG, EXPLAINED_RIGHT = 6, 3
+USED_BY = {"split": {"confusion", "wrong", "feature-maps", "saliency"}, "layer": {"filters", "initial-filters"},
+           "index": {"feature-maps"}, "image": {"feature-maps"}, "method": {"saliency"}}  # fmt: skip
 
 
 def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
     """The plot kinds asked for (repeated or comma-separated), ``all`` expanded (to layer-stats only when ``run``
-    has them); a typo gets the closest kind."""
+    has them, to curves only when it has finished an epoch); a typo gets the closest kind."""
     from mnistctl.registry import suggest
 
     asked = [what] if isinstance(what, str) else list(what)
+    named = [k.strip() for item in asked for k in item.split(",") if k.strip()]
+    if not named:
+        raise UsageError("--what names no plot", f"name one or more of {', '.join(KINDS)}, all")
     kinds: list[str] = []
-    for kind in (k.strip() for item in asked for k in item.split(",") if k.strip()):
+    for kind in named:
         if kind == "all":
             kinds += [k for k in KINDS if k != "layer-stats" or (run is not None and run.last(Kind.LAYERS))]
         elif kind in KINDS:
@@ -50,7 +55,24 @@ def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
             if not hint.startswith("choose"):
                 hint += f" the kinds are {', '.join(KINDS)}, all"
             raise UsageError(f"unknown --what '{kind}'", hint)
+    if run is not None and "curves" in kinds and "curves" not in named and not run.epochs():
+        kinds.remove("curves")
     return list(dict.fromkeys(kinds))
+
+
+def refuse_unused(kinds: list[str], given: dict[str, Any]) -> None:
+    """Plot options given (not None) that none of ``kinds`` uses are refused rather than ignored."""
+    image = given.get("image") is not None
+    for name in sorted(given, key=lambda n: n != "image"):  # an unused --image before the options it replaces
+        users = USED_BY[name] - ({"feature-maps"} if image and name in ("split", "index") else set())
+        if given[name] is None or users & set(kinds):
+            continue
+        flag = f"--{name} {given[name]}"
+        if image and "feature-maps" in kinds and name in ("split", "index"):
+            raise UsageError(f"--image replaces the split's images in feature-maps, so {flag} would be ignored", "drop one or the other")
+        *others, last = sorted(USED_BY[name])
+        users = f"{', '.join(others)} and {last}" if others else last
+        raise UsageError(f"{flag} would be ignored: it is only for {users}", f"drop it, or add {'one of them' if others else last} to --what")
 
 
 def conv_layers(model) -> dict[str, Any]:
@@ -270,6 +292,7 @@ class Plots:
         forward = scorer([(self.model, *self.run.normalization)])
         figure = explain_figure(title, images[chosen], captions, columns, forward, self.options.method)
         return self.file_name("saliency"), figure
+
     def layer_events(self) -> list[dict[str, Any]]:
         """Kind.LAYERS events in step order, the latest for each step (a resumed run repeats some)."""
         by_step = {e["step"]: e for e in self.run.events(Kind.LAYERS)}
@@ -278,8 +301,17 @@ class Plots:
         return [by_step[s] for s in sorted(by_step)]
 
     def layer_stats(self) -> tuple[str, Figure]:
+        from mnistctl.console import warn
+
+        events = self.layer_events()
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
-        return self.file_name("layer-stats"), layer_stats_figure(self.title, self.layer_events(), steps_per_epoch)
+        epochs = max((e["epoch"] for e in self.run.epochs()), default=0)
+        if len(events) <= FEW_POINTS:
+            steps = max(events[-1]["step"], epochs * (steps_per_epoch or 0))
+            warn(f"run {self.run.name} logged layer statistics at only {len(events)} of its {steps} steps: "
+                 f"for a trend, train with a smaller interval, e.g. --log-layers-every {max(1, steps // 10)}")  # fmt: skip
+        span = epochs if steps_per_epoch else None
+        return self.file_name("layer-stats"), layer_stats_figure(self.title, events, steps_per_epoch, span)
 
 
 def as_augmented(examples: list[np.ndarray], augment: dict[str, float], seed: int) -> list[np.ndarray]:

@@ -188,7 +188,8 @@ class Run:
     def weights(self, which: str = "best") -> Path:
         path = self.weights_path(which)
         if not path.is_file():
-            raise RunError(f"run {self.name} has no {which} weights ({path})", "the run may not have finished an epoch yet")
+            last = ": pass --weights last for the weights it stopped at" if which == "best" and self.weights_path("last").is_file() else ""
+            raise RunError(f"run {self.name} has no {which} weights ({path})", f"the run may not have finished an epoch yet{last}")
         return path
 
     def status(self, stalled_after: float = STALLED_AFTER) -> Status:

@@ -96,7 +96,12 @@ def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, 
     best = max(trials, key=lambda t: t.value)
     assert shown.index(f"tiny-t{best.number}") < shown.index(f"tiny-t{1 - best.number}")
     assert f"best: trial {best.number}, validation accuracy {best.value:.2%}" in shown
-    assert f"--scheduler {best.params['scheduler']}" in shown and f"--lr {best.params['lr']!r} " in shown
+    config = root / f"tiny-t{best.number}" / "config.json"
+    assert f"train it again with: mnistctl train --config {config}\n" in shown
+    assert_trains_again(config, runs[best.number])
+    elsewhere = sweep("--study", "tiny", "--show", "--storage", url, "--runs-dir", str(tmp_path / "other")).stdout
+    assert "its searched settings, to add to the sweep's own train options:" in elsewhere  # the run is not in this runs folder
+    assert f"--scheduler {best.params['scheduler']}" in elsewhere and f"--lr {best.params['lr']!r}" in elsewhere
     tied = trials[0].value == trials[1].value  # such tiny runs can both score the same; fANOVA then has nothing to explain
     assert ("parameter importances" in shown) != tied
 
@@ -107,6 +112,14 @@ def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, 
     again = sweep("--study", "tiny", "--trials", "2", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), *TINY)
     assert "this worker ran 0 trials" in again.stdout
     assert len(load("tiny", url).get_trials()) == 2
+
+
+def assert_trains_again(config: Path, run: Run) -> None:
+    """``train --config`` of the trial's config.json resolves to the trial's settings, fixed flags (epochs, limit...) included."""
+    from mnistctl.training.config import DEFAULTS, resolve
+
+    again = resolve({}, config)
+    assert {k: again[k] for k in DEFAULTS if k != "name"} == {k: run.config[k] for k in DEFAULTS if k != "name"}
 
 
 def test_two_workers_share_one_sqlite_study(tmp_path, space, data_dir):
@@ -329,3 +342,22 @@ def test_importances_are_empty_when_the_finished_trials_all_score_the_same():
     assert importances(study) == {}
     study.optimize(lambda trial: trial.suggest_float("lr", 0.01, 0.1), n_trials=3)
     assert set(importances(study)) == {"lr"}
+
+
+def test_the_best_trials_config_is_only_offered_from_its_own_run(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from mnistctl.reading.sweep import run_config
+
+    study = SimpleNamespace(study_name="s1")
+    trial = SimpleNamespace(number=0, user_attrs={"run": "s1-t0"})
+    (tmp_path / "s1-t0").mkdir()
+    config = tmp_path / "s1-t0" / "config.json"
+    config.write_text(json.dumps({"lr": 0.1, "study": {"name": "s1", "trial": 0}}))
+    assert run_config(study, trial, tmp_path) == config
+    config.write_text(json.dumps({"lr": 0.1, "study": {"name": "s1", "trial": 3}}))  # another study of that name, elsewhere
+    assert run_config(study, trial, tmp_path) is None
+    config.write_text("[]")
+    assert run_config(study, trial, tmp_path) is None
+    assert run_config(study, SimpleNamespace(number=1, user_attrs={}), tmp_path) is None

@@ -262,6 +262,8 @@ def test_old_unfinished_run_is_stalled(tmp_path):
     async def check(pilot):
         await until(pilot, lambda: app.query_one(StatusBadge).status == "stalled", "stalled")
         assert "STALLED" in text(app.query_one(StatusBadge))
+        # no countdown, and the clock stops at the last step logged (10 s after the start)
+        assert "ETA stalled  elapsed 0:10 " in text(app.query_one(ProgressPanel).query_one("#eta"))
 
     drive(app, check)
 
@@ -416,6 +418,41 @@ def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
     for root in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "runs"):
         result = CliRunner().invoke(app, ["watch", "--runs-dir", str(root)])
         assert isinstance(result.exception, UsageError) and "notes.txt is a file" in result.exception.message
+
+
+def test_watch_refuses_a_runs_folder_given_that_does_not_exist(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.errors import UsageError
+
+    def nap(seconds):
+        raise AssertionError("waited for a runs folder that was given and does not exist")
+
+    monkeypatch.setattr(time, "sleep", nap)
+    missing = tmp_path / "typo"
+    result = CliRunner().invoke(app, ["watch", "--runs-dir", str(missing)])
+    assert isinstance(result.exception, UsageError) and result.exception.message == f"cannot watch runs in {missing}: no such folder"
+    assert f"mnistctl train --runs-dir {missing}" in result.exception.hint
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(missing))
+    result = CliRunner().invoke(app, ["watch"])
+    assert isinstance(result.exception, UsageError) and "MNISTCTL_RUNS_DIR" in result.exception.hint
+
+
+def test_watch_waits_for_the_default_runs_folder_to_appear(tmp_path, monkeypatch):
+    from mnistctl.cli import watch
+
+    monkeypatch.delenv("MNISTCTL_RUNS_DIR")
+    monkeypatch.chdir(tmp_path)
+    naps = []
+
+    def nap(seconds):  # training starts while watch waits
+        naps.append(seconds)
+        make_run(tmp_path / "runs", "first")
+
+    monkeypatch.setattr(time, "sleep", nap)
+    watch._wait_for_a_run(None)
+    assert len(naps) == 1
 
 
 def test_a_best_checkpoint_event_shows_the_validation_loss_when_recorded():

@@ -157,10 +157,16 @@ def _print_study(study, runs_dir) -> None:
     if best is None:
         out.print("no trial has finished yet")
         return
+    from rich.markup import escape
+
     from mnistctl.training.space import flag
 
     out.print(f"best: trial {best.number}, validation accuracy [bold]{best.value:.2%}[/], run {best.user_attrs.get('run', '?')}", soft_wrap=True)
-    out.print("  its settings as train options: " + " ".join(flag(k, v) for k, v in best.params.items()), soft_wrap=True)
+    config = reading.run_config(study, best, runs_dir)
+    if config is not None:
+        out.print(f"  train it again with: mnistctl train --config {escape(shlex.quote(str(config)))}", soft_wrap=True)
+    else:  # its run is elsewhere, e.g. on another machine sharing the study
+        out.print("  its searched settings, to add to the sweep's own train options: " + " ".join(flag(k, v) for k, v in best.params.items()), soft_wrap=True)
     importances = reading.importances(study)
     if importances:
         out.print("parameter importances (fANOVA): " + ", ".join(f"{k} {v:.0%}" for k, v in importances.items()), soft_wrap=True)

@@ -33,6 +33,8 @@ def command(
 
 def _wait_for_a_run(runs_dir: Path | None) -> None:
     """Started before training has created its run: wait for the first one to appear."""
+    import os
+    import shlex
     import time
 
     from mnistctl import runs
@@ -42,6 +44,9 @@ def _wait_for_a_run(runs_dir: Path | None) -> None:
     first_existing = next((p for p in (root, *root.parents) if p.exists()), None)
     if first_existing is not None and not first_existing.is_dir():
         raise UsageError(f"cannot watch runs in {root}: {first_existing} is a file", f"pass --runs-dir DIR or set {runs.RUNS_ENV} to a folder")
+    given = "given to --runs-dir" if runs_dir is not None else f"in {runs.RUNS_ENV}" if os.environ.get(runs.RUNS_ENV) else None
+    if given and not root.exists():  # only the default folder is waited for until training creates it
+        raise UsageError(f"cannot watch runs in {root}: no such folder", f"check the path {given}, or train there first: mnistctl train --runs-dir {shlex.quote(str(root))}")
     err.print(f"waiting for a run to start in {root} (Ctrl-C to stop)", soft_wrap=True)
     while not runs.list_runs(runs_dir):
         time.sleep(0.5)

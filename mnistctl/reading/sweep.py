@@ -40,7 +40,8 @@ def rows(study, root=None) -> list[dict[str, Any]]:
     found = []
     for trial in trials(study):
         name = trial.user_attrs.get("run")
-        summary = _summary(runs.runs_dir(root) / name) if isinstance(name, str) and name else None
+        path = _run_dir(trial, root)
+        summary = _summary(path) if path else None
         elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
         found.append({
             "trial": trial.number,
@@ -53,6 +54,22 @@ def rows(study, root=None) -> list[dict[str, Any]]:
             "name": name,
         })
     return sorted(found, key=lambda r: (r["val_acc"] is None, -(r["val_acc"] or 0), r["trial"]))
+
+
+def _run_dir(trial, root=None) -> Path | None:
+    name = trial.user_attrs.get("run")
+    return runs.runs_dir(root) / name if isinstance(name, str) and name else None
+
+
+def run_config(study, trial, root=None) -> Path | None:
+    """The config.json of the trial's run, if it is in this runs folder: ``train --config`` trains the trial again."""
+    path = _run_dir(trial, root)
+    try:
+        recorded = runs.Run(path).config.get("study") if path and runs.is_run_dir(path) else None
+    except MnistctlError:
+        return None
+    mine = isinstance(recorded, dict) and recorded.get("name") == study.study_name and recorded.get("trial") == trial.number
+    return runs.Run(path).config_path if mine else None
 
 
 def _summary(path: Path) -> dict[str, Any] | None:

@@ -143,6 +143,6 @@ class Dashboard(Vertical):
                 self.state.note("metrics are coming in again", "info")
             self.status = status
         self.query_one(StatusBadge).show(status)
-        self.query_one(ProgressPanel).show(self.state, now)
+        self.query_one(ProgressPanel).show(self.state, status, now)
         self.query_one(RatesPanel).show(self.state)
         self.query_one(EventLog).show(self.state)

@@ -93,6 +93,11 @@ class RunState:
         return max(0.0, left - max(0.0, now - t1))
 
     @property
+    def last_logged(self) -> float | None:
+        """The time of the last start, step or epoch event."""
+        return self._latest[0] if self._latest else None
+
+    @property
     def best(self) -> dict[str, Any] | None:
         best = [e for e in self.epochs.values() if e.get("best")]
         return best[-1] if best else None

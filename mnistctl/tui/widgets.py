@@ -98,7 +98,7 @@ class ProgressPanel(Vertical):
             yield ProgressBar(id="step-bar", show_eta=False)
         yield Label("", id="eta")
 
-    def show(self, state: RunState, now: float | None = None) -> None:
+    def show(self, state: RunState, status: Status, now: float | None = None) -> None:
         p = state.progress
         under_way = p.epoch + 1 if state.start and not state.end and p.epoch < p.epochs else p.epoch
         self.query_one("#epoch-label", Label).update(f"epoch {under_way}/{p.epochs or '?'}")
@@ -106,14 +106,19 @@ class ProgressPanel(Vertical):
         self.query_one("#step-label", Label).update(f"step {p.step_in_epoch}/{p.steps_per_epoch or '?'}")
         self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)
         now = time.time() if now is None else now
-        elapsed = elapsed_seconds(state, now)
-        eta = ("done" if state.status(now).completed else "stopped") if state.end else duration(state.eta(now))
+        until = now
+        if status.ended:
+            eta = "done" if status.completed else "stopped"
+        elif status == Status.STALLED:
+            eta, until = "stalled", state.last_logged or now  # its clock stops at its last event
+        else:
+            eta = duration(state.eta(now))
         total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
-        self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed)}{total}")
+        self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed_seconds(state, until))}{total}")
 
 
 def elapsed_seconds(state: RunState, now: float) -> float | None:
-    """Training time so far: the last epoch's ``elapsed`` plus the time since, while running."""
+    """Training time so far: the last epoch's ``elapsed`` plus the time since, up to ``now`` or the run's end."""
     last_epoch = state.epochs[max(state.epochs)] if state.epochs else None
     base = last_epoch.get("elapsed", 0.0) if last_epoch else 0.0
     if state.start is None:

@@ -98,8 +98,11 @@ def suggest(name: str, choices: list[str]) -> str:
     return "choose one of: " + ", ".join(choices) if choices else "none are registered"
 
 
-def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Validate ``key=value`` strings (or a dict) against the factory's options (or ``defaults``), typed by their defaults."""
+def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[str, Any] | None = None, parse: bool = True) -> dict[str, Any]:
+    """Validate ``key=value`` strings (or a dict) against the factory's options (or ``defaults``), typed by their defaults.
+
+    ``parse=False`` leaves strings as they are: a file's values are typed already, and text for a number is refused later.
+    """
     pairs = items.items() if isinstance(items, dict) else map(split_pair, items)
     defaults = spec.defaults if defaults is None else defaults
     options: dict[str, Any] = {}
@@ -111,7 +114,7 @@ def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[
                 f"'{spec.name}' has no option '{key}'",
                 f"valid options: {valid}",
             )
-        options[key] = _coerce(value, defaults[key], f"{spec.name} option '{key}'")
+        options[key] = value if isinstance(value, str) and not parse else _coerce(value, defaults[key], f"{spec.name} option '{key}'")
     return options
 
 

@@ -159,10 +159,10 @@ def test_train_with_a_bad_config_file_exits_2_and_writes_nothing(tmp_path):
 
 def test_file_options_are_typed_like_flags(tmp_path):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"arch": "lenet", "arch_options": {"channels": [4, 8], "dropout": 0}, "optimizer_options": {"momentum": 1}}))
+    path.write_text(json.dumps({"arch": "lenet", "arch_options": {"channels": [4, 8], "dropout": 0}, "optimizer_options": {"momentum": 0}}))
     config = trainconfig.resolve({}, path)
     assert config["arch_options"]["channels"] == [4, 8] and config["arch_options"]["dropout"] == 0.0
-    assert isinstance(config["arch_options"]["dropout"], float) and config["optimizer_options"]["momentum"] == 1.0
+    assert isinstance(config["arch_options"]["dropout"], float) and config["optimizer_options"]["momentum"] == 0.0
 
 
 @pytest.mark.parametrize("key, flag", [("lr", "--lr"), ("weight_decay", "--weight-decay"), ("weight-decay", "--weight-decay")])
@@ -232,6 +232,46 @@ def test_train_refuses_a_negative_min_lr_ratio_before_writing_anything(tmp_path)
         "error: scheduler 'cosine' option min_lr_ratio = -3.0 is not allowed: expected a number at least 0 and at most 1 (fix --sched-set or the config file)"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "optimizer, option, value",
+    [
+        ("sgd", "momentum", "2"), ("sgd", "momentum", "1"), ("sgd", "momentum", "-0.1"), ("adam", "betas", "0.9,1"), ("adam", "betas", "-0.1,0.9"),
+        ("adamw", "betas", "0.9"), ("adamw", "betas", "0.9,0.99,0.5"), ("adadelta", "rho", "1.5"), ("adadelta", "rho", "-1"),
+    ],
+)
+def test_optimizer_options_out_of_range_are_refused(optimizer, option, value):
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({"optimizer": optimizer, "optimizer_options": {option: value}})
+    assert info.value.message.startswith(f"optimizer '{optimizer}' option {option} = ") and "is not allowed: expected" in info.value.message
+    assert info.value.hint == "fix --opt-set or the config file"
+
+
+@pytest.mark.parametrize(
+    "optimizer, options",
+    [("sgd", {"momentum": 0.0, "nesterov": False}), ("sgd", {"momentum": 0.999}), ("adam", {"betas": [0.0, 0.0]}),
+     ("adamw", {"betas": [0.5, 0.9999]}), ("adadelta", {"rho": 0.0}), ("adadelta", {"rho": 1.0})],
+)
+def test_optimizer_options_at_the_ends_of_their_ranges_pass(optimizer, options):
+    resolved = trainconfig.resolve({"optimizer": optimizer, "optimizer_options": options})["optimizer_options"]
+    assert resolved.items() >= options.items()
+
+
+def test_train_refuses_momentum_2_before_writing_anything(tmp_path):
+    result = run_mnistctl("train", "--opt-set", "momentum=2", "--epochs", "1", "--limit", "3000", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: optimizer 'sgd' option momentum = 2.0 is not allowed: expected a number at least 0 and below 1 (fix --opt-set or the config file)"
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_betas_must_be_two(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('optimizer = "adam"\n[optimizer_options]\nbetas = [0.9, 0.99, 0.5]\n')
+    with pytest.raises(UsageError, match="expected a list of 2 numbers, each at least 0 and below 1"):
+        trainconfig.resolve({}, path)
 
 
 # Property-based: whatever is thrown at the schema, the answer is a valid configuration or a clean UsageError.

@@ -41,7 +41,7 @@ def trainer(tmp_path, data, **flags):
         ({"arch_options": {"channels": "x,2"}}, "Bad value 'x,2'"),
         ({"arch_options": {"num_classes": "-5"}}, "'lenet' cannot be built"),
         ({"arch_options": {"channels": "1,2,3"}}, "'lenet' cannot be built"),
-        ({"optimizer_options": {"momentum": "-1"}}, "'sgd' cannot be built"),
+        ({"optimizer_options": {"momentum": "-1"}}, "option momentum = -1.0 is not allowed"),
         ({"batch_size": 1_000_000_000}, "larger than the 256 training images"),
         ({"val_split": 1_000_000}, "--val-split 1,000,000 leaves no training images"),
     ],

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "limit": None,
     "name": None,
 }
+OPTIONS = ("arch_options", "optimizer_options", "scheduler_options")
 DEFAULT_AUGMENT = {"rotation": 10.0, "shift": 0.1}
 AUGMENT_KEYS = tuple(schema.Augment.model_fields)
 
@@ -65,23 +66,24 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 RATE_SETTINGS = ("lr", "weight_decay")  # settings of their own, not optimizer options; by default the optimizer factory's
-RUN_FIELDS = ("name", "data", "versions", "created", "command", "preset", "data_dir", "study", "distributed")
+RUN_FIELDS = ("data", "versions", "created", "command", "data_dir", "study", "distributed")  # what a run's config.json records beyond its settings
+FORMATS = {".toml": "TOML", ".json": "JSON"}
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """A TOML or JSON config file (a run's config.json is accepted back)."""
+    """A TOML or JSON config file of settings, a preset and a name (a run's config.json is accepted back)."""
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"config file {path} is a folder, not a file", "pass a TOML or JSON file, such as a run's config.json")
     if not path.is_file():
         raise NotFoundError(f"config file {path} does not exist", "check the path given to --config")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UsageError(f"config file {path} is neither .toml nor .json: config files are TOML (.toml) or JSON (.json)", "write the settings as TOML, e.g. epochs = 2, in a .toml file")
     try:
-        if path.suffix == ".toml":
-            loaded = tomllib.loads(path.read_text())
-        else:
-            loaded = json.loads(path.read_text())
+        loaded = tomllib.loads(path.read_text()) if kind == "TOML" else json.loads(path.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}", "fix the file or pass flags instead") from None
+        raise UsageError(f"config file {path} is not valid {kind}: {exc}", "fix the file or pass flags instead") from None
     except RecursionError:
         raise UsageError(f"config file {path} is nested too deeply", "settings are at most a table of tables") from None
     if not isinstance(loaded, dict):
@@ -94,20 +96,23 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     from mnistctl.plugins import archs, optimizers, schedulers
 
     config = json.loads(json.dumps(DEFAULTS))
+    file_settings = load_file(config_file) if config_file else {}
+    file_preset = _file_preset(file_settings.pop("preset", None), config_file)
+    preset = preset or file_preset  # a --preset flag wins over the file's
     if preset:
         if preset not in PRESETS:
             raise NotFoundError(f"unknown preset '{preset}'", suggest(preset, list(PRESETS)))
         config.update(json.loads(json.dumps(PRESETS[preset])))
     if config_file:
-        file_settings = load_file(config_file)
         unknown = sorted(set(file_settings) - set(DEFAULTS))
         if unknown:
-            raise UsageError(f"config file has unknown setting '{unknown[0]}'", suggest(unknown[0], list(DEFAULTS)))
+            raise UsageError(f"config file has unknown setting '{unknown[0]}'", suggest(unknown[0], [*DEFAULTS, "preset"]))
         config.update(file_settings)
         schema.check(config)
     for kind in ("arch", "optimizer", "scheduler"):
         if flags.get(kind) and flags[kind] != config[kind]:
             config[f"{kind}_options"] = {}
+    typed = {key: config[key] for key in OPTIONS}  # from the preset and file, checked as they are; flags' strings are parsed
     for key, value in flags.items():
         if value is None:
             continue
@@ -118,13 +123,16 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
 
     config = schema.check(config)
     arch, optimizer, scheduler = archs().get(config["arch"]), optimizers().get(config["optimizer"]), schedulers().get(config["scheduler"])
-    config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, config["arch_options"], "architecture")}
-    config["optimizer_options"] = {**options_of(optimizer, "optimizer"), **plugin_options(optimizer, config["optimizer_options"], "optimizer")}
+    flagged = {key: flags[key] if isinstance(flags.get(key), dict) else {} for key in OPTIONS}
+    config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, typed["arch_options"], "architecture", flagged["arch_options"])}
+    optimizer_options = plugin_options(optimizer, typed["optimizer_options"], "optimizer", flagged["optimizer_options"])
+    config["optimizer_options"] = {**options_of(optimizer, "optimizer"), **optimizer_options}
     for key in RATE_SETTINGS:
         config[key] = config[key] if config[key] is not None else optimizer.defaults.get(key)
     if config["lr"] is None or config["weight_decay"] is None:
         raise UsageError(f"optimizer '{optimizer.name}' has no default learning rate or weight decay", "pass --lr and --weight-decay")
-    config["scheduler_options"] = {**options_of(scheduler, "scheduler"), **plugin_options(scheduler, config["scheduler_options"], "scheduler")}
+    scheduler_options = plugin_options(scheduler, typed["scheduler_options"], "scheduler", flagged["scheduler_options"])
+    config["scheduler_options"] = {**options_of(scheduler, "scheduler"), **scheduler_options}
     config = schema.check(config)
     if config["early_stopping"] and not config["val_split"]:
         raise UsageError("early stopping needs a validation split", "set --val-split above 0")
@@ -132,17 +140,28 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     return _jsonable(config)
 
 
+def _file_preset(preset: Any, path: str | Path) -> str | None:
+    if preset is not None and not isinstance(preset, str):
+        raise UsageError(f"config file {path}: preset = {preset!r} is not allowed: expected {' or '.join(PRESETS)}", "fix the file or pass --preset")
+    if preset is not None and preset not in PRESETS:
+        raise NotFoundError(f"config file {path} has unknown preset '{preset}'", suggest(preset, list(PRESETS)))
+    return preset
+
+
 def options_of(spec, kind: str) -> dict[str, Any]:
     """A plugin's options and their defaults: its factory's, less an optimizer's lr and weight decay (settings of their own)."""
     return {key: value for key, value in spec.defaults.items() if not (kind == "optimizer" and key in RATE_SETTINGS)}
 
 
-def plugin_options(spec, given: dict[str, Any], kind: str) -> dict[str, Any]:
-    """Options for a plugin from flags (strings) or a file (typed values), checked against its factory's defaults."""
-    rates = [key.replace("-", "_") for key in given if kind == "optimizer" and key.replace("-", "_") in RATE_SETTINGS]
+def plugin_options(spec, given: dict[str, Any], kind: str, flagged: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Options for a plugin, checked against its factory's defaults: ``given`` typed (a file's) as they are, ``flagged`` over them, strings parsed."""
+    flagged = flagged or {}
+    rates = [key.replace("-", "_") for key in [*given, *flagged] if kind == "optimizer" and key.replace("-", "_") in RATE_SETTINGS]
     if rates:
         raise UsageError(f"{rates[0]} is not an optimizer option", f"set it with --{rates[0].replace('_', '-')}, or {rates[0]} in a config or space file")
-    return schema.check_options(spec, parse_options(spec, given, options_of(spec, kind)), kind)
+    defaults = options_of(spec, kind)
+    options = {**parse_options(spec, given, defaults, parse=False), **parse_options(spec, flagged, defaults)}
+    return schema.check_options(spec, options, kind)
 
 
 def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:

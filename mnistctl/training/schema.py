@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal, Optional, get_origin
 
+from annotated_types import Len
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
 
 from mnistctl.errors import UsageError
@@ -94,7 +95,7 @@ def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
     """A plugin's options, typed by its factory's defaults: a tuple default of ints takes only whole numbers, and so on.
 
     A parameter annotated with annotated_types bounds, e.g. ``gamma: Annotated[float, Interval(gt=0, le=1)] = 0.1``,
-    takes only values within them (a list, item by item).
+    takes only values within them (a list, item by item; ``Len`` bounds a list's length).
     """
     bounds = _bounds(spec.factory)
     fields = {key: _option_field(default, bounds.get(key, ())) for key, default in spec.defaults.items()}
@@ -118,17 +119,23 @@ LIMITS = {"gt": "above {}", "ge": "at least {}", "lt": "below {}", "le": "at mos
 def _option_field(default: Any, bounds: tuple) -> tuple[Any, Any]:
     """The option's type and default, described in words when it has bounds: "a number above 0 and at most 1"."""
     within = " and ".join(text.format(getattr(b, key)) for b in bounds for key, text in LIMITS.items() if getattr(b, key, None) is not None)
-    if not within:
+    length = next((b for b in bounds if isinstance(b, Len)), None)
+    if not within and length is None:
         return _type_of(default, bounds), default
     listed = isinstance(default, (tuple, list))
     number = "whole number" if isinstance(default[0] if listed and default else default, int) else "number"
-    description = f"a list of {number}s, each {within}, e.g. {','.join(map(str, default))}" if listed else f"a {number} {within}"
+    count = f"{length.min_length} " if length and length.min_length == length.max_length else ""
+    each = f", each {within}" if within else ""
+    description = f"a list of {count}{number}s{each}, e.g. {','.join(map(str, default))}" if listed else f"a {number} {within}"
     return _type_of(default, bounds), Field(default, description=description)
 
 
 def _type_of(default: Any, bounds: tuple = ()) -> Any:
     if isinstance(default, (tuple, list)):
-        return tuple[_type_of(default[0], bounds) if default else Float, ...]
+        length = tuple(b for b in bounds if isinstance(b, Len))
+        items = tuple(b for b in bounds if not isinstance(b, Len))
+        listed = tuple[_type_of(default[0], items) if default else Float, ...]
+        return Annotated[listed, *length] if length else listed
     if isinstance(default, bool):
         kind = Bool
     elif isinstance(default, int):

@@ -1,27 +1,37 @@
-"""Optimizers. Each factory takes the parameters, lr and weight decay, with its own options."""
+"""Optimizers. Each factory takes the parameters, lr and weight decay, with its own options.
+
+The annotations bound the options: a value outside them is refused when the settings are checked, before anything runs.
+"""
 
 import functools
 import inspect
+from typing import Annotated
+
+from annotated_types import Interval, Len
 
 from mnistctl import hookimpl
 from mnistctl.registry import Spec
 
+Momentum = Annotated[float, Interval(ge=0, lt=1)]  # 1 or more never decays: the steps grow until the loss diverges
+Betas = Annotated[tuple[float, float], Len(2, 2), Interval(ge=0, lt=1)]  # two, each in [0, 1)
+Decay = Annotated[float, Interval(ge=0, le=1)]
+
 COMPILER_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
 
 
-def sgd(params, lr=0.05, weight_decay=0.0, momentum=0.9, nesterov=True):
+def sgd(params, lr=0.05, weight_decay=0.0, momentum: Momentum = 0.9, nesterov=True):
     return eager("SGD")(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov)
 
 
-def adam(params, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999)):
+def adam(params, lr=1e-3, weight_decay=0.0, betas: Betas = (0.9, 0.999)):
     return eager("Adam")(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
-def adamw(params, lr=1e-3, weight_decay=0.01, betas=(0.9, 0.999)):
+def adamw(params, lr=1e-3, weight_decay=0.01, betas: Betas = (0.9, 0.999)):
     return eager("AdamW")(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
-def adadelta(params, lr=1.0, weight_decay=0.0, rho=0.9):
+def adadelta(params, lr=1.0, weight_decay=0.0, rho: Decay = 0.9):
     return eager("Adadelta")(params, lr=lr, weight_decay=weight_decay, rho=rho)
 
 

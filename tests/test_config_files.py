@@ -1,0 +1,129 @@
+"""Config files: their preset and name apply, a run's bookkeeping does not, only TOML and JSON are read, and values are typed."""
+
+import json
+
+import pytest
+
+from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.training import config as trainconfig
+from test_cli import run_mnistctl
+
+
+def _write(tmp_path, text, name="c.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_files_preset_applies_under_its_settings(tmp_path):
+    path = _write(tmp_path, 'preset = "fast"\nepochs = 3\n')
+    config = trainconfig.resolve({}, path)
+    assert config["preset"] == "fast" and config["scheduler"] == "onecycle" and config["lr"] == 0.1
+    assert config["arch_options"]["channels"] == [16, 24] and config["epochs"] == 3
+    assert trainconfig.resolve({"epochs": 4}, path)["epochs"] == 4
+
+
+def test_a_preset_flag_wins_over_the_files(tmp_path):
+    config = trainconfig.resolve({}, _write(tmp_path, 'preset = "fast"\n'), "best")
+    assert config["preset"] == "best" and config["arch"] == "strided-bn"
+
+
+@pytest.mark.parametrize("preset, hint", [("nope", "choose one of: fast, best"), ("fats", "did you mean 'fast'?")])
+def test_an_unknown_preset_in_a_file_is_refused(preset, hint, tmp_path):
+    path = _write(tmp_path, f'preset = "{preset}"\n')
+    for flag in (None, "fast"):
+        with pytest.raises(NotFoundError) as info:
+            trainconfig.resolve({}, path, flag)
+        assert info.value.message == f"config file {path} has unknown preset '{preset}'" and info.value.hint == hint
+
+
+def test_a_preset_that_is_not_text_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="preset = 3 is not allowed"):
+        trainconfig.resolve({}, _write(tmp_path, "preset = 3\n"))
+
+
+def test_a_files_name_applies_and_the_name_flag_wins(tmp_path):
+    path = _write(tmp_path, 'name = "myname"\n')
+    assert trainconfig.resolve({}, path)["name"] == "myname"
+    assert trainconfig.resolve({"name": "flagged"}, path)["name"] == "flagged"
+    with pytest.raises(UsageError, match="one folder name"):
+        trainconfig.resolve({}, _write(tmp_path, 'name = "../up"\n'))
+
+
+def test_an_unknown_setting_is_offered_preset(tmp_path):
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, _write(tmp_path, 'prest = "fast"\n'))
+    assert "'preset'" in info.value.hint
+
+
+def test_train_refuses_an_unknown_preset_in_a_file_before_writing_anything(tmp_path):
+    path = _write(tmp_path, 'preset = "nope"\n')
+    result = run_mnistctl("train", "--config", str(path), "--runs-dir", str(tmp_path / "runs"), "--epochs", "1", "--limit", "3000")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: config file {path} has unknown preset 'nope' (choose one of: fast, best)"]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_runs_config_is_taken_back_with_its_name_and_preset_but_not_its_bookkeeping(short_run, data_dir, tmp_path):
+    from mnistctl.training.trainer import Trainer
+
+    recorded = json.loads(short_run.config_path.read_text())
+    path = _write(tmp_path, json.dumps({**recorded, "preset": "fast", "study": {"name": "s"}, "distributed": {}}), "config.json")
+    config = trainconfig.resolve({}, path)
+    assert config["name"] == "short" and config["preset"] == "fast"
+    assert {key: config[key] for key in trainconfig.DEFAULTS} == {key: recorded[key] for key in trainconfig.DEFAULTS}
+    assert not set(config) & set(trainconfig.RUN_FIELDS)
+    trainer = Trainer(trainconfig.resolve({}, short_run.config_path), None, short_run.path.parent, data_dir)
+    trainer.prepare()  # the recorded name is taken: the new run is the next free one
+    assert trainer.run_dir.name == "short-2"
+
+
+@pytest.mark.parametrize("name", ["p.yaml", "p.yml", "p", "p.txt"])
+def test_a_file_neither_toml_nor_json_is_refused_in_one_line(name, tmp_path):
+    path = _write(tmp_path, "epochs: 2\n", name)
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, path)
+    assert "config files are TOML (.toml) or JSON (.json)" in info.value.message and "\n" not in str(info.value)
+    assert info.value.hint
+
+
+def test_train_refuses_a_yaml_config(tmp_path):
+    path = _write(tmp_path, "epochs: 2\n", "p.yaml")
+    result = run_mnistctl("train", "--config", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "config files are TOML (.toml) or JSON (.json)" in lines[0] and "Expecting value" not in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_upper_case_suffixes_are_read(tmp_path):
+    assert trainconfig.resolve({}, _write(tmp_path, "epochs = 3\n", "c.TOML"))["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    "settings, option",
+    [
+        ({"arch_options": {"dropout": "0.3"}}, "dropout"),
+        ({"arch_options": {"channels": "16,24"}}, "channels"),
+        ({"arch_options": {"hidden": "64"}}, "hidden"),
+        ({"optimizer_options": {"momentum": "0.5"}}, "momentum"),
+        ({"optimizer_options": {"nesterov": "true"}}, "nesterov"),
+        ({"scheduler": "exponential", "scheduler_options": {"gamma": "0.5"}}, "gamma"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_text_for_a_number_option_in_a_file_is_refused(settings, option, suffix, tmp_path):
+    from test_config_schema import _toml
+
+    path = _write(tmp_path, json.dumps(settings) if suffix == ".json" else _toml(settings), f"c{suffix}")
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, path)
+    assert f"option {option} = '" in info.value.message and "is not allowed: expected" in info.value.message
+
+
+def test_option_flags_are_text_and_still_parsed(tmp_path):
+    path = _write(tmp_path, "[arch_options]\ndropout = 0.1\n")
+    config = trainconfig.resolve({"arch_options": {"dropout": "0.3", "channels": "8,16"}, "optimizer_options": {"momentum": "0.5"}}, path)
+    assert config["arch_options"]["dropout"] == 0.3 and config["arch_options"]["channels"] == [8, 16]
+    assert config["optimizer_options"]["momentum"] == 0.5
+    assert trainconfig.resolve({}, path)["arch_options"]["dropout"] == 0.1

@@ -49,5 +49,5 @@ def test_running_totals_add_up_at_each_sync(tmp_path, data_dir):
     trainer.prepare()
     trainer._pending = [(torch.tensor(0.5), torch.tensor(6), 8), (torch.tensor(0.25), torch.tensor(4), 4)]
     loss, acc = trainer._sync()
-    assert (loss, acc) == (0.25, 10 / 12)
+    assert (loss, acc) == (5 / 12, 10 / 12)
     assert trainer.running == {"loss": 0.5 * 8 + 0.25 * 4, "correct": 10, "seen": 12} and trainer._pending == []

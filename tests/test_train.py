@@ -80,8 +80,14 @@ def test_resume_is_bit_exact(tmp_path, data_dir, stop_at):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert runs.Run(broken.run_dir).summary["test_acc"] == runs.Run(whole.run_dir).summary["test_acc"]
-    logged = lambda trainer: [(e["epoch"], e["step"], e["loss"], e["lr"]) for e in runs.Run(trainer.run_dir).events("step")]
-    assert logged(broken) == logged(whole)  # the first step event after the resume averages its whole interval
+    logged = lambda trainer: {e["step"]: (e["epoch"], e["loss"], e["lr"]) for e in runs.Run(trainer.run_dir).events("step")}
+    before, after = logged(whole), logged(broken)
+    if stop_at == (2, 3):  # stopped at step 11: steps 9-11 are logged at the stop, step 12 after the resume
+        split, resumed, together = after.pop(11), after.pop(12), before.pop(12)
+        assert (3 * split[1] + resumed[1]) / 4 == pytest.approx(together[1], abs=1e-5) and resumed[2] == together[2]
+    assert after == before
+    epochs = lambda trainer: [(e["epoch"], e["train_loss"], e["lr"]) for e in runs.Run(trainer.run_dir).epochs()]
+    assert epochs(broken) == epochs(whole)
 
 
 class SlowThenStop(Observer):
@@ -106,8 +112,9 @@ def test_a_resumed_epoch_counts_its_time_before_the_interruption(tmp_path, data_
     run = runs.Run(trainer.run_dir)
     second = run.epochs()[1]
     assert second["epoch_time"] >= 300 and second["images_per_s"] == pytest.approx(1024 / second["epoch_time"], rel=0.01)
-    first_after = [e for e in run.events("step") if e["step"] > 8][0]
-    assert first_after["step"] == 12 and first_after["images_per_s"] <= 4 * 128 / 300  # steps 9-12, the slow ones with them
+    stopped, first_after = [e for e in run.events("step") if e["step"] > 8][:2]
+    assert stopped["step"] == 11 and stopped["images_per_s"] <= round(3 * 128 / 300, 1)  # steps 9-11, the slow ones
+    assert first_after["step"] == 12 and first_after["images_per_s"] > 128 / 100  # step 12 alone, its 100 s not counted again
 
 
 def test_a_state_written_before_the_interval_and_epoch_time_were_kept_still_resumes(tmp_path, data_dir):
@@ -116,7 +123,7 @@ def test_a_state_written_before_the_interval_and_epoch_time_were_kept_still_resu
     assert trainer.run()["status"] == "interrupted"
     run = runs.Run(trainer.run_dir)
     state = checkpoint.load_state(run.state_path)
-    assert state.pop("interval")["steps"] == 3 and state.pop("epoch_time") > 0
+    assert state.pop("interval")["steps"] == 0 and state.pop("epoch_time") > 0 and state.pop("step_lr") > 0  # none pending: logged at the stop
     checkpoint.save_state(run.state_path, state)
     assert Trainer.resume(run).run()["status"] == "finished"
     assert [e["epoch"] for e in run.epochs()] == [1, 2] and run.epochs()[1]["images_per_s"] > 0
@@ -395,9 +402,97 @@ def test_train_with_the_dashboard_prints_the_result_once_it_is_closed(tmp_path, 
         return 0
 
     monkeypatch.setattr(dashboard, "run_with_trainer", finish_then_quit)
+    monkeypatch.setattr("mnistctl.cli.train._check_dashboard", lambda quiet: None)  # the runner's output is not a terminal
     result = CliRunner().invoke(app, ["train", "--arch", "lenet", "--epochs", "1", "--limit", "512", "--val-split", "500",
                                       "--tui", "--name", "dash", "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     summary = runs.Run(tmp_path / "runs" / "dash").summary
     assert f"test accuracy {summary['test_acc']:.2%}" in result.stdout
     assert f"run saved in {tmp_path / 'runs' / 'dash'}" in result.stdout.replace("\n", "")
+
+
+@pytest.mark.parametrize("args, tty, message", [
+    (["--tui"], "", "--tui needs a terminal, but stdout is not one (run it in a terminal, or drop --tui and follow the run with mnistctl watch)"),
+    (["--tui"], "1", "--tui needs a terminal, but stdin is not one (run it in a terminal, or drop --tui and follow the run with mnistctl watch)"),
+    (["--tui", "--quiet"], "1", "--quiet hides the progress that --tui shows (drop one of them)"),
+], ids=["stdout", "stdin", "quiet"])
+def test_the_dashboard_without_a_terminal_or_with_quiet_is_refused_before_any_run(tmp_path, data_dir, args, tty, message):
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env.update(MNISTCTL_DATA_DIR=str(data_dir), **({"TTY_COMPATIBLE": tty} if tty else {}))  # rich then takes stdout for a terminal
+    command = [sys.executable, "-m", "mnistctl", "train", "--epochs", "1", "--limit", "512", "--runs-dir", str(tmp_path / "runs"), *args]
+    result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stderr)
+    assert result.returncode == 2 and plain.splitlines() == [f"error: {message}"] and not result.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_stopped_mid_interval_logs_the_step_it_stopped_at_and_resumes(tmp_path, data_dir):
+    from mnistctl.runs.reader import EventTail
+    from mnistctl.tui.state import RunState
+
+    observer = StopAt(2, 3)  # global step 11, between the step events of steps 8 and 12
+    trainer = observer.trainer = make(tmp_path, data_dir, observer)
+    assert trainer.run()["status"] == "interrupted"
+    run = runs.Run(trainer.run_dir)
+    assert [(e["epoch"], e["step"]) for e in run.events("step")][-2:] == [(1, 8), (2, 11)]
+    state = RunState(config=run.config)
+    for event in EventTail(run.metrics_path).read().events:
+        state.apply(event)
+    assert (state.progress.epoch, state.progress.step_in_epoch, state.progress.step) == (1, 3, 11)
+    assert run.last(Kind.END)["message"] == "stopped at epoch 2, step 3"
+    assert Trainer.resume(run).run()["status"] == "finished"
+    steps = [e for e in run.events("step") if e["step"] > 8]
+    assert [e["step"] for e in steps] == [11, 12, 16] and all(e["images_per_s"] > 0 and e["loss"] > 0 for e in steps)
+
+
+def test_the_epoch_logs_the_rate_its_last_step_used(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, epochs=3, optimizer="sgd", lr=0.1, scheduler="step", scheduler_options={"milestones": "1,2"})
+    trainer.run()
+    run = runs.Run(trainer.run_dir)
+    assert [e["lr"] for e in run.epochs()] == [0.1, 0.01, 0.001]
+    assert {e["step"]: e["lr"] for e in run.events("step")} == {4: 0.1, 8: 0.1, 12: 0.01, 16: 0.01, 20: 0.001, 24: 0.001}
+
+
+class Shown(Observer):
+    def __init__(self):
+        self.shown = []
+
+    def step(self, epoch, step, steps, loss, acc):
+        self.shown.append((epoch, step, loss, acc))
+
+
+def test_progress_shows_the_epochs_running_means_and_nothing_before_its_first_sync(tmp_path, data_dir):
+    observer = Shown()
+    trainer = make(tmp_path, data_dir, observer)  # syncs every 4 steps, 8 to an epoch
+    trainer.run()
+    shown = {(epoch, step): (loss, acc) for epoch, step, loss, acc in observer.shown}
+    epochs = runs.Run(trainer.run_dir).epochs()
+    for epoch, event in zip((1, 2), epochs):
+        assert [shown[epoch, step] for step in (1, 2, 3)] == [(None, None)] * 3
+        assert None not in shown[epoch, 4] and shown[epoch, 4] == shown[epoch, 7]
+        loss, acc = shown[epoch, 8]
+        assert (loss, acc) == (pytest.approx(event["train_loss"], abs=1e-6), pytest.approx(event["train_acc"], abs=1e-6))
+
+
+def test_the_progress_bar_shows_a_dash_until_there_are_figures(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mnistctl.cli import progress
+
+    monkeypatch.setattr(progress, "out", Console(file=io.StringIO(), force_terminal=True))
+    bar = progress.RichProgress()
+    bar.start({"epochs": 2, "steps_per_epoch": 8, "start_epoch": 0, "start_step": 0, "resumed": False, "dir": "x", "device": "cpu", "params": 1})
+
+    def line(loss, acc):
+        bar.step(1, 8, 8, loss, acc)
+        screen = Console(file=io.StringIO(), width=150, color_system=None)
+        screen.print(bar.progress.make_tasks_table(bar.progress.tasks))
+        return screen.file.getvalue()
+
+    try:
+        assert "loss -  acc -" in line(None, None)
+        assert "loss 0.0909  acc 96.94%" in line(0.0909, 0.9694)
+    finally:
+        bar.end({})

@@ -47,6 +47,13 @@ def summary_line(summary: dict[str, Any]) -> str:
     )
 
 
+def figures(loss: float | None, acc: float | None) -> dict[str, str]:
+    """The bar's loss and accuracy, a dash until the epoch's first sync."""
+    if loss is None or acc is None:
+        return {"loss": "-", "acc": "-"}
+    return {"loss": f"{loss:.4f}", "acc": f"{acc:.2%}"}
+
+
 class LogLines(Observer):
     def start(self, event: dict[str, Any]) -> None:
         self.epochs = event["epochs"]
@@ -75,27 +82,27 @@ class RichProgress(Observer):
             TextColumn("[bold blue]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.2%}"),
+            TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=out,
             transient=True,
         )
-        self.task = self.progress.add_task("train", total=event["steps_per_epoch"], epoch=event["start_epoch"] + 1, epochs=self.epochs, loss=0.0, acc=0.0)
+        self.task = self.progress.add_task("train", total=event["steps_per_epoch"], epoch=event["start_epoch"] + 1, epochs=self.epochs, **figures(None, None))
         self.progress.update(self.task, completed=event["start_step"])
         self.progress.start()
         self._last = 0.0
 
-    def step(self, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+    def step(self, epoch: int, step: int, steps: int, loss: float | None, acc: float | None) -> None:
         now = time.monotonic()
         if now - self._last > 0.1 or step == steps:
             self._last = now
-            self.progress.update(self.task, completed=step, epoch=epoch, loss=loss, acc=acc)
+            self.progress.update(self.task, completed=step, epoch=epoch, **figures(loss, acc))
 
     def epoch(self, event: dict[str, Any]) -> None:
         self.progress.console.print(epoch_line(event, self.epochs), soft_wrap=True)
-        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs), epochs=self.epochs, loss=0.0, acc=0.0)
+        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs), epochs=self.epochs, **figures(None, None))
 
     def end(self, summary: dict[str, Any]) -> None:
         self.progress.stop()

@@ -71,6 +71,8 @@ def command(
     launching = bool(nproc and nproc > 1 and not world.launched)
     if nproc and world.launched and nproc != world.local_size:
         raise UsageError(f"--nproc {nproc} inside a launch of {world.local_size} processes per machine", "leave --nproc out when starting with torchrun")
+    if tui and not world.launched:  # checked by the process the user started, before any worker
+        _check_dashboard(quiet)
     tui = tui and world.is_main and not launching
     observer = make_observer(quiet or tui or not world.is_main)
     given = flags(locals())
@@ -124,6 +126,17 @@ def _refuse_changes(flags: dict, config, preset) -> None:
             f"--resume continues a run with its own settings, so {', '.join(given)} would be ignored",
             "drop them, or start a new run from its settings: mnistctl train --config RUN/config.json ...",
         )
+
+
+def _check_dashboard(quiet: bool) -> None:
+    """--tui needs a terminal to draw on and to read its q from, and shows what --quiet hides."""
+    from mnistctl.console import out
+
+    if quiet:
+        raise UsageError("--quiet hides the progress that --tui shows", "drop one of them")
+    for stream, is_terminal in (("stdout", out.is_terminal), ("stdin", sys.stdin is not None and sys.stdin.isatty())):
+        if not is_terminal:
+            raise UsageError(f"--tui needs a terminal, but {stream} is not one", "run it in a terminal, or drop --tui and follow the run with mnistctl watch")
 
 
 def _log_layers(enabled: bool, every: int | None) -> int | None:

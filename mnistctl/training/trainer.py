@@ -25,7 +25,8 @@ class Observer:
 
     def start(self, event: dict[str, Any]) -> None: ...
 
-    def step(self, epoch: int, step: int, steps: int, loss: float, acc: float) -> None: ...
+    def step(self, epoch: int, step: int, steps: int, loss: float | None, acc: float | None) -> None:
+        """After each step: the epoch's running mean loss and accuracy as of the last sync, None before its first."""
 
     def epoch(self, event: dict[str, Any]) -> None: ...
 
@@ -57,7 +58,7 @@ class Trainer:
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self._pending: list[tuple[Any, Any, int]] = []
         self._interval = {"start": 0.0, "loss": 0.0, "steps": 0}
-        self._last_loss = 0.0
+        self._step_lr: float | None = None  # the rate the last step used
         self._saved_step: int | None = None
         self._lock = None
         self._stop = threading.Event()
@@ -202,9 +203,10 @@ class Trainer:
         self.observer.start(start)
         layer_stats = LayerStats(self.model, config.get("log_layers"), self.writer)
         self._interval["start"] += time.perf_counter()  # was minus the seconds a resumed interval ran before
-        loss_value, acc = self._sync()
         status = Status.FINISHED
+        group = self.optimizer.param_groups[0]
         while self.epoch < config["epochs"]:
+            loss_value, acc = self._sync()
             epoch_start = time.perf_counter() - self.epoch_time  # a resumed epoch counts its time before the interruption
             model.train()
             order = self.world.shard(torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(config["seed"] * 100_003 + self.epoch)))
@@ -225,6 +227,7 @@ class Trainer:
                 layer_stats.before_step()
                 self.optimizer.step()
                 layer_stats.after_step()
+                self._step_lr = group["lr"]
                 self.scheduler.step()
                 self.step_in_epoch += 1
                 self.global_step += 1
@@ -235,10 +238,12 @@ class Trainer:
                 self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, acc)
                 if self._stopping():
                     self._sync()
+                    if self._interval["steps"]:
+                        self._log_interval()  # the step it stopped at, for every reader of the events
                     self._clock(epoch_start)
                     self._save_last()
                     return self._finish(self._stop_status, message=f"stopped at epoch {self.epoch + 1}, step {self.step_in_epoch}")
-            loss_value, acc = self._sync()
+            self._sync()
             self._clock(epoch_start)
             if self._end_epoch():
                 status = Status.EARLY_STOPPED
@@ -259,8 +264,8 @@ class Trainer:
         """A stop requested on any rank, agreed by all of them at the same step."""
         return self.world.any(self._stop.is_set())
 
-    def _sync(self) -> tuple[float, float]:
-        """One host sync for the steps since the last: the divergence guard and the running totals.
+    def _sync(self) -> tuple[float | None, float | None]:
+        """One host sync for the steps since the last: the divergence guard, the running totals and their means.
 
         Steps queue their loss and correct count on the device, so the loop never waits for them;
         a non-finite loss still stops the run, naming its step, before anything more is saved.
@@ -284,8 +289,8 @@ class Trainer:
             self._interval["loss"] += sum(losses)
             self._interval["steps"] += len(losses)
             self._pending = []
-            self._last_loss = losses[-1]
-        return self._last_loss, self.running["correct"] / max(1, self.running["seen"])
+        seen = self.running["seen"]
+        return (self.running["loss"] / seen, self.running["correct"] / seen) if seen else (None, None)
 
     def _log_interval(self) -> None:
         """A step event: the loss averaged over the interval and the ranks, the global images/s."""
@@ -340,7 +345,9 @@ class Trainer:
         return stop
 
     def _lr(self) -> float:
-        return float(f"{self.optimizer.param_groups[0]['lr']:.6g}")
+        """The rate the last step used: the scheduler has already moved the optimizer's on."""
+        lr = self.optimizer.param_groups[0]["lr"] if self._step_lr is None else self._step_lr
+        return float(f"{lr:.6g}")
 
     def _save_last(self) -> None:
         """The last weights and the resume state, once per step."""
@@ -368,6 +375,7 @@ class Trainer:
             "epoch_time": self.epoch_time,
             "running": self.world.total(self.running),
             "interval": interval,
+            "step_lr": self._step_lr,
         })
         self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="last", val_acc=None)
 
@@ -391,6 +399,7 @@ class Trainer:
             interval = state.get("interval", {"loss": 0.0, "steps": 0, "seconds": 0.0})  # absent in states of older versions
             self._interval = {"start": -interval["seconds"], "loss": interval["loss"], "steps": interval["steps"]}
             self.epoch_time = state.get("epoch_time", 0.0)
+            self._step_lr = state.get("step_lr")
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise RunError(
                 f"{path} is not a resume state of run {self.target.name} ({type(exc).__name__}: {_first_line(exc)})",

@@ -496,3 +496,23 @@ def test_the_progress_bar_shows_a_dash_until_there_are_figures(monkeypatch):
         assert "loss 0.0909  acc 96.94%" in line(0.0909, 0.9694)
     finally:
         bar.end({})
+
+
+def test_the_progress_bar_is_hidden_after_the_last_epoch(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mnistctl.cli import progress
+
+    monkeypatch.setattr(progress, "out", Console(file=io.StringIO(), force_terminal=True))
+    bar = progress.RichProgress()
+    bar.start({"epochs": 2, "steps_per_epoch": 8, "start_epoch": 0, "start_step": 0, "resumed": False, "dir": "x", "device": "cpu", "params": 1})
+    epoch = {"train_loss": 0.5, "train_acc": 0.9, "val_loss": None, "val_acc": None, "lr": 0.1, "epoch_time": 1.0, "images_per_s": 8.0, "best": False}
+    try:
+        bar.epoch({**epoch, "epoch": 1})
+        assert bar.progress.tasks[0].visible and bar.progress.tasks[0].fields["epoch"] == 2
+        bar.epoch({**epoch, "epoch": 2})
+        assert not bar.progress.tasks[0].visible
+    finally:
+        bar.end({})

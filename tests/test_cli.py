@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mnistctl import __version__
 from mnistctl.cli import app
-from mnistctl.errors import NotFoundError
+from mnistctl.errors import NotFoundError, UsageError
 from mnistctl.plugins import archs, optimizers, schedulers
 
 SCRIPT = Path(sys.executable).with_name("mnistctl")
@@ -89,6 +89,15 @@ def test_list_plugins():
     assert by_name["lenet"]["version"] == __version__
     assert by_name["schedulers"]["hooks"] == ["register_schedulers"]
     assert "mnistctl_optimizers" in invoke("list", "plugins").stdout
+
+
+def test_list_json_holds_all_four_lists_as_each_kind_gives_them():
+    everything = json.loads(invoke("list", "--json").stdout)
+    assert list(everything) == ["archs", "schedulers", "optimizers", "plugins"]
+    for kind in everything:
+        assert everything[kind] == json.loads(invoke("list", kind, "--json").stdout)
+    result = runner.invoke(app, ["list", "--json", "archs"])
+    assert isinstance(result.exception, UsageError) and "after the kind" in result.exception.message
 
 
 def test_version():

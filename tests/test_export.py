@@ -53,6 +53,13 @@ def test_unknown_format_is_refused(run):
         export.export(run, "tflite")
 
 
+def test_an_output_that_is_not_an_onnx_path_is_refused_before_any_work(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "export", lambda *a, **k: pytest.fail("the export started"))
+    result = CliRunner().invoke(app, ["export", str(run.path), "--output", str(tmp_path / "model.pt")])
+    assert isinstance(result.exception, UsageError) and "model.pt is not a .onnx path" in result.exception.message
+    assert not (tmp_path / "model.pt").exists()
+
+
 def test_a_model_that_cannot_be_traced_fails_in_one_line(monkeypatch, tmp_path):
     import torch
 

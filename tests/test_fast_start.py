@@ -19,7 +19,7 @@ print("HEAVY=" + json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "archs"], ["list", "plugins"], ["list", "schedulers", "--json"]])
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "archs"], ["list", "plugins"], ["list", "schedulers", "--json"], ["list", "--json"]])
 def test_no_heavy_imports(args):
     result = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=HEAVY), json.dumps(args)],

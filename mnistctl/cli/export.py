@@ -29,7 +29,7 @@ def command(
     from mnistctl.console import out
     from mnistctl.reading import export
 
-    options.new_file(output, "--output")
+    options.new_typed_file(output, "--output", "ONNX", "digits.onnx")
     target, which = runs.resolve_checkpoint(run, which, runs_dir)
     dataset = target.dataset(data_dir, ignore_data_mismatch)
     path, parity = export.export(target, fmt, which, output, dataset)

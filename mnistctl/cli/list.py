@@ -14,18 +14,18 @@ PATTERN = typer.Argument("*", help="Filter names with a wildcard, e.g. 'simple*'
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+KINDS = ("archs", "schedulers", "optimizers")
 
+
+def _spec_rows(kind: str, pattern: str = "*") -> list[dict]:
     from mnistctl.errors import NotFoundError
     from mnistctl.plugins import registry
-    from mnistctl.registry import format_value, suggest
+    from mnistctl.registry import suggest
 
     specs = registry(kind).list(pattern)
     if not specs:
         raise NotFoundError(f"No {registry(kind).kind} matches '{pattern}'", suggest(pattern, registry(kind).names()))
-    rows = [
+    return [
         {
             "name": s.name,
             "description": s.description,
@@ -35,6 +35,22 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
         }
         for s in specs
     ]
+
+
+def _plugin_rows() -> list[dict]:
+    from mnistctl.plugins import plugin_infos
+
+    return [{**i.__dict__, "hooks": list(i.hooks)} for i in plugin_infos()]
+
+
+def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mnistctl.plugins import registry
+    from mnistctl.registry import format_value
+
+    rows = _spec_rows(kind, pattern)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -53,13 +69,21 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def everything(ctx: typer.Context) -> None:
+def everything(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print all four lists as one JSON object.")) -> None:
     """With no kind named, every table: architectures, schedulers, optimizers and plugins."""
-    if ctx.invoked_subcommand is None:
-        for kind in ("archs", "schedulers", "optimizers"):
-            _show_specs(kind, "*", False)
-            out.print()
-        plugins(False)
+    from mnistctl.errors import UsageError
+
+    if ctx.invoked_subcommand is not None:
+        if as_json:
+            raise UsageError("--json goes after the kind", f"mnistctl list {ctx.invoked_subcommand} --json")
+        return
+    if as_json:
+        print(json.dumps({**{kind: _spec_rows(kind) for kind in KINDS}, "plugins": _plugin_rows()}, indent=2))
+        return
+    for kind in KINDS:
+        _show_specs(kind, "*", False)
+        out.print()
+    plugins(False)
 
 
 @app.command()
@@ -86,16 +110,14 @@ def plugins(as_json: bool = JSON) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from mnistctl.plugins import plugin_infos
-
-    infos = plugin_infos()
+    rows = _plugin_rows()
     if as_json:
-        print(json.dumps([{**i.__dict__, "hooks": list(i.hooks)} for i in infos], indent=2))
+        print(json.dumps(rows, indent=2))
         return
     table = Table(title="Plugins", title_justify="left")
-    for col in ("name", "module", "package", "version", "hooks"):
+    for col in ("name", "module", "package", "version", "registers"):  # register_archs: archs
         table.add_column(col)
-    for i in infos:
-        hooks = ", ".join(h.removeprefix("register_") for h in i.hooks) if not i.error else f"[red]failed: {escape(i.error)}[/]"
-        table.add_row(f"[bold cyan]{escape(i.name)}[/]", escape(i.module), escape(i.package), escape(i.version), hooks)
+    for r in rows:
+        hooks = ", ".join(h.removeprefix("register_") for h in r["hooks"]) if not r["error"] else f"[red]failed: {escape(r['error'])}[/]"
+        table.add_row(f"[bold cyan]{escape(r['name'])}[/]", escape(r["module"]), escape(r["package"]), escape(r["version"]), hooks)
     out.print(table)

@@ -68,11 +68,17 @@ def new_file(path: Path | None, flag: str) -> None:
 
 def new_png(path: Path | None, flag: str, example: str) -> None:
     """Refuse a named PNG output that is not a .png path, or that exists."""
+    new_typed_file(path, flag, "PNG", example)
+
+
+def new_typed_file(path: Path | None, flag: str, kind: str, example: str) -> None:
+    """Refuse a named output whose suffix is not ``kind``'s (``.png`` for PNG), or that exists."""
     from mnistctl.errors import UsageError
 
-    if path is not None and path.suffix.lower() != ".png":
-        raise UsageError(f"{flag} {path} is not a .png path", f"the figure is written as PNG, e.g. {flag} {example}")
     new_file(path, flag)
+    suffix = f".{kind.lower()}"
+    if path is not None and path.suffix.lower() != suffix:
+        raise UsageError(f"{flag} {path} is not a {suffix} path", f"the file is written as {kind}, e.g. {flag} {example}")
 
 
 def output_folder(path: Path | str | None, flag: str) -> None:

@@ -122,3 +122,20 @@ def test_an_unknown_method_is_one_usage_error(trained_run, tmp_path):
     assert isinstance(result.exception, UsageError)
     assert result.exception.message == "unknown --method 'lime'" and "integrated-gradients" in result.exception.hint
     assert not out.exists()
+
+
+@pytest.mark.parametrize("examples, classes", [(1, 1), (1, 3), (4, 3)])
+def test_the_colour_bar_labels_never_overlap(examples, classes):
+    from mnistctl.reading.figures.attributions import attributions_figure
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((28, 28)) * 255).astype(np.uint8)
+    cards = [(image, f"image {i}", [(str(c), rng.normal(size=(28, 28))) for c in range(classes)]) for i in range(examples)]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = attributions_figure("Why", "how", cards)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    colour_bar = next(ax for ax in figure.get_axes() if [t.get_text() for t in ax.get_xticklabels()] == ["away from the class", "no effect", "towards the class"])
+    boxes = [label.get_window_extent(renderer) for label in colour_bar.get_xticklabels()]
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]

@@ -10,6 +10,7 @@ from mnistctl.reading.figures.style import ATTRIBUTION_CMAP, DIGIT_CMAP, bare, s
 
 INK_LEVEL = 96
 SCALE_QUANTILE = 0.99
+LEGEND_INCHES = 4.2  # the colour bar, wide enough for its three labels
 
 
 def scale(maps: list[np.ndarray]) -> float:
@@ -28,7 +29,8 @@ def attributions_figure(title: str, reading: str, examples: list[tuple[np.ndarra
     width = 1 + max((len(maps) for _, _, maps in examples), default=1)
     cols = max(1, min(per_row, len(examples)))
     rows = max(1, -(-len(examples) // cols))
-    figure = Figure(figsize=(cols * (1.75 * width + 0.4), rows * 2.25 + 1.6), layout="constrained")
+    inches = max(LEGEND_INCHES + 1, cols * (1.75 * width + 0.4))  # one narrow card still fits the legend's labels
+    figure = Figure(figsize=(inches, rows * 2.25 + 1.6), layout="constrained")
     figure.suptitle(f"{title}\n{reading}", fontsize=13)
     grid, legend = figure.subfigures(2, 1, height_ratios=[rows * 2.25, 0.55])
     cards = np.atleast_1d(grid.subfigures(rows, cols, squeeze=False)).ravel()
@@ -51,7 +53,8 @@ def attributions_figure(title: str, reading: str, examples: list[tuple[np.ndarra
     for card in cards[len(examples) :]:
         card.set_visible(False)
     if shown is not None:
-        bar = legend.colorbar(shown, cax=legend.add_axes((0.3, 0.62, 0.4, 0.22)), orientation="horizontal", ticks=[-1, 0, 1])
+        share = max(0.4, LEGEND_INCHES / inches)
+        bar = legend.colorbar(shown, cax=legend.add_axes(((1 - share) / 2, 0.62, share, 0.22)), orientation="horizontal", ticks=[-1, 0, 1])
         bar.ax.set_xticklabels(["away from the class", "no effect", "towards the class"], fontsize=10)
         bar.ax.set_title("attribution, scaled per example (outline: the digit)", fontsize=10)
     return figure

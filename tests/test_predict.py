@@ -188,6 +188,19 @@ def test_raw_skips_preparation_and_needs_28x28(run, mnist, tmp_path):
     assert "40x40" in bad["error"] and "--raw" in bad["error"]
 
 
+def test_raw_refuses_dark_on_light_but_not_a_digit_touching_the_edge(run, mnist, tmp_path):
+    digit = mnist.test_images[0].numpy()
+    touching = digit.copy()
+    touching[:, :2] = 0
+    touching[10:20, :3] = 255  # a stroke runs off the left edge
+    (tmp_path / "dark.png").write_bytes(png(255 - digit))
+    (tmp_path / "touching.png").write_bytes(png(touching))
+    result = invoke(tmp_path / "dark.png", tmp_path / "touching.png", "--raw", "--run", run.path, "--json")
+    assert result.exit_code == 1
+    bad, good = json.loads(result.stdout)
+    assert "dark on light" in bad["error"] and "drop --raw" in bad["hint"] and "digit" in good
+
+
 # The command
 
 
@@ -221,6 +234,17 @@ def test_table_output_and_latest_run_by_default(run, tmp_path, monkeypatch):
     line = next(line for line in result.stdout.splitlines() if "one.jpg" in line)
     assert line.split()[0] == "1" and line.split()[-1] == "one.jpg" and line.count("%") == 3
     assert run.name in result.stdout
+
+
+def test_the_table_has_its_header_when_the_first_image_fails(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    (tmp_path / "one.jpg").write_bytes(handwritten(1, np.random.default_rng(4)))
+    result = CliRunner().invoke(app, ["predict", "broken.png", "one.jpg", "--run", str(run.path)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"model: {run.name}" and lines[1].split() == ["digit", "probability", "top-k", "image"]
+    assert lines[2].split()[-1] == "one.jpg"
 
 
 def test_table_columns_stay_aligned_whatever_the_names_in_a_folder(run, tmp_path, monkeypatch):
@@ -260,6 +284,23 @@ def test_ensemble_averages_probabilities(run, mnist, tmp_path):
                     "--json", "--top-k", "10")
     top = json.loads(result.stdout)[0]["top_k"]
     assert {t["digit"]: t["probability"] for t in top} == pytest.approx(dict(enumerate(together[0].tolist())), abs=1e-6)
+
+
+def test_the_header_and_the_explain_title_name_weights_that_are_not_the_best(run, mnist, tmp_path):
+    (tmp_path / "d.png").write_bytes(png(mnist.test_images[0].numpy()))
+    header = {args: invoke(tmp_path / "d.png", "--run", *args).stdout.splitlines()[0]
+              for args in [(run.path,), (run.path, "--weights", "initial"), (run.weights("last"),)]}
+    assert list(header.values()) == [f"model: {run.name}", f"model: {run.name} (initial)", f"model: {run.name} (last)"]
+    assert predict.member_from_run(run, "initial").name == f"{run.name} (initial)"  # the title of --explain
+
+
+def test_the_same_run_given_twice_is_refused_before_any_work(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(run.path.parent))
+    for refs in [(run.path, run.path), ("latest", "latest"), (run.name, run.weights("best"))]:
+        result = invoke(tmp_path / "missing.png", *(a for ref in refs for a in ("--run", ref)))
+        assert isinstance(result.exception, UsageError) and result.stdout == "", refs
+        assert result.exception.message in (f"--run {refs[0]} is given twice", f"--run {refs[0]} and --run {refs[1]} are the same run")
+    assert invoke(tmp_path / "missing.png", "--run", run.path, "--run", run.weights("initial")).exit_code == 1
 
 
 # Bad input: each fails on its own line, the good image is still predicted, and the exit code is 1

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mnistctl.cli import app
 from mnistctl.data import imagefile, imageprep
-from mnistctl.errors import DataError
+from mnistctl.errors import DataError, UsageError
 from mnistctl.reading import predict
 
 
@@ -85,3 +85,26 @@ def test_a_folder_with_symbolic_link_loops_is_walked_once(tmp_path):
     (tmp_path / "here").symlink_to(".")
     (tmp_path / "self.png").symlink_to("self.png")
     assert list(predict.expand([str(tmp_path)])) == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.png")]
+
+
+def test_an_empty_file_or_empty_stdin_is_called_empty(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    failures = list(predict.predict([str(tmp_path / "empty.png"), "-"], [], stdin=io.BytesIO(b"")))
+    assert [f.error.message for f in failures] == [f"{tmp_path / 'empty.png'} is empty", "stdin is empty"]
+
+
+def test_stdin_given_twice_or_from_a_terminal_is_refused_before_any_work():
+    import os
+    import subprocess
+    import sys
+
+    twice = CliRunner().invoke(app, ["predict", "-", "-", "--run", "no-such-run"], input=_to_bytes(seven()))
+    assert isinstance(twice.exception, UsageError) and twice.exception.message == "- is given twice" and twice.stdout == ""
+    main, terminal = os.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "mnistctl", "predict", "-", "--run", "no-such-run"], stdin=terminal,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(main)
+        os.close(terminal)
+    assert done.returncode == 2 and "standard input is a terminal" in done.stderr and "Traceback" not in done.stderr

@@ -48,15 +48,17 @@ def command(
         raise UsageError("--json and --jsonl cannot be used together", "choose one: --json prints one array, --jsonl one object per line")
     options.new_png(explain, "--explain", "why.png")
     options.output_folder(save_input, "--save-input")
+    _check_stdin(images, sys.stdin)
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
+    _refuse_repeated_runs(refs, chosen)
 
     @functools.cache
     def members() -> list[predict.Member]:
         return [predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen]
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
-    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [run.name for run, _ in chosen])
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [predict.label(run, weights) for run, weights in chosen])
     explained, failed = [], False
     with output:
         for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
@@ -79,3 +81,28 @@ def command(
             err.print(f"explained in {explain}", soft_wrap=True, highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _check_stdin(images: List[str], stdin) -> None:
+    """``-`` at most once, and only with something piped in."""
+    from mnistctl.errors import UsageError
+    from mnistctl.reading.predict import STDIN
+
+    given = sum(image == STDIN for image in images)
+    if given > 1:
+        raise UsageError("- is given twice", "standard input holds one image: pass - once")
+    if given and stdin is not None and stdin.isatty():
+        raise UsageError("standard input is a terminal", "pipe an image: mnistctl predict - < photo.jpg")
+
+
+def _refuse_repeated_runs(refs: List[str], chosen: list) -> None:
+    """The same weights twice would be averaged with themselves."""
+    from mnistctl.errors import UsageError
+
+    seen: dict = {}
+    for ref, (found, weights) in zip(refs, chosen):
+        key = (found.path.resolve(), weights)
+        if key in seen:
+            again = f"--run {ref} is given twice" if seen[key] == ref else f"--run {seen[key]} and --run {ref} are the same run"
+            raise UsageError(again, "pass each run once; pick other weights with RUN/weights/<best|last|initial>.safetensors")
+        seen[key] = ref

@@ -23,6 +23,7 @@ class Output:
     def __init__(self, kind: str, models: list[str]):
         self.kind, self.models = kind, models
         self.count = 0
+        self.headed = False
         self.flushed = 0.0
         self.progress: Any = None
 
@@ -66,7 +67,8 @@ class Output:
 
     def _row(self, p) -> None:
         top = "  ".join(f"{d}: {q:>6.1%}" for d, q in p.top)
-        if self.count == 0:
+        if not self.headed:
+            self.headed = True
             self._write(f"model: {' + '.join(self.models)}")
             self._write(f"digit  probability  {'top-k':<{len(top)}}  image")
         self._write(f"{p.digit:>5}  {p.probability:>11.1%}  {top}  {p.source}")

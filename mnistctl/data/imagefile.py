@@ -81,6 +81,8 @@ def _read(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
     else:
         data = source.read(MAX_BYTES + 1)
     _check_bytes(len(data), name)
+    if not data:
+        raise DataError(f"{name} is empty", "save or copy the image again" if name != "stdin" else "pipe an image: mnistctl predict - < photo.jpg")
     return data
 
 

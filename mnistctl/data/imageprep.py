@@ -391,10 +391,14 @@ def _centre(digit: np.ndarray) -> np.ndarray:
 
 
 def as_raw(gray: np.ndarray, name: str = "image") -> np.ndarray:
-    """An image already in MNIST form, as uint8 (28, 28)."""
+    """An image already in MNIST form, as uint8 (28, 28); refused when its frame is mostly light (dark on light)."""
     if gray.shape != (SIDE, SIDE):
         h, w = gray.shape
         raise DataError(f"{name} is {w}x{h}, but --raw needs 28x28 images in MNIST form", "drop --raw to prepare it")
+    top = 255.0 if gray.dtype == np.uint8 else 1.0
+    frame = float(gray.sum(dtype=np.float64)) - float(gray[2:-2, 2:-2].sum(dtype=np.float64))
+    if frame > 0.5 * top * _FRAME_PIXELS:  # MNIST's frame is black; a digit may touch it, not fill it
+        raise DataError(f"{name} looks dark on light, not MNIST form (white on black)", "drop --raw to have it prepared")
     if gray.dtype == np.uint8:
         return gray
     return np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8)

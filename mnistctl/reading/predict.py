@@ -60,8 +60,13 @@ class Failure:
         return {"image": self.source, "error": self.error.message, "hint": self.error.hint}
 
 
+def label(run: Run, which: str = "best") -> str:
+    """The name a run's weights are shown by: the run's name, with the weights when they are not the best."""
+    return run.name if which == "best" else f"{run.name} ({which})"
+
+
 def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True) -> Member:
-    return load(run, which, device, onnx=onnx)
+    return load(run, which, device, name=label(run, which), onnx=onnx)
 
 
 def member_from_checkpoint(path: str | Path, device: str = "auto", onnx: bool = True) -> Member:

@@ -54,11 +54,9 @@ def is_mnist_form(gray: np.ndarray) -> bool:
     what MNIST looks like, so no preparation is needed. Row and column sums answer all three, cheaply."""
     if gray.shape != (SIDE, SIDE):
         return False
-    top = 255.0 if gray.dtype == np.uint8 else 1.0
     rows, cols = gray.sum(axis=1, dtype=np.float64), gray.sum(axis=0, dtype=np.float64)
     total = float(rows.sum())
-    frame = total - float(gray[2:-2, 2:-2].sum(dtype=np.float64))
-    if float(gray.max()) <= 0.5 * top or frame >= 0.05 * top * _FRAME_PIXELS:
+    if float(gray.max()) <= 0.5 * _top(gray) or _frame_brightness(gray, total) >= 0.05:
         return False
     (ink_rows,), (ink_cols,) = np.nonzero(rows), np.nonzero(cols)
     extent = max(ink_rows[-1] - ink_rows[0], ink_cols[-1] - ink_cols[0]) + 1
@@ -395,19 +393,30 @@ def as_raw(gray: np.ndarray, name: str = "image") -> np.ndarray:
     if gray.shape != (SIDE, SIDE):
         h, w = gray.shape
         raise DataError(f"{name} is {w}x{h}, but --raw needs 28x28 images in MNIST form", "drop --raw to prepare it")
-    top = 255.0 if gray.dtype == np.uint8 else 1.0
-    frame = float(gray.sum(dtype=np.float64)) - float(gray[2:-2, 2:-2].sum(dtype=np.float64))
-    if frame > 0.5 * top * _FRAME_PIXELS:  # MNIST's frame is black; a digit may touch it, not fill it
+    if _frame_brightness(gray, float(gray.sum(dtype=np.float64))) > 0.5:  # MNIST's frame is black; a digit may touch it, not fill it
         raise DataError(f"{name} looks dark on light, not MNIST form (white on black)", "drop --raw to have it prepared")
-    if gray.dtype == np.uint8:
-        return gray
-    return np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8)
+    return _as_uint8(gray)
+
+
+def _top(gray: np.ndarray) -> float:
+    return 255.0 if gray.dtype == np.uint8 else 1.0
+
+
+def _frame_brightness(gray: np.ndarray, total: float) -> float:
+    """The mean of the outer two pixels of a 28x28 image whose pixels sum to ``total``, from 0 (black) to 1 (white)."""
+    return (total - float(gray[2:-2, 2:-2].sum(dtype=np.float64))) / (_top(gray) * _FRAME_PIXELS)
+
+
+def _as_uint8(gray: np.ndarray) -> np.ndarray:
+    return gray if gray.dtype == np.uint8 else np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8)
 
 
 def load_prepared(source: str | Path | bytes | BinaryIO, raw: bool = False, name: str | None = None) -> np.ndarray:
     """The 28x28 uint8 image the model sees for a picture file, its bytes or a stream."""
     name = name or (str(source) if isinstance(source, (str, Path)) else "input")
     gray = read_gray(source, name, side=None if raw else DECODE_SIDE)
-    return as_raw(gray, name) if raw or is_mnist_form(gray) else prepare(gray, name)
+    if raw:
+        return as_raw(gray, name)
+    return _as_uint8(gray) if is_mnist_form(gray) else prepare(gray, name)
 
 

@@ -9,8 +9,11 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 @pytest.fixture(scope="session", autouse=True)
 def decoded_data_cache(tmp_path_factory):
-    """Decoded sets go to a folder of this session, not the user's cache (subprocesses inherit it)."""
+    """Decoded sets go to a folder of this session, not the user's cache; MNIST found beside the repo is
+    named in $MNISTCTL_DATA_DIR, so commands run as subprocesses find it too (they inherit both)."""
     os.environ["MNISTCTL_DATA_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    if "MNISTCTL_DATA_DIR" not in os.environ and (found := mnist_dir()) is not None:
+        os.environ["MNISTCTL_DATA_DIR"] = str(found)
 
 
 def mnist_dir() -> Path | None:

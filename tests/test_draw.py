@@ -106,12 +106,12 @@ def test_mouse_strokes_change_the_prediction_and_a_vertical_stroke_reads_as_one(
     async def test(pilot):
         canvas = app.query_one(Canvas)
         assert canvas.scale == 2 and canvas.blank
-        assert "draw a digit" in str(app.query_one(Probabilities).content)
+        assert "draw a digit" in app.query_one(Probabilities).render().plain
         await drag(pilot, canvas, [(5, 14), (12, 14), (18, 14), (23, 14)])
         one = await read_after(pilot, app)
         assert one is not None and int(one.probs.argmax()) == 1, one.probs.round(3)
         assert one.probs.sum() == pytest.approx(1, abs=1e-4)
-        assert "reads" in str(app.query_one(Probabilities).content)
+        assert "reads" in app.query_one(Probabilities).render().plain
         await drag(pilot, canvas, [(5, 8), (5, 20), (8, 18)])  # a bar across the top: no longer a plain 1
         seven = await read_after(pilot, app)
         assert not np.allclose(seven.probs, one.probs, atol=0.05)
@@ -132,7 +132,7 @@ def test_right_button_erases_and_c_clears(reader, tmp_path):
         await pilot.press("c")
         assert canvas.blank
         assert await read_after(pilot, app) is None
-        assert "draw a digit" in str(app.query_one(Probabilities).content)
+        assert "draw a digit" in app.query_one(Probabilities).render().plain
 
     drive(app, test, size=(100, 40))
 
@@ -179,6 +179,7 @@ def test_draw_reads_with_a_weights_file_and_refuses_an_out_that_is_a_file(train_
     monkeypatch.setattr(DrawApp, "run", lambda self: started.append(self))
     result = CliRunner().invoke(cli, ["draw", "--run", str(run.path / "weights" / "last.safetensors"), "--out", str(tmp_path / "pad")])
     assert result.exit_code == 0, result.output
+    assert started[0].reader.names == ["photo (last)"]  # not the best weights: the panel says which
     model = started[0].reader.members[0][0]
     last = load_model(run, "last")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), last.state_dict().values()))
@@ -186,3 +187,7 @@ def test_draw_reads_with_a_weights_file_and_refuses_an_out_that_is_a_file(train_
     (tmp_path / "notes.txt").write_text("keep")
     result = CliRunner().invoke(cli, ["draw", "--run", str(run.path), "--out", str(tmp_path / "notes.txt")])
     assert isinstance(result.exception, UsageError) and "--out" in result.exception.message and len(started) == 1
+    assert CliRunner().invoke(cli, ["draw", "--run", str(run.path), "--weights", "initial"]).exit_code == 0
+    assert started[-1].reader.names == ["photo (initial)"]
+    assert CliRunner().invoke(cli, ["draw", "--run", str(run.path)]).exit_code == 0
+    assert started[-1].reader.names == ["photo"]

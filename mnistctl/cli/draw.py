@@ -28,6 +28,7 @@ def command(
     """
     from mnistctl import runs
     from mnistctl.models import load_model, pick_device
+    from mnistctl.reading.predict import label
 
     options.output_folder(out, "--out")
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in run or ["latest"]]
@@ -39,4 +40,4 @@ def command(
     from mnistctl.tui.draw import DrawApp
     from mnistctl.tui.reader import Reader
 
-    DrawApp(Reader(members, [r.name for r, _ in chosen], centre), out).run()
+    DrawApp(Reader(members, [label(r, weights) for r, weights in chosen], centre), out).run()

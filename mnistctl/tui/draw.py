@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -26,6 +28,7 @@ from mnistctl.tui.readout import FeatureMaps, Probabilities
 
 MIN_INTERVAL = 0.04
 SIDE_PANEL = 40
+SIDE_MIN = 24
 
 
 class Read(Message):
@@ -67,7 +70,7 @@ class DrawApp(App):
             with Vertical(id="side"):
                 yield Probabilities(id="probs")
                 yield FeatureMaps(id="maps")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     @property
     def canvas(self) -> Canvas:
@@ -80,11 +83,13 @@ class DrawApp(App):
         self.run_worker(self._read_loop, thread=True, group="reader", name="reader")
         self._status()
 
-    def on_resize(self) -> None:
-        width = self.size.width - SIDE_PANEL - 4
-        height = self.size.height - 5
-        for canvas in self.query(Canvas):  # none yet on the very first resize
-            canvas.set_scale(max(1, min(3, width // SIDE, 2 * height // SIDE)))
+    def on_resize(self, event: events.Resize) -> None:
+        width, height = event.size  # self.size is still the old size here
+        scale = max(1, min(3, (width - SIDE_PANEL - 4) // SIDE, 2 * (height - 5) // SIDE))
+        self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
+        if self.query(Canvas):  # none yet on the very first resize
+            self.canvas.set_scale(scale)
+            self._status()
 
     # reading, off the UI thread
     def on_canvas_changed(self, _: Canvas.Changed) -> None:
@@ -144,9 +149,24 @@ class DrawApp(App):
         canvas = self.canvas
         tool = "eraser" if canvas.eraser else "pen"
         verb = "lifts" if canvas.pen_down else "lowers"
-        self.query_one("#status", Static).update(
-            f"[dim]mouse: left draws, right erases\nkeys: arrows move, space {verb} the {tool}, e eraser[/]"
-        )
+        lines = ["mouse: left draws, right erases", f"keys: arrows move, space {verb} the {tool}, e eraser"]
+        pad = SIDE * canvas.scale + 2  # the canvas and its border
+        self.query_one("#status", Static).update(Text(phrase_wrap(lines, pad), style="dim"))
+
+
+def phrase_wrap(lines: list[str], width: int) -> str:
+    """The lines, those wider than ``width`` broken after commas rather than inside a phrase."""
+    wrapped: list[str] = []
+    for line in lines:
+        first, *rest = line.split(", ")
+        wrapped.append(first)
+        for phrase in rest:
+            if len(wrapped[-1]) + 2 + len(phrase) <= width:
+                wrapped[-1] += ", " + phrase
+            else:
+                wrapped[-1] += ","
+                wrapped.append(phrase)
+    return "\n".join(wrapped)
 
 
 def save_drawing(image: np.ndarray, folder: Path) -> Path:

@@ -46,7 +46,7 @@ class Reader:
         return Reading(probs.numpy(), layer, output)
 
     def first_conv(self, x) -> tuple[str | None, np.ndarray | None]:
-        """The first conv layer's name and output (channels, h, w) for the first member."""
+        """The first conv layer's name (after the model's, in an ensemble) and output (channels, h, w) for the first member."""
         from mnistctl.data import normalize
         from mnistctl.reading.visualize import capture_feature_maps
 
@@ -57,5 +57,5 @@ class Reader:
         if not captured:
             return None, None
         name, output = next(iter(captured.items()))
-        return name, output[0].cpu().numpy()
+        return name if len(self.members) == 1 else f"{self.names[0]} {name}", output[0].cpu().numpy()
 

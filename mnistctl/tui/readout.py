@@ -7,7 +7,6 @@ from rich.console import Group, RenderableType
 from rich.segment import Segment
 from rich.text import Text
 from textual.widget import Widget
-from textual.widgets import Static
 
 from mnistctl.tui.pixels import halfblock_rows
 
@@ -23,22 +22,32 @@ def bar(fraction: float, width: int = BAR) -> str:
     return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
 
 
-class Probabilities(Static):
-    """The likeliest digit, and a bar for every digit."""
+class Probabilities(Widget):
+    """The likeliest digit, and a bar for every digit, the bars as wide as there is room for."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.probs: np.ndarray | None = None
+        self.models = ""
 
     def show(self, probs: np.ndarray | None, models: str) -> None:
-        lines = [Text.assemble(("model ", "dim"), (models, "bold"))]
+        self.probs, self.models = probs, models
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        probs = self.probs
+        lines = [Text.assemble(("model ", "dim"), (self.models, "bold"))]
         if probs is None:
             lines += [Text(""), Text("draw a digit", style="italic dim")]
-            self.update(Text("\n").join(lines))
-            return
+            return Text("\n").join(lines)
         order = np.argsort(-probs, kind="stable")
         best = int(order[0])
         lines += [Text.assemble(("reads ", ""), (f" {best} ", "bold reverse green"), f"  {probs[best]:.1%}"), Text("")]
+        width = max(0, min(BAR, self.size.width - 9))  # room left by "9 " and " 100.0%"
         for digit, p in enumerate(probs):
             style = "bold green" if digit == best else ("yellow" if digit in order[1:3] else "dim")
-            lines.append(Text.assemble((f"{digit} ", "bold" if digit == best else ""), (bar(float(p)), style), f" {p:6.1%}"))
-        self.update(Text("\n").join(lines))
+            lines.append(Text.assemble((f"{digit} ", "bold" if digit == best else ""), (bar(float(p), width), style), f" {p:6.1%}"))
+        return Text("\n").join(lines)
 
 
 class Pixels:
@@ -82,19 +91,22 @@ class FeatureMaps(Widget):
         self.conv, self.maps = layer, maps
         self.refresh()
 
+    def caption(self, count: int) -> Text:
+        n = len(self.maps)
+        return Text.assemble((self.conv or "", "bold"), f": all {n} channels" if count == n else f": top {count} of {n}")
+
     def render(self) -> RenderableType:
         if self.maps is None:
             return Text("draw a digit" if self.conv is None else f"{self.conv}: no output", style="italic dim")
-        for side in TILES:  # the largest tiles that show every channel, else the most active at the largest size
-            cols = max(1, (self.size.width + 1) // (side + 1))
-            rows = max(1, self.size.height // (side // 2 + 1))
-            if cols * rows >= len(self.maps):
-                break
-        else:
-            side = TILES[0]
-            cols, rows = max(1, (self.size.width + 1) // (side + 1)), max(1, self.size.height // (side // 2 + 1))
-        strength = np.abs(self.maps).mean(axis=(1, 2))
-        shown = np.argsort(-strength, kind="stable")[: cols * rows]
-        count = f"all {len(shown)} channels" if len(shown) == len(self.maps) else f"{len(shown)} most active of {len(self.maps)} channels"
-        caption = Text.assemble((self.conv or "", "bold"), f": {count}")
-        return Group(caption, Pixels(halfblock_rows(tiles(self.maps[shown], cols, side), 1)))
+        n, width = len(self.maps), self.size.width
+        caption_lines = max(len(self.caption(k).wrap(self.app.console, max(1, width))) for k in (n, n - 1))  # the longest captions
+        height = max(0, self.size.height - caption_lines)
+        fits = []
+        for side in TILES:
+            cols, rows = (width + 1) // (side + 1), (height + 1) // (side // 2 + 1)
+            fits.append((min(n, cols * rows), side, cols))
+        count, side, cols = max(fits)  # the most channels, at the largest size that shows them
+        if not count:
+            return Text("no room for the maps", style="italic dim")
+        shown = np.argsort(-np.abs(self.maps).mean(axis=(1, 2)), kind="stable")[:count]
+        return Group(self.caption(count), Pixels(halfblock_rows(tiles(self.maps[shown], cols, side), 1)))

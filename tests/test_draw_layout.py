@@ -1,0 +1,130 @@
+"""mnistctl draw at the sizes terminals come in: the pad, the bars, the feature maps and the help all fit, with untrained models."""
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from test_draw import read_after
+from test_watch import drive, until
+
+from mnistctl.models import build_model
+from mnistctl.tui.canvas import Canvas
+from mnistctl.tui.draw import DrawApp, phrase_wrap
+from mnistctl.tui.pixels import SIDE
+from mnistctl.tui.reader import Reader
+from mnistctl.tui.readout import FeatureMaps, Probabilities
+
+ONE = [*["up"] * 9, "space", *["down"] * 18, "space"]  # a vertical stroke, drawn with the keyboard
+
+
+def reader(*names: str) -> Reader:
+    """simplecnn (32 channels in its first conv layer), untrained: the layout does not care what it reads."""
+    torch.manual_seed(0)
+    return Reader([(build_model({"arch": "simplecnn"}).eval(), 0.1307, 0.3081) for _ in names], list(names))
+
+
+def lines_of(widget) -> list[str]:
+    """What the widget renders, as the lines of text it takes at its width."""
+    console = Console(width=widget.content_region.width, color_system=None)
+    return ["".join(s.text for s in line).rstrip() for line in console.render_lines(widget.render(), pad=False)]
+
+
+def fits(app, widget) -> bool:
+    return app.screen.region.contains_region(widget.region)
+
+
+@pytest.mark.parametrize("start, then", [((150, 45), (80, 24)), ((80, 24), (150, 45))])
+def test_the_pad_follows_a_resize_at_once(tmp_path, start, then):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        canvas = app.query_one(Canvas)
+        assert canvas.scale == (2 if start == (150, 45) else 1)
+        await pilot.resize_terminal(*then)
+        await pilot.pause()
+        assert canvas.scale == (2 if then == (150, 45) else 1)
+        assert fits(app, canvas) and fits(app, app.query_one("#status")) and fits(app, app.query_one("#side"))
+
+    drive(app, test, size=start)
+
+
+@pytest.mark.parametrize("size, bar", [((150, 45), 22), ((80, 24), 22), ((60, 19), 13)])
+def test_the_bars_shrink_and_every_digit_keeps_its_percentage(tmp_path, size, bar):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        await pilot.press(*ONE)
+        reading = await read_after(pilot, app)
+        probs = app.query_one(Probabilities)
+        await pilot.pause()
+        assert fits(app, probs)
+        lines = lines_of(probs)
+        assert len(lines) == 13 and lines[1].startswith(f"reads  {int(reading.probs.argmax())} ")
+        for digit, line in enumerate(lines[3:]):
+            assert line.startswith(f"{digit} ") and line.endswith(f"{reading.probs[digit]:.1%}"), line
+            assert len(line) == 2 + bar + 7
+
+    drive(app, test, size=size)
+
+
+def test_a_terminal_too_narrow_for_the_panel_beside_the_pad_has_it_below(tmp_path):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        await pilot.press(*ONE)
+        reading = await read_after(pilot, app)
+        await pilot.pause()
+        canvas, probs = app.query_one(Canvas), app.query_one(Probabilities)
+        assert canvas.scale == 1 and fits(app, canvas) and probs.region.y > canvas.region.bottom
+        assert probs.content_region.y + 1 < 24 - 1  # the "reads" line is above the footer
+        assert lines_of(probs)[1] == f"reads  {int(reading.probs.argmax())}   {reading.probs.max():.1%}"
+
+    drive(app, test, size=(40, 24))
+
+
+@pytest.mark.parametrize("size, shown", [((150, 45), "top 12 of 32"), ((80, 24), "top 3 of 32"), ((60, 19), None)])
+def test_feature_map_tiles_are_never_cropped(tmp_path, size, shown):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        await pilot.press(*ONE, "f")
+        await until(pilot, lambda: app.reading is not None and app.reading.maps is not None, "feature maps")
+        await pilot.pause()
+        maps = app.query_one(FeatureMaps)
+        lines = lines_of(maps)
+        assert len(lines) <= maps.content_region.height and fits(app, maps)
+        assert lines[0] == (f"features.0: {shown}" if shown else "no room for the maps")
+
+    drive(app, test, size=size)
+
+
+def test_an_ensemble_names_the_model_whose_feature_maps_are_shown():
+    drawing = np.zeros((SIDE, SIDE), np.float32)
+    drawing[5:24, 13:16] = 255
+    assert reader("long1").read(drawing, maps=True).layer == "features.0"
+    assert reader("long1", "noval").read(drawing, maps=True).layer == "long1 features.0"
+
+
+def test_the_help_breaks_between_phrases_and_the_footer_keeps_every_key_at_80_columns(tmp_path):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        status = app.query_one("#status")
+        lines = str(status.content).splitlines()
+        assert status.content_region.height == len(lines) and fits(app, status)  # no line wrapped inside a phrase
+        assert lines == ["mouse: left draws,", "right erases", "keys: arrows move,", "space lowers the pen, e eraser"]
+        footer = app.query_one("Footer")
+        await until(pilot, lambda: footer.query("FooterKey"), "the footer's keys")
+        keys = list(footer.query("FooterKey"))
+        assert all(footer.region.contains_region(key.region) for key in keys)
+        assert not any(a.region.overlaps(b.region) for i, a in enumerate(keys) for b in keys[i + 1:])  # none hidden
+        assert "Quit" in [key.description for key in keys]
+
+    drive(app, test, size=(80, 24))
+
+
+def test_phrase_wrap_keeps_short_lines_and_breaks_long_ones_after_commas():
+    lines = ["mouse: left draws, right erases", "keys: arrows move, space lowers the pen, e eraser"]
+    assert phrase_wrap(lines, 49) == "\n".join(lines)
+    assert phrase_wrap(lines, 30).splitlines() == ["mouse: left draws,", "right erases", "keys: arrows move,",
+                                                   "space lowers the pen, e eraser"]

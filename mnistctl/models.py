@@ -61,14 +61,21 @@ def loss_and_accuracy(probs, labels) -> tuple[float, float]:
 
 
 def build_model(config: dict[str, Any]):
-    """The architecture a run config names, with its options, untrained (the process keeps freed memory from here on)."""
+    """The architecture a run config names, with its options, untrained (the process keeps freed memory from here on).
+
+    A factory that builds something other than a torch module is bad input naming its plugin."""
+    from torch import nn
+
     from mnistctl.allocator import keep_freed_memory
-    from mnistctl.plugins import archs
+    from mnistctl.plugins import spec_of
     from mnistctl.registry import parse_options
 
     keep_freed_memory()
-    spec = archs().get(config["arch"])
-    return spec.build(**parse_options(spec, config.get("arch_options", {})))
+    spec = spec_of(config, "arch")
+    model = spec.build(**parse_options(spec, config.get("arch_options", {})))
+    if not isinstance(model, nn.Module):
+        raise spec.wrong_result(model, "a torch.nn.Module")
+    return model
 
 
 def load_model(run: Run, which: str = "best"):

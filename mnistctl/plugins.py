@@ -1,25 +1,31 @@
 """The one plugin manager: every plugin comes from the ``mnistctl`` entry points, loaded once.
 
 The built-in plugins are the entry points of mnistctl's own distribution (pyproject.toml lists them);
-they are registered first, so a third-party plugin cannot take a built-in's name.
+they are registered first, so a third-party plugin cannot take a built-in's name. A name two third-party
+plugins register is refused to both. Whatever a plugin gets wrong is a warning, and shows in ``mnistctl list plugins``.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import os
+import traceback
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
 import pluggy
 from rich.markup import escape
 
 from mnistctl import hookspecs
 from mnistctl.console import warn
-from mnistctl.registry import Registry, Spec
+from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.registry import BUILTIN, Registry, Spec, with_article
 
 GROUP = "mnistctl"
 KINDS = {"archs": "architecture", "schedulers": "scheduler", "optimizers": "optimizer"}
+SETTINGS = {"arch": "archs", "optimizer": "optimizers", "scheduler": "schedulers"}  # the setting naming each kind in a run's config
 
 
 @dataclass(frozen=True)
@@ -36,37 +42,80 @@ class PluginInfo:
 def manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    found = sorted(entry_points(group=GROUP), key=lambda ep: _dist_name(ep) != "mnistctl")
+    found = sorted(entry_points(group=GROUP), key=lambda ep: _dist_name(ep) != BUILTIN)
+    owners: dict[str, str] = {}
     for ep in found:
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+        if ep.name in owners:
+            _skip(ep, f"its entry point name '{ep.name}' is taken by {owners[ep.name]}; rename it")
             continue
+        if pm.is_blocked(ep.name):
+            continue
+        owners[ep.name] = _dist_name(ep)
         try:
             pm.register(ep.load(), name=ep.name)
-        except Exception as exc:  # a broken third-party plugin must not break the CLI
-            _failed[ep.name] = PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), _describe(exc))
-            warn(escape(f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}"))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken third-party plugin must not break the CLI, even one calling sys.exit
+            _debug_traceback()
+            _skip(ep, _describe(exc), f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}")
     return pm
 
 
-_failed: dict[str, PluginInfo] = {}
+_failed: list[PluginInfo] = []  # the entry points that were not loaded, and why
+_problems: dict[tuple[str, str], list[str]] = {}  # (plugin, kind): what went wrong while it registered that kind
+
+
+def _skip(ep, reason: str, warning: str | None = None) -> None:
+    _failed.append(PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), reason))
+    warn(escape(warning or f"plugin '{ep.name}' of {_dist_name(ep) or ep.value} is skipped: {reason}"))
 
 
 @functools.cache
 def registry(kind: str) -> Registry:
-    """The registry of ``archs``, ``schedulers`` or ``optimizers``, filled by every plugin's hook."""
+    """The registry of ``archs``, ``schedulers`` or ``optimizers``, filled by every plugin's hook, the built-ins' first.
+
+    A spec that cannot be registered is left out with a warning; the plugin's other specs are registered."""
     reg = Registry(KINDS[kind])
     hook = getattr(manager().hook, f"register_{kind}")
-    for impl in hook.get_hookimpls():
-        source = _package_of(impl.plugin)
+    for key in [key for key in _problems if key[1] == kind]:
+        del _problems[key]
+    names_of: dict[str, list[str]] = {}  # source: its plugins' names
+    for impl in sorted(hook.get_hookimpls(), key=lambda impl: _package_of(impl.plugin) != BUILTIN):
+        source, name = _package_of(impl.plugin), impl.plugin_name
+        names_of.setdefault(source, []).append(name)
 
-        def register(spec: Spec, _source: str = source) -> None:
-            reg.add(Spec(spec.name, spec.factory, spec.description, spec.params, _source))
+        def register(spec: Spec, _source: str = source, _name: str = name) -> None:
+            if not isinstance(spec, Spec):
+                _problem(_name, kind, f"plugin '{_name}' ({_source}) registered {with_article(type(spec).__name__)}, not a Spec; it is left out (call register(Spec(name, factory, description)))")
+                return
+            try:
+                reg.add(replace(spec, source=_source))
+            except UsageError as exc:
+                _problem(_name, kind, f"{exc.message}; {exc.hint}")
 
         try:
-            impl.function(register=register)
-        except Exception as exc:
-            warn(escape(f"plugin '{impl.plugin_name}' failed while registering {kind}: {_describe(exc)}"))
+            returned = impl.function(register=register)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            _debug_traceback()
+            _problem(name, kind, f"plugin '{name}' ({source}) failed while registering {kind}: {_describe(exc)}")
+            continue
+        if returned is not None:
+            _problem(name, kind, f"plugin '{name}' ({source}): register_{kind} returned {with_article(type(returned).__name__)}, which is ignored (call register(spec) for each spec instead)")
+    for spec_name in reg.ambiguous:
+        clash = reg.clash(spec_name)
+        warn(escape(f"{clash.message}; {clash.hint}"))
+        for name in {name for source in reg.ambiguous[spec_name] for name in names_of.get(source, [])}:
+            _problem(name, kind, f"{clash.message}; {clash.hint}", warning=False)
     return reg
+
+
+def _problem(plugin: str, kind: str, message: str, warning: bool = True) -> None:
+    """What went wrong while ``plugin`` registered ``kind``: warned, and kept for ``mnistctl list plugins``."""
+    _problems.setdefault((plugin, kind), []).append(message)
+    if warning:
+        warn(escape(message))
 
 
 def archs() -> Registry:
@@ -82,13 +131,46 @@ def optimizers() -> Registry:
 
 
 def plugin_infos() -> list[PluginInfo]:
+    """Every plugin, loaded or not; ``error`` says what went wrong while it loaded or registered."""
     pm = manager()
+    for kind in KINDS:
+        registry(kind)
     infos = []
     for name, plugin in pm.list_name_plugin():
         hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or [])
         package = _package_of(plugin)
-        infos.append(PluginInfo(name, _module_of(plugin), package, _version(package), hooks))
-    return sorted(infos + list(_failed.values()), key=lambda i: i.name)
+        error = "; ".join(p for kind in KINDS for p in _problems.get((name, kind), []))
+        infos.append(PluginInfo(name, _module_of(plugin), package, _version(package), hooks, error))
+    return sorted(infos + _failed, key=lambda i: i.name)
+
+
+def provenance(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Which distribution, at which version, provides the architecture, optimizer and scheduler a config names."""
+    provided = {}
+    for setting, kind in SETTINGS.items():
+        package = registry(kind).get(config[setting]).source
+        provided[setting] = {"name": config[setting], "package": package, "version": _version(package)}
+    return provided
+
+
+def spec_of(config: dict[str, Any], setting: str) -> Spec:
+    """The spec a run's config names in ``setting`` (arch, optimizer or scheduler). One the run recorded as coming
+    from a distribution that is no longer installed, or no longer has it, is a NotFoundError saying what to install."""
+    kind, name = SETTINGS[setting], config.get(setting)
+    try:
+        return registry(kind).get(name)
+    except NotFoundError:
+        recorded = config.get("plugins", {}).get(setting) if isinstance(config.get("plugins"), dict) else None  # absent in older runs
+        package, version = (recorded.get("package"), recorded.get("version")) if isinstance(recorded, dict) else (None, None)
+        if not isinstance(package, str) or package == BUILTIN:
+            raise
+        run = f"run {config['name']}" if config.get("name") else "this run"
+        what = f"{run} needs the {KINDS[kind]} '{name}' from {package}" + (f" {version}" if version else "")
+        hint = f"pip install {package}=={version}" if version else f"pip install {package}"
+        installed = _version(package)
+        if installed:
+            raise NotFoundError(f"{what}, but {package} {installed} is installed, which has no {KINDS[kind]} '{name}'", hint) from None
+        raise NotFoundError(f"{what}, which is not installed", hint) from None
 
 
 def _module_of(plugin) -> str:
@@ -126,3 +208,9 @@ def _dist_version(ep) -> str:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _debug_traceback() -> None:
+    """Under MNISTCTL_DEBUG=1, the traceback of the exception being handled, for a plugin's author."""
+    if os.environ.get("MNISTCTL_DEBUG") == "1":
+        traceback.print_exc()

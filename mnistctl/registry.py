@@ -5,10 +5,22 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import os
+import re
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Callable, get_args, get_origin
 
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
+
+BUILTIN = "mnistctl"  # the source of the built-in plugins: their names cannot be taken
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # a name is typed on the command line and becomes part of a run's folder name
+PASSED = {  # what mnistctl passes a factory of each kind before its options: these are not options
+    "architecture": (),
+    "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
+    "optimizer": ("params",),
+}
+RATES = ("lr", "weight_decay")  # an optimizer factory is passed these by keyword too: settings of their own, not options
+TYPES = (bool, int, float, str)  # an annotation that types an option by itself
 
 
 @dataclass(frozen=True)
@@ -16,7 +28,7 @@ class Spec:
     """A registered thing: its factory builds it, the rest describes it without importing torch.
 
     ``params`` is the parameter count at the default options (architectures only);
-    a test checks it against the built model.
+    a test checks it against the built model. ``source`` and ``kind`` are filled in when it is registered.
     """
 
     name: str
@@ -24,15 +36,30 @@ class Spec:
     description: str = ""
     params: int | None = None
     source: str = field(default="", compare=False)
+    kind: str = field(default="", compare=False)
+
+    def options(self) -> list[inspect.Parameter]:
+        """The factory's options: its parameters less the arguments mnistctl passes by position, and ``*args``/``**kwargs``."""
+        parameters = [p for p in signature(self.factory).parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        passed = set(positional[: len(PASSED.get(self.kind, ()))])
+        return [p for p in parameters if p.name not in passed]
 
     @property
     def defaults(self) -> dict[str, Any]:
         """The factory's keyword options and their default values."""
-        return {
-            p.name: p.default
-            for p in inspect.signature(self.factory).parameters.values()
-            if p.default is not inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
-        }
+        return {p.name: p.default for p in self.options() if p.default is not p.empty}
+
+    @property
+    def types(self) -> dict[str, type]:
+        """The options annotated with a plain bool, int, float or str (or ``Annotated`` one): they take that type, whatever their default."""
+        return {p.name: base for p in self.options() if (base := _base(p.annotation)) in TYPES}
+
+    @property
+    def label(self) -> str:
+        """The spec as a message names it: ``the scheduler 'warmpoly' from mnistctl-revplug``, ``the scheduler 'step'``."""
+        kind = f"the {self.kind} " if self.kind else ""
+        return f"{kind}'{self.name}'" + (f" from {self.source}" if self.source and self.source != BUILTIN else "")
 
     def build(self, *args: Any, **options: Any) -> Any:
         """Call the factory; an option it cannot work with becomes a UsageError naming the plugin."""
@@ -43,26 +70,50 @@ class Spec:
         except Exception as exc:
             given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
             raise UsageError(
-                f"'{self.name}' cannot be built with {given or 'its defaults'}: {type(exc).__name__}: {exc}".splitlines()[0],
+                f"{self.label} cannot be built with {given or 'its defaults'}: {type(exc).__name__}: {exc}".splitlines()[0],
                 "check the values given with --set, --opt-set or --sched-set",
-            ) from None
+            ) from debug_cause(exc)
+
+    def wrong_result(self, result: Any, expected: str) -> UsageError:
+        """The error for a factory that built something mnistctl cannot use."""
+        return UsageError(
+            f"{self.label} built {with_article(type(result).__name__)}, not {expected}",
+            f"choose another {self.kind or 'plugin'}" + (f", or report it to the authors of {self.source}" if self.source != BUILTIN else ""),
+        )
 
 
 class Registry:
-    """Specs of one kind, by name."""
+    """Specs of one kind, by name. A built-in's name stays the built-in's; a name two plugins register is refused to both."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._specs: dict[str, Spec] = {}
+        self.ambiguous: dict[str, list[str]] = {}  # a name several plugins register: their sources
 
     def add(self, spec: Spec) -> None:
-        if spec.name in self._specs:
-            raise UsageError(
-                f"Two plugins register the {self.kind} '{spec.name}' "
-                f"({self._specs[spec.name].source} and {spec.source})",
-                "uninstall one of them",
-            )
-        self._specs[spec.name] = spec
+        """Add a spec, or raise a UsageError saying why it is left out. A name a plugin registered already
+        becomes ambiguous: ``get`` refuses it, naming both plugins."""
+        spec = replace(spec, kind=self.kind)
+        if refused := _refusal(spec):
+            raise refused
+        held = self._specs.get(spec.name)
+        if held is not None and held.source == BUILTIN:
+            raise UsageError(f"plugin {spec.source} registers the {self.kind} '{spec.name}', which {BUILTIN} already has", "rename it")
+        if spec.name in self.ambiguous:
+            self.ambiguous[spec.name].append(spec.source)
+        elif held is not None:
+            self.ambiguous[spec.name] = [held.source, spec.source]
+            del self._specs[spec.name]
+        else:
+            self._specs[spec.name] = spec
+
+    def clash(self, name: str) -> UsageError:
+        """The error for a name several plugins register."""
+        *others, last = self.ambiguous[name]
+        return UsageError(
+            f"the {self.kind} '{name}' is registered by {'both ' if len(others) == 1 else ''}{', '.join(others)} and {last}",
+            f"uninstall {'one' if len(others) == 1 else 'all but one'} of them to use it",
+        )
 
     def names(self) -> list[str]:
         return sorted(self._specs)
@@ -71,6 +122,8 @@ class Registry:
         return [self._specs[n] for n in self.names() if fnmatch.fnmatch(n, pattern)]
 
     def get(self, name: str) -> Spec:
+        if name in self.ambiguous:
+            raise self.clash(name)
         try:
             return self._specs[name]
         except KeyError:
@@ -83,6 +136,53 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._specs)
+
+
+def _refusal(spec: Spec) -> UsageError | None:
+    """Why a spec cannot be registered: a name that is not simple, an option without a default,
+    or a factory that cannot take what mnistctl passes it. None when it can."""
+    what = f"plugin {spec.source or '?'} registers the {spec.kind}"
+    if not isinstance(spec.name, str) or not NAME.fullmatch(spec.name):
+        return UsageError(f"{what} {spec.name!r}, a name that is not allowed", "a name is lowercase letters, digits, '-', '_' and '.', starting with a letter or digit; rename it")
+    if not callable(spec.factory):
+        return UsageError(f"{what} '{spec.name}' with {with_article(type(spec.factory).__name__)} for a factory", "a factory is a function; it is left out")
+    passed = PASSED.get(spec.kind, ())
+    rates = RATES if spec.kind == "optimizer" else ()  # without a default, --lr and --weight-decay are needed
+    takes = f"({', '.join([*passed, *rates, '**options'])})"
+    try:
+        options = spec.options()
+    except (TypeError, ValueError):
+        return UsageError(f"{what} '{spec.name}' with a factory whose parameters cannot be read", f"a {spec.kind} factory takes {takes}; it is left out")
+    if required := [p.name for p in options if p.default is p.empty and p.name not in rates]:
+        return UsageError(f"{what} '{spec.name}' with the option '{required[0]}', which has no default", "every option needs a default; it is left out")
+    try:
+        signature(spec.factory).bind(*passed, **{p.name: p.default for p in options} | dict.fromkeys(rates))
+    except TypeError:
+        return UsageError(f"{what} '{spec.name}' with a factory that does not take {takes}", "it is left out")
+    return None
+
+
+def signature(factory: Callable[..., Any]) -> inspect.Signature:
+    """The factory's signature, its annotations evaluated when they can be (a module with ``from __future__ import annotations``)."""
+    try:
+        return inspect.signature(factory, eval_str=True)
+    except Exception:  # an annotation naming what the module does not define
+        return inspect.signature(factory)
+
+
+def _base(annotation: Any) -> Any:
+    """``int`` for ``int`` and for ``Annotated[int, ...]``."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def with_article(noun: str) -> str:
+    """``a list``, ``an int``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def debug_cause(exc: BaseException) -> BaseException | None:
+    """The cause to chain to an error made from ``exc``: itself under MNISTCTL_DEBUG=1 (the traceback shows its frames), else none."""
+    return exc if os.environ.get("MNISTCTL_DEBUG") == "1" else None
 
 
 def format_value(value: Any) -> str:
@@ -99,12 +199,14 @@ def suggest(name: str, choices: list[str]) -> str:
 
 
 def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[str, Any] | None = None, parse: bool = True) -> dict[str, Any]:
-    """Validate ``key=value`` strings (or a dict) against the factory's options (or ``defaults``), typed by their defaults.
+    """Validate ``key=value`` strings (or a dict) against the factory's options (or ``defaults``), typed by their
+    annotations when plain (``dropout: float = 0`` takes 0.3), else by their defaults.
 
     ``parse=False`` leaves strings as they are: a file's values are typed already, and text for a number is refused later.
     """
     pairs = items.items() if isinstance(items, dict) else map(split_pair, items)
     defaults = spec.defaults if defaults is None else defaults
+    types = spec.types
     options: dict[str, Any] = {}
     for key, value in pairs:
         key = key.replace("-", "_")
@@ -114,7 +216,7 @@ def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[
                 f"'{spec.name}' has no option '{key}'",
                 f"valid options: {valid}",
             )
-        options[key] = value if isinstance(value, str) and not parse else _coerce(value, defaults[key], f"{spec.name} option '{key}'")
+        options[key] = value if isinstance(value, str) and not parse else _coerce(value, defaults[key], f"{spec.name} option '{key}'", types.get(key))
     return options
 
 
@@ -125,32 +227,34 @@ def split_pair(item: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _coerce(value: Any, default: Any, what: str) -> Any:
+def _coerce(value: Any, default: Any, what: str, kind: type | None = None) -> Any:
+    """A string typed as ``kind`` (a plain annotation's), else as the default is; a value of a file as it is."""
     if not isinstance(value, str):
         if isinstance(default, tuple) and isinstance(value, list):
             return tuple(value)
         return value
+    if default is None and value.lower() == "none":
+        return None
+    listed = isinstance(default, (tuple, list))
+    kind = kind or next((t for t in TYPES if isinstance(default, t)), None)
     try:
-        if isinstance(default, bool):
+        if listed:
+            item = type(default[0]) if default else float
+            return tuple(item(v) for v in value.split(",") if v.strip())
+        if kind is bool:
             lowered = value.lower()
             if lowered not in {"true", "false", "1", "0", "yes", "no"}:
                 raise ValueError
             return lowered in {"true", "1", "yes"}
-        if isinstance(default, (tuple, list)):
-            kind = type(default[0]) if default else float
-            return tuple(kind(v) for v in value.split(",") if v.strip())
-        if isinstance(default, (int, float)):
-            return type(default)(value)
-        if default is None:
-            for kind in (int, float):
+        if kind in (int, float):
+            return kind(value)
+        if default is None and kind is None:
+            for number in (int, float):
                 try:
-                    return kind(value)
+                    return number(value)
                 except ValueError:
                     pass
-            return None if value.lower() == "none" else value
         return value
     except ValueError:
-        expected = type(default).__name__ if default is not None else "value"
-        if isinstance(default, (tuple, list)):
-            expected = "comma-separated list, e.g. 32,64"
+        expected = "comma-separated list, e.g. 32,64" if listed else kind.__name__ if kind else "value"
         raise UsageError(f"Bad value '{value}' for {what}", f"expected {expected}") from None

@@ -171,6 +171,25 @@ def test_ensemble_loss_is_the_cross_entropy_of_the_mean_probabilities(fixture_ru
     assert [r["name"] for r in result.rows] == ["a", "b"]
 
 
+def test_a_run_with_scores_for_other_than_ten_classes_is_the_one_named_and_left_out(fixture_runs):
+    eleven = torch.cat([probs_for(set(), 0.9, 0.6), torch.zeros(N, 1)], dim=1)  # right everywhere: sorted first
+    make_run(fixture_runs, "wide11", [0.99], eleven)
+    result = compare.compare(["wide11", "a", "b"], fixture_runs)
+    assert [r["name"] for r in result.rows] == ["wide11", "a", "b"]
+    assert result.warnings == [f"wide11 has predictions of shape ({N}, 11), not ({N}, 10) (a probability for each digit of each test image)"
+                               "; it is left out of the p-values and ensemble"]
+    assert result.ensemble["runs"] == ["a", "b"] and [(p["run_a"], p["run_b"]) for p in result.pairs] == [("a", "b")]
+
+
+def test_the_scheduler_column_shows_the_options_that_differ_from_its_defaults(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "plain", [0.9], scheduler="step", scheduler_options={"milestones": [5, 10], "gamma": 0.1})
+    make_run(root, "tuned", [0.9], scheduler="step", scheduler_options={"milestones": [3, 6], "gamma": 0.1})
+    make_run(root, "gone", [0.9], scheduler="warmpoly", scheduler_options={"power": 1.5})
+    rows = {r["name"]: r["scheduler"] for r in compare.compare([], root, all_runs=True, stats=False).rows}
+    assert rows == {"plain": "step", "tuned": "step milestones=3,6", "gone": "warmpoly power=1.5"}
+
+
 def test_broken_runs_are_skipped_with_one_warning_each(fixture_runs, tmp_path):
     (fixture_runs / "corrupt").mkdir()
     (fixture_runs / "corrupt" / "config.json").write_text("{not json")

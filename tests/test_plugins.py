@@ -7,6 +7,7 @@ import pytest
 from test_cli import run_mnistctl
 
 from mnistctl import hookimpl, plugins
+from mnistctl.errors import UsageError
 from mnistctl.registry import Spec
 
 TINYNET = '''
@@ -100,8 +101,8 @@ class ThrowAway:
 
             return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, width), nn.Linear(width, num_classes))
 
-        register(Spec("throwaway-net", throwaway_net, "in-test arch", params=28 * 28 * 3 + 3 + 3 * 10 + 10))
         register(Spec("lenet", throwaway_net, "clashes with the built-in"))
+        register(Spec("throwaway-net", throwaway_net, "in-test arch", params=28 * 28 * 3 + 3 + 3 * 10 + 10))
 
     @hookimpl
     def register_schedulers(self, register):
@@ -118,6 +119,9 @@ def throwaway():
     plugins.registry.cache_clear()
 
 
+CLASH = "plugin test_plugins registers the architecture 'lenet', which mnistctl already has; rename it"
+
+
 def test_registered_plugin_class_joins_the_registries(throwaway, capsys):
     torch = pytest.importorskip("torch")
     spec = plugins.archs().get("throwaway-net")
@@ -126,16 +130,14 @@ def test_registered_plugin_class_joins_the_registries(throwaway, capsys):
     assert spec.params == sum(p.numel() for p in model.parameters())
     assert "throwaway-sched" in plugins.schedulers()
     assert plugins.archs().get("lenet").source == "mnistctl"
-    warning = capsys.readouterr().err
-    assert "plugin 'throwaway' failed while registering archs" in warning
-    assert "Two plugins register the architecture 'lenet'" in warning
+    assert capsys.readouterr().err.splitlines() == [f"warning: {CLASH}"]  # one line, its other specs registered
 
 
 def test_registered_plugin_class_is_listed(throwaway):
     info = {i.name: i for i in plugins.plugin_infos()}["throwaway"]
     assert info.module == __name__
     assert set(info.hooks) == {"register_archs", "register_schedulers"}
-    assert not info.error
+    assert info.error == CLASH
 
 
 def test_unregistered_plugin_leaves_no_trace(throwaway):
@@ -148,3 +150,357 @@ def test_unregistered_plugin_leaves_no_trace(throwaway):
         assert "throwaway" not in {i.name for i in plugins.plugin_infos()}
     finally:
         plugins.manager().register(ThrowAway(), name="throwaway")  # for the fixture to unregister
+
+
+# Plugins that get something wrong: each mistake is one warning naming the plugin, and shows in `list plugins`
+
+@pytest.fixture
+def plug():
+    """Registers plugin objects in this process for one test: ``plug(plugin, "name")``."""
+    pm, names = plugins.manager(), []
+
+    def add(plugin, name):
+        pm.register(plugin, name=name)
+        names.append(name)
+        plugins.registry.cache_clear()
+
+    yield add
+    for name in names:
+        pm.unregister(name=name)
+    plugins.registry.cache_clear()
+
+
+def _net(width=3):
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+
+
+def _arch_plugin(module, *specs):
+    """A plugin registering ``specs`` as architectures, as if it came from the distribution ``module``."""
+
+    class Plugin:
+        @hookimpl
+        def register_archs(self, register):
+            for spec in specs:
+                register(spec)
+
+    Plugin.__module__ = module
+    return Plugin()
+
+
+@pytest.mark.parametrize("order", [("twina", "twinb"), ("twinb", "twina")])
+def test_a_name_two_plugins_register_is_refused_naming_both(plug, capsys, order):
+    for name in order:
+        plug(_arch_plugin(f"mnistctl_{name}", Spec("twin", _net, name), Spec(f"{name}-net", _net)), name)
+    with pytest.raises(UsageError) as info:
+        plugins.archs().get("twin")
+    assert info.value.exit_code == 2
+    assert info.value.message == f"the architecture 'twin' is registered by both mnistctl_{order[0]} and mnistctl_{order[1]}"
+    assert "twin" not in plugins.archs().names() and {"twina-net", "twinb-net"} <= set(plugins.archs().names())
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == [f"warning: {info.value.message}; uninstall one of them to use it"]
+    errors = {i.name: i.error for i in plugins.plugin_infos()}
+    assert info.value.message in errors["twina"] and info.value.message in errors["twinb"]
+
+
+BAD_NAMES = ["", "../escape", "sub/net", "has space", "Upper", "-dash", 7]
+
+
+def test_names_that_are_not_simple_are_left_out_with_a_warning_each(plug, capsys):
+    plug(_arch_plugin("mnistctl_names", *[Spec(n, _net) for n in BAD_NAMES], Spec("fine-name_2.0", _net)), "names")
+    assert "fine-name_2.0" in plugins.archs()
+    assert not set(BAD_NAMES) & set(plugins.archs().names())
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == len(BAD_NAMES)
+    for name, warning in zip(BAD_NAMES, warnings):
+        assert warning.startswith(f"warning: plugin mnistctl_names registers the architecture {name!r}, a name that is not allowed")
+
+
+def test_an_option_without_a_default_is_refused_at_registration(plug, capsys):
+    def nodefault(width, dropout=0.1):
+        return _net(width)
+
+    def keyword_only(*, depth, width=3):
+        return _net(width)
+
+    plug(_arch_plugin("mnistctl_opts", Spec("nodefault", nodefault), Spec("kwonly", keyword_only), Spec("kept", _net)), "opts")
+    assert "kept" in plugins.archs() and "nodefault" not in plugins.archs() and "kwonly" not in plugins.archs()
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: plugin mnistctl_opts registers the architecture 'nodefault' with the option 'width', which has no default; every option needs a default; it is left out",
+        "warning: plugin mnistctl_opts registers the architecture 'kwonly' with the option 'depth', which has no default; every option needs a default; it is left out",
+    ]
+
+
+class PassedArguments:
+    """A scheduler and an optimizer whose arguments from mnistctl have defaults, and a scheduler that cannot take them."""
+
+    @hookimpl
+    def register_schedulers(self, register):
+        def clashsched(optimizer, epochs=3, steps_per_epoch=10, gamma=0.5):
+            from torch.optim.lr_scheduler import LambdaLR
+
+            return LambdaLR(optimizer, lambda s: gamma ** (s // steps_per_epoch))
+
+        def short(optimizer, gamma=0.5):
+            return None
+
+        register(Spec("clashsched", clashsched))
+        register(Spec("short", short))
+
+    @hookimpl
+    def register_optimizers(self, register):
+        def clashopt(params=None, lr=0.01, weight_decay=0.0, momentum=0.9):
+            from torch.optim import SGD
+
+            return SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+
+        register(Spec("clashopt", clashopt))
+
+
+def test_arguments_mnistctl_passes_are_not_options(plug, capsys):
+    from mnistctl.training import config as trainconfig
+
+    torch = pytest.importorskip("torch")
+    plug(PassedArguments(), "passed")
+    scheduler, optimizer = plugins.schedulers().get("clashsched"), plugins.optimizers().get("clashopt")
+    assert scheduler.defaults == {"gamma": 0.5}
+    assert optimizer.defaults == {"lr": 0.01, "weight_decay": 0.0, "momentum": 0.9}
+    config = trainconfig.resolve({"scheduler": "clashsched", "optimizer": "clashopt", "scheduler_options": {"gamma": "0.3"}})
+    assert config["scheduler_options"] == {"gamma": 0.3} and config["optimizer_options"] == {"momentum": 0.9}
+    built = optimizer.build(torch.nn.Linear(2, 2).parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **config["optimizer_options"])
+    stepped = scheduler.build(built, 2, 5, **config["scheduler_options"])
+    built.step()
+    stepped.step()
+    with pytest.raises(UsageError, match="'clashsched' has no option 'epochs'"):
+        trainconfig.resolve({"scheduler": "clashsched", "scheduler_options": {"epochs": "3"}})
+    assert "short" not in plugins.schedulers()
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: plugin test_plugins registers the scheduler 'short' with a factory that does not take (optimizer, epochs, steps_per_epoch, **options); it is left out"
+    ]
+
+
+class Careless:
+    """Returns its specs instead of registering them, registers a tuple, and fails in a hook."""
+
+    @hookimpl
+    def register_archs(self, register):
+        return [Spec("returned", _net)]
+
+    @hookimpl
+    def register_schedulers(self, register):
+        register(("tupled", _net, "a tuple"))
+
+    @hookimpl
+    def register_optimizers(self, register):
+        raise SystemExit("no optimizers today")
+
+
+def test_a_careless_plugin_is_warned_and_listed_with_its_problems(plug, capsys):
+    plug(Careless(), "careless")
+    info = {i.name: i for i in plugins.plugin_infos()}["careless"]  # fills every registry
+    assert "returned" not in plugins.archs() and "tupled" not in plugins.schedulers()
+    problems = [
+        "plugin 'careless' (test_plugins): register_archs returned a list, which is ignored (call register(spec) for each spec instead)",
+        "plugin 'careless' (test_plugins) registered a tuple, not a Spec; it is left out (call register(Spec(name, factory, description)))",
+        "plugin 'careless' (test_plugins) failed while registering optimizers: SystemExit: no optimizers today",
+    ]
+    assert info.error == "; ".join(problems)
+    assert capsys.readouterr().err.splitlines() == [f"warning: {p}" for p in problems]
+
+
+def test_list_plugins_shows_what_a_loaded_plugin_registers_beside_its_problems(plug, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+
+    plug(Careless(), "careless")
+    monkeypatch.setenv("COLUMNS", "400")
+    row = next(line for line in CliRunner().invoke(app, ["list", "plugins"]).stdout.splitlines() if "careless" in line)
+    assert "archs, optimizers, schedulers (plugin 'careless'" in row and "failed:" not in row
+
+
+def test_debug_shows_the_traceback_of_a_failing_hook(plug, capsys, monkeypatch):
+    monkeypatch.setenv("MNISTCTL_DEBUG", "1")
+    plug(Careless(), "careless")
+    plugins.optimizers()
+    err = capsys.readouterr().err
+    assert "Traceback" in err and 'raise SystemExit("no optimizers today")' in err
+
+
+def test_debug_keeps_the_cause_of_a_factory_failure(monkeypatch):
+    def broken(width=3):
+        raise ValueError("width must be even")
+
+    spec = Spec("broken", broken)
+    with pytest.raises(UsageError) as quiet:
+        spec.build()
+    assert quiet.value.__cause__ is None and quiet.value.__suppress_context__
+    monkeypatch.setenv("MNISTCTL_DEBUG", "1")
+    with pytest.raises(UsageError) as debug:
+        spec.build()
+    assert isinstance(debug.value.__cause__, ValueError)
+
+
+# Distributions that get something wrong
+
+SYSEXIT = 'import sys\nsys.exit("this plugin refuses to load")\n'
+EPNAME = """
+import mnistctl
+from mnistctl.registry import Spec
+
+
+def epnet(width=3):
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+
+@mnistctl.hookimpl
+def register_archs(register):
+    register(Spec("epnet", epnet, "a plugin whose entry point is called lenet"))
+"""
+
+
+@pytest.fixture(scope="module")
+def bad_site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("bad-site")
+    install(site, "mnistctl-sysexit", "mnistctl_sysexit", SYSEXIT, "sysexit")
+    install(site, "mnistctl-epname", "mnistctl_epname", EPNAME, "lenet")
+    return site
+
+
+def test_a_plugin_exiting_at_import_is_skipped_and_an_entry_point_named_like_a_builtin_is_warned(bad_site):
+    result = run_mnistctl("list", "plugins", "--json", PYTHONPATH=str(bad_site))
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stderr.splitlines()) == [
+        "warning: plugin 'lenet' of mnistctl-epname is skipped: its entry point name 'lenet' is taken by mnistctl; rename it",
+        "warning: plugin 'sysexit' (mnistctl_sysexit) failed to load and is skipped: SystemExit: this plugin refuses to load",
+    ]
+    rows = {(r["name"], r["package"]): r for r in json.loads(result.stdout)}
+    assert rows[("lenet", "mnistctl")]["error"] == ""
+    assert rows[("lenet", "mnistctl-epname")]["error"] == "its entry point name 'lenet' is taken by mnistctl; rename it"
+    assert rows[("sysexit", "mnistctl-sysexit")]["error"] == "SystemExit: this plugin refuses to load"
+
+
+def test_debug_shows_the_traceback_of_a_plugin_failing_to_import(site):
+    result = run_mnistctl("list", "archs", PYTHONPATH=str(site), MNISTCTL_DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" in result.stderr and "mnistctl_broken.py" in result.stderr
+
+
+# Training with a plugin that builds the wrong thing: refused as bad input before the run folder is made
+
+class Shapes:
+    @hookimpl
+    def register_archs(self, register):
+        from torch import nn
+
+        class Pair(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(784, 10)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1)), x
+
+        class Asserting(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(784, 10)
+
+            def forward(self, x):
+                assert x.shape[-1] == 32, "expects 32x32 input"
+                return self.fc(x.flatten(1))
+
+        def five(width=8):
+            return nn.Sequential(nn.Flatten(), nn.Linear(784, 5))
+
+        def eleven(width=8):
+            return nn.Sequential(nn.Flatten(), nn.Linear(784, 11))
+
+        def fourd(width=8):
+            return nn.Conv2d(1, 10, 1)
+
+        register(Spec("five", five))
+        register(Spec("eleven", eleven))
+        register(Spec("fourd", fourd))
+        register(Spec("pair", lambda width=8: Pair()))
+        register(Spec("asserting", lambda width=8: Asserting()))
+        register(Spec("notmodule", lambda width=8: {"width": width}))
+
+    @hookimpl
+    def register_optimizers(self, register):
+        register(Spec("listopt", lambda params, lr=0.1, weight_decay=0.0: list(params)))
+
+    @hookimpl
+    def register_schedulers(self, register):
+        class Duck:
+            def step(self):
+                pass
+
+        register(Spec("floatsched", lambda optimizer, epochs, steps_per_epoch, gamma=0.5: gamma))
+        register(Spec("ducksched", lambda optimizer, epochs, steps_per_epoch: Duck()))
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from test_data import write_set
+
+    folder = tmp_path_factory.mktemp("small-data")
+    write_set(folder, n_train=200, n_test=20)
+    return folder
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"arch": "five"}, "five from test_plugins gives a tensor of shape (2, 5) for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "eleven"}, "eleven from test_plugins gives a tensor of shape (2, 11) for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "fourd"}, "fourd from test_plugins gives a tensor of shape (2, 10, 28, 28) for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "pair"}, "pair from test_plugins gives a value of type tuple for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "asserting"}, "asserting from test_plugins does not fit 28x28 images: AssertionError: expects 32x32 input"),
+    ({"arch": "notmodule"}, "the architecture 'notmodule' from test_plugins built a dict, not a torch.nn.Module"),
+    ({"arch": "lenet", "arch_options": {"num_classes": "11"}}, "lenet with num_classes=11 gives a tensor of shape (2, 11) for 2 images"),
+    ({"optimizer": "listopt"}, "the optimizer 'listopt' from test_plugins built a list, not a torch.optim.Optimizer"),
+    ({"scheduler": "floatsched"}, "the scheduler 'floatsched' from test_plugins built a float, not a scheduler with step(), state_dict() and load_state_dict()"),
+    ({"scheduler": "ducksched"}, "the scheduler 'ducksched' from test_plugins built a Duck, not a scheduler with step()"),
+])
+def test_a_plugin_building_the_wrong_thing_is_refused_before_the_run_folder(plug, small_data, tmp_path, settings, message):
+    from mnistctl.training import config as trainconfig
+    from mnistctl.training.trainer import Trainer
+
+    plug(Shapes(), "shapes")
+    quick = {"arch": "lenet", "epochs": 1, "limit": 128, "batch_size": 64, "val_split": 0, "precision": "fp32", "scheduler": "none", "lr": 0.01}
+    trainer = Trainer(trainconfig.resolve({**quick, **settings}), None, tmp_path / "runs", small_data)
+    with pytest.raises(UsageError) as info:
+        trainer.prepare()
+    assert info.value.message.startswith(message) and info.value.exit_code == 2
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+# A run remembers which distribution provided its plugins
+
+def test_a_run_names_the_distribution_it_needs_once_that_is_uninstalled(site, small_data, tmp_path):
+    runs_dir, plain = tmp_path / "runs", {"MNISTCTL_DATA_DIR": str(small_data), "MNISTCTL_RUNS_DIR": str(tmp_path / "runs")}
+    trained = run_mnistctl("train", "--arch", "tinynet", "--epochs", "1", "--limit", "128", "--val-split", "0", "--scheduler", "none",
+                           "--name", "tiny1", "--quiet", PYTHONPATH=str(site), **plain)
+    assert trained.returncode == 0, trained.stderr
+    recorded = json.loads((runs_dir / "tiny1" / "config.json").read_text())["plugins"]
+    assert recorded["arch"] == {"name": "tinynet", "package": "mnistctl-tinynet", "version": "0.3.0"}
+    assert recorded["scheduler"] == {"name": "none", "package": "mnistctl", "version": recorded["scheduler"]["version"]}
+    evaluated = run_mnistctl("eval", "tiny1", **plain)
+    assert evaluated.returncode == 2
+    assert evaluated.stderr.splitlines() == [
+        "error: run tiny1 needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0, which is not installed (pip install mnistctl-tinynet==0.3.0)"
+    ]
+    resumed = run_mnistctl("train", "--resume", "tiny1", **plain)
+    assert resumed.returncode == 2
+    assert "needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0" in resumed.stderr
+
+
+def test_a_run_recorded_before_plugins_were_recorded_still_says_unknown(throwaway):
+    from mnistctl.errors import NotFoundError
+    from mnistctl.models import build_model
+
+    with pytest.raises(NotFoundError, match="Unknown architecture 'widenet'"):
+        build_model({"name": "old", "arch": "widenet", "arch_options": {}})
+    assert build_model({"name": "old", "arch": "throwaway-net", "arch_options": {}}) is not None

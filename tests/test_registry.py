@@ -5,11 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import Annotated
+
 import pytest
+from annotated_types import Ge
 
 from mnistctl.errors import NotFoundError, UsageError
 from mnistctl.plugins import archs, optimizers, schedulers
-from mnistctl.registry import Registry, Spec, parse_options
+from mnistctl.registry import NAME, Registry, Spec, parse_options
+from mnistctl.training.schema import check_options
 
 torch = pytest.importorskip("torch")
 
@@ -213,12 +217,74 @@ def test_unknown_name_without_close_match_lists_all():
     assert info.value.hint == "choose one of: " + ", ".join(archs().names())
 
 
-def test_registry_rejects_duplicates_and_filters_with_wildcards():
+def test_registry_filters_with_wildcards():
     reg = Registry("thing")
     reg.add(Spec("alpha", _factory, source="one"))
     reg.add(Spec("alpine", _factory, source="two"))
-    with pytest.raises(UsageError, match="Two plugins register the thing 'alpha'"):
-        reg.add(Spec("alpha", _factory, source="three"))
     assert [s.name for s in reg.list("alp*")] == ["alpha", "alpine"]
     assert [s.name for s in reg.list("*ine")] == ["alpine"]
     assert len(reg) == 2 and "alpha" in reg and "beta" not in reg
+
+
+def test_a_builtins_name_stays_the_builtins_and_a_name_two_plugins_register_is_refused_to_both():
+    reg = Registry("thing")
+    reg.add(Spec("alpha", _factory, source="mnistctl"))
+    reg.add(Spec("beta", _factory, source="one"))
+    with pytest.raises(UsageError) as taken:
+        reg.add(Spec("alpha", _factory, source="two"))
+    assert str(taken.value) == "plugin two registers the thing 'alpha', which mnistctl already has (rename it)"
+    reg.add(Spec("beta", _factory, source="two"))
+    reg.add(Spec("beta", _factory, source="three"))
+    with pytest.raises(UsageError) as ambiguous:
+        reg.get("beta")
+    assert str(ambiguous.value) == "the thing 'beta' is registered by one, two and three (uninstall all but one of them to use it)"
+    assert reg.names() == ["alpha"] and reg.get("alpha").source == "mnistctl"
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "sub/net", "has space", "Upper", ".hidden", None])
+def test_a_name_that_is_not_simple_is_refused(name):
+    with pytest.raises(UsageError, match="a name that is not allowed"):
+        Registry("thing").add(Spec(name, _factory, source="one"))
+
+
+def test_builtin_names_are_simple():
+    assert all(NAME.fullmatch(n) for n in [*ARCHS, *SCHEDULERS, *OPTIMIZERS])
+
+
+def _scheduler(optimizer, epochs=3, steps_per_epoch=10, gamma=0.5, *args, **kwargs):
+    return None
+
+
+def _optimizer(params=None, lr=0.1, weight_decay=0.0, momentum=0.9):
+    return None
+
+
+def test_the_arguments_mnistctl_passes_are_not_options():
+    assert Spec("s", _scheduler, kind="scheduler").defaults == {"gamma": 0.5}
+    assert Spec("o", _optimizer, kind="optimizer").defaults == {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.9}
+    assert Spec("a", _scheduler, kind="architecture").defaults == {"epochs": 3, "steps_per_epoch": 10, "gamma": 0.5}
+
+
+def intdrop(width: int = 8, dropout: float = 0, scale: Annotated[float, Ge(0)] = 1, flag: bool = 0, label: "str" = 1, any_=None):
+    return None
+
+
+INTDROP = Spec("intdrop", intdrop)
+
+
+def test_options_are_typed_by_a_plain_annotation_before_their_default():
+    options = parse_options(INTDROP, ["dropout=0.3", "scale=2.5", "width=4", "flag=yes", "label=x", "any_=2"])
+    assert options == {"dropout": 0.3, "scale": 2.5, "width": 4, "flag": True, "label": "x", "any_": 2}
+    assert type(options["dropout"]) is float and type(options["width"]) is int
+    with pytest.raises(UsageError, match="expected int"):
+        parse_options(INTDROP, ["width=0.5"])
+
+
+def test_a_config_files_options_are_typed_by_the_annotation_too():
+    assert check_options(INTDROP, {"dropout": 0.3, "scale": 2.5, "label": "x"}, "architecture") == {"dropout": 0.3, "scale": 2.5, "label": "x"}
+    assert check_options(INTDROP, {"dropout": 0}, "architecture") == {"dropout": 0.0}
+    for options, expected in [({"dropout": "abc"}, "a finite number"), ({"scale": -1.0}, "a number at least 0"), ({"width": 0.5}, "a whole number"),
+                              ({"label": 3}, "text")]:
+        with pytest.raises(UsageError) as info:
+            check_options(INTDROP, options, "architecture")
+        assert info.value.message.endswith(f"is not allowed: expected {expected}")

@@ -118,6 +118,8 @@ def plugins(as_json: bool = JSON) -> None:
     for col in ("name", "module", "package", "version", "registers"):  # register_archs: archs
         table.add_column(col)
     for r in rows:
-        hooks = ", ".join(h.removeprefix("register_") for h in r["hooks"]) if not r["error"] else f"[red]failed: {escape(r['error'])}[/]"
+        hooks = ", ".join(h.removeprefix("register_") for h in r["hooks"])
+        if r["error"]:
+            hooks = f"{hooks} [yellow]({escape(r['error'])})[/]" if hooks else f"[red]failed: {escape(r['error'])}[/]"
         table.add_row(f"[bold cyan]{escape(r['name'])}[/]", escape(r["module"]), escape(r["package"]), escape(r["version"]), hooks)
     out.print(table)

@@ -12,6 +12,7 @@ from mnistctl.registry import format_value, suggest
 from mnistctl.runs import Kind, Run
 
 SIGNIFICANCE = 0.05
+CLASSES = 10  # a run's predictions hold one probability for each digit
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
         "arch": arch_label(config),
         "params": summary.get("params") or count_params(config),
         "optimizer": optimizer_label(config),
-        "scheduler": config.get("scheduler") or "none",
+        "scheduler": scheduler_label(config),
         "augment": augment_label(config.get("augment")),
         "epochs": summary.get("epochs_run", len(epochs)),
         "best_epoch": summary.get("best_epoch", best.get("epoch")),
@@ -198,12 +199,24 @@ def count_params(config: dict[str, Any]) -> int | None:
 
 def arch_label(config: dict[str, Any]) -> str:
     """The architecture, followed by the options that differ from its defaults."""
-    from mnistctl.plugins import archs
+    return _label(config, "arch", "archs")
 
-    options = config.get("arch_options") or {}
-    defaults = archs().get(config["arch"]).defaults if config["arch"] in archs() else {}
+
+def scheduler_label(config: dict[str, Any]) -> str:
+    """The scheduler, followed by the options that differ from its defaults."""
+    return _label(config, "scheduler", "schedulers") if config.get("scheduler") else "none"
+
+
+def _label(config: dict[str, Any], setting: str, kind: str) -> str:
+    """The spec a config names in ``setting``, followed by the options that differ from its defaults (all, when it is not registered)."""
+    from mnistctl.plugins import registry
+
+    options = config.get(f"{setting}_options")
+    options = options if isinstance(options, dict) else {}
+    name = str(config[setting])
+    defaults = registry(kind).get(name).defaults if name in registry(kind) else {}
     changed = [f"{k}={format_value(v)}" for k, v in options.items() if format_value(defaults.get(k, object())) != format_value(v)]
-    return " ".join([config["arch"], *changed])
+    return " ".join([name, *changed])
 
 
 def optimizer_label(config: dict[str, Any]) -> str:
@@ -296,11 +309,14 @@ def add_statistics(result: Comparison, ignore_data_mismatch: bool = False, data_
         except MnistctlError as exc:
             result.warnings.append(f"{run.name} is left out of the p-values and ensemble: {exc}")
             continue
+        if tuple(probs.shape) != (len(labels), CLASSES):
+            result.warnings.append(
+                f"{run.name} has predictions of shape {tuple(probs.shape)}, not {(len(labels), CLASSES)} (a probability for each digit"
+                " of each test image); it is left out of the p-values and ensemble"
+            )
+            continue
         if targets is None:
             targets = labels
-        elif tested and probs.shape != tested[0][1].shape:
-            result.warnings.append(f"{run.name} has predictions of shape {tuple(probs.shape)}, not {tuple(tested[0][1].shape)}; it is left out of the p-values and ensemble")
-            continue
         elif not torch.equal(labels, targets):
             result.warnings.append(f"{run.name} was tested on a different test set; it is left out of the p-values and ensemble")
             continue

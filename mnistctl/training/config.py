@@ -66,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 RATE_SETTINGS = ("lr", "weight_decay")  # settings of their own, not optimizer options; by default the optimizer factory's
-RUN_FIELDS = ("data", "versions", "created", "command", "data_dir", "study", "distributed")  # what a run's config.json records beyond its settings
+RUN_FIELDS = ("data", "versions", "plugins", "created", "command", "data_dir", "study", "distributed")  # what a run's config.json records beyond its settings
 FORMATS = {".toml": "TOML", ".json": "JSON"}
 
 
@@ -166,12 +166,12 @@ def plugin_options(spec, given: dict[str, Any], kind: str, flagged: dict[str, An
 
 def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:
     """A run's recorded settings, checked as a config file is before the run is resumed."""
-    from mnistctl.plugins import archs, optimizers, schedulers
+    from mnistctl.plugins import spec_of
 
     try:
         settings = schema.check({key: config.get(key, DEFAULTS[key]) for key in DEFAULTS if key != "name"})
-        for key, kind, registry in (("arch", "architecture", archs), ("optimizer", "optimizer", optimizers), ("scheduler", "scheduler", schedulers)):
-            plugin_options(registry().get(settings[key]), settings[f"{key}_options"], kind)
+        for key, kind in (("arch", "architecture"), ("optimizer", "optimizer"), ("scheduler", "scheduler")):
+            plugin_options(spec_of(config, key), settings[f"{key}_options"], kind)
     except UsageError as exc:
         raise UsageError(f"{source}: {exc.message}", "the run's settings were changed or damaged; start a new run") from None
     return config
@@ -191,7 +191,10 @@ def default_name(config: dict[str, Any]) -> str:
 
 
 def finish(config: dict[str, Any], dataset, device, n_train: int, n_val: int, command: str = "") -> dict[str, Any]:
-    """What a new run records beyond its settings: the precision chosen for the device, its data, provenance."""
+    """What a new run records beyond its settings: the precision chosen for the device, its data, provenance
+    (with the distribution and version providing its architecture, optimizer and scheduler)."""
+    from mnistctl import plugins
+
     config = dict(config, precision=resolve_precision(config["precision"], device))
     mean, std = dataset.stats()
     config["data"] = {
@@ -204,7 +207,7 @@ def finish(config: dict[str, Any], dataset, device, n_train: int, n_val: int, co
         "n_val": n_val,
         "n_test": len(dataset.test_labels),
     }
-    return {**config, **provenance(command)}
+    return {**config, **provenance(command), "plugins": plugins.provenance(config)}
 
 
 def resolve_precision(requested: str, device) -> str:

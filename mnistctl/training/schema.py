@@ -6,13 +6,13 @@ or a run's own config.json. A bad value becomes one UsageError naming the settin
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated, Any, Literal, Optional, get_origin
 
 from annotated_types import Len
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
 
 from mnistctl.errors import UsageError
+from mnistctl.registry import signature
 
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**32 - 1
@@ -92,13 +92,14 @@ FLAGS = {
 
 
 def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
-    """A plugin's options, typed by its factory's defaults: a tuple default of ints takes only whole numbers, and so on.
+    """A plugin's options, typed by their annotations when plain (``dropout: float = 0`` takes 0.3), else by their defaults:
+    a tuple default of ints takes only whole numbers, and so on.
 
     A parameter annotated with annotated_types bounds, e.g. ``gamma: Annotated[float, Interval(gt=0, le=1)] = 0.1``,
     takes only values within them (a list, item by item; ``Len`` bounds a list's length).
     """
-    bounds = _bounds(spec.factory)
-    fields = {key: _option_field(default, bounds.get(key, ())) for key, default in spec.defaults.items()}
+    bounds, types = _bounds(spec.factory), spec.types
+    fields = {key: _option_field(default, bounds.get(key, ()), types.get(key)) for key, default in spec.defaults.items()}
     model = create_model(f"{spec.name} options", __config__=ConfigDict(extra="forbid"), **fields)
     try:
         checked = model.model_validate(options)
@@ -109,44 +110,48 @@ def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def _bounds(factory) -> dict[str, tuple]:
     """The ``Annotated`` metadata of each parameter of the factory that has some."""
-    parameters = inspect.signature(factory).parameters.values()
+    parameters = signature(factory).parameters.values()
     return {p.name: p.annotation.__metadata__ for p in parameters if get_origin(p.annotation) is Annotated}
 
 
 LIMITS = {"gt": "above {}", "ge": "at least {}", "lt": "below {}", "le": "at most {}"}
 
 
-def _option_field(default: Any, bounds: tuple) -> tuple[Any, Any]:
-    """The option's type and default, described in words when it has bounds: "a number above 0 and at most 1"."""
+def _option_field(default: Any, bounds: tuple, declared: type | None = None) -> tuple[Any, Any]:
+    """The option's type and default, described in words: "a number above 0 and at most 1", "a whole number"."""
     within = " and ".join(text.format(getattr(b, key)) for b in bounds for key, text in LIMITS.items() if getattr(b, key, None) is not None)
     length = next((b for b in bounds if isinstance(b, Len)), None)
-    if not within and length is None:
-        return _type_of(default, bounds), default
     listed = isinstance(default, (tuple, list))
-    number = "whole number" if isinstance(default[0] if listed and default else default, int) else "number"
-    count = f"{length.min_length} " if length and length.min_length == length.max_length else ""
-    each = f", each {within}" if within else ""
-    description = f"a list of {count}{number}s{each}, e.g. {','.join(map(str, default))}" if listed else f"a {number} {within}"
-    return _type_of(default, bounds), Field(default, description=description)
+    if listed:
+        count = f"{length.min_length} " if length and length.min_length == length.max_length else ""
+        number = "whole number" if default and isinstance(default[0], int) else "number"
+        each = f", each {within}" if within else ""
+        description = f"a list of {count}{number}s{each}, e.g. {','.join(map(str, default))}"
+    else:
+        base = _scalar_type(default, declared)
+        description = {Bool: "true or false", Int: "a whole number", Float: "a finite number", Str: "text"}.get(base, "a number, text, true/false or nothing")
+        if within:
+            description = f"a {'whole number' if base is Int else 'number'} {within}"
+    return _type_of(default, bounds, declared), Field(default, description=description)
 
 
-def _type_of(default: Any, bounds: tuple = ()) -> Any:
+def _type_of(default: Any, bounds: tuple = (), declared: type | None = None) -> Any:
     if isinstance(default, (tuple, list)):
         length = tuple(b for b in bounds if isinstance(b, Len))
         items = tuple(b for b in bounds if not isinstance(b, Len))
         listed = tuple[_type_of(default[0], items) if default else Float, ...]
         return Annotated[listed, *length] if length else listed
-    if isinstance(default, bool):
-        kind = Bool
-    elif isinstance(default, int):
-        kind = Int
-    elif isinstance(default, float):
-        kind = Float
-    elif isinstance(default, str):
-        kind = Str
-    else:
-        kind = Scalar
+    kind = _scalar_type(default, declared)
+    kind = Optional[kind] if default is None and kind is not Scalar else kind  # `width: int = None` keeps its default
     return Annotated[kind, *bounds] if bounds else kind
+
+
+def _scalar_type(default: Any, declared: type | None) -> Any:
+    """Strict bool, int, float or str: the declared (annotated) type's, else the default's; any scalar for other defaults."""
+    for base, kind in ((bool, Bool), (int, Int), (float, Float), (str, Str)):
+        if declared is base or (declared is None and isinstance(default, base)):
+            return kind
+    return Scalar
 
 
 def _usage(exc: ValidationError, model: type[BaseModel], given: dict[str, Any], prefix: str = "", flag: str | None = None) -> UsageError:
@@ -171,13 +176,7 @@ def _description(model: type[BaseModel], loc: list[str]) -> str | None:
         return None
     if len(loc) > 1 and loc[0] == "augment" and loc[1] in Augment.model_fields:
         return Augment.model_fields[loc[1]].description
-    if field.description:
-        return field.description
-    default = field.default
-    if isinstance(default, (tuple, list)):
-        kind = "whole numbers" if default and isinstance(default[0], int) else "numbers"
-        return f"a list of {kind}, e.g. {','.join(map(str, default))}"
-    return {bool: "true or false", int: "a whole number", float: "a finite number", str: "text"}.get(type(default), "a number, text, true/false or nothing")
+    return field.description
 
 
 def _expected(error: dict[str, Any]) -> str:

@@ -135,7 +135,7 @@ class Trainer:
     def _build(self, train_idx, val_idx) -> None:
         import torch
 
-        from mnistctl.plugins import optimizers, schedulers
+        from mnistctl.plugins import spec_of
 
         config = self.config
         if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
@@ -151,12 +151,13 @@ class Trainer:
         if config["channels_last"]:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.params = sum(p.numel() for p in self.model.parameters())
-        self.optimizer = optimizers().get(config["optimizer"]).build(
-            self.model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **config["optimizer_options"]
-        )
-        self.scheduler = schedulers().get(config["scheduler"]).build(
-            self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"]
-        )
+        optimizer, scheduler = spec_of(config, "optimizer"), spec_of(config, "scheduler")
+        self.optimizer = optimizer.build(self.model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **config["optimizer_options"])
+        if not isinstance(self.optimizer, torch.optim.Optimizer):
+            raise optimizer.wrong_result(self.optimizer, "a torch.optim.Optimizer")
+        self.scheduler = scheduler.build(self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"])
+        if not all(callable(getattr(self.scheduler, method, None)) for method in ("step", "state_dict", "load_state_dict")):  # training and resuming call them
+            raise scheduler.wrong_result(self.scheduler, "a scheduler with step(), state_dict() and load_state_dict()")
         self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
         self.world.reseed(config["seed"], 0, self.aug_rng)
         self.net = self.world.wrap(self.model)
@@ -438,29 +439,42 @@ class Trainer:
         return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
 
 
-def fitting_model(config: dict[str, Any]):
-    """The untrained model, tried on two blank 28x28 images: options that build a model that cannot run on them are bad input.
+def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten digits
+    """The untrained model, tried on two blank 28x28 images: options that build a model that cannot run on them,
+    or that gives anything but one score per class for each image, are bad input.
 
     Warnings of building are shown only for a model that fits.
     """
     import torch
 
-    from mnistctl.plugins import archs
-    from mnistctl.registry import format_value
+    from mnistctl.plugins import spec_of
+    from mnistctl.registry import BUILTIN, debug_cause, format_value
 
+    spec = spec_of(config, "arch")
+    defaults = spec.defaults
+    options = ", ".join(f"{k}={format_value(v)}" for k, v in config["arch_options"].items() if format_value(v) != format_value(defaults.get(k)))
+    label = f"{config['arch']}{' from ' + spec.source if spec.source != BUILTIN else ''}{' with ' + options if options else ''}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = build_model(config)
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                model.eval()(torch.zeros(2, 1, 28, 28))
-        except (RuntimeError, ValueError) as exc:
-            defaults = archs().get(config["arch"]).defaults
-            options = ", ".join(f"{k}={format_value(v)}" for k, v in config["arch_options"].items() if format_value(v) != format_value(defaults.get(k)))
+                scores = model.eval()(torch.zeros(2, 1, 28, 28))
+        except Exception as exc:
+            plain = isinstance(exc, (RuntimeError, ValueError))  # a shape that does not fit: the usual cause
+            reason = _first_line(exc) if plain or not str(exc).strip() else f"{type(exc).__name__}: {_first_line(exc)}"
             raise UsageError(
-                f"{config['arch']}{' with ' + options if options else ''} does not fit 28x28 images: {_first_line(exc)}",
-                "choose smaller kernels or fewer blocks",
-            ) from None
+                f"{label} does not fit 28x28 images: {reason}",
+                "choose smaller kernels or fewer blocks" if plain else "it failed on two blank images; MNISTCTL_DEBUG=1 shows where",
+            ) from debug_cause(exc)
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (2, classes):
+        got = f"a tensor of shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor) else f"a value of type {type(scores).__name__}"
+        changed = "num_classes" in config["arch_options"] and config["arch_options"]["num_classes"] != classes
+        raise UsageError(
+            f"{label} gives {got} for 2 images, not scores of shape (2, {classes})",
+            f"set num_classes={classes}" if changed else f"an architecture gives a score for each of the {classes} digits, shape (batch, {classes})"
+            + (f"; report it to the authors of {spec.source}" if spec.source != BUILTIN else ""),
+        )
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return model.train()

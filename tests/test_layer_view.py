@@ -27,6 +27,28 @@ def test_state_keeps_the_latest_layer_statistics():
     assert state.last_step["step"] == 10 and len(state.losses) == 2  # the other events fold as before
 
 
+def test_layer_statistics_move_the_progress_on_like_steps():
+    state = RunState()
+    for event in [start(), steps(1, T0)[0], layers_event(8, 0.5)]:
+        state.apply(event)
+    assert (state.progress.step, state.progress.step_in_epoch) == (8, 8)  # as the layer view's heading says
+
+
+def test_marks_stay_on_screen_in_a_narrow_terminal(tmp_path):
+    app = WatchApp(make_run(tmp_path, "narrow", [start(), layers_event(10, 0.97)]), poll=0.05)
+
+    async def check(pilot):
+        await pilot.press("v")
+        table = app.query_one(LayerPanel).query_one("#layers-table")
+        await until(pilot, lambda: table.row_count == 5, "layer rows")
+        await pilot.pause(0.1)
+        widths = [column.get_render_width(table) for column in table.columns.values()]
+        marks = [str(c.label) for c in table.columns.values()].index("")
+        assert sum(widths[: marks + 1]) <= table.scrollable_content_region.width
+
+    drive(app, check, size=(80, 24))
+
+
 def test_key_switches_to_the_layer_table_with_marks(tmp_path):
     path = make_run(tmp_path, "layers", [start(), layers_event(5, 0.5)])
     app = WatchApp(path, poll=0.05)
@@ -42,12 +64,12 @@ def test_key_switches_to_the_layer_table_with_marks(tmp_path):
 
         row = dict(zip([str(c.label) for c in table.columns.values()], table.get_row("features.1")))
         assert row["zeros"] == "45.0%" and row["out grad"] == "0.03" and str(row[""]) == ""
-        assert str(table.get_row("classifier.1")[-1]) == "▼ vanishing"
+        assert str(table.get_row("classifier.1")[1]) == "▼ vanishing"
         assert "step 5 (epoch 1) · 5 layers · 1 vanishing" in text(panel.query_one("#layers-caption"))
 
         append(path, [layers_event(10, 0.97)])  # a ReLU dies
         await until(pilot, lambda: "step 10" in text(panel.query_one("#layers-caption")), "the next logged step")
-        assert str(table.get_row("features.4")[-1]) == "☠ dead ▼ vanishing"
+        assert str(table.get_row("features.4")[1]) == "☠ dead ▼ vanishing"
         assert "1 dead, 2 vanishing" in text(panel.query_one("#layers-caption"))
 
         await pilot.press("v")

@@ -24,6 +24,7 @@ from mnistctl.tui.widgets import (
     RunHeader,
     StatusBadge,
     describe,
+    elapsed_seconds,
 )
 
 T0 = 1_700_000_000.0
@@ -87,6 +88,8 @@ def append(path: Path, events: list[dict], raw: str = "") -> None:
 def text(widget) -> str:
     if isinstance(widget, EventLog):
         return " ".join(" ".join(line.text for line in widget.lines).split())  # wrapped lines joined again
+    if isinstance(widget, RunHeader):
+        return "\n".join(text(line) for line in widget.query("#title, #setup"))
     return str(widget.render())
 
 
@@ -159,6 +162,35 @@ def test_a_run_resumed_mid_epoch_counts_its_pace_and_epoch_from_where_it_resumed
     assert describe(resumed)[0] == "resumed at epoch 2 of 3, step 5"
 
 
+def test_a_new_epoch_starts_with_an_empty_step_bar():
+    state = RunState()
+    for event in [start()] + steps(1, T0) + epoch(1, T0 + 10):
+        state.apply(event)
+    p = state.progress
+    assert (p.current, p.step_in_epoch) == (2, 0)  # not epoch 1's full bar under epoch 2's label
+    state.apply(steps(2, T0 + 10)[0])
+    assert (state.progress.current, state.progress.step_in_epoch) == (2, 5)
+
+
+def test_an_early_stopped_run_tests_with_no_epoch_under_way():
+    state = RunState()
+    for event in [start()] + steps(1, T0) + epoch(1, T0 + 10) + steps(2, T0 + 10) + epoch(2, T0 + 20, best=False):
+        state.apply(event)
+    assert (state.progress.current, elapsed_seconds(state, now=T0 + 25)) == (3, 25.0)
+    state.apply({"event": "early_stop", "time": T0 + 20, "epoch": 2, "patience": 1, "best_epoch": 1})
+    assert (state.progress.current, state.progress.step_in_epoch, elapsed_seconds(state, now=T0 + 25)) == (2, 10, 20.0)
+
+
+def test_elapsed_is_the_training_time_train_reports_without_the_test_pass():
+    state = RunState()
+    for event in finished_history()[:-2]:  # the last epoch logged, the test pass under way
+        state.apply(event)
+    assert elapsed_seconds(state, now=T0 + 31) == 30.0  # epoch 3's elapsed, as train prints it
+    for event in finished_history()[-2:]:
+        state.apply(event)
+    assert elapsed_seconds(state, now=T0 + 100) == 30.0
+
+
 # The dashboard
 
 
@@ -174,6 +206,44 @@ def test_an_interrupted_sweep_trial_shows_it_stopped_and_its_drawn_rate_in_short
         assert "adamw lr 0.0281 wd 1.23e-05" in text(app.query_one(RunHeader))
 
     drive(app, check, size=(120, 30))
+
+def test_a_run_that_failed_or_stopped_mid_epoch_shows_that_epoch(tmp_path):
+    nan = {"event": "end", "time": T0 + 2, "status": "failed", "message": "the loss became nan at epoch 1, step 2"}  # before any step event
+    failed = make_run(tmp_path, "failed", [start(), nan])
+    stopped = [start()] + steps(1, T0) + epoch(1, T0 + 10) + steps(2, T0 + 10)[:1]
+    make_run(tmp_path, "stopped", stopped + [{"event": "end", "time": T0 + 16, "status": "interrupted", "message": "stopped at epoch 2, step 5"}])
+    os.utime(failed / "config.json", (T0, T0))  # oldest first in the run list
+    app = WatchApp(failed, poll=0.05)
+
+    def labels() -> tuple[str, str, str]:
+        panel = app.query_one(ProgressPanel)
+        return tuple(text(panel.query_one(f"#{name}")) for name in ("epoch-label", "step-label", "eta"))
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "failed", "status failed")
+        epoch_label, step_label, eta = labels()
+        assert (epoch_label, step_label) == ("epoch 1/3", "step 0/10") and eta.startswith("ETA failed")
+        await pilot.press("n")
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "interrupted", "status interrupted")
+        epoch_label, step_label, eta = labels()
+        assert (epoch_label, step_label) == ("epoch 2/3", "step 5/10") and eta.startswith("ETA stopped")
+
+    drive(app, check, size=(120, 30))
+
+
+def test_header_names_the_device_training_picked_and_gives_the_setup_line_the_whole_width(tmp_path):
+    path = make_run(tmp_path, "auto", [{**start(), "device": "cpu"}])
+    (path / "config.json").write_text(json.dumps({**config("auto"), "device": "auto", "arch_options": {"channels": "32,64", "hidden": 128}}))
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        header = app.query_one(RunHeader)
+        await until(pilot, lambda: "cpu" in text(header), "the device from the start event")
+        assert "auto" not in text(header).split("\n")[1]
+        assert app.query_one("#setup").region.width == header.content_region.width  # the badge only shares the first line
+
+    drive(app, check, size=(100, 30))
+
 
 def test_finished_run_opens_with_its_whole_history(tmp_path):
     make_run(tmp_path, "older", [start()])
@@ -268,6 +338,27 @@ def test_old_unfinished_run_is_stalled(tmp_path):
     drive(app, check)
 
 
+def test_the_clock_of_a_run_seen_to_stall_stops_where_it_was(tmp_path):
+    path = make_run(tmp_path, "stalling")
+    app = WatchApp(path, stalled_after=2.0, poll=0.05)
+
+    def elapsed() -> int:
+        minutes, seconds = text(app.query_one("#eta")).split("elapsed ")[1].split()[0].split(":")
+        return 60 * int(minutes) + int(seconds)
+
+    async def check(pilot):
+        now = time.time()
+        append(path, [start(time_=now - 30), {"event": "step", "time": now, "epoch": 1, "step": 5, "loss": 1.0, "lr": 0.1, "images_per_s": 10.0}])
+        badge, shown = app.query_one(StatusBadge), []
+        await until(pilot, lambda: badge.status == "running", "running")
+        while badge.status == "running":
+            shown.append(elapsed())
+            await pilot.pause(0.1)
+        assert badge.status == "stalled" and elapsed() >= max(shown)  # not back to the time of the last step
+
+    drive(app, check)
+
+
 def test_keys_help_and_switching_runs(tmp_path):
     first = make_run(tmp_path, "first", finished_history())
     make_run(tmp_path, "second", [start()])
@@ -311,6 +402,11 @@ def test_layout_fits_the_terminal(tmp_path, size):
         assert table.max_scroll_x == 0 and table.max_scroll_y == 0  # every column and row visible
         assert app.query_one(LossChart).region.height >= 8
         assert ("lr" in [str(c.label) for c in table.columns.values()]) == (width > 100)
+        for chart in (app.query_one(LossChart), app.query_one(AccuracyChart)):  # the legend is in the border, off the data
+            assert "train" not in str(chart.render()) and "val" not in str(chart.render()) and "val" in chart.border_title
+        keys = [key.region for key in app.query("FooterKey")]
+        assert all(region.right <= width for region in keys)
+        assert not any(a.overlaps(b) for i, a in enumerate(keys) for b in keys[i + 1 :])  # no key drawn over another
 
     drive(app, check, size)
 
@@ -393,13 +489,36 @@ def test_a_training_failure_is_logged_in_the_trained_runs_events_not_the_run_on_
     async def check(pilot):
         await pilot.press("n")
         await until(pilot, lambda: app.run_path.name == "other" and "finished" in text(app.query_one(EventLog)), "other run shown")
-        app.post_message(TrainingEnded(trained, "RuntimeError: boom"))
+        ended = TrainingEnded(trained, "RuntimeError: boom")
+        app.post_message(ended)
         await pilot.pause(0.3)
         assert "training failed" not in text(app.query_one(EventLog))
         await pilot.press("n")
         await until(pilot, lambda: "training failed: RuntimeError: boom" in text(app.query_one(EventLog)), "failure in its run")
+        note = next(n for n in app.dashboard.state.notes if "training failed" in n.get("text", ""))
+        assert note["time"] == ended.ended_at  # when it failed, not when the run was shown again
 
     drive(app, check, size=(120, 30))
+
+def test_a_failure_the_run_logged_itself_is_listed_once_even_after_switching_runs(tmp_path):
+    message = "RuntimeError: boom"
+    trained = make_run(tmp_path, "trained", [start()] + steps(1, T0) + [{"event": "end", "time": T0 + 11, "status": "failed", "message": message}])
+    make_run(tmp_path, "other", finished_history())
+    app = WatchApp(trained, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "failed", "status failed")
+        app.post_message(TrainingEnded(trained, message))  # the trainer wrote its end event, then raised
+        await pilot.pause(0.3)
+        await pilot.press("n")
+        await until(pilot, lambda: app.run_path.name == "other", "other run shown")
+        await pilot.press("n")
+        await until(pilot, lambda: "failed: RuntimeError: boom" in text(app.query_one(EventLog)), "back to the failed run")
+        await pilot.pause(0.3)
+        assert text(app.query_one(EventLog)).count(message) == 1
+
+    drive(app, check, size=(120, 30))
+
 
 def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
     from typer.testing import CliRunner

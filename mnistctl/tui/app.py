@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,12 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from mnistctl.runs import STALLED_AFTER, Status, list_runs
+from mnistctl.runs import STALLED_AFTER, Kind, Run, Status, list_runs
+from mnistctl.runs.reader import read_events
 from mnistctl.tui.dashboard import Dashboard, Note
+
+
+NOTICE_SECONDS = 10
 
 
 class KeysScreen(ModalScreen):
@@ -33,11 +38,15 @@ class KeysScreen(ModalScreen):
 
 
 class TrainingEnded(Message):
-    """Posted by the training thread of ``train --tui`` when trainer.run() returns or raises."""
+    """Posted by the training thread of ``train --tui`` when trainer.run() returns or raises.
+
+    ``logged`` says whether the run's own end event already reports the failure (read there, off the UI thread).
+    """
 
     def __init__(self, run_path: Path, error: str | None) -> None:
         super().__init__()
-        self.run_path, self.error = Path(run_path), error
+        self.run_path, self.error, self.ended_at = Path(run_path), error, time.time()
+        self.logged = error is not None and failure_logged(self.run_path)
 
 
 class WatchApp(App):
@@ -60,11 +69,11 @@ class WatchApp(App):
         self.stalled_after = stalled_after
         self.poll = poll
         self.layers_view = False
-        self.failure: TrainingEnded | None = None  # shown in the failed run's event log, whenever it is on screen
+        self.failure: TrainingEnded | None = None  # one its run's events do not report: noted in its event log when on screen
 
     def compose(self) -> ComposeResult:
         yield self._dashboard()
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ^p still opens it; the room is kept for the keys
 
     def _dashboard(self) -> Dashboard:
         dashboard = Dashboard(self.run_path, self.stalled_after, self.poll, id="dashboard")
@@ -104,22 +113,22 @@ class WatchApp(App):
 
     def action_keys(self) -> None:
         if not isinstance(self.screen, KeysScreen):
-            self.push_screen(KeysScreen(self.BINDINGS))
+            self.push_screen(KeysScreen([*self.BINDINGS, Binding("ctrl+p", "command_palette", "Command palette", key_display="^p")]))
 
     def on_mount(self) -> None:
         self.sub_title = self.run_path.name
 
     def on_training_ended(self, message: TrainingEnded) -> None:
         if message.error:
-            self.failure = message
+            self.failure = None if message.logged else message
             self._note_failure()
-            self.notify(message.error, title="training failed", severity="error", timeout=30)
+            self.notify(message.error, title="training failed", severity="error", timeout=NOTICE_SECONDS)
         else:
-            self.notify("training is over; press q to quit", timeout=30)
+            self.notify("training is over; press q to quit", timeout=NOTICE_SECONDS)
 
     def _note_failure(self) -> None:
         if self.failure and self.failure.run_path.resolve() == self.run_path.resolve():
-            self.dashboard.post_message(Note(f"training failed: {self.failure.error}", "error"))
+            self.dashboard.post_message(Note(f"training failed: {self.failure.error}", "error", self.failure.ended_at))
 
 
 def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
@@ -153,6 +162,12 @@ def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
             trainer.request_stop()
         thread.join()
     return exit_code(outcome, stopped)
+
+
+def failure_logged(run_path: Path) -> bool:
+    """Whether the run's metrics end with a failed end event, as the trainer writes before it raises."""
+    events = read_events(Run(run_path).metrics_path).events
+    return bool(events) and events[-1]["event"] == Kind.END and events[-1]["status"] == Status.FAILED
 
 
 def exit_code(outcome: dict[str, Any], stopped: bool) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from mnistctl.tui.state import RunState
@@ -12,15 +13,21 @@ Series = dict[str, tuple[list[float], list[float]]]
 
 
 class MetricChart(PlotextPlot):
-    """A chart that replots only when its series change."""
+    """A chart that replots only when its series change; its title and legend are in its top border, off the data."""
 
     title = ""
-    colors = {"train": "cyan", "val": "orange", "train (steps)": "gray"}
+    colors = {"train": 6, "val": 3, "train (steps)": 8}  # ANSI colours: cyan, yellow, grey
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.series: Series = {}
         self._epochs = 0
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = f"{self.title} (no data yet)"
+        self.plt.xaxes(True, False)  # no frame line above the data, where the title was
+        self.plt.yaxes(True, False)
 
     def series_of(self, state: RunState) -> Series:
         raise NotImplementedError
@@ -31,16 +38,15 @@ class MetricChart(PlotextPlot):
         if series == self.series and epochs == self._epochs:
             return
         self.series, self._epochs = series, epochs
+        self.border_title = legend(self.title, {label: self.colors[label] for label in series}) if series else f"{self.title} (no data yet)"
         plt = self.plt
         plt.clear_data()
-        plt.title(self.title if series else f"{self.title} (no data yet)")
-        plt.xlabel("epoch")
         if epochs:
             plt.xlim(0, epochs)
             plt.xticks(list(range(0, epochs + 1, math.ceil(epochs / 6))))
         for label, (xs, ys) in series.items():
             marker = "braille" if label.endswith("(steps)") else "hd"
-            plt.plot(xs, ys, label=label, marker=marker, color=self.colors.get(label, "default"))
+            plt.plot(xs, ys, marker=marker, color=self.colors[label])
         self.refresh()
 
 
@@ -62,6 +68,14 @@ class AccuracyChart(MetricChart):
     def series_of(self, state: RunState) -> Series:
         epochs = sorted(state.epochs.values(), key=lambda e: e["epoch"])
         return {"train": _column(epochs, "train_acc", 100), "val": _column(epochs, "val_acc", 100)}
+
+
+def legend(title: str, colors: dict[str, int]) -> Text:
+    """``loss  ━ train  ━ val``, each mark in the colour of its line."""
+    text = Text(title, style="bold")
+    for label, color in colors.items():
+        text.append("  ━ ", style=f"color({color})").append(label)
+    return text
 
 
 def _column(epochs: list[dict], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from mnistctl.errors import RunError
-from mnistctl.runs import STALLED_AFTER, Run, Status
+from mnistctl.runs import STALLED_AFTER, Kind, Run, Status
 from mnistctl.runs.reader import Chunk, EventTail
 from mnistctl.tui.charts import AccuracyChart, LossChart
 from mnistctl.tui.layers import LayerPanel
@@ -42,9 +42,9 @@ class MetricsRead(Message, bubble=False):
 
 
 class Note(Message, bubble=False):
-    def __init__(self, text: str, level: str = "warning") -> None:
+    def __init__(self, text: str, level: str = "warning", when: float | None = None) -> None:
         super().__init__()
-        self.text, self.level = text, level
+        self.text, self.level, self.when = text, level, when
 
 
 class Dashboard(Vertical):
@@ -59,9 +59,7 @@ class Dashboard(Vertical):
         self.status = ""
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="top"):
-            yield RunHeader(id="header")
-            yield StatusBadge(id="status")
+        yield RunHeader(id="header")
         with Horizontal(id="progress-row"):
             yield ProgressPanel(id="progress")
             yield RatesPanel(id="rates")
@@ -115,6 +113,8 @@ class Dashboard(Vertical):
         for event in chunk.events:
             self.state.apply(event)
         self.state.mtime = chunk.mtime
+        if any(e["event"] == Kind.START for e in chunk.events):
+            self.query_one(RunHeader).show(self.state)  # the device training picked
         if chunk.corrupt:
             self.state.note(f"skipped {chunk.corrupt} unreadable metrics line(s) (first: {chunk.first_problem})", "error")
         for chart in (self.query_one(LossChart), self.query_one(AccuracyChart)):
@@ -128,7 +128,7 @@ class Dashboard(Vertical):
         self.set_class(on, "layers-view")
 
     def on_note(self, message: Note) -> None:
-        self.state.note(message.text, message.level)
+        self.state.note(message.text, message.level, message.when)
         self.tick()
 
     def tick(self) -> None:
@@ -139,6 +139,7 @@ class Dashboard(Vertical):
             if status == Status.STALLED:
                 since = now - (self.state.mtime or self.state.watched_since)
                 self.state.note(f"stalled: no new metrics for {duration(since)}")
+                self.state.stalled_at = now if self.status == Status.RUNNING else None
             elif self.status == Status.STALLED:
                 self.state.note("metrics are coming in again", "info")
             self.status = status

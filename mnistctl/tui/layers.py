@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 from mnistctl.training.layerstats import diagnose, main_param
 from mnistctl.tui.state import RunState
 
-COLUMNS = ("layer", "type", "act mean", "act std", "zeros", "out grad", "w grad", "update", "")
+COLUMNS = ("layer", "", "type", "act mean", "act std", "zeros", "out grad", "w grad", "update")  # marks beside the name, seen at any width
 MARKS = {"dead": ("☠ dead", "bold red"), "exploding": ("▲ exploding", "bold yellow"), "vanishing": ("▼ vanishing", "bold magenta")}
 HOW_TO = "no layer statistics in this run: train with --log-layers"
 
@@ -26,9 +26,9 @@ def row(name: str, record: dict[str, Any], reasons: list[str]) -> tuple[Any, ...
     zeros = record.get("zeros")
     mark = Text(" ").join(Text(*MARKS[r]) for r in reasons)
     return (
-        Text(name, style="bold" if reasons else ""), Text(record.get("type", "?"), style="dim"),
+        Text(name, style="bold" if reasons else ""), mark, Text(record.get("type", "?"), style="dim"),
         number(record.get("mean")), number(record.get("std")), "-" if zeros is None else f"{100 * zeros:.1f}%",
-        number(record.get("grad")), number(weight.get("grad")), number(weight.get("update")), mark,
+        number(record.get("grad")), number(weight.get("grad")), number(weight.get("update")),
     )  # fmt: skip
 
 

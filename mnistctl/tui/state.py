@@ -19,13 +19,14 @@ class Progress:
     step: int  # global step
     steps: int  # total steps of the run
     steps_per_epoch: int
+    current: int  # the epoch shown: the one under way, or the last one once training is over
 
     @property
     def step_in_epoch(self) -> int:
-        """Steps done in the epoch under way (a full bar once an epoch's last step is logged)."""
-        if not self.steps_per_epoch or not self.step:
+        """Steps done in the epoch shown: none before its first step is logged, all once it is over."""
+        if not self.steps_per_epoch or not self.current:
             return 0
-        return self.step % self.steps_per_epoch or self.steps_per_epoch
+        return min(max(self.step - (self.current - 1) * self.steps_per_epoch, 0), self.steps_per_epoch)
 
 
 @dataclass
@@ -35,19 +36,21 @@ class RunState:
     end: dict[str, Any] | None = None
     last_step: dict[str, Any] | None = None
     layers: dict[str, Any] | None = None  # the latest layer statistics (train --log-layers)
+    early_stop: dict[str, Any] | None = None  # no epoch follows it, only the test pass
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     losses: list[tuple[float, float]] = field(default_factory=list)  # (epoch position, step loss)
     notes: list[dict[str, Any]] = field(default_factory=list)  # notable events and the dashboard's own notes
     mtime: float | None = None
     watched_since: float = field(default_factory=time.time)
+    stalled_at: float | None = None  # when this dashboard saw the run stall, if it saw it running first
     _origin: tuple[float, int] | None = None  # (time, global step) when this session started
-    _latest: tuple[float, int] | None = None  # the last step or epoch boundary logged
+    _latest: tuple[float, int] | None = None  # the last global step logged, by a step, layers or epoch event
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == Kind.START:
             resumed_at = event.get("start_epoch", 0)
-            self.start, self.end, self.last_step = event, None, None
+            self.start, self.end, self.last_step, self.early_stop = event, None, None, None
             self._origin = self._latest = (event["time"], resumed_at * event.get("steps_per_epoch", 0) + event.get("start_step", 0))
             self.losses = [p for p in self.losses if p[0] <= resumed_at]
             self.epochs = {n: e for n, e in self.epochs.items() if n <= resumed_at}
@@ -60,13 +63,16 @@ class RunState:
             self._latest = (event["time"], event["epoch"] * (self.start or {}).get("steps_per_epoch", 0))
         elif kind == Kind.LAYERS:
             self.layers = event
+            self._latest = (event["time"], event["step"])
+        elif kind == Kind.EARLY_STOP:
+            self.early_stop = event
         elif kind == Kind.END:
             self.end = event
         if kind in NOTABLE and not (kind == Kind.CHECKPOINT and event.get("kind") != "best"):
             self.notes.append(event)
 
-    def note(self, text: str, level: str = "warning") -> None:
-        self.notes.append({"event": "note", "time": time.time(), "level": level, "text": text})
+    def note(self, text: str, level: str = "warning", when: float | None = None) -> None:
+        self.notes.append({"event": "note", "time": time.time() if when is None else when, "level": level, "text": text})
 
     def status(self, now: float | None = None, stalled_after: float = STALLED_AFTER) -> Status:
         now = time.time() if now is None else now
@@ -78,8 +84,16 @@ class RunState:
         epochs = start.get("epochs") or (self.config or {}).get("epochs") or 0
         per_epoch = start.get("steps_per_epoch", 0)
         epoch = max(self.epochs, default=start.get("start_epoch", 0))
-        step = self.last_step["step"] if self.last_step else epoch * per_epoch
-        return Progress(epoch, epochs, max(step, epoch * per_epoch), epochs * per_epoch, per_epoch)
+        step = max(self._latest[1] if self._latest else 0, epoch * per_epoch)
+        return Progress(epoch, epochs, step, epochs * per_epoch, per_epoch, epoch + 1 if self.training else epoch)
+
+    @property
+    def training(self) -> bool:
+        """Whether an epoch is under way, or was when the run stopped; not after the last epoch or an early stop."""
+        start = self.start or {}
+        if not start or self.early_stop or (self.end and Status(self.end["status"]).completed):
+            return False
+        return max(self.epochs, default=start.get("start_epoch", 0)) < (start.get("epochs") or 0)
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left at the pace of this session so far (validation included); None when unknown or over."""
@@ -94,7 +108,7 @@ class RunState:
 
     @property
     def last_logged(self) -> float | None:
-        """The time of the last start, step or epoch event."""
+        """The time of the last start, step, epoch or layers event."""
         return self._latest[0] if self._latest else None
 
     @property

@@ -29,21 +29,27 @@ def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
 
 
-class RunHeader(Static):
-    """The run's name, architecture and key hyperparameters, on two lines."""
+class RunHeader(Vertical):
+    """The run's name, architecture and key hyperparameters beside its status, and its setup on a second line."""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="title-row"):
+            yield Label(id="title")
+            yield StatusBadge(id="status")
+        yield Label(id="setup")
 
     def show(self, state: RunState) -> None:
         c = state.config
         if c is None:
-            self.update(Text("waiting for config.json…", style="dim"))
+            self.query_one("#title", Label).update(Text("waiting for config.json…", style="dim"))
             return
         first = Text.assemble((c.get("name", "?"), "bold"), "  ", (c.get("arch", "?"), "bold cyan"))
         first.append(" · " + " · ".join(training_terms(c)), "dim")
-        second = Text(" · ".join(setup_terms(c)), style="dim")
+        second = Text(" · ".join(setup_terms(c, (state.start or {}).get("device"))), style="dim")
         if c.get("arch_options"):
             second.append(" · " + " ".join(f"{k}={format_value(v)}" for k, v in c["arch_options"].items()), "cyan")
-        self.update(Text("\n").join([first, second]))
-
+        self.query_one("#title", Label).update(first)
+        self.query_one("#setup", Label).update(second)
 
 
 def training_terms(c: dict[str, Any]) -> list[str]:
@@ -59,7 +65,8 @@ def short_number(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def setup_terms(c: dict[str, Any]) -> list[str]:
+def setup_terms(c: dict[str, Any], device: str | None = None) -> list[str]:
+    """Batch, augmentation, validation, processes, precision and device (the one training picked, when known)."""
     terms = [f"batch {c.get('batch_size', '?')}"]
     if c.get("augment"):
         terms.append(f"aug {augment_label(c['augment'])}")
@@ -72,7 +79,7 @@ def setup_terms(c: dict[str, Any]) -> list[str]:
     world = c.get("distributed") or {}
     if world.get("world_size", 1) > 1:
         terms.append(f"{world['world_size']} processes ({world.get('backend', '?')})")
-    return terms + [str(c[k]) for k in ("precision", "device") if c.get(k)]
+    return terms + [str(v) for v in (c.get("precision"), device or c.get("device")) if v]
 
 
 class StatusBadge(Static):
@@ -100,17 +107,16 @@ class ProgressPanel(Vertical):
 
     def show(self, state: RunState, status: Status, now: float | None = None) -> None:
         p = state.progress
-        under_way = p.epoch + 1 if state.start and not state.end and p.epoch < p.epochs else p.epoch
-        self.query_one("#epoch-label", Label).update(f"epoch {under_way}/{p.epochs or '?'}")
+        self.query_one("#epoch-label", Label).update(f"epoch {p.current}/{p.epochs or '?'}")
         self.query_one("#epoch-bar", ProgressBar).update(total=p.epochs or None, progress=p.epoch)
         self.query_one("#step-label", Label).update(f"step {p.step_in_epoch}/{p.steps_per_epoch or '?'}")
         self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)
         now = time.time() if now is None else now
         until = now
         if status.ended:
-            eta = "done" if status.completed else "stopped"
-        elif status == Status.STALLED:
-            eta, until = "stalled", state.last_logged or now  # its clock stops at its last event
+            eta = "done" if status.completed else "failed" if status == Status.FAILED else "stopped"
+        elif status == Status.STALLED:  # the clock stops where it was when the stall was seen, else at the last event
+            eta, until = "stalled", state.stalled_at or state.last_logged or now
         else:
             eta = duration(state.eta(now))
         total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
@@ -118,11 +124,14 @@ class ProgressPanel(Vertical):
 
 
 def elapsed_seconds(state: RunState, now: float) -> float | None:
-    """Training time so far: the last epoch's ``elapsed`` plus the time since, up to ``now`` or the run's end."""
-    last_epoch = state.epochs[max(state.epochs)] if state.epochs else None
-    base = last_epoch.get("elapsed", 0.0) if last_epoch else 0.0
+    """Training time as train reports it: the last epoch's ``elapsed`` plus, while an epoch is under way,
+    the time since, up to ``now`` or the run's end. The test pass after the last epoch is not counted."""
     if state.start is None:
         return None
+    last_epoch = state.epochs[max(state.epochs)] if state.epochs else None
+    base = last_epoch.get("elapsed", 0.0) if last_epoch else 0.0
+    if not state.training:
+        return base
     since = max(last_epoch["time"] if last_epoch else 0.0, state.start["time"])  # not the time a resumed run lay idle
     return base + max(0.0, (state.end or {}).get("time", now) - since)
 

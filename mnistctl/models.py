@@ -78,6 +78,20 @@ def build_model(config: dict[str, Any]):
     return model
 
 
+def misfit(expected: dict[str, Any], tensors: dict[str, Any]) -> str | None:
+    """How saved tensors differ from a model's state dict: names, shapes, or floats where it holds floats; None when they fit."""
+    missing, unexpected = [k for k in expected if k not in tensors], [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        return "; ".join(f"{what} {', '.join(names[:3])}{' and more' if len(names) > 3 else ''}" for what, names in (("no", missing), ("unknown", unexpected)) if names)
+    for name, want in expected.items():
+        got = tensors[name]
+        if got.shape != want.shape:
+            return f"{name} has shape {tuple(got.shape)}, not {tuple(want.shape)}"
+        if got.is_floating_point() != want.is_floating_point():
+            return f"{name} holds {str(got.dtype).removeprefix('torch.')}, not {str(want.dtype).removeprefix('torch.')}"
+    return None
+
+
 def load_model(run: Run, which: str = "best"):
     """The run's model with the chosen weights, in eval mode, in the memory format it was trained in."""
     import torch
@@ -85,11 +99,13 @@ def load_model(run: Run, which: str = "best"):
     from mnistctl.runs import checkpoint
 
     model = build_model(run.config)
-    tensors, _ = checkpoint.load(run.weights(which))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise RunError(f"weights in {run.weights(which)} do not fit {run.config['arch']}", str(exc).splitlines()[0]) from None
+    path = run.weights(which)
+    tensors, _ = checkpoint.load(path)
+    if wrong := misfit(model.state_dict(), tensors):
+        raise RunError(f"weights in {path} do not fit {run.config['arch']}: {wrong}", "the file was changed or damaged; use another checkpoint")
+    if broken := [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]:
+        raise RunError(f"weights in {path} hold NaN or infinite values ({broken[0]})", "the run diverged or the file is damaged; use another checkpoint")
+    model.load_state_dict(tensors)
     if run.config.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     return model.eval()

@@ -228,6 +228,14 @@ def test_a_summary_value_that_is_not_a_number_is_warned_with_where_the_value_sho
     assert b.endswith("shown: test_loss as missing")
 
 
+def test_an_infinite_summary_value_is_warned_as_not_a_number_and_the_table_still_prints(tmp_path):
+    make_run(tmp_path, "a", [0.95], summary={"wall_time": float("-inf")})
+    make_run(tmp_path, "b", [0.9])
+    result = CliRunner().invoke(app, ["compare", "--all", str(tmp_path), "--no-stats"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "wall_time=-inf" in result.output and "Runs, best first" in result.stdout
+
+
 def test_cli_json(fixture_runs):
     result = CliRunner().invoke(app, ["compare", "--all", str(fixture_runs), "--json", "--sort", "test_loss"])
     assert result.exit_code == 0, result.output

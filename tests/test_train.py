@@ -516,3 +516,21 @@ def test_the_progress_bar_is_hidden_after_the_last_epoch(monkeypatch):
         assert not bar.progress.tasks[0].visible
     finally:
         bar.end({})
+
+
+def test_a_stop_before_training_begins_leaves_no_stub_run(tmp_path, data_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app, train
+    from mnistctl.runs import writer
+
+    def stopped(trainer):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run_with_signals", stopped)  # Ctrl-C after the folder is claimed, before training
+    args = ["train", "--arch", "lenet", "--epochs", "1", "--limit", "256", "--data-dir", str(data_dir), "--runs-dir", str(tmp_path / "runs")]
+    assert CliRunner().invoke(app, [*args, "--name", "gap"]).exit_code != 0
+    monkeypatch.setattr(writer, "write_json", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))  # ... or while its config is written
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(trainconfig.resolve({"arch": "lenet", "epochs": 1, "limit": 256, "name": "claim"}), None, tmp_path / "runs", data_dir).prepare()
+    assert not any((tmp_path / "runs").iterdir())

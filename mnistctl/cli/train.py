@@ -86,17 +86,23 @@ def command(
 
         world.check_batch(trainer.config["batch_size"], nproc)
         raise typer.Exit(launch(nproc, sys.argv[1:]))
-    trainer.prepare()
-    if tui:
-        from mnistctl.tui.app import run_with_trainer
+    try:
+        trainer.prepare()
+        if tui:
+            from mnistctl.tui.app import run_with_trainer
 
-        code = run_with_trainer(trainer)
+            code = run_with_trainer(trainer)
+        else:
+            summary = run_with_signals(trainer)
+    except BaseException:
+        trainer.abandon()  # stopped before training began: no stub run is left
+        raise
+    if tui:
         if code == 130:
             _print_resume(trainer)
         elif code == 0:
             _report(trainer, runs.Run(trainer.run_dir).summary, quiet)
         raise typer.Exit(code)
-    summary = run_with_signals(trainer)
     _report(trainer, summary, quiet)
 
 

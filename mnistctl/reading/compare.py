@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,8 @@ SUMMARY_NUMBERS = ("params", "epochs_run", "best_epoch", "best_val_acc", "test_a
 
 
 def number(value: Any) -> int | float | None:
-    """``value`` when it is a number (not a bool), else None."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """``value`` when it is a finite number (not a bool), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
 def numbers_only(run: Run) -> tuple[dict[str, Any], list[str]]:

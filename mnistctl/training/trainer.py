@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -127,10 +128,21 @@ class Trainer:
 
     def _claim(self) -> str:
         """Create the run directory, lock it and write its config (rank 0 only)."""
-        target = Run(runs.create(self.runs_dir, self.config.get("name") or trainconfig.default_name(self.config)))
-        self._lock = self.world.lock(target)
-        RunWriter(target).config({**self.config, "name": target.name})
-        return str(target.path)
+        self.target = Run(runs.create(self.runs_dir, self.config.get("name") or trainconfig.default_name(self.config)))
+        try:
+            self._lock = self.world.lock(self.target)
+            RunWriter(self.target).config({**self.config, "name": self.target.name})
+        except BaseException:
+            self.abandon()
+            raise
+        return str(self.target.path)
+
+    def abandon(self) -> None:
+        """Remove the run directory this trainer claimed, if training never wrote an event in it
+        (stopped between claiming it and starting): no stub is left to become the latest run."""
+        if not self.resuming and self.world.is_main and self.target is not None and not self.target.metrics_path.exists():
+            self._unlock()
+            shutil.rmtree(self.target.path, ignore_errors=True)
 
     def _build(self, train_idx, val_idx) -> None:
         import torch
@@ -163,7 +175,11 @@ class Trainer:
         self.net = self.world.wrap(self.model)
 
     def run(self) -> dict[str, Any]:
-        self.prepare()
+        try:
+            self.prepare()
+        except BaseException:
+            self.abandon()
+            raise
         self.writer = self.world.writer(self.target)
         try:
             if not self.resuming:

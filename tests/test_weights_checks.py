@@ -1,0 +1,47 @@
+"""Weights that do not fit their run's model, or hold NaN, are refused in one line naming what is wrong."""
+
+import shutil
+
+import pytest
+import torch
+
+from mnistctl import runs
+from mnistctl.errors import RunError
+from mnistctl.models import load_model
+from mnistctl.runs import checkpoint
+
+
+def _changed(short_run, tmp_path, change):
+    copy = tmp_path / "runs" / "changed"
+    shutil.copytree(short_run.path, copy)
+    path = copy / "weights" / "best.safetensors"
+    tensors, meta = checkpoint.load(path)
+    checkpoint.save(path, change(tensors), meta)
+    return runs.Run(copy)
+
+
+def _first(tensors):
+    return next(iter(tensors))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: {k: v.to(torch.int8) for k, v in t.items()}, r"holds int8, not float32"),
+        (lambda t: {**t, "extra.weight": torch.zeros(2)}, r"unknown extra\.weight"),
+        (lambda t: {k: v for i, (k, v) in enumerate(t.items()) if i}, r": no \w+"),
+        (lambda t: {k: (v[:1] if i == 0 else v) for i, (k, v) in enumerate(t.items())}, r"has shape \(1,"),
+        (lambda t: {k: (v.fill_(float("nan")) if i == 0 else v) for i, (k, v) in enumerate(t.items())}, r"hold NaN or infinite values"),
+    ],
+    ids=["int8", "extra", "missing", "shape", "nan"],
+)
+def test_weights_that_do_not_fit_or_hold_nan_are_refused(short_run, tmp_path, change, message):
+    run = _changed(short_run, tmp_path, change)
+    with pytest.raises(RunError, match=message) as caught:
+        load_model(run)
+    assert "\n" not in caught.value.message
+
+
+def test_float64_weights_still_load(short_run, tmp_path):
+    run = _changed(short_run, tmp_path, lambda t: {k: v.double() if v.is_floating_point() else v for k, v in t.items()})
+    assert load_model(run) is not None

@@ -5,18 +5,29 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 UMASK = os.umask(0o022)  # read once, at import, before any thread could create a file meanwhile
 os.umask(UMASK)
 
 
+MAX_JSON = 64 * 2**20  # a run's config.json and summary.json are a few KB
+
+
 class Taken(FileExistsError):
     """The path asked for with ``replace=False`` exists (another file, which is kept)."""
+
+
+class NotRegular(OSError):
+    """A folder, a FIFO, a device or a socket where a file is read: reading it could wait or never end."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(errno.EINVAL, "not a regular file", str(path))
 
 
 @contextmanager
@@ -92,5 +103,30 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def regular(path: str | Path) -> os.stat_result:
+    """``os.stat(path)``; NotRegular unless it is a regular file (a symbolic link to one is)."""
+    found = os.stat(path)
+    if not stat.S_ISREG(found.st_mode):
+        raise NotRegular(path)
+    return found
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """``path`` opened to read bytes, only if it is a regular file: never waiting on a FIFO, nor opening a device."""
+    regular(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since it was looked at
+            raise NotRegular(path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_json(path: str | Path, limit: int = MAX_JSON) -> Any:
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // 2**20} MB", str(path))
+    return json.loads(data)

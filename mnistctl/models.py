@@ -98,6 +98,8 @@ def load_model(run: Run, which: str = "best"):
 
     from mnistctl.runs import checkpoint
 
+    if not isinstance(run.config.get("arch"), str):
+        raise RunError(f"{run.config_path} names no architecture", "the run directory is damaged")
     model = build_model(run.config)
     path = run.weights(which)
     tensors, _ = checkpoint.load(path)

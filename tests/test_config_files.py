@@ -127,3 +127,14 @@ def test_option_flags_are_text_and_still_parsed(tmp_path):
     assert config["arch_options"]["dropout"] == 0.3 and config["arch_options"]["channels"] == [8, 16]
     assert config["optimizer_options"]["momentum"] == 0.5
     assert trainconfig.resolve({}, path)["arch_options"]["dropout"] == 0.1
+
+
+def test_a_config_file_that_is_not_a_regular_file_is_named_so_without_waiting(tmp_path):
+    import os
+
+    from mnistctl.training.config import load_file
+
+    fifo = tmp_path / "settings.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="is not a regular file"):
+        load_file(fifo)  # opening a FIFO to read would wait for a writer

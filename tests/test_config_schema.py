@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mnistctl import runs
-from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.training import config as trainconfig
 from mnistctl.training import schema
 from test_cli import run_mnistctl
@@ -355,6 +355,9 @@ def test_resume_checks_the_runs_own_config(short_run, tmp_path):
     copy = tmp_path / "runs" / "damaged"
     shutil.copytree(short_run.path, copy)
     config = json.loads((copy / "config.json").read_text())
-    (copy / "config.json").write_text(json.dumps({**config, "epochs": "3"}))
-    with pytest.raises(UsageError, match="epochs = '3' is not allowed"):
+    (copy / "config.json").write_text(json.dumps({**config, "epochs": 0}))
+    with pytest.raises(UsageError, match="epochs = 0 is not allowed"):
+        Trainer.resume(runs.Run(copy))
+    (copy / "config.json").write_text(json.dumps({**config, "epochs": "3"}))  # a value of the wrong type: a damaged run
+    with pytest.raises(RunError, match="epochs = '3' is not a whole number"):
         Trainer.resume(runs.Run(copy))

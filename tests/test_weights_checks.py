@@ -45,3 +45,23 @@ def test_weights_that_do_not_fit_or_hold_nan_are_refused(short_run, tmp_path, ch
 def test_float64_weights_still_load(short_run, tmp_path):
     run = _changed(short_run, tmp_path, lambda t: {k: v.double() if v.is_floating_point() else v for k, v in t.items()})
     assert load_model(run) is not None
+
+
+def test_a_config_naming_no_architecture_is_a_damaged_run(short_run, tmp_path):
+    import json
+
+    run = _changed(short_run, tmp_path, lambda t: t)
+    config = json.loads(run.config_path.read_text())
+    del config["arch"]
+    run.config_path.write_text(json.dumps(config))
+    with pytest.raises(RunError, match="names no architecture"):
+        load_model(run)
+
+
+def test_a_run_with_only_initial_weights_hints_at_them(short_run, tmp_path):
+    run = _changed(short_run, tmp_path, lambda t: t)
+    for which in ("best", "last"):
+        run.weights_path(which).unlink()
+    with pytest.raises(RunError) as caught:
+        load_model(run)
+    assert caught.value.hint.endswith("pass --weights initial for its untrained weights")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import signal
 import sys
 
 import typer
@@ -73,8 +74,25 @@ def command(argv: list[str] | None = None):
 
 
 def main() -> None:
-    """Exit codes: 0 done, 1 the work failed (data, a damaged run, training), 2 bad input, 130 interrupted."""
-    _leave(_run())
+    """Exit codes: 0 done, 1 the work failed (data, a damaged run, training), 2 bad input, 130 interrupted.
+
+    SIGTERM stops a command as Ctrl-C does, so that it removes its temporary files (training stops at a
+    checkpoint its own way); the process then ends by SIGTERM, as its parent expects."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+        if hasattr(os, "register_at_fork"):  # forked workers end at once, as before
+            os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    code = _run()
+    _leave(-signal.SIGTERM if TERMINATED else code)
+
+
+TERMINATED: list[int] = []
+
+
+def _terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup is not cut short by a second one
+    TERMINATED.append(signum)
+    raise KeyboardInterrupt
 
 
 def _run() -> int:
@@ -117,14 +135,18 @@ def _run() -> int:
 
 
 def _leave(code: int) -> None:
-    """Exit. A process that loaded torch or onnxruntime skips the interpreter's teardown of its modules
-    (0.05-1 s): the command has closed its files, so only standard output and error need flushing."""
-    if "torch" in sys.modules or "onnxruntime" in sys.modules:
+    """Exit, or end by the signal a negative ``code`` names. A process that loaded torch or onnxruntime skips the
+    interpreter's teardown of its modules (0.05-1 s): the command has closed its files, so only standard output
+    and error need flushing."""
+    if code < 0 or "torch" in sys.modules or "onnxruntime" in sys.modules:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError):
                 pass
+        if code < 0:
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
         os._exit(code)
     sys.exit(code)
 

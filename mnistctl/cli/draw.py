@@ -37,7 +37,8 @@ def command(
 
     torch.set_num_threads(1)  # one small image at a time: more threads only contend (benchmarks/draw_latency.py)
     members = [(load_model(r, weights).to(target), *r.normalization) for r, weights in chosen]
+    from mnistctl.console import run_app
     from mnistctl.tui.draw import DrawApp
     from mnistctl.tui.reader import Reader
 
-    DrawApp(Reader(members, [label(r, weights) for r, weights in chosen], centre), out).run()
+    run_app(DrawApp(Reader(members, [label(r, weights) for r, weights in chosen], centre), out))

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from mnistctl.console import printable
 from mnistctl.reading.predict import Prediction
 
 FLUSH_EVERY = 0.1
@@ -48,7 +49,7 @@ class Output:
         if self.kind == "jsonl":
             self._write(json_line(result))
         elif self.kind == "json":
-            body = json.dumps(result.as_dict(), indent=2).replace("\n", "\n  ")
+            body = dumps(result.as_dict(), indent=2).replace("\n", "\n  ")
             self._write(("[\n  " if self.count == 0 else ",\n  ") + body, newline=False)
         elif isinstance(result, Prediction):
             self._row(result)
@@ -71,7 +72,7 @@ class Output:
             self.headed = True
             self._write(f"model: {' + '.join(self.models)}")
             self._write(f"digit  probability  {'top-k':<{len(top)}}  image")
-        self._write(f"{p.digit:>5}  {p.probability:>11.1%}  {top}  {p.source}")
+        self._write(f"{p.digit:>5}  {p.probability:>11.1%}  {top}  {printable(p.source)}")
 
     def _write(self, text: str, newline: bool = True) -> None:
         sys.stdout.write(text + "\n" if newline else text)
@@ -82,12 +83,30 @@ class Output:
 
 
 def json_line(result) -> str:
-    """``json.dumps(result.as_dict())``, written out directly for a plain prediction (several times faster)."""
+    """``dumps(result.as_dict())``, written out directly for a plain prediction (several times faster)."""
     if not isinstance(result, Prediction) or result.saved is not None:
-        return json.dumps(result.as_dict())
+        return dumps(result.as_dict())
     top = ", ".join(f'{{"digit": {digit}, "probability": {_number(chance)}}}' for digit, chance in result.top)
     return f'{{"image": {json.dumps(result.source)}, "digit": {result.digit}, "probability": {_number(result.probability)}, "top_k": [{top}]}}'
 
 
 def _number(value: float) -> str:
-    return float.__repr__(value) if math.isfinite(value) else json.dumps(value)
+    return float.__repr__(value) if math.isfinite(value) else "null"
+
+
+def dumps(obj: Any, **options: Any) -> str:
+    """``json.dumps``, with NaN and infinity written as null: JSON has neither."""
+    try:
+        return json.dumps(obj, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_nulled(obj), **options)
+
+
+def _nulled(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _nulled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nulled(item) for item in value]
+    return value

@@ -26,9 +26,10 @@ def command(
     if run == "latest" and not runs.list_runs(runs_dir):
         _wait_for_a_run(runs_dir)
     run_ = runs.resolve(run, runs_dir)
+    from mnistctl.console import run_app
     from mnistctl.tui.app import WatchApp
 
-    WatchApp(run_.path, runs.runs_dir(runs_dir), stalled_after=stalled_after).run()
+    run_app(WatchApp(run_.path, runs.runs_dir(runs_dir), stalled_after=stalled_after))
 
 
 def _wait_for_a_run(runs_dir: Path | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from mnistctl.data import fastdecode
 from mnistctl.errors import DataError, NotFoundError
+from mnistctl.fsutil import NotRegular, open_regular, regular
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 MAX_PIXELS = 40_000_000
@@ -71,13 +71,13 @@ def _read(source: str | Path | bytes | BinaryIO, name: str) -> bytes:
     if isinstance(source, bytes):
         data = source
     elif isinstance(source, (str, Path)):
-        size = _file_size(source, name)
-        _check_bytes(size, name)
         try:
-            with open(source, "rb") as file:
+            with open_regular(source) as file:
+                size = os.fstat(file.fileno()).st_size
+                _check_bytes(size, name)
                 data = file.read(size + 1)
-        except OSError:
-            raise NotFoundError(f"{name} cannot be read", "check the path and its permissions") from None
+        except OSError as exc:
+            raise _unreadable(name, exc) from None
     else:
         data = source.read(MAX_BYTES + 1)
     _check_bytes(len(data), name)
@@ -99,12 +99,17 @@ def _open_unguarded(source):
 
 def _file_size(path: str | Path, name: str) -> int:
     try:
-        found = os.stat(path)
-    except OSError:
-        found = None
-    if found is None or not stat.S_ISREG(found.st_mode):
-        raise NotFoundError(f"{name} does not exist", "check the path")
-    return found.st_size
+        return regular(path).st_size
+    except OSError as exc:
+        raise _unreadable(name, exc) from None
+
+
+def _unreadable(name: str, exc: OSError) -> NotFoundError:
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(f"{name} does not exist", "check the path")
+    if isinstance(exc, NotRegular):
+        return NotFoundError(f"{name} is not a regular file", "pass an image file")
+    return NotFoundError(f"{name} cannot be read ({exc.strerror or exc})", "check the path and its permissions")
 
 
 def _check_bytes(size: int, name: str) -> None:

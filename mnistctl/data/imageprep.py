@@ -88,6 +88,8 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     if ink is None:
         raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
     ink = _cropped(ink)
+    if max(ink.shape) > WORK_SIDE:  # ink along a strip the working size kept long: thickened at that size, not with a kernel as long as it
+        ink = _resize(ink, WORK_SIDE / max(ink.shape))
     ink = _thicken(ink, BOX / max(ink.shape))
     return _centre(_fit(ink, BOX))
 

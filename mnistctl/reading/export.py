@@ -165,10 +165,12 @@ def check(path: str | Path, model, images, mean: float, std: float) -> Parity:
     import onnxruntime
 
     from mnistctl.models import predict_proba
+    from mnistctl.reading.evaluate import require_finite
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     pixels = images.numpy()
     onnx_probs = np.concatenate([session.run(["probs"], {"images": pixels[i : i + BATCH]})[0] for i in range(0, len(pixels), BATCH)])
     torch_probs = predict_proba(model, images, mean, std).numpy()
+    require_finite(torch_probs)
     mismatches = int((onnx_probs.argmax(1) != torch_probs.argmax(1)).sum())
     return Parity(len(pixels), mismatches, float(np.abs(onnx_probs - torch_probs).max()))

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl.errors import RunError
-from mnistctl.fsutil import atomic_path
+from mnistctl.fsutil import atomic_path, open_regular
+from mnistctl.runs.reader import unreadable
 
 META_KEY = "mnistctl"
 
@@ -26,8 +27,12 @@ def load(path: str | Path) -> tuple[dict[str, Any], Any]:
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise RunError(f"checkpoint {path} does not exist", "train a run first, or pick another --checkpoint")
+    try:
+        open_regular(path).close()  # safetensors would wait on a FIFO, and calls a file it may not read missing
+    except FileNotFoundError:
+        raise RunError(f"checkpoint {path} does not exist", "train a run first, or pick another --checkpoint") from None
+    except OSError as exc:
+        raise unreadable(path, exc) from None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get(META_KEY, "null"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
@@ -156,6 +157,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     Kind.LAYERS: ("step", "layers"),
 }
 NUMBERS = ("time", "epoch", "step", "epochs", "steps_per_epoch", "loss", "train_loss", "train_acc", "test_acc", "test_loss")
+MAX_EPOCHS = 100_000  # as many as training takes
+MAX_STEPS = 2**53  # whole numbers a float holds exactly
+COUNTS = {"epoch": MAX_EPOCHS, "epochs": MAX_EPOCHS, "start_epoch": MAX_EPOCHS, "best_epoch": MAX_EPOCHS, "patience": MAX_EPOCHS,
+          "step": MAX_STEPS, "steps_per_epoch": MAX_STEPS, "start_step": MAX_STEPS}
 
 
 def problem(event: Any) -> str | None:
@@ -171,11 +176,32 @@ def problem(event: Any) -> str | None:
     wrong = [f for f in NUMBERS if f in event and (isinstance(event[f], bool) or not isinstance(event[f], (int, float)))]
     if wrong:
         return f"a {kind} event whose {wrong[0]} is not a number"
+    for name, top in COUNTS.items():
+        value = event.get(name)
+        if value is not None and not (type(value) is int and 0 <= value <= top):
+            return f"a {kind} event whose {name} is not a whole number from 0 to {top:,}"
+    if not _finite(event):
+        return f"a {kind} event with a number that is not finite (NaN or infinity)"
     if kind == Kind.LAYERS and not isinstance(event["layers"], dict):
         return "a layers event whose layers is not an object"
     if kind == Kind.END and event["status"] not in Status.__members__.values():
         return f"an end event with unknown status {event['status']!r}"
     return None
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a decoded JSON value (json reads them; charts and sums cannot take them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def derive_status(last: dict[str, Any] | None, idle_for: float | None, stalled_after: float) -> Status:

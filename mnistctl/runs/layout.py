@@ -16,16 +16,18 @@ No other module spells these names: a ``Run`` hands out every path, for reading 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import reprlib
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from mnistctl.errors import DataError, NotFoundError, RunError, UsageError
-from mnistctl.fsutil import read_json
+from mnistctl.fsutil import read_json, regular
 from mnistctl.runs.events import Kind, Status, derive_status
-from mnistctl.runs.reader import Chunk, latest_per_epoch, read_events
+from mnistctl.runs.reader import Chunk, latest_per_epoch, read_events, unreadable
 
 DEFAULT_RUNS_DIR = "runs"
 RUNS_ENV = "MNISTCTL_RUNS_DIR"
@@ -36,6 +38,30 @@ MARKERS = (CONFIG, METRICS, SUMMARY, "weights")
 SEPARATORS = "/\\:"  # path separators on POSIX, Windows and classic Mac OS
 MISMATCH_FLAG = "--ignore-data-mismatch"
 LATEST = "latest"  # a run reference meaning the newest run, so never a run's name
+
+
+SHAPES = {  # the settings readers use, by the shape they need (any may be missing: older runs, or a reader's defaults)
+    "arch": (str, "an architecture name"),
+    "arch_options": (dict, "a table of options"),
+    "optimizer": (str, "an optimizer name"),
+    "optimizer_options": (dict, "a table of options"),
+    "scheduler": (str, "a scheduler name"),
+    "scheduler_options": (dict, "a table of options"),
+    "lr": (int | float | None, "a number"),
+    "weight_decay": (int | float | None, "a number"),
+    "epochs": (int, "a whole number"),
+    "seed": (int, "a whole number"),
+    "val_split": (int, "a whole number"),
+    "limit": (int | None, "a whole number or null"),
+    "augment": (dict | None, "a table or null"),
+    "channels_last": (bool, "true or false"),
+    "data": (dict, "a table"),
+    "data.n_train": (int | None, "a whole number or null"),
+}
+
+
+def _shaped(value: Any, kind: Any) -> bool:
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))  # true is not a number here
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -139,15 +165,26 @@ class Run:
     # contents
     @property
     def config(self) -> dict[str, Any]:
+        """The recorded settings, each one readers use in the shape they need (its value was checked before training)."""
         config = self._json(self.config_path, required=True)
         if not isinstance(config, dict):
             raise RunError(f"{self.config_path} holds a {type(config).__name__}, not settings", "the run directory is damaged")
+        for key, (kind, words) in SHAPES.items():
+            *section, name = key.split(".")
+            found = config.get(section[0]) if section else config
+            if isinstance(found, dict) and name in found and not _shaped(found[name], kind):
+                raise RunError(f"{self.config_path}: {key} = {reprlib.repr(found[name])} is not {words}", "the run directory is damaged")
         return config
 
     @property
     def normalization(self) -> tuple[float, float]:
+        """The mean and standard deviation the run's images were normalized with."""
         data = self.recorded_data
-        return data.get("mean", 0.1307), data.get("std", 0.3081)
+        mean, std = data.get("mean", 0.1307), data.get("std", 0.3081)
+        if not all(type(v) in (int, float) and math.isfinite(v) for v in (mean, std)) or std <= 0:
+            given = f"data.mean = {reprlib.repr(mean)}, data.std = {reprlib.repr(std)}"
+            raise RunError(f"{self.config_path}: {given} are not finite numbers with std above 0", "the run directory is damaged")
+        return mean, std
 
     @property
     def summary(self) -> dict[str, Any] | None:
@@ -160,6 +197,8 @@ class Run:
             stat = self.metrics_path.stat()
         except FileNotFoundError:
             return Chunk()
+        except OSError as exc:
+            raise unreadable(self.metrics_path, exc) from None
         key = (stat.st_size, stat.st_mtime_ns)
         if self._read is None or self._read[0] != key:
             chunk = read_events(self.metrics_path)
@@ -187,9 +226,14 @@ class Run:
 
     def weights(self, which: str = "best") -> Path:
         path = self.weights_path(which)
-        if not path.is_file():
-            last = ": pass --weights last for the weights it stopped at" if which == "best" and self.weights_path("last").is_file() else ""
-            raise RunError(f"run {self.name} has no {which} weights ({path})", f"the run may not have finished an epoch yet{last}")
+        try:
+            regular(path)
+        except FileNotFoundError:
+            other = next((w for w in ("last", "initial") if w != which and self.weights_path(w).is_file()), None)
+            use = {"last": ": pass --weights last for the weights it stopped at", "initial": ": pass --weights initial for its untrained weights"}
+            raise RunError(f"run {self.name} has no {which} weights ({path})", f"the run may not have finished an epoch yet{use.get(other, '')}") from None
+        except OSError as exc:
+            raise unreadable(path, exc) from None
         return path
 
     def status(self, stalled_after: float = STALLED_AFTER) -> Status:
@@ -240,6 +284,8 @@ class Run:
             if required:
                 raise RunError(f"{self.path} has no {path.name}", "is it a mnistctl run directory?") from None
             return None
+        except OSError as exc:
+            raise unreadable(path, exc) from None
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise RunError(f"{path} is corrupt ({type(exc).__name__})", "the run directory is damaged") from None
 
@@ -261,7 +307,7 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
             raise NotFoundError(f"no runs yet in {runs_dir(root)}/", "train one with: mnistctl train --preset fast")
         return runs[-1]
     for path in (Path(ref), runs_dir(root) / str(ref)):
-        if (path / CONFIG).is_file():
+        if os.path.lexists(path / CONFIG):  # a config that is not a file is damage, said when it is read
             return Run(path)
     for folder in (runs_dir(root) / str(ref), *([Path(ref)] if len(Path(ref).parts) > 1 else [])):
         if folder.is_dir():

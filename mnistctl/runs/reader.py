@@ -1,7 +1,8 @@
 """The one reader of metrics.jsonl: whole-file or incremental, tolerant of damage.
 
 A partial last line waits for its end; a line that is not a usable event is counted and skipped,
-never a crash.
+never a crash. Only a regular file is read (a FIFO would block, a device never end), in blocks, so
+a line without end takes at most :data:`MAX_LINE` bytes of memory.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from mnistctl.errors import RunError
+from mnistctl.fsutil import NotRegular, open_regular
 from mnistctl.runs.events import Kind, problem
+
+BLOCK = 16 * 2**20
+MAX_LINE = 2**30  # events are at most a few MB (a layers event of a large model); a longer line is damage
 
 
 @dataclass
@@ -33,7 +39,7 @@ def parse_lines(lines: Iterable[bytes], chunk: Chunk) -> None:
             continue
         try:
             event = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep, an integer too long
             event, why = None, "not JSON"
         else:
             why = problem(event)
@@ -50,25 +56,43 @@ class EventTail:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._offset = 0
-        self._partial = b""
+        self._partial = bytearray()
 
     def read(self) -> Chunk:
         try:
-            f = self.path.open("rb")
+            f = open_regular(self.path)
         except FileNotFoundError:
             return Chunk()
+        except OSError as exc:
+            raise unreadable(self.path, exc) from None
         with f:
             stat = os.fstat(f.fileno())
             restarted = stat.st_size < self._offset
             if restarted:
-                self._offset, self._partial = 0, b""
+                self._offset, self._partial = 0, bytearray()
+            chunk = Chunk(mtime=stat.st_mtime, restarted=restarted)
             f.seek(self._offset)
-            data = f.read()
-        self._offset += len(data)
-        *lines, self._partial = (self._partial + data).split(b"\n")
-        chunk = Chunk(mtime=stat.st_mtime, restarted=restarted)
-        parse_lines(lines, chunk)
+            while self._offset < stat.st_size and (block := f.read(min(BLOCK, stat.st_size - self._offset))):
+                self._offset += len(block)
+                *lines, partial = block.split(b"\n")
+                if lines:
+                    lines[0], self._partial = self._partial + lines[0], bytearray(partial)
+                else:
+                    self._partial += partial
+                parse_lines(lines, chunk)
+                if len(self._partial) > MAX_LINE:  # the rest of a file this damaged is not worth reading
+                    chunk.corrupt += 1
+                    chunk.first_problem = chunk.first_problem or f"a line of over {MAX_LINE // 2**20} MB, and all after it"
+                    self._offset, self._partial = stat.st_size, bytearray()
         return chunk
+
+
+def unreadable(path: Path, exc: OSError) -> RunError:
+    """The error for a run's file that is there but cannot be read: a FIFO, a device, a folder, a symbolic link loop, no permission."""
+    if isinstance(exc, NotRegular):
+        return RunError(f"{path} is not a regular file", "the run directory is damaged")
+    hint = "check its permissions" if isinstance(exc, PermissionError) else "the run directory is damaged"
+    return RunError(f"{path} cannot be read ({exc.strerror or exc})", hint)
 
 
 def read_events(path: str | Path) -> Chunk:

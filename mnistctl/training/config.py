@@ -11,6 +11,7 @@ from typing import Any
 
 from mnistctl import __version__
 from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.fsutil import MAX_JSON, NotRegular, open_regular
 from mnistctl.registry import parse_options, suggest
 from mnistctl.training import schema
 
@@ -75,13 +76,22 @@ def load_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"config file {path} is a folder, not a file", "pass a TOML or JSON file, such as a run's config.json")
-    if not path.is_file():
-        raise NotFoundError(f"config file {path} does not exist", "check the path given to --config")
     kind = FORMATS.get(path.suffix.lower())
+    try:
+        with open_regular(path) as f:
+            data = f.read(MAX_JSON + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"config file {path} does not exist", "check the path given to --config") from None
+    except NotRegular:
+        raise UsageError(f"config file {path} is not a regular file", "pass a TOML or JSON file") from None
+    except OSError as exc:
+        raise UsageError(f"config file {path} cannot be read ({exc.strerror or exc})", "check its permissions") from None
     if kind is None:
         raise UsageError(f"config file {path} is neither .toml nor .json: config files are TOML (.toml) or JSON (.json)", "write the settings as TOML, e.g. epochs = 2, in a .toml file")
+    if len(data) > MAX_JSON:
+        raise UsageError(f"config file {path} is larger than {MAX_JSON // 2**20} MB", "a config file holds a few settings")
     try:
-        loaded = tomllib.loads(path.read_text()) if kind == "TOML" else json.loads(path.read_text())
+        loaded = tomllib.loads(data.decode()) if kind == "TOML" else json.loads(data)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"config file {path} is not valid {kind}: {exc}", "fix the file or pass flags instead") from None
     except RecursionError:

@@ -1,0 +1,165 @@
+"""Run directories made by someone else on purpose: files that are FIFOs, devices, folders or loops, damaged
+metrics lines, wrong-shaped settings and weights that give NaN. Each is one RunError or a skipped line, at once."""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mnistctl.errors import RunError
+from mnistctl.reading import evaluate, export
+from mnistctl.reading.compare import compare
+from mnistctl.runs import checkpoint, reader
+from mnistctl.runs.reader import Chunk, EventTail, parse_lines
+from test_hardening import copies, small_data  # noqa: F401 -- fixtures
+
+FILES = {"metrics.jsonl": "run.read()", "summary.json": "run.summary", "config.json": "run.config"}
+
+
+def _replace(path, how):
+    path.unlink()
+    if how == "fifo":
+        os.mkfifo(path)
+    elif how == "device":
+        path.symlink_to("/dev/zero")
+    elif how == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(path.name)  # a loop
+
+
+def _read_in_a_child(run, expression):
+    """``expression`` of ``run`` in a child process that may take 2 GB and 30 s: a hang or an endless read fails the test, not the machine."""
+    code = f"import sys\nfrom mnistctl import errors, runs\nrun = runs.Run(sys.argv[1])\ntry:\n    {expression}\nexcept errors.RunError as exc:\n    print(exc)"
+    limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (2 * 2**30, 2 * 2**30))  # noqa: E731
+    return subprocess.run([sys.executable, "-c", code, str(run.path)], capture_output=True, text=True, timeout=30, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("how", ["fifo", "device", "folder"])
+def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(name, how, copies):
+    _, (_, damaged) = copies
+    _replace(damaged.path / name, how)
+    result = _read_in_a_child(damaged, FILES[name])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{damaged.path / name} is not a regular file (the run directory is damaged)"
+
+
+@pytest.mark.parametrize("name", ["summary.json", "metrics.jsonl", "config.json"])
+@pytest.mark.parametrize("how", ["folder", "loop"])
+def test_compare_skips_a_run_whose_file_is_a_folder_or_a_symbolic_link_loop(name, how, copies):
+    root, (good, damaged) = copies
+    _replace(damaged.path / name, how)
+    result = compare(["good", "other"], root, stats=False)
+    assert [row["name"] for row in result.rows] == ["good"]
+    assert any(w.startswith(f"skipped other: {damaged.path / name} ") for w in result.warnings), result.warnings
+
+
+def test_weights_that_are_not_a_regular_file_are_not_called_missing(copies):
+    _, (_, damaged) = copies
+    _replace(damaged.weights_path("best"), "fifo")
+    with pytest.raises(RunError, match=r"best.safetensors is not a regular file \(the run directory is damaged\)"):
+        damaged.weights("best")
+    with pytest.raises(RunError, match="is not a regular file"):
+        checkpoint.load(damaged.weights_path("best"))
+
+
+# Damaged metrics lines are skipped, never a crash
+
+GOOD = {"event": "epoch", "time": 1.0, "epoch": 1, "train_loss": 0.5, "train_acc": 0.9, "val_loss": 0.4, "val_acc": 0.9, "lr": 0.1}
+DAMAGED = [
+    json.dumps({**GOOD, "val_loss": float("nan")}),
+    json.dumps({**GOOD, "lr": float("-inf")}),
+    json.dumps(GOOD).replace('"lr": 0.1', '"lr": 1e999'),
+    json.dumps({"event": "layers", "time": 1.0, "step": 3, "layers": {"conv": {"mean": float("inf")}}}),
+    json.dumps({**GOOD, "epoch": 99999999999}),
+    json.dumps({**GOOD, "epoch": 1e308}),
+    json.dumps({**GOOD, "epoch": 1.5}),
+    json.dumps({"event": "start", "time": 1.0, "epochs": 3, "steps_per_epoch": -1}),
+    '{"event": "epoch", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"event": "step", "time": 1, "step": 1' + "0" * 5000 + ', "loss": 1}',  # more digits than Python converts
+]
+
+
+def test_lines_with_nan_infinity_impossible_counts_or_deep_nesting_are_skipped_as_damaged():
+    chunk = Chunk()
+    parse_lines([line.encode() for line in [json.dumps(GOOD), *DAMAGED]], chunk)
+    assert chunk.events == [GOOD] and chunk.corrupt == len(DAMAGED)
+    assert chunk.first_problem == "a epoch event with a number that is not finite (NaN or infinity)"
+
+
+def test_a_line_without_end_is_read_in_blocks_and_dropped_past_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(reader, "BLOCK", 16)
+    monkeypatch.setattr(reader, "MAX_LINE", 1000)
+    path = tmp_path / "metrics.jsonl"
+    long = json.dumps({**GOOD, "note": "x" * 500})  # over many blocks, within the limit
+    path.write_text(json.dumps(GOOD) + "\n" + long + "\n" + "\0" * 5000)
+    tail = EventTail(path)
+    chunk = tail.read()
+    assert chunk.events == [GOOD, json.loads(long)] and chunk.corrupt == 1
+    assert chunk.first_problem == "a line of over 0 MB, and all after it"
+    with path.open("a") as f:
+        f.write("\n" + json.dumps(GOOD) + "\n")
+    assert tail.read().events == [GOOD]
+
+
+# Settings of the wrong shape: one RunError naming config.json
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"arch": 5}, "arch = 5 is not an architecture name"),
+        ({"arch_options": "nope"}, "arch_options = 'nope' is not a table of options"),
+        ({"epochs": "1"}, "epochs = '1' is not a whole number"),
+        ({"seed": True}, "seed = True is not a whole number"),
+        ({"channels_last": "yes"}, "channels_last = 'yes' is not true or false"),
+        ({"augment": [1]}, "augment = [1] is not a table or null"),
+        ({"data": "x"}, "data = 'x' is not a table"),
+        ({"data": {"n_train": "abc"}}, "data.n_train = 'abc' is not a whole number or null"),
+    ],
+)
+def test_a_setting_readers_use_in_the_wrong_shape_is_one_run_error(change, message, copies):
+    root, (good, damaged) = copies
+    damaged.config_path.write_text(json.dumps({**damaged.config, **change}))
+    with pytest.raises(RunError) as info:
+        damaged.config
+    assert (info.value.message, info.value.hint) == (f"{damaged.config_path}: {message}", "the run directory is damaged")
+    assert [row["name"] for row in compare(["good", "other"], root, stats=False).rows] == ["good"]
+
+
+@pytest.mark.parametrize("data", [{"mean": "abc"}, {"std": 0}, {"std": -1.0}, {"mean": 1e999}])
+def test_normalization_must_be_finite_with_a_positive_deviation(data, copies):
+    _, (_, damaged) = copies
+    config = damaged.config
+    config["data"].update(data)
+    damaged.config_path.write_text(json.dumps(config))
+    with pytest.raises(RunError, match="are not finite numbers with std above 0"):
+        evaluate.evaluate(damaged)
+
+
+# Finite weights that overflow to NaN are refused, not scored
+
+@pytest.fixture
+def overflowing(copies):
+    _, (_, damaged) = copies
+    path = damaged.weights_path("best")
+    tensors, meta = checkpoint.load(path)
+    checkpoint.save(path, {k: torch.full_like(v, 1e30) if v.is_floating_point() else v for k, v in tensors.items()}, meta)
+    return damaged
+
+
+def test_eval_refuses_probabilities_that_are_not_numbers(overflowing):
+    with pytest.raises(RunError) as info:
+        evaluate.evaluate(overflowing)
+    assert info.value.message == "run other (best weights) gives probabilities that are not numbers (NaN or infinite)"
+
+
+def test_export_refuses_probabilities_that_are_not_numbers(overflowing, tmp_path):
+    pytest.importorskip("onnxruntime")
+    with pytest.raises(RunError, match="gives probabilities that are not numbers"):
+        export.export_onnx(overflowing, output=tmp_path / "nan.onnx")
+    assert not (tmp_path / "nan.onnx").exists()

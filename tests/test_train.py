@@ -268,7 +268,8 @@ def test_bad_settings_fail_clearly(flags, message):
     assert message in f"{info.value.message} ({info.value.hint})"
 
 
-def test_sigint_checkpoints_and_resume_finishes(tmp_path, data_dir):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_a_stop_signal_checkpoints_and_resume_finishes(tmp_path, data_dir, stop):
     env = {**os.environ, "MNISTCTL_DATA_DIR": str(data_dir)}
     cmd = [sys.executable, "-m", "mnistctl", "train", "--arch", "lenet", "--epochs", "3", "--limit", "6000",
            "--batch-size", "64", "--runs-dir", str(tmp_path), "--name", "sig"]
@@ -277,7 +278,7 @@ def test_sigint_checkpoints_and_resume_finishes(tmp_path, data_dir):
     deadline = time.time() + 600  # a wait, not a timing check: a loaded machine is slow
     while time.time() < deadline and '"event": "epoch"' not in (metrics.read_text() if metrics.exists() else ""):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "mnistctl train --resume" in stderr and "Traceback" not in stderr

@@ -17,6 +17,11 @@ def printable(text: str) -> str:
     return text.translate(CONTROLS)
 
 
+def counted(n, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``; an unknown count (``?``) takes the plural."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {printable(message)}", markup=True, soft_wrap=True)
 

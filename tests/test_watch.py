@@ -579,3 +579,10 @@ def test_a_best_checkpoint_event_shows_the_validation_loss_when_recorded():
     assert describe(event)[0] == "best epoch 7 saved: val 99.56%, loss 0.0125"
     del event["val_loss"]  # runs written before the field
     assert describe(event)[0] == "best epoch 7 saved: val 99.56%"
+
+
+def test_a_one_epoch_run_reads_1_epoch_not_1_epochs():
+    from mnistctl.tui.widgets import describe, training_terms
+
+    assert training_terms({"epochs": 1, "optimizer": "sgd", "lr": 0.1})[0] == "1 epoch"
+    assert describe({"event": "start", "epochs": 1, "steps_per_epoch": 16})[0] == "started: 1 epoch × 16 steps"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mnistctl.console import out
+from mnistctl.console import counted, out
 from mnistctl.runs import Status
 from mnistctl.training.trainer import Observer
 
@@ -39,7 +39,7 @@ def start_line(event: dict[str, Any]) -> str:
 
 def summary_line(summary: dict[str, Any]) -> str:
     if summary.get("test_acc") is None:
-        return f"[yellow]{Status(summary['status']).label}[/] after {summary['epochs_run']} epochs"
+        return f"[yellow]{Status(summary['status']).label}[/] after {counted(summary['epochs_run'], 'epoch')}"
     return (
         f"[bold green]{Status(summary['status']).label}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
         f"(loss {summary['test_loss']:.4f}) with the best epoch {summary['best_epoch']} of {summary['epochs_run']}, "

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 
-from mnistctl.console import TONE_STYLE
+from mnistctl.console import TONE_STYLE, counted
 from mnistctl.reading.compare import augment_label
 from mnistctl.registry import format_value
 from mnistctl.runs import Kind, Status
@@ -57,7 +57,7 @@ def training_terms(c: dict[str, Any]) -> list[str]:
     if c.get("weight_decay"):
         optimizer += f" wd {short_number(c['weight_decay'])}"
     scheduler = [str(c["scheduler"])] if c.get("scheduler") not in (None, "none", "constant") else []
-    return [f"{c.get('epochs', '?')} epochs", optimizer, *scheduler]
+    return [counted(c.get('epochs', '?'), "epoch"), optimizer, *scheduler]
 
 
 def short_number(value: Any) -> str:
@@ -254,7 +254,7 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
     if kind == Kind.START:
         if e.get("resumed"):
             return f"resumed at epoch {e.get('start_epoch', 0) + 1} of {e.get('epochs', '?')}, step {e.get('start_step', 0)}", "bold"
-        return f"started: {e.get('epochs', '?')} epochs × {e.get('steps_per_epoch', '?')} steps", "bold"
+        return f"started: {counted(e.get('epochs', '?'), 'epoch')} × {counted(e.get('steps_per_epoch', '?'), 'step')}", "bold"
     if kind == Kind.CHECKPOINT:
         if e.get("kind") == "best":
             val_loss = e.get("val_loss")
@@ -262,7 +262,7 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
             return f"best epoch {e.get('epoch')} saved: val {percent(e.get('val_acc'))}{loss_text}", "green"
         return f"{e.get('kind', '?')} checkpoint saved: epoch {e.get('epoch')}", "dim"
     if kind == Kind.EARLY_STOP:
-        return f"early stopping at epoch {e.get('epoch')}: no gain for {e.get('patience')} epochs, best {e.get('best_epoch')}", "yellow"
+        return f"early stopping at epoch {e.get('epoch')}: no gain for {counted(e.get('patience'), 'epoch')}, best {e.get('best_epoch')}", "yellow"
     if kind == Kind.TEST:
         return f"test {percent(e.get('test_acc'))}, loss {e.get('test_loss', 0):.4f} ({e.get('checkpoint')}, epoch {e.get('epoch')})", "bold cyan"
     if kind == Kind.END:

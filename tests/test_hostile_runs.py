@@ -158,6 +158,23 @@ def test_eval_refuses_probabilities_that_are_not_numbers(overflowing):
     assert info.value.message == "run other (best weights) gives probabilities that are not numbers (NaN or infinite)"
 
 
+def test_compare_leaves_out_a_run_whose_probabilities_are_not_numbers(copies, overflowing):
+    root, (good, _) = copies
+    result = compare([], root, all_runs=True)
+    assert result.ensemble is None and not result.pairs
+    assert any(w.startswith("other is left out of the p-values and ensemble: run other (best weights) gives probabilities that are not numbers") for w in result.warnings)
+
+
+def test_saved_predictions_that_are_not_numbers_are_computed_again(copies):
+    from mnistctl.reading import split_predictions
+
+    _, (good, _) = copies
+    probs, targets = split_predictions.load_or_compute(good)
+    split_predictions.save(good, "test", "best", torch.full_like(probs, float("nan")), targets)
+    again, _ = split_predictions.load_or_compute(good)
+    assert torch.equal(again, probs)
+
+
 def test_export_refuses_probabilities_that_are_not_numbers(overflowing, tmp_path):
     pytest.importorskip("onnxruntime")
     with pytest.raises(RunError, match="gives probabilities that are not numbers"):

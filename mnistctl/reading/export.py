@@ -165,7 +165,7 @@ def check(path: str | Path, model, images, mean: float, std: float) -> Parity:
     import onnxruntime
 
     from mnistctl.models import predict_proba
-    from mnistctl.reading.evaluate import require_finite
+    from mnistctl.reading.split_predictions import require_finite
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     pixels = images.numpy()

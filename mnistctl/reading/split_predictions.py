@@ -36,7 +36,17 @@ def compute(run: Run, split: str = "test", which: str = "best", dataset=None):
 
     images, labels = split_data(run, split, dataset)
     mean, std = run.normalization
-    return predict_proba(load_model(run, which), images, mean, std), labels
+    probs = predict_proba(load_model(run, which), images, mean, std)
+    require_finite(probs.numpy(), f"run {run.name} ({which} weights)")
+    return probs, labels
+
+
+def require_finite(probs, model: str = "the model") -> None:
+    """Probabilities with NaN or infinity come from damaged weights: refused before they are counted, compared or saved."""
+    import numpy as np
+
+    if not np.isfinite(probs).all():
+        raise RunError(f"{model} gives probabilities that are not numbers (NaN or infinite)", "its weights are damaged: use other weights, or train again")
 
 
 def save(run: Run, split: str, which: str, probs, targets, dataset=None) -> Path:
@@ -65,7 +75,7 @@ def load_or_compute(run: Run, split: str = "test", which: str = "best", dataset=
             probs, targets = tensors.get("probs"), tensors.get("targets")
             if well_formed(probs, targets):
                 return probs, targets
-            warn(f"saved predictions in {target} are damaged (not N x classes probabilities with N targets); computing them again")
+            warn(f"saved predictions in {target} are damaged (not N x classes finite probabilities with N targets); computing them again")
     probs, targets = compute(run, split, which, dataset)
     save(run, split, which, probs, targets, dataset)
     return probs, targets
@@ -75,4 +85,5 @@ def well_formed(probs, targets) -> bool:
     return (
         probs is not None and targets is not None and probs.ndim == 2 and targets.ndim == 1
         and len(probs) == len(targets) > 0 and probs.shape[1] > 0 and probs.is_floating_point() and not targets.is_floating_point()
+        and bool(probs.isfinite().all())
     )

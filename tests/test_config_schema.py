@@ -38,12 +38,13 @@ def test_train_refuses_a_path_as_name_before_writing_anything(name, tmp_path):
     assert not Path("/tmp/mnistctl-test-absolute-name").exists()
 
 
-def test_train_elastic_flag_is_checked_and_recorded(tmp_path):
+def test_train_elastic_flag_is_checked_and_recorded(tmp_path, data_dir):
     runs_dir = tmp_path / "runs"
     bad = run_mnistctl("train", "--elastic", "-3", "--runs-dir", str(runs_dir), "--epochs", "1", "--limit", "64")
     assert bad.returncode == 2 and "augment.elastic" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert not runs_dir.exists()
-    good = run_mnistctl("train", "--elastic", "20", "--name", "e", "--runs-dir", str(runs_dir), "--epochs", "1", "--limit", "256", "--quiet")
+    good = run_mnistctl("train", "--elastic", "20", "--name", "e", "--runs-dir", str(runs_dir), "--epochs", "1", "--limit", "256", "--quiet",
+                        "--data-dir", str(data_dir))
     assert good.returncode == 0, good.stderr
     augment = json.loads((runs_dir / "e" / "config.json").read_text())["augment"]
     assert augment == {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 20.0}

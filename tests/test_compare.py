@@ -374,3 +374,10 @@ def test_a_plot_in_a_folder_that_cannot_be_written_is_refused_before_any_work(fi
     monkeypatch.setattr(compare, "compare", lambda *a, **k: pytest.fail("the work started"))
     result = CliRunner().invoke(app, ["compare", "a", "--plot", "/proc/c.png", "--runs-dir", str(fixture_runs)])
     assert isinstance(result.exception, UsageError) and "--plot /proc/c.png cannot be written" in str(result.exception)
+
+
+def test_the_optimizer_column_names_a_weight_average():
+    from mnistctl.reading.compare import optimizer_label
+
+    assert optimizer_label({"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "ema": 0.999}) == "sgd lr=0.05 wd=0.0005 ema=0.999"
+    assert optimizer_label({"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4}) == "sgd lr=0.05 wd=0.0005"

@@ -83,6 +83,8 @@ def test_good_names_pass():
         ({"lr": math.inf}, "lr", "inf"),
         ({"lr": math.nan}, "lr", "nan"),
         ({"weight_decay": -1}, "weight_decay", "-1"),
+        ({"ema": 1.0}, "ema", "1.0"),
+        ({"ema": 0}, "ema", "0"),
         ({"channels_last": "yes"}, "channels_last", "'yes'"),
         ({"precision": "fp8"}, "precision", "'fp8'"),
         ({"device": "../gpu"}, "device", "'../gpu'"),

@@ -61,10 +61,9 @@ def test_short_run_learns_and_writes_a_complete_run(tmp_path, data_dir):
     assert summary["best_epoch"] in (1, 2) and summary["params"] == 61_706
 
 
-@pytest.mark.parametrize("stop_at", [(1, 8), (2, 3)], ids=["epoch-boundary", "mid-epoch"])
-def test_resume_is_bit_exact(tmp_path, data_dir, stop_at):
-    options = dict(arch="simplecnn", scheduler="onecycle", augment={"rotation": 15, "shift": 0.1}, set_=None)
-    options.pop("set_")
+@pytest.mark.parametrize("stop_at, more", [((1, 8), {}), ((2, 3), {}), ((2, 3), {"arch": "strided-bn", "ema": 0.9})], ids=["epoch-boundary", "mid-epoch", "mid-epoch-ema"])
+def test_resume_is_bit_exact(tmp_path, data_dir, stop_at, more):
+    options = dict(arch="simplecnn", scheduler="onecycle", augment={"rotation": 15, "shift": 0.1}) | more
     whole = make(tmp_path, data_dir, name="whole", **options)
     whole.run()
 

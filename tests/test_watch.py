@@ -586,3 +586,10 @@ def test_a_one_epoch_run_reads_1_epoch_not_1_epochs():
 
     assert training_terms({"epochs": 1, "optimizer": "sgd", "lr": 0.1})[0] == "1 epoch"
     assert describe({"event": "start", "epochs": 1, "steps_per_epoch": 16})[0] == "started: 1 epoch × 16 steps"
+
+
+def test_the_header_names_a_weight_average():
+    from mnistctl.tui.widgets import training_terms
+
+    assert training_terms({"epochs": 40, "optimizer": "sgd", "lr": 0.05, "ema": 0.999})[1] == "sgd lr 0.05 ema 0.999"
+    assert training_terms({"epochs": 40, "optimizer": "sgd", "lr": 0.05, "ema": None})[1] == "sgd lr 0.05"

@@ -29,6 +29,7 @@ def command(
     sched_set: list[str] = typer.Option([], "--sched-set", metavar="KEY=VALUE", help="Scheduler option key=value, repeatable (e.g. milestones=5,10).", rich_help_panel="Optimisation"),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global batch size: with several processes each takes an equal share \\[default: 128].", rich_help_panel="Optimisation"),
+    ema: Optional[float] = typer.Option(None, "--ema", metavar="DECAY", help="Keep an exponential moving average of the weights (e.g. 0.999): it is what is validated and saved \\[default: off].", rich_help_panel="Optimisation"),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation, shift, zoom and elastic distortion of training images; any amount below turns it on, with the others at their defaults.", rich_help_panel="Data"),
     rotation: Optional[float] = typer.Option(None, "--rotation", help="Augmentation: maximum rotation in degrees \\[default: 10].", rich_help_panel="Data"),
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
@@ -112,7 +113,7 @@ def flags(options: dict[str, Any]) -> dict[str, Any]:
     return {
         "arch": o["arch"], "arch_options": _pairs(o["set_"]), "optimizer": o["optimizer"], "optimizer_options": _pairs(o["opt_set"]),
         "lr": o["lr"], "weight_decay": o["weight_decay"], "scheduler": o["scheduler"], "scheduler_options": _pairs(o["sched_set"]),
-        "epochs": o["epochs"], "batch_size": o["batch_size"], "val_split": o["val_split"], "limit": o["limit"],
+        "epochs": o["epochs"], "batch_size": o["batch_size"], "ema": o["ema"], "val_split": o["val_split"], "limit": o["limit"],
         "early_stopping": o["early_stopping"], "monitor": o["monitor"], "seed": o["seed"], "device": o["device"], "precision": o["precision"],
         "channels_last": o["channels_last"], "name": o.get("name"), "checkpoint_every": o["checkpoint_every"],
         "augment": _augment(o["augment"], {key: o[key] for key in AUGMENT_KEYS}),

@@ -225,6 +225,8 @@ def optimizer_label(config: dict[str, Any]) -> str:
     parts = [name] + ([f"lr={config['lr']:g}"] if isinstance(config.get("lr"), (int, float)) else [])
     if config.get("weight_decay"):
         parts.append(f"wd={config['weight_decay']:g}")
+    if isinstance(config.get("ema"), float):
+        parts.append(f"ema={config['ema']:g}")
     return " ".join(parts)
 
 

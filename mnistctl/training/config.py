@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "scheduler_options": {},
     "epochs": 12,
     "batch_size": 128,
+    "ema": None,  # decay of an average of the weights, validated and saved (train --ema)
     "augment": None,
     "val_split": 5000,
     "early_stopping": None,

@@ -52,6 +52,7 @@ class Settings(BaseModel):
     scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options")
     epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)
     batch_size: Int = _allowed("a whole number of 1 or more", ge=1)
+    ema: Optional[Float] = _allowed("a decay above 0 and below 1, such as 0.999, or nothing", gt=0, lt=1)
     augment: Optional[Augment] = _allowed("a table with rotation, shift, zoom and elastic, or nothing")
     val_split: Int = _allowed("a whole number of 0 or more", ge=0)
     early_stopping: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)

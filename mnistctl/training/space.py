@@ -29,7 +29,7 @@ KINDS = ("choice", "int", "float")
 UNSWEPT = {"name", "arch_options", "optimizer_options", "scheduler_options", "augment"}
 TYPES: dict[str, type] = {
     **{k: type(v) for k, v in trainconfig.DEFAULTS.items() if v is not None and k not in UNSWEPT},
-    "lr": float, "weight_decay": float, "early_stopping": int, "limit": int,
+    "lr": float, "weight_decay": float, "ema": float, "early_stopping": int, "limit": int,
     "augment": bool, **{key: float for key in AUGMENT_KEYS},
 }
 

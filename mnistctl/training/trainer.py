@@ -17,6 +17,7 @@ from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.models import build_model, loss_and_accuracy, predict_proba
 from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
 from mnistctl.training import config as trainconfig
+from mnistctl.training.averaging import WeightAverage
 from mnistctl.training.distributed import World
 from mnistctl.training.layerstats import LayerStats
 
@@ -50,6 +51,7 @@ class Trainer:
         self.dataset = self.device = None
         self.train_x = self.train_y = self.val_x = self.val_y = None
         self.model = self.net = self.optimizer = self.scheduler = self.aug_rng = None
+        self.average: WeightAverage | None = None
         self.world = World.detect()
         self.mean, self.std = 0.0, 1.0
         self.params = self.steps_per_epoch = 0
@@ -171,8 +173,14 @@ class Trainer:
         if not all(callable(getattr(self.scheduler, method, None)) for method in ("step", "state_dict", "load_state_dict")):  # training and resuming call them
             raise scheduler.wrong_result(self.scheduler, "a scheduler with step(), state_dict() and load_state_dict()")
         self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
+        self.average = WeightAverage(self.model, config["ema"]) if config.get("ema") else None
         self.world.reseed(config["seed"], 0, self.aug_rng)
         self.net = self.world.wrap(self.model)
+
+    @property
+    def kept_model(self):
+        """The weights validated and saved as best and last: the model's average with --ema, else the model."""
+        return self.average.module if self.average else self.model
 
     def run(self) -> dict[str, Any]:
         try:
@@ -244,6 +252,8 @@ class Trainer:
                 layer_stats.before_step()
                 self.optimizer.step()
                 layer_stats.after_step()
+                if self.average:
+                    self.average.update(self.global_step)
                 self._step_lr = group["lr"]
                 self.scheduler.step()
                 self.step_in_epoch += 1
@@ -334,13 +344,13 @@ class Trainer:
         config, seen = self.config, max(1, self.running["seen"])
         val_loss = val_acc = None
         if len(self.val_x):
-            val_loss, val_acc = self.world.from_main(lambda: loss_and_accuracy(predict_proba(self.model, self.val_x, self.mean, self.std), self.val_y), 2)
+            val_loss, val_acc = self.world.from_main(lambda: loss_and_accuracy(predict_proba(self.kept_model, self.val_x, self.mean, self.std), self.val_y), 2)
         improved = improves(self.best, val_acc, val_loss, config["monitor"])
         self.epoch += 1
         if improved:
             self.best = {"epoch": self.epoch, "val_acc": val_acc if val_acc is not None else -1.0, "val_loss": val_loss if val_loss is not None else math.inf}
             self.bad_epochs = 0
-            self.writer.weights("best", self.model, {"epoch": self.epoch, "val_acc": val_acc})
+            self.writer.weights("best", self.kept_model, {"epoch": self.epoch, "val_acc": val_acc})
         else:
             self.bad_epochs += 1
         event = self.writer.event(
@@ -374,12 +384,13 @@ class Trainer:
             return
         self._saved_step = self.global_step
         interval = {"loss": self.world.mean(self._interval["loss"]), "steps": self._interval["steps"], "seconds": time.perf_counter() - self._interval["start"]}
-        self.writer.weights("last", self.model, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
+        self.writer.weights("last", self.kept_model, {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch})
         rng = {"torch": torch.get_rng_state(), "aug": self.aug_rng.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         self.writer.state({
             "model": self.model.state_dict(),
+            **({"average": self.average.module.state_dict()} if self.average else {}),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": rng,
@@ -404,6 +415,8 @@ class Trainer:
         try:
             state = checkpoint.load_state(path)
             self.model.load_state_dict(state["model"])
+            if self.average:
+                self.average.module.load_state_dict(state["average"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"]["torch"])

@@ -56,6 +56,8 @@ def training_terms(c: dict[str, Any]) -> list[str]:
     optimizer = f"{c.get('optimizer', '?')} lr {short_number(c.get('lr', '?'))}"
     if c.get("weight_decay"):
         optimizer += f" wd {short_number(c['weight_decay'])}"
+    if c.get("ema"):
+        optimizer += f" ema {short_number(c['ema'])}"
     scheduler = [str(c["scheduler"])] if c.get("scheduler") not in (None, "none", "constant") else []
     return [counted(c.get('epochs', '?'), "epoch"), optimizer, *scheduler]
 

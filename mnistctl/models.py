@@ -100,7 +100,10 @@ def load_model(run: Run, which: str = "best"):
 
     if not isinstance(run.config.get("arch"), str):
         raise RunError(f"{run.config_path} names no architecture", "the run directory is damaged")
-    model = build_model(run.config)
+    try:
+        model = build_model(run.config)
+    except UsageError as exc:  # the run's own options: no flag of this command to fix
+        raise RunError(f"{run.config_path}: {exc.message}", "the run's settings were changed or damaged, or its plugin changed since it was trained") from exc.__cause__
     path = run.weights(which)
     tensors, _ = checkpoint.load(path)
     if wrong := misfit(model.state_dict(), tensors):

@@ -38,7 +38,7 @@ def trainer(tmp_path, data, **flags):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        ({"arch_options": {"channels": "x,2"}}, "Bad value 'x,2'"),
+        ({"arch_options": {"channels": "x,2"}}, "option channels = 'x,2' is not allowed: expected a list of whole numbers"),
         ({"arch_options": {"num_classes": "-5"}}, "'lenet' cannot be built"),
         ({"arch_options": {"channels": "1,2,3"}}, "'lenet' cannot be built"),
         ({"optimizer_options": {"momentum": "-1"}}, "option momentum = -1.0 is not allowed"),

@@ -256,7 +256,7 @@ def test_config_round_trip(tmp_path, data_dir):
     [
         ({"arch": "lenett"}, "did you mean 'lenet'"),
         ({"arch_options": {"dropuot": "0.3"}}, "no option 'dropuot'"),
-        ({"arch_options": {"dropout": "high"}}, "Bad value 'high'"),
+        ({"arch_options": {"dropout": "high"}}, "architecture 'simplecnn' option dropout = 'high' is not allowed: expected a finite number (fix --set"),
         ({"epochs": 0}, "epochs = 0 is not allowed: expected a whole number from 1"),
         ({"scheduler": "cosin"}, "did you mean 'cosine'"),
     ],

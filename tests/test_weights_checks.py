@@ -58,6 +58,20 @@ def test_a_config_naming_no_architecture_is_a_damaged_run(short_run, tmp_path):
         load_model(run)
 
 
+@pytest.mark.parametrize("options", [{"channels": ["16", "24"]}, {"dropout": "x"}])
+def test_options_a_config_holds_as_text_are_a_damaged_run_not_a_flag_to_fix(options, short_run, tmp_path):
+    import json
+
+    run = _changed(short_run, tmp_path, lambda t: t)
+    config = json.loads(run.config_path.read_text())
+    config["arch_options"].update(options)
+    run.config_path.write_text(json.dumps(config))
+    with pytest.raises(RunError) as caught:
+        load_model(run)
+    assert caught.value.message.startswith(f"{run.config_path}: the architecture '{config['arch']}' cannot be built with")
+    assert "--set" not in caught.value.hint and "changed or damaged" in caught.value.hint
+
+
 def test_a_run_with_only_initial_weights_hints_at_them(short_run, tmp_path):
     run = _changed(short_run, tmp_path, lambda t: t)
     for which in ("best", "last"):

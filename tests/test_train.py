@@ -116,6 +116,28 @@ def test_a_resumed_epoch_counts_its_time_before_the_interruption(tmp_path, data_
     assert first_after["step"] == 12 and first_after["images_per_s"] > 128 / 100  # step 12 alone, its 100 s not counted again
 
 
+def test_elapsed_counts_validation_but_the_epoch_time_does_not(tmp_path, data_dir, monkeypatch):
+    """watch's clock runs on from each epoch event: the next event's elapsed must not fall behind it."""
+    import mnistctl.training.trainer as module
+
+    late = [0.0]
+    monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=lambda: time.perf_counter() + late[0]))
+    validate = module.predict_proba
+
+    def slow_validation(*args, **kwargs):
+        late[0] += 100.0
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(module, "predict_proba", slow_validation)
+    trainer = make(tmp_path, data_dir)
+    trainer._test = lambda: {}  # the test pass uses predict_proba too
+    trainer.run()
+    first, second = runs.Run(trainer.run_dir).epochs()
+    assert first["epoch_time"] < 100 and second["epoch_time"] < 100
+    assert first["elapsed"] >= 100 and second["elapsed"] - first["elapsed"] >= 100 + second["epoch_time"] * 0.99
+    assert runs.Run(trainer.run_dir).summary["wall_time"] == second["elapsed"]
+
+
 def test_a_state_written_before_the_interval_and_epoch_time_were_kept_still_resumes(tmp_path, data_dir):
     observer = StopAt(2, 3)
     trainer = observer.trainer = make(tmp_path, data_dir, observer)

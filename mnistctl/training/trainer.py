@@ -57,7 +57,8 @@ class Trainer:
         self.params = self.steps_per_epoch = 0
         self.epoch = self.step_in_epoch = self.global_step = self.bad_epochs = 0
         self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
-        self.elapsed = self.epoch_time = 0.0
+        self.elapsed = self.epoch_time = 0.0  # the run's training time so far, validation and checkpoints included; the epoch's steps
+        self._run_start = 0.0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self._pending: list[tuple[Any, Any, int]] = []
         self._interval = {"start": 0.0, "loss": 0.0, "steps": 0}
@@ -228,6 +229,7 @@ class Trainer:
         self.observer.start(start)
         layer_stats = LayerStats(self.model, config.get("log_layers"), self.writer)
         self._interval["start"] += time.perf_counter()  # was minus the seconds a resumed interval ran before
+        self._run_start = time.perf_counter() - self.elapsed  # a resumed run counts its time before, not the time it lay idle
         status = Status.FINISHED
         group = self.optimizer.param_groups[0]
         while self.epoch < config["epochs"]:
@@ -281,11 +283,12 @@ class Trainer:
         self._save_last()
         return self._finish(status)
 
-    def _clock(self, epoch_start: float) -> None:
-        """Bring the epoch's time, and the run's, up to now."""
-        epoch_time = time.perf_counter() - epoch_start
-        self.elapsed += epoch_time - self.epoch_time
-        self.epoch_time = epoch_time
+    def _clock(self, epoch_start: float | None = None) -> None:
+        """Bring the run's time, and the epoch's unless it has ended, up to now."""
+        now = time.perf_counter()
+        self.elapsed = now - self._run_start
+        if epoch_start is not None:
+            self.epoch_time = now - epoch_start
 
     def _stopping(self) -> bool:
         """A stop requested on any rank, agreed by all of them at the same step."""
@@ -353,6 +356,7 @@ class Trainer:
             self.writer.weights("best", self.kept_model, {"epoch": self.epoch, "val_acc": val_acc})
         else:
             self.bad_epochs += 1
+        self._clock()  # the epoch's event counts its validation, so watch's clock runs on from it
         event = self.writer.event(
             Kind.EPOCH, epoch=self.epoch, train_loss=round(self.running["loss"] / seen, 6), train_acc=round(self.running["correct"] / seen, 6),
             val_loss=_round(val_loss), val_acc=_round(val_acc), lr=self._lr(), epoch_time=round(self.epoch_time, 3),

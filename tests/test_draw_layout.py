@@ -33,6 +33,13 @@ def fits(app, widget) -> bool:
     return app.screen.region.contains_region(widget.region)
 
 
+async def footer_keys(pilot, footer) -> list:
+    """The footer's keys once they are laid out: mounted, then given their places."""
+    laid_out = lambda: footer.query("FooterKey") and all(key.region.width for key in footer.query("FooterKey"))
+    await until(pilot, laid_out, "the footer's keys")
+    return list(footer.query("FooterKey"))
+
+
 @pytest.mark.parametrize("start, then", [((150, 45), (80, 24)), ((80, 24), (150, 45))])
 def test_the_pad_follows_a_resize_at_once(tmp_path, start, then):
     app = DrawApp(reader("long1"), tmp_path)
@@ -114,8 +121,7 @@ def test_the_help_breaks_between_phrases_and_the_footer_keeps_every_key_at_80_co
         assert status.content_region.height == len(lines) and fits(app, status)  # no line wrapped inside a phrase
         assert lines == ["mouse: left draws,", "right erases", "keys: arrows move,", "space lowers the pen, e eraser"]
         footer = app.query_one("Footer")
-        await until(pilot, lambda: footer.query("FooterKey"), "the footer's keys")
-        keys = list(footer.query("FooterKey"))
+        keys = await footer_keys(pilot, footer)
         assert all(footer.region.contains_region(key.region) for key in keys)
         assert not any(a.region.overlaps(b.region) for i, a in enumerate(keys) for b in keys[i + 1:])  # none hidden
         assert "Quit" in [key.description for key in keys]
@@ -128,3 +134,15 @@ def test_phrase_wrap_keeps_short_lines_and_breaks_long_ones_after_commas():
     assert phrase_wrap(lines, 49) == "\n".join(lines)
     assert phrase_wrap(lines, 30).splitlines() == ["mouse: left draws,", "right erases", "keys: arrows move,",
                                                    "space lowers the pen, e eraser"]
+
+
+@pytest.mark.parametrize("size", [(150, 45), (60, 19), (56, 30), (51, 30)])
+def test_every_key_of_the_footer_is_on_screen_quit_too(tmp_path, size):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        keys = await footer_keys(pilot, app.query_one("Footer"))
+        assert [k.description for k in keys] == ["Pen", "Eraser", "Clear", "Save", "Features", "Quit"]
+        assert all(fits(app, k) and k.region.width > 0 for k in keys), [(k.description, k.region) for k in keys]
+
+    drive(app, test, size=size)

@@ -23,7 +23,7 @@ class Canvas(Widget, can_focus=True):
         Binding("down", "move(1, 0)", "Down", show=False),
         Binding("left", "move(0, -1)", "Left", show=False),
         Binding("right", "move(0, 1)", "Right", show=False),
-        Binding("space", "pen", "Pen up/down"),
+        Binding("space", "pen", "Pen"),
         Binding("e", "eraser", "Eraser"),
     ]
 

@@ -29,6 +29,7 @@ from mnistctl.tui.readout import FeatureMaps, Probabilities
 MIN_INTERVAL = 0.04
 SIDE_PANEL = 40
 SIDE_MIN = 24
+FULL_FOOTER = 60  # columns the footer's keys take with their padding
 
 
 class Read(Message):
@@ -45,8 +46,8 @@ class DrawApp(App):
     TITLE = "mnistctl draw"
     BINDINGS = [
         Binding("c", "clear", "Clear"),
-        Binding("s", "save", "Save PNG"),
-        Binding("f", "maps", "Feature maps"),
+        Binding("s", "save", "Save"),
+        Binding("f", "maps", "Features"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
@@ -89,6 +90,7 @@ class DrawApp(App):
         self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
         if self.query(Canvas):  # none yet on the very first resize
             self.canvas.set_scale(scale)
+            self.query_one(Footer).compact = width < FULL_FOOTER  # every key, q Quit too, down to 51 columns
             self._status()
 
     # reading, off the UI thread

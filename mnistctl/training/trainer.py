@@ -57,7 +57,7 @@ class Trainer:
         self.params = self.steps_per_epoch = 0
         self.epoch = self.step_in_epoch = self.global_step = self.bad_epochs = 0
         self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
-        self.elapsed = self.epoch_time = 0.0  # the run's training time so far, validation and checkpoints included; the epoch's steps
+        self.elapsed = self.epoch_time = 0.0  # the run so far (validation and checkpoints too); the epoch's steps alone
         self._run_start = 0.0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self._pending: list[tuple[Any, Any, int]] = []

@@ -381,3 +381,12 @@ def test_the_optimizer_column_names_a_weight_average():
 
     assert optimizer_label({"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "ema": 0.999}) == "sgd lr=0.05 wd=0.0005 ema=0.999"
     assert optimizer_label({"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4}) == "sgd lr=0.05 wd=0.0005"
+
+
+@pytest.mark.parametrize("options", [{"dropout": "x"}, {"channels": ["16", "24"]}])
+def test_a_config_whose_options_cannot_build_its_model_shows_no_parameter_count(options, tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "good", [0.95], arch="simplecnn")
+    make_run(root, "damaged", [0.96], arch="simplecnn", arch_options=options)
+    rows = {row["name"]: row for row in compare.compare(["good", "damaged"], root, stats=False).rows}
+    assert rows["good"]["params"] > 0 and rows["damaged"]["params"] is None

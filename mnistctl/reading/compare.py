@@ -191,11 +191,11 @@ def count_params(config: dict[str, Any]) -> int | None:
     try:
         spec = archs().get(config["arch"])
         options = parse_options(spec, config.get("arch_options") or {})
-    except MnistctlError:
+        if spec.params is not None and all(spec.defaults[k] == v for k, v in options.items()):
+            return spec.params
+        return sum(p.numel() for p in spec.build(**options).parameters())
+    except MnistctlError:  # unknown, or options that cannot build it (a damaged config.json)
         return None
-    if spec.params is not None and all(spec.defaults[k] == v for k, v in options.items()):
-        return spec.params
-    return sum(p.numel() for p in spec.factory(**options).parameters())
 
 
 def arch_label(config: dict[str, Any]) -> str:

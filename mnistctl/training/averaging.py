@@ -20,12 +20,11 @@ class WeightAverage:
         self._copied = [(mine, theirs) for mine, theirs in pairs if not mine.is_floating_point()]
 
     def update(self, step: int) -> None:
-        """Move the average towards the model after its ``step``-th update (0 for the first)."""
-        import torch
+        """Move the average towards the model after its ``step``-th update (0 for the first).
 
+        The tensors are those of state_dict(), detached: updating them records nothing for autograd."""
         weight = 1 - min(self.decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for mine, theirs in self._averaged:
-                mine.lerp_(theirs, weight)
-            for mine, theirs in self._copied:
-                mine.copy_(theirs)
+        for mine, theirs in self._averaged:
+            mine.lerp_(theirs, weight)
+        for mine, theirs in self._copied:
+            mine.copy_(theirs)

@@ -76,6 +76,20 @@ def test_curves_follow_the_metrics(trained_run, mnist):
     assert trained_run.name in figure.get_suptitle()
 
 
+
+def test_the_curves_of_a_run_with_ema_say_its_validation_is_of_the_average(trained_run, mnist, tmp_path):
+    import shutil
+
+    copy = tmp_path / "ema"
+    shutil.copytree(trained_run.path, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "ema": 0.999}))
+    for run, label in ((trained_run, "validation"), (Run(copy), "validation (weight average)")):
+        _, figure = Plots(run, dataset=mnist).curves()
+        assert label in [line.get_label() for line in figure.axes[1].lines]
+        assert "train" in [line.get_label() for line in figure.axes[1].lines]
+
+
 def write_untrained_run(root: Path, arch: str) -> Run:
     """A run of an untrained architecture: config and weights only."""
     path = root / arch

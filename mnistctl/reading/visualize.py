@@ -203,7 +203,7 @@ class Plots:
             raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
-        return self.file_name("curves"), curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST))
+        return self.file_name("curves"), curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST), averaged=bool(self.run.config.get("ema")))
 
     def confusion(self) -> tuple[str, Figure]:
         from mnistctl.reading.evaluate import metrics

@@ -9,7 +9,8 @@ from mnistctl.reading.figures.style import TEST, TRAIN, VAL, styled
 
 
 @styled
-def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_epoch: int | None, test: dict | None) -> Figure:
+def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_epoch: int | None, test: dict | None, averaged: bool = False) -> Figure:
+    """Loss, accuracy and learning rate by epoch; ``averaged``: a run with --ema, whose validation is of the weights' average."""
     figure = Figure(figsize=(16, 4.8), layout="constrained")
     figure.suptitle(f"{title}: learning curves")
     loss, acc, lr = figure.subplots(1, 3)
@@ -20,9 +21,10 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     validated = [e for e in epochs if e.get("val_loss") is not None]  # none in a run trained with --val-split 0
     loss.plot(x, [e["train_loss"] for e in epochs], "o-", color=TRAIN, label="train (epoch mean)")
     acc.plot(x, [100 * e["train_acc"] for e in epochs], "o-", color=TRAIN, label="train")
+    val_label = "validation (weight average)" if averaged else "validation"
     if validated:
-        loss.plot([e["epoch"] for e in validated], [e["val_loss"] for e in validated], "s-", color=VAL, label="validation")
-        acc.plot([e["epoch"] for e in validated], [100 * e["val_acc"] for e in validated], "s-", color=VAL, label="validation")
+        loss.plot([e["epoch"] for e in validated], [e["val_loss"] for e in validated], "s-", color=VAL, label=val_label)
+        acc.plot([e["epoch"] for e in validated], [100 * e["val_acc"] for e in validated], "s-", color=VAL, label=val_label)
     loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
     if test:
         acc.plot([test["epoch"]], [100 * test["test_acc"]], "*", ms=16, color=TEST, label=f"test, best checkpoint: {test['test_acc']:.2%}")

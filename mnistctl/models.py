@@ -57,7 +57,7 @@ def loss_and_accuracy(probs, labels) -> tuple[float, float]:
     import torch
 
     picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)
-    return -picked.log().mean().item(), (probs.argmax(1) == labels).float().mean().item()
+    return -picked.log().mean().item(), (probs.argmax(1) == labels).sum().item() / len(labels)
 
 
 def build_model(config: dict[str, Any]):

@@ -326,7 +326,7 @@ class Trainer:
         """A step event: the loss averaged over the interval and the ranks, the global images/s."""
         interval, now = self._interval, time.perf_counter()
         self.writer.event(
-            Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=round(self.world.mean(interval["loss"] / interval["steps"]), 6),
+            Kind.STEP, epoch=self.epoch + 1, step=self.global_step, loss=self.world.mean(interval["loss"] / interval["steps"]),
             lr=self._lr(), images_per_s=round(interval["steps"] * self.config["batch_size"] / (now - interval["start"]), 1),
         )
         self._interval = {"start": now, "loss": 0.0, "steps": 0}
@@ -358,12 +358,12 @@ class Trainer:
             self.bad_epochs += 1
         self._clock()  # the epoch's event counts its validation, so watch's clock runs on from it
         event = self.writer.event(
-            Kind.EPOCH, epoch=self.epoch, train_loss=round(self.running["loss"] / seen, 6), train_acc=round(self.running["correct"] / seen, 6),
-            val_loss=_round(val_loss), val_acc=_round(val_acc), lr=self._lr(), epoch_time=round(self.epoch_time, 3),
+            Kind.EPOCH, epoch=self.epoch, train_loss=self.running["loss"] / seen, train_acc=self.running["correct"] / seen,
+            val_loss=val_loss, val_acc=val_acc, lr=self._lr(), epoch_time=round(self.epoch_time, 3),
             elapsed=round(self.elapsed, 3), images_per_s=round(self.running["seen"] / self.epoch_time, 1), best=improved,
         )
         if improved:
-            self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="best", val_acc=_round(val_acc), val_loss=_round(val_loss))
+            self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="best", val_acc=val_acc, val_loss=val_loss)
         self.step_in_epoch, self.epoch_time = 0, 0.0
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         stop = bool(config["early_stopping"]) and self.bad_epochs >= config["early_stopping"]
@@ -448,7 +448,7 @@ class Trainer:
             "test_acc": None,
             "test_loss": None,
             "best_epoch": self.best["epoch"] or None,
-            "best_val_acc": _round(self.best["val_acc"]) if self.best["val_acc"] >= 0 else None,
+            "best_val_acc": self.best["val_acc"] if self.best["val_acc"] >= 0 else None,
             "epochs_run": self.epoch,
             "wall_time": round(self.elapsed, 3),
             "images_per_s": round(self.global_step * self.config["batch_size"] / self.elapsed, 1) if self.elapsed else None,
@@ -468,8 +468,8 @@ class Trainer:
         self.model.load_state_dict(tensors)
         probs = predict_proba(self.model, self.dataset.test_images, self.mean, self.std)
         test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
-        self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=round(test_loss, 6), test_acc=round(test_acc, 6))
-        return {"test_acc": round(test_acc, 6), "test_loss": round(test_loss, 6)}
+        self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=test_loss, test_acc=test_acc)
+        return {"test_acc": test_acc, "test_loss": test_loss}
 
 
 def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten digits
@@ -525,6 +525,3 @@ def improves(best: dict[str, Any], val_acc: float | None, val_loss: float | None
         return val_loss < best["val_loss"] or (val_loss == best["val_loss"] and val_acc > best["val_acc"])
     return val_acc > best["val_acc"] or (val_acc == best["val_acc"] and val_loss < best["val_loss"])
 
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)

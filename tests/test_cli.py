@@ -169,6 +169,20 @@ def test_an_output_folder_that_is_a_file_is_one_usage_error(command, short_run, 
     assert mine.read_text() == "the user's own file"
 
 
+@pytest.mark.parametrize("command", [
+    ["visualize", "RUN", "--what", "curves", "--out"],
+    ["predict", "digit.png", "--run", "RUN", "--save-input"],
+    ["draw", "--run", "RUN", "--out"],
+])
+def test_an_output_folder_named_like_a_file_is_refused_before_anything_is_written(command, short_run, tmp_path):
+    wanted = tmp_path / "plots" / "curves.PNG"
+    result = run_mnistctl(*[str(short_run.path) if arg == "RUN" else arg for arg in command], str(wanted))
+    assert result.returncode == 2, result.stderr
+    expected = f"error: {command[-1]} {wanted} names a file, but {command[-1]} takes a folder for the images (pass a folder, e.g. {command[-1]} {wanted.with_suffix('')})"
+    assert result.stderr.strip() == expected
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", [["train"], ["sweep", "--study", "s", "--space", str(Path(__file__).parents[1] / "docs" / "sweep-space.toml"), "--trials", "1"]])
 @pytest.mark.parametrize("below", [False, True])
 def test_a_runs_folder_that_is_a_file_is_one_usage_error(command, below, data_dir, tmp_path):

@@ -146,3 +146,23 @@ def test_every_key_of_the_footer_is_on_screen_quit_too(tmp_path, size):
         assert all(fits(app, k) and k.region.width > 0 for k in keys), [(k.description, k.region) for k in keys]
 
     drive(app, test, size=size)
+
+
+@pytest.mark.parametrize("size, expected", [
+    ((80, 19), ["mouse: left draws, right erases", "keys: arrows move,", "space lowers the pen, e eraser"]),
+    ((60, 19), ["left draws, right erases", "arrows move,", "space lowers the pen"]),  # the footer names e
+])
+def test_a_short_terminal_shows_the_whole_help_beside_the_pad(tmp_path, size, expected):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        await pilot.press(*ONE)
+        await read_after(pilot, app)
+        await pilot.pause()
+        beside, below = app.query_one("#side-status"), app.query_one("#status")
+        assert beside.display and not below.display
+        assert lines_of(beside) == expected
+        assert fits(app, beside) and beside.region.bottom <= app.query_one("Footer").region.y
+        assert beside.region.y >= app.query_one(Probabilities).region.bottom
+
+    drive(app, test, size=size)

@@ -30,6 +30,7 @@ MIN_INTERVAL = 0.04
 SIDE_PANEL = 40
 SIDE_MIN = 24
 FULL_FOOTER = 60  # columns the footer's keys take with their padding
+READING_ROWS = 15  # the probabilities panel once it reads: 13 lines and its border
 
 
 class Read(Message):
@@ -62,6 +63,7 @@ class DrawApp(App):
         self.maps_on = False
         self._wanted = threading.Event()
         self._latest: tuple[int, np.ndarray, bool] = (0, np.zeros((SIDE, SIDE), np.float32), False)
+        self._room = (80, 24)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -70,6 +72,7 @@ class DrawApp(App):
                 yield Static(id="status")
             with Vertical(id="side"):
                 yield Probabilities(id="probs")
+                yield Static(id="side-status")
                 yield FeatureMaps(id="maps")
         yield Footer(show_command_palette=False)
 
@@ -85,7 +88,7 @@ class DrawApp(App):
         self._status()
 
     def on_resize(self, event: events.Resize) -> None:
-        width, height = event.size  # self.size is still the old size here
+        width, height = self._room = event.size  # self.size is still the old size here
         scale = max(1, min(3, (width - SIDE_PANEL - 4) // SIDE, 2 * (height - 5) // SIDE))
         self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
         if self.query(Canvas):  # none yet on the very first resize
@@ -134,6 +137,7 @@ class DrawApp(App):
     def action_maps(self) -> None:
         self.maps_on = not self.maps_on
         self.query_one(FeatureMaps).display = self.maps_on
+        self.set_class(self.maps_on, "maps-on")  # the maps asked for take the side, the help's room too
         self._request()
 
     def action_save(self) -> None:
@@ -153,7 +157,17 @@ class DrawApp(App):
         verb = "lifts" if canvas.pen_down else "lowers"
         lines = ["mouse: left draws, right erases", f"keys: arrows move, space {verb} the {tool}, e eraser"]
         pad = SIDE * canvas.scale + 2  # the canvas and its border
-        self.query_one("#status", Static).update(Text(phrase_wrap(lines, pad), style="dim"))
+        width, height = self._room
+        text = phrase_wrap(lines, pad)
+        rows_below = height - 1 - (-(-SIDE * canvas.scale // 2) + 2)  # under the pad, above the footer
+        beside = text.count("\n") >= rows_below and not self.has_class("narrow")
+        self.set_class(beside, "help-beside")
+        if beside:  # a short terminal: under the probabilities, shortened if need be (the footer names e)
+            room = min(SIDE_PANEL, width - pad - 2) - 2
+            text = phrase_wrap(lines, room)
+            if text.count("\n") >= height - 1 - READING_ROWS:
+                text = phrase_wrap(["left draws, right erases", f"arrows move, space {verb} the {tool}"], room)
+        self.query_one("#side-status" if beside else "#status", Static).update(Text(text, style="dim"))
 
 
 def phrase_wrap(lines: list[str], width: int) -> str:

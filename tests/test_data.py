@@ -252,3 +252,18 @@ def test_empty_split_is_rejected(tmp_path):
     write_set(tmp_path, n_test=0)
     with pytest.raises(DataError, match="test files hold no images"):
         data.load(tmp_path, download=False)
+
+
+def test_a_failed_download_says_why_in_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(root, download):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n<urlopen error [Errno -2] Name or service not known>\n")
+
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(DataError) as caught:
+        data.load()
+    assert str(caught.value).startswith("MNIST was not found and could not be downloaded (<urlopen error [Errno -2] Name or service not known>) (put ")
+    assert "\n" not in str(caught.value)

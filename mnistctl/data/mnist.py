@@ -111,7 +111,8 @@ def _download(target: Path) -> dict[str, Path]:
     try:
         MNIST(str(target), download=True)
     except Exception as exc:
-        raise DataError(f"MNIST was not found and could not be downloaded ({type(exc).__name__})", MISSING_HINT) from exc
+        reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), type(exc).__name__)
+        raise DataError(f"MNIST was not found and could not be downloaded ({reason[:160]})", MISSING_HINT) from exc
     found = locate(target)
     if found is None:
         raise DataError("the MNIST download did not produce the four IDX files", MISSING_HINT)

@@ -32,7 +32,8 @@ def train(preset: str, seed: int, runs_dir: Path, extra: list[str]) -> dict:
     if preset != "default":
         command += ["--preset", preset]
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    if subprocess.run(command).returncode:
+        sys.exit(f"benchmark stopped: mnistctl train --seed {seed} failed with the error above")
     seconds = time.perf_counter() - start
     summary = json.loads((runs_dir / name / "summary.json").read_text())
     return {"name": name, "seconds": seconds, "load": os.getloadavg()[0], **summary}

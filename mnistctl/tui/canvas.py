@@ -48,10 +48,15 @@ class Canvas(Widget, can_focus=True):
     def blank(self) -> bool:
         return not self.image.any()
 
+    @property
+    def rows(self) -> int:
+        """Terminal rows the pad takes: two pixels to a half-block character."""
+        return -(-SIDE * self.scale // 2)
+
     def set_scale(self, scale: int) -> None:
         self.scale = max(1, scale)
         self.styles.width = SIDE * self.scale
-        self.styles.height = -(-SIDE * self.scale // 2)
+        self.styles.height = self.rows
         self._redraw()
 
     def on_mount(self) -> None:

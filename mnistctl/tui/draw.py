@@ -63,7 +63,7 @@ class DrawApp(App):
         self.maps_on = False
         self._wanted = threading.Event()
         self._latest: tuple[int, np.ndarray, bool] = (0, np.zeros((SIDE, SIDE), np.float32), False)
-        self._room = (80, 24)
+        self._room = (80, 24)  # the terminal's size, from each resize
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -159,7 +159,7 @@ class DrawApp(App):
         pad = SIDE * canvas.scale + 2  # the canvas and its border
         width, height = self._room
         text = phrase_wrap(lines, pad)
-        rows_below = height - 1 - (-(-SIDE * canvas.scale // 2) + 2)  # under the pad, above the footer
+        rows_below = height - 1 - (canvas.rows + 2)  # under the pad and its border, above the footer
         beside = text.count("\n") >= rows_below and not self.has_class("narrow")
         self.set_class(beside, "help-beside")
         if beside:  # a short terminal: under the probabilities, shortened if need be (the footer names e)

@@ -81,11 +81,9 @@ def new_typed_file(path: Path | None, flag: str, kind: str, example: str) -> Non
         raise UsageError(f"{flag} {path} is not a {suffix} path", f"the file is written as {kind}, e.g. {flag} {example}")
 
 
-FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pdf", ".svg")
-
-
 def output_folder(path: Path | str | None, flag: str) -> None:
-    """Refuse a named output folder that is a file, or that is not there yet and is named like one."""
+    """Refuse a named output folder that is a file, or that is not there yet and is named like one (a picture)."""
+    from mnistctl.data.imagefile import IMAGE_SUFFIXES
     from mnistctl.errors import UsageError
 
     if path is None:
@@ -93,7 +91,7 @@ def output_folder(path: Path | str | None, flag: str) -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} is a file, not a folder", "pass a folder")
-    if not path.exists() and path.suffix.lower() in FILE_SUFFIXES:
+    if not path.exists() and path.suffix.lower() in {*IMAGE_SUFFIXES, ".pdf", ".svg"}:
         raise UsageError(f"{flag} {path} names a file, but {flag} takes a folder for the images", f"pass a folder, e.g. {flag} {path.with_suffix('')}")
 
 

@@ -21,6 +21,7 @@ from mnistctl.errors import DataError, NotFoundError
 from mnistctl.fsutil import NotRegular, open_regular, regular
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}  # the names those files go by
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 100 * 2**20
 

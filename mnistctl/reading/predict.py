@@ -24,12 +24,12 @@ import numpy as np
 
 from mnistctl.allocator import keep_freed_memory
 from mnistctl.data import fastdecode, imagefile, imageprep
+from mnistctl.data.imagefile import IMAGE_SUFFIXES
 from mnistctl.errors import DataError, MnistctlError, NotFoundError
 from mnistctl.reading.members import Member, load
 from mnistctl.runs import Run
 
 STDIN = "-"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 CHUNK = 16
 MAX_CHUNK = 1024
 CHUNK_SECONDS = 0.03

@@ -63,7 +63,6 @@ class DrawApp(App):
         self.maps_on = False
         self._wanted = threading.Event()
         self._latest: tuple[int, np.ndarray, bool] = (0, np.zeros((SIDE, SIDE), np.float32), False)
-        self._room = (80, 24)  # the terminal's size, from each resize
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -88,13 +87,13 @@ class DrawApp(App):
         self._status()
 
     def on_resize(self, event: events.Resize) -> None:
-        width, height = self._room = event.size  # self.size is still the old size here
+        width, height = event.size  # self.size is still the old size here
         scale = max(1, min(3, (width - SIDE_PANEL - 4) // SIDE, 2 * (height - 5) // SIDE))
         self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
         if self.query(Canvas):  # none yet on the very first resize
             self.canvas.set_scale(scale)
             self.query_one(Footer).compact = width < FULL_FOOTER  # every key, q Quit too, down to 51 columns
-            self._status()
+            self._status(event.size)
 
     # reading, off the UI thread
     def on_canvas_changed(self, _: Canvas.Changed) -> None:
@@ -151,13 +150,14 @@ class DrawApp(App):
             return
         self.notify(f"saved {path}")
 
-    def _status(self) -> None:
+    def _status(self, size: tuple[int, int] | None = None) -> None:
+        """The help and the pen's state, under the pad or, in a short terminal, beside it; ``size`` while a resize is under way."""
         canvas = self.canvas
         tool = "eraser" if canvas.eraser else "pen"
         verb = "lifts" if canvas.pen_down else "lowers"
         lines = ["mouse: left draws, right erases", f"keys: arrows move, space {verb} the {tool}, e eraser"]
         pad = SIDE * canvas.scale + 2  # the canvas and its border
-        width, height = self._room
+        width, height = size or self.size
         text = phrase_wrap(lines, pad)
         rows_below = height - 1 - (canvas.rows + 2)  # under the pad and its border, above the footer
         beside = text.count("\n") >= rows_below and not self.has_class("narrow")

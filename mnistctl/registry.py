@@ -244,7 +244,7 @@ def _coerce(value: Any, default: Any, kind: type | None = None) -> Any:
         if kind is bool:
             lowered = value.lower()
             if lowered not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError
+                return value
             return lowered in {"true", "1", "yes"}
         if kind in (int, float):
             return kind(value)

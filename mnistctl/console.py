@@ -23,7 +23,9 @@ def counted(n, noun: str) -> str:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {printable(message)}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[yellow]warning:[/] {escape(printable(message))}", soft_wrap=True)
 
 
 def report(message: str, hint: str | None = None) -> None:

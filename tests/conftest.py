@@ -90,3 +90,9 @@ def _isolated(tmp_path, monkeypatch):
     """Runs go to a temporary folder and matplotlib never opens a window."""
     monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """The dashboards' commands, run by a test runner whose streams are not a terminal."""
+    monkeypatch.setattr("mnistctl.cli.options.require_terminal", lambda what, hint: None)

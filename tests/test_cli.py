@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -247,3 +248,15 @@ def test_eval_and_compare_read_the_data_from_data_dir_when_the_usual_places_have
     assert result.exit_code == 0, result.output
     ensemble = json.loads(result.stdout)["ensemble"]
     assert ensemble["test_acc"] == pytest.approx(short_run.summary["test_acc"], abs=1e-6)
+
+
+@pytest.mark.parametrize("command", [["watch", "RUN"], ["draw", "--run", "RUN"]], ids=["watch", "draw"])
+@pytest.mark.parametrize("tty", ["", "1"], ids=["stdout", "stdin"])
+def test_a_dashboard_without_a_terminal_is_refused_instead_of_running_blind(command, tty, short_run):
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "MNISTCTL_DEBUG")}
+    env.update({"TTY_COMPATIBLE": tty} if tty else {})  # rich then takes stdout for a terminal
+    args = [str(short_run.path) if arg == "RUN" else arg for arg in command]
+    result = subprocess.run([mnistctl_script(), *args], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stderr)
+    assert result.returncode == 2 and not result.stdout
+    assert plain.splitlines()[0].startswith(f"error: {command[0]} needs a terminal, but {'stdin' if tty else 'stdout'} is not one (run it in a terminal; ")

@@ -169,6 +169,7 @@ def test_an_unknown_run_fails_before_any_screen(tmp_path):
     assert isinstance(result.exception, NotFoundError) and "no run 'nope'" in result.exception.message
 
 
+@pytest.mark.usefixtures("terminal")
 def test_draw_reads_with_a_weights_file_and_refuses_an_out_that_is_a_file(train_run, tmp_path, monkeypatch):
     import torch
 

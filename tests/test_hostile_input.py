@@ -120,6 +120,7 @@ def failing_app(error: Exception):
     return Failing
 
 
+@pytest.mark.usefixtures("terminal")
 @pytest.mark.parametrize("error, line", [
     (ValueError("bad chart"), "error: internal error: ValueError: bad chart (rerun with MNISTCTL_DEBUG=1 for the traceback)"),
     (RunError("metrics.jsonl is not a regular file", "the run directory is damaged"), "error: metrics.jsonl is not a regular file (the run directory is damaged)"),
@@ -136,6 +137,7 @@ def test_watch_reports_an_error_of_the_dashboard_as_one_line_and_fails(error, li
     assert err.strip() == line and "Traceback" not in err
 
 
+@pytest.mark.usefixtures("terminal")
 def test_draw_reports_an_error_of_the_pad_as_one_line_and_fails(copies, monkeypatch, capfd):
     from mnistctl.tui import draw
 

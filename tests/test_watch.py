@@ -520,6 +520,7 @@ def test_a_failure_the_run_logged_itself_is_listed_once_even_after_switching_run
     drive(app, check, size=(120, 30))
 
 
+@pytest.mark.usefixtures("terminal")
 def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
     from typer.testing import CliRunner
 
@@ -539,6 +540,7 @@ def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
         assert isinstance(result.exception, UsageError) and "notes.txt is a file" in result.exception.message
 
 
+@pytest.mark.usefixtures("terminal")
 def test_watch_refuses_a_runs_folder_given_that_does_not_exist(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -32,6 +32,7 @@ def command(
 
     options.output_folder(out, "--out")
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in run or ["latest"]]
+    options.require_terminal("draw", "run it in a terminal; mnistctl predict IMAGE reads the digit in a picture")
     target = pick_device(device)
     import torch
 

@@ -107,3 +107,15 @@ def weights(chosen: str | None, old: str | None) -> str | None:
     if chosen is not None and chosen != old:
         raise UsageError(f"--weights {chosen} and --checkpoint {old} disagree", "pass --weights alone")
     return old
+
+
+def require_terminal(what: str, hint: str) -> None:
+    """A dashboard draws on stdout and reads its keys from stdin: without a terminal on both it could never be quit."""
+    import sys
+
+    from mnistctl.console import out
+    from mnistctl.errors import UsageError
+
+    for stream, is_terminal in (("stdout", out.is_terminal), ("stdin", sys.stdin is not None and sys.stdin.isatty())):
+        if not is_terminal:
+            raise UsageError(f"{what} needs a terminal, but {stream} is not one", hint)

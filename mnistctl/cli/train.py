@@ -137,13 +137,9 @@ def _refuse_changes(flags: dict, config, preset) -> None:
 
 def _check_dashboard(quiet: bool) -> None:
     """--tui needs a terminal to draw on and to read its q from, and shows what --quiet hides."""
-    from mnistctl.console import out
-
     if quiet:
         raise UsageError("--quiet hides the progress that --tui shows", "drop one of them")
-    for stream, is_terminal in (("stdout", out.is_terminal), ("stdin", sys.stdin is not None and sys.stdin.isatty())):
-        if not is_terminal:
-            raise UsageError(f"--tui needs a terminal, but {stream} is not one", "run it in a terminal, or drop --tui and follow the run with mnistctl watch")
+    options.require_terminal("--tui", "run it in a terminal, or drop --tui and follow the run with mnistctl watch")
 
 
 def _log_layers(enabled: bool, every: int | None) -> int | None:
@@ -189,13 +185,17 @@ def run_with_signals(trainer) -> dict:
 
 
 def _print_resume(trainer) -> None:
+    from rich.markup import escape
+
     from mnistctl.console import err
 
-    err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {trainer.run_dir}", soft_wrap=True)
-    err.print(f"resume with: mnistctl train --resume {shlex.quote(str(trainer.run_dir))}", soft_wrap=True)
+    err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {escape(str(trainer.run_dir))}", soft_wrap=True)
+    err.print(f"resume with: mnistctl train --resume {escape(shlex.quote(str(trainer.run_dir)))}", soft_wrap=True)
 
 
 def _report(trainer, summary: dict, quiet: bool) -> None:
+    from rich.markup import escape
+
     from mnistctl.cli.progress import summary_line
     from mnistctl.console import out
     from mnistctl.runs import Status
@@ -207,4 +207,4 @@ def _report(trainer, summary: dict, quiet: bool) -> None:
         raise typer.Exit(130)
     if not quiet and trainer.world.is_main:
         out.print(summary_line(summary), soft_wrap=True)
-        out.print(f"run saved in [bold]{trainer.run_dir}[/]", soft_wrap=True)
+        out.print(f"run saved in [bold]{escape(str(trainer.run_dir))}[/]", soft_wrap=True)

@@ -20,9 +20,9 @@ def command(
 ) -> None:
     """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events, per-layer statistics (q quits, ? keys, n/p switch runs, v layer view)."""
     from mnistctl import runs
-
     if not stalled_after > 0:
         raise UsageError(f"--stalled-after must be positive, got {stalled_after}", "e.g. --stalled-after 120")
+    options.require_terminal("watch", "run it in a terminal; without one, mnistctl compare RUN shows where a run stands")
     if run == "latest" and not runs.list_runs(runs_dir):
         _wait_for_a_run(runs_dir)
     run_ = runs.resolve(run, runs_dir)
@@ -48,6 +48,6 @@ def _wait_for_a_run(runs_dir: Path | None) -> None:
     given = "given to --runs-dir" if runs_dir is not None else f"in {runs.RUNS_ENV}" if os.environ.get(runs.RUNS_ENV) else None
     if given and not root.exists():  # only the default folder is waited for until training creates it
         raise UsageError(f"cannot watch runs in {root}: no such folder", f"check the path {given}, or train there first: mnistctl train --runs-dir {shlex.quote(str(root))}")
-    err.print(f"waiting for a run to start in {root} (Ctrl-C to stop)", soft_wrap=True)
+    err.print(f"waiting for a run to start in {root} (Ctrl-C to stop)", soft_wrap=True, markup=False)
     while not runs.list_runs(runs_dir):
         time.sleep(0.5)

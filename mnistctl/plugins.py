@@ -16,12 +16,10 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
-from rich.markup import escape
-
 from mnistctl import hookspecs
 from mnistctl.console import warn
 from mnistctl.errors import NotFoundError, UsageError
-from mnistctl.registry import BUILTIN, Registry, Spec, with_article
+from mnistctl.registry import BUILTIN, Registry, Spec, suggest, with_article
 
 GROUP = "mnistctl"
 KINDS = {"archs": "architecture", "schedulers": "scheduler", "optimizers": "optimizer"}
@@ -58,7 +56,19 @@ def manager() -> pluggy.PluginManager:
         except BaseException as exc:  # a broken third-party plugin must not break the CLI, even one calling sys.exit
             _debug_traceback()
             _skip(ep, _describe(exc), f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}")
+    _check_hook_names(pm)
     return pm
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """A hook whose name is mistyped would never be called: warned, and shown in ``mnistctl list plugins``."""
+    hooks = [f"register_{kind}" for kind in KINDS]
+    for caller in list(vars(pm.hook).values()):
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            plugin = f"plugin '{impl.plugin_name}' ({_package_of(impl.plugin)})"
+            _problem(impl.plugin_name, "hooks", f"{plugin} implements {caller.name}, which is not a mnistctl hook and is never called ({suggest(caller.name, hooks, n=1)})")
 
 
 _failed: list[PluginInfo] = []  # the entry points that were not loaded, and why
@@ -67,7 +77,7 @@ _problems: dict[tuple[str, str], list[str]] = {}  # (plugin, kind): what went wr
 
 def _skip(ep, reason: str, warning: str | None = None) -> None:
     _failed.append(PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), reason))
-    warn(escape(warning or f"plugin '{ep.name}' of {_dist_name(ep) or ep.value} is skipped: {reason}"))
+    warn(warning or f"plugin '{ep.name}' of {_dist_name(ep) or ep.value} is skipped: {reason}")
 
 
 @functools.cache
@@ -105,7 +115,7 @@ def registry(kind: str) -> Registry:
             _problem(name, kind, f"plugin '{name}' ({source}): register_{kind} returned {with_article(type(returned).__name__)}, which is ignored (call register(spec) for each spec instead)")
     for spec_name in reg.ambiguous:
         clash = reg.clash(spec_name)
-        warn(escape(f"{clash.message}; {clash.hint}"))
+        warn(f"{clash.message}; {clash.hint}")
         for name in {name for source in reg.ambiguous[spec_name] for name in names_of.get(source, [])}:
             _problem(name, kind, f"{clash.message}; {clash.hint}", warning=False)
     return reg
@@ -115,7 +125,7 @@ def _problem(plugin: str, kind: str, message: str, warning: bool = True) -> None
     """What went wrong while ``plugin`` registered ``kind``: warned, and kept for ``mnistctl list plugins``."""
     _problems.setdefault((plugin, kind), []).append(message)
     if warning:
-        warn(escape(message))
+        warn(message)
 
 
 def archs() -> Registry:
@@ -139,7 +149,7 @@ def plugin_infos() -> list[PluginInfo]:
     for name, plugin in pm.list_name_plugin():
         hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or [])
         package = _package_of(plugin)
-        error = "; ".join(p for kind in KINDS for p in _problems.get((name, kind), []))
+        error = "; ".join(p for kind in (*KINDS, "hooks") for p in _problems.get((name, kind), []))
         infos.append(PluginInfo(name, _module_of(plugin), package, _version(package), hooks, error))
     return sorted(infos + _failed, key=lambda i: i.name)
 
@@ -207,7 +217,8 @@ def _dist_version(ep) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    """The exception in one line: some (pluggy's among them) spread their message over several."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _debug_traceback() -> None:

@@ -190,9 +190,9 @@ def format_value(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def suggest(name: str, choices: list[str]) -> str:
-    """A hint naming the closest choices, or all of them."""
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+def suggest(name: str, choices: list[str], n: int = 3) -> str:
+    """A hint naming the ``n`` closest choices, or all of them."""
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
     if close:
         return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
     return "choose one of: " + ", ".join(choices) if choices else "none are registered"

@@ -26,6 +26,8 @@ def register_archs(register):
     register(Spec("tinynet", tinynet, "A tiny third-party net", params=90))
 '''
 BROKEN = 'raise RuntimeError("boom [/red] while importing")\n'
+MISTYPED_HOOK = TINYNET.replace("def register_archs(register)", "def register_arch(register)").replace("tinynet", "typonet")
+MISNAMED_ARGUMENT = TINYNET.replace("def register_archs(register)", "def register_archs(reg)").replace("tinynet", "argnet")
 
 
 def install(site, dist, module, source, entry_point, version="0.3.0"):
@@ -46,6 +48,8 @@ def site(tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
     install(site, "mnistctl-tinynet", "mnistctl_tinynet", TINYNET, "tinynet")
     install(site, "mnistctl-broken", "mnistctl_broken", BROKEN, "brokenplug", version="1.0")
+    install(site, "mnistctl-typonet", "mnistctl_typonet", MISTYPED_HOOK, "typonet")
+    install(site, "mnistctl-argnet", "mnistctl_argnet", MISNAMED_ARGUMENT, "argnet")
     return site
 
 
@@ -91,6 +95,23 @@ def test_broken_plugin_shows_in_plugin_table(site):
     assert result.returncode == 0, result.stderr
     assert "brokenplug" in result.stdout and "failed: RuntimeError" in result.stdout
     assert "tinynet" in result.stdout
+
+
+def test_a_mistyped_hook_is_warned_with_the_hook_it_was_meant_to_be(site):
+    result = run_mnistctl("list", "plugins", "--json", PYTHONPATH=str(site))
+    assert result.returncode == 0, result.stderr
+    problem = "plugin 'typonet' (mnistctl-typonet) implements register_arch, which is not a mnistctl hook and is never called (did you mean 'register_archs'?)"
+    assert {r["name"]: r for r in json.loads(result.stdout)}["typonet"]["error"] == problem
+    assert f"warning: {problem}" in result.stderr.splitlines()
+
+
+def test_a_plugin_pluggy_refuses_is_one_line_of_warning(site):
+    result = run_mnistctl("list", "archs", "--json", PYTHONPATH=str(site))
+    assert result.returncode == 0, result.stderr
+    assert "argnet" not in {r["name"] for r in json.loads(result.stdout)}
+    [warning] = [line for line in result.stderr.splitlines() if "argnet" in line]
+    assert warning.startswith("warning: plugin 'argnet'") and "PluginValidationError" in warning and "\\n" not in warning
+    assert "'reg'" in warning
 
 
 class ThrowAway:

@@ -23,6 +23,14 @@ def test_a_files_preset_applies_under_its_settings(tmp_path):
     assert trainconfig.resolve({"epochs": 4}, path)["epochs"] == 4
 
 
+def test_an_augmentation_flag_changes_only_its_own_amount(tmp_path):
+    path = _write(tmp_path, "augment = { rotation = 20.0, zoom = 0.2, elastic = 5.0 }\n")
+    assert trainconfig.resolve({"augment": {"shift": 0.05}}, path)["augment"] == {"rotation": 20.0, "shift": 0.05, "zoom": 0.2, "elastic": 5.0}
+    assert trainconfig.resolve({"augment": {}}, path)["augment"] == {"rotation": 20.0, "shift": 0.1, "zoom": 0.2, "elastic": 5.0}
+    assert trainconfig.resolve({"augment": {"zoom": 0.1}}, None, "best")["augment"] == {"rotation": 10.0, "shift": 0.1, "zoom": 0.1, "elastic": 0.0}
+    assert trainconfig.resolve({"augment": {"shift": 0.05}})["augment"] == {"rotation": 10.0, "shift": 0.05, "zoom": 0.0, "elastic": 0.0}
+
+
 def test_a_preset_flag_wins_over_the_files(tmp_path):
     config = trainconfig.resolve({}, _write(tmp_path, 'preset = "fast"\n'), "best")
     assert config["preset"] == "best" and config["arch"] == "strided-bn"

@@ -30,7 +30,7 @@ def command(
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Epochs \\[default: 12].", rich_help_panel="Optimisation"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global batch size: with several processes each takes an equal share \\[default: 128].", rich_help_panel="Optimisation"),
     ema: Optional[float] = typer.Option(None, "--ema", metavar="DECAY", help="Keep an exponential moving average of the weights (e.g. 0.999): it is what is validated and saved \\[default: off].", rich_help_panel="Optimisation"),
-    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation, shift, zoom and elastic distortion of training images; any amount below turns it on, with the others at their defaults.", rich_help_panel="Data"),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Random rotation, shift, zoom and elastic distortion of training images; any amount below turns it on; the others keep the values of --preset or --config, else their defaults.", rich_help_panel="Data"),
     rotation: Optional[float] = typer.Option(None, "--rotation", help="Augmentation: maximum rotation in degrees \\[default: 10].", rich_help_panel="Data"),
     shift: Optional[float] = typer.Option(None, "--shift", help="Augmentation: maximum shift as a fraction of the side \\[default: 0.1].", rich_help_panel="Data"),
     zoom: Optional[float] = typer.Option(None, "--zoom", help="Augmentation: maximum zoom in or out as a fraction of the size \\[default: 0].", rich_help_panel="Data"),

@@ -127,8 +127,8 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     for key, value in flags.items():
         if value is None:
             continue
-        if key.endswith("_options") and isinstance(value, dict):
-            config[key] = {**config[key], **value}
+        if (key.endswith("_options") or key == "augment") and isinstance(value, dict):
+            config[key] = {**(config[key] or {}), **value}  # a flag changes only the amounts it names
         else:
             config[key] = value
 

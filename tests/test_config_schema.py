@@ -83,6 +83,8 @@ def test_good_names_pass():
         ({"lr": math.inf}, "lr", "inf"),
         ({"lr": math.nan}, "lr", "nan"),
         ({"weight_decay": -1}, "weight_decay", "-1"),
+        ({"lr": 1e300}, "lr", "1e+300"),
+        ({"weight_decay": 1e39}, "weight_decay", "1e+39"),
         ({"ema": 1.0}, "ema", "1.0"),
         ({"ema": 0}, "ema", "0"),
         ({"channels_last": "yes"}, "channels_last", "'yes'"),

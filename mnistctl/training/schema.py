@@ -16,6 +16,7 @@ from mnistctl.registry import signature
 
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**32 - 1
+MAX_RATE = 3.4028234663852886e38  # float32's largest: the weights' type, which a rate multiplies
 
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
@@ -46,8 +47,8 @@ class Settings(BaseModel):
     arch_options: dict[Str, Any] = _allowed("a table of architecture options")
     optimizer: Str = _allowed("an optimizer name (see: mnistctl list optimizers)", min_length=1)
     optimizer_options: dict[Str, Any] = _allowed("a table of optimizer options")
-    lr: Optional[Float] = _allowed("a positive finite number", gt=0)
-    weight_decay: Optional[Float] = _allowed("a finite number of 0 or more", ge=0)
+    lr: Optional[Float] = _allowed(f"a positive number up to {MAX_RATE:.3g}", gt=0, le=MAX_RATE)
+    weight_decay: Optional[Float] = _allowed(f"a number from 0 to {MAX_RATE:.3g}", ge=0, le=MAX_RATE)
     scheduler: Str = _allowed("a scheduler name (see: mnistctl list schedulers)", min_length=1)
     scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options")
     epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)

@@ -310,3 +310,21 @@ def test_a_summary_value_that_is_not_a_number_is_shown_as_missing_with_a_warning
     assert row["test_acc"] == damaged.last(Kind.TEST)["test_acc"] and row["params"] > 0  # from the metrics and the architecture
     assert any("test_acc='0.99'" in w and "not numbers" in w for w in result.warnings)
     assert CliRunner().invoke(app, ["compare", "good", "other", "--runs-dir", str(root), "--plot", str(root / "c.png")]).exit_code == 0
+
+
+def test_a_checkpoint_the_disk_has_no_room_for_is_a_file_system_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.torch
+
+    def full_disk(tensors, filename, metadata=None):
+        with open(filename, "wb") as partial:
+            partial.write(b"half")
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    target = tmp_path / "last.safetensors"
+    with pytest.raises(OSError) as info:
+        checkpoint.save(target, {"w": torch.zeros(3)})
+    assert (info.value.errno, info.value.filename, info.value.strerror) == (errno.ENOSPC, str(target), "No space left on device")
+    assert list(tmp_path.iterdir()) == []

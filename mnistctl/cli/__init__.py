@@ -127,8 +127,9 @@ def _run() -> int:
         if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:  # a folder to create, a file in the way
             report(f"cannot write to {exc.filename}: it or a folder above it is a file", "choose another path")
             return 2
-        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # the file system said no: a full disk, a permission
-            report(f"{exc.filename}: {exc.strerror}", "check the path, its permissions and the free space")
+        if isinstance(exc, OSError) and exc.strerror:  # the file system said no: a full disk, a permission
+            report(f"{exc.filename}: {exc.strerror}" if exc.filename else f"a file could not be written or read: {exc.strerror}",
+                   "check the path, its permissions and the free space")
             return 1
         report(f"internal error: {type(exc).__name__}: {exc}", "rerun with MNISTCTL_DEBUG=1 for the traceback")
         return 1

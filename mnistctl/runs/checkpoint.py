@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,17 @@ def save(path: str | Path, tensors: dict[str, Any], meta: Any = None) -> None:
     """Write tensors and JSON-able metadata atomically."""
     from safetensors.torch import save_file
 
+    from safetensors import SafetensorError
+
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        try:
+            save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        except SafetensorError as exc:  # its I/O errors, a full disk among them, as the OSError they are
+            code = re.search(r"\(os error (\d+)\)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from exc
 
 
 def load(path: str | Path) -> tuple[dict[str, Any], Any]:

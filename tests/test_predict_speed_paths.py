@@ -2,7 +2,9 @@
 streaming results, and the worker pool giving exactly what one process gives."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +123,40 @@ def test_a_model_that_fails_to_load_leaves_json_output_empty(exported, mnist, tm
     for many in (names[:1], names):
         result = CliRunner().invoke(app, ["predict", *many, "--run", str(run.path), "--json"])
         assert result.exit_code == 1 and result.stdout == "" and "unreadable" in str(result.exception), result.stdout
+
+
+def test_a_worker_killed_mid_folder_is_one_error_not_a_hang(exported, tmp_path, monkeypatch):
+    from mnistctl.data import imageprep
+    from mnistctl.errors import DataError
+
+    for i in range(6 * predict.CHUNK):
+        Image.new("L", (28, 28)).save(tmp_path / f"{i:03d}.png")
+    real = imageprep.load_prepared
+
+    def killed_on(source, *args, **kwargs):  # the workers are forked after this patch, so they run it
+        if str(source).endswith("040.png"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(imageprep, "load_prepared", killed_on)
+    results = predict.predict(predict.expand([tmp_path]), [predict.member_from_run(exported)], jobs=2)
+    with pytest.raises(DataError) as info:
+        for _ in results:
+            pass
+    assert info.value.message == "a worker process preparing the images was killed"
+
+
+def test_the_workers_end_when_the_results_are_no_longer_read(exported, tmp_path):
+    import multiprocessing
+    import time
+
+    for i in range(8 * predict.CHUNK):
+        Image.new("L", (28, 28)).save(tmp_path / f"{i:03d}.png")
+    results = predict.predict(predict.expand([tmp_path]), [predict.member_from_run(exported)], jobs=2)
+    next(results)
+    assert len(multiprocessing.active_children()) == 2
+    results.close()  # as the command does on Ctrl-C or SIGTERM
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []

@@ -33,6 +33,7 @@ def command(
 
     Example: mnistctl predict photo.jpg scans/ --top-k 3
     """
+    import contextlib
     import functools
     import sys
 
@@ -60,8 +61,9 @@ def command(
     saver = predict.InputSaver(save_input) if save_input is not None else None
     output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [predict.label(run, weights) for run, weights in chosen])
     explained, failed = [], False
-    with output:
-        for result in predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs):
+    results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs)
+    with output, contextlib.closing(results):  # closed on Ctrl-C or SIGTERM too, which ends its workers
+        for result in results:
             if isinstance(result, predict.Failure):
                 failed = True
                 report(result.error.message, result.error.hint)

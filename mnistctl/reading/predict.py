@@ -182,21 +182,34 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
             yield sizer.learn(_prepare_chunk(batch, raw))
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with multiprocessing.get_context().Pool(jobs, initializer=_start_worker) as pool:
-        pending: deque = deque()
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(), initializer=_start_worker)
+    pending: deque = deque()
 
-        def submit() -> None:
-            if batch := list(islice(payloads, sizer.size())):
-                pending.append(pool.apply_async(_prepare_chunk, (batch, raw)))
+    def submit() -> None:
+        if batch := list(islice(payloads, sizer.size())):
+            pending.append(pool.submit(_prepare_chunk, batch, raw))
 
+    try:
         for _ in range(AHEAD * jobs):
             submit()
         started()
         while pending:
-            chunk = sizer.learn(pending.popleft().get())
+            try:
+                chunk = sizer.learn(pending.popleft().result())
+            except BrokenProcessPool:  # a worker killed (by the system, short of memory): its images would never come
+                raise DataError("a worker process preparing the images was killed", "predict fewer or smaller images at a time, or pass --jobs 1") from None
             submit()
             yield chunk
+    except BaseException:  # an error, Ctrl-C or SIGTERM, or the caller stopped reading: the workers end now
+        workers = list((pool._processes or {}).values())  # what Python 3.14's terminate_workers() ends
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            process.terminate()
+        raise
+    pool.shutdown()
 
 
 def _start_worker() -> None:

@@ -17,6 +17,7 @@ os.umask(UMASK)
 
 
 MAX_JSON = 64 * 2**20  # a run's config.json and summary.json are a few KB
+TEMP_STEM_BYTES = 200  # of the name a temporary file starts with; names may have 255
 
 
 class Taken(FileExistsError):
@@ -41,7 +42,8 @@ def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        stem = os.fsdecode(os.fsencode(path.name)[:TEMP_STEM_BYTES])  # a name near the limit still has room for the temporary one's
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None  # the file asked for, not the temporary one
     os.close(fd)

@@ -60,3 +60,10 @@ def test_written_files_respect_the_umask_whoever_wrote_them(tmp_path):
     expected = 0o666 & ~fsutil.UMASK
     assert written("a.json", lambda p: p.write_text("{}")) == expected
     assert written("b.bin", lambda p: (p.unlink(), os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)))) == expected
+
+
+def test_a_name_near_the_length_limit_is_still_written_atomically(tmp_path):
+    for name in ("d" * 251 + ".png", "é" * 125 + ".png"):  # 255 bytes, the most a name may have
+        fsutil.write_new(tmp_path / name, lambda tmp: tmp.write_bytes(b"png"))
+        assert (tmp_path / name).read_bytes() == b"png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d" * 251 + ".png", "é" * 125 + ".png"])

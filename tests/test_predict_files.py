@@ -77,6 +77,19 @@ def test_save_input_never_overwrites_an_input_or_an_existing_file(short_run, tmp
     assert f"prepared images: 2 in {tmp_path}" in result.stderr
 
 
+def test_an_image_whose_prepared_file_cannot_be_saved_fails_alone(short_run, tmp_path):
+    longest = tmp_path / ("d" * 251 + ".png")  # its own name fits; as <stem>.prepared.png it would not
+    longest.write_bytes(_to_bytes(seven()))
+    other = tmp_path / "other.jpg"
+    other.write_bytes(_to_bytes(seven(200), "JPEG"))
+    saved = tmp_path / "saved"
+    result = CliRunner().invoke(app, ["predict", str(longest), str(longest), str(other), "--run", str(short_run.path), "--save-input", str(saved), "--jsonl"])
+    assert result.exit_code == 1
+    assert [Path(json.loads(line)["image"]).name for line in result.stdout.splitlines()] == [longest.name, longest.name, "other.jpg"]
+    assert sorted(p.name for p in saved.iterdir()) == sorted([longest.name, "other.png"])
+    assert f"{longest}: its prepared image could not be saved in {saved} (File name too long)" in result.stderr.replace("\n", "")
+
+
 def test_a_folder_with_symbolic_link_loops_is_walked_once(tmp_path):
     (tmp_path / "sub").mkdir()
     for path in (tmp_path / "a.png", tmp_path / "sub" / "b.png"):

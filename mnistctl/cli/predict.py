@@ -69,7 +69,11 @@ def command(
                 report(result.error.message, result.error.hint)
             else:
                 if saver is not None:
-                    saver.save(result)
+                    try:
+                        saver.save(result)
+                    except OSError as exc:  # this image's file alone: the others are still read and saved
+                        failed = True
+                        report(f"{result.source}: its prepared image could not be saved in {save_input} ({exc.strerror or exc})", "choose another --save-input folder, or shorten the image's name")
                 if explain is not None:
                     explained.append(result)
             output.add(result)

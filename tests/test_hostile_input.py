@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -148,3 +149,28 @@ def test_draw_reports_an_error_of_the_pad_as_one_line_and_fails(copies, monkeypa
     assert cli._run() == 1
     err = capfd.readouterr().err
     assert err.strip() == "error: internal error: ValueError: bad pad (rerun with MNISTCTL_DEBUG=1 for the traceback)"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)], ids=["ctrl-c", "sigterm"])
+def test_a_command_stopped_by_a_signal_says_interrupted(signum, code, monkeypatch, capfd):
+    from mnistctl import runs
+
+    def stopped(*args, **kwargs):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)
+
+    left = []
+    monkeypatch.setattr(runs, "resolve_checkpoint", stopped)
+    monkeypatch.setattr(cli, "_leave", left.append)
+    monkeypatch.setattr(cli, "TERMINATED", [])
+    monkeypatch.setattr(cli, "INTERRUPTED", [])
+    monkeypatch.setattr(sys, "argv", ["mnistctl", "eval", "somerun"])
+    monkeypatch.delenv("MNISTCTL_DEBUG", raising=False)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        cli.main()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert left == [code] and capfd.readouterr().err.strip() == "interrupted"

@@ -82,11 +82,20 @@ def main() -> None:
         signal.signal(signal.SIGTERM, _terminate)
         if hasattr(os, "register_at_fork"):  # forked workers end at once, as before
             os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     code = _run()
     _leave(-signal.SIGTERM if TERMINATED else code)
 
 
 TERMINATED: list[int] = []
+INTERRUPTED: list[int] = []
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C, remembered: typer turns the KeyboardInterrupt into a bare exit code 130, which says nothing."""
+    INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
 
 
 def _terminate(signum, frame) -> None:
@@ -99,6 +108,8 @@ def _run() -> int:
     debug = os.environ.get("MNISTCTL_DEBUG") == "1"
     try:
         code = command(sys.argv[1:])(prog_name="mnistctl", standalone_mode=False)
+        if code == 130 and (INTERRUPTED or TERMINATED):  # a command that stops on a signal by itself says so itself
+            err.print("[red]interrupted[/]")
         return code if isinstance(code, int) else 0
     except typer.Abort:
         err.print("[red]interrupted[/]")

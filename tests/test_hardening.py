@@ -328,3 +328,19 @@ def test_a_checkpoint_the_disk_has_no_room_for_is_a_file_system_error_and_leaves
         checkpoint.save(target, {"w": torch.zeros(3)})
     assert (info.value.errno, info.value.filename, info.value.strerror) == (errno.ENOSPC, str(target), "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda config: config["data"].update(mean="x"), "data.mean = 'x', data.std = "),
+    (lambda config: config["data"].update(n_train=-5), "data.n_train = -5 is not a whole number of 1 or more"),
+    (lambda config: config.pop("data"), "records no data table (mean, std, n_train)"),
+], ids=["mean", "n_train", "no-data"])
+def test_resume_of_a_run_with_damaged_data_settings_is_refused_and_leaves_it_resumable(damage, message, interrupted_copy, small_data):
+    config = interrupted_copy.config
+    damage(config)
+    interrupted_copy.config_path.write_text(json.dumps(config))
+    before = interrupted_copy.summary_path.read_bytes()
+    with pytest.raises(RunError) as info:
+        Trainer.resume(interrupted_copy, data_dir=small_data)
+    assert message in info.value.message and info.value.hint == "the run directory is damaged"
+    assert interrupted_copy.summary_path.read_bytes() == before

@@ -71,6 +71,7 @@ class Trainer:
     @classmethod
     def resume(cls, run: Run, observer: Observer | None = None, data_dir=None, ignore_data_mismatch: bool = False) -> "Trainer":
         config = trainconfig.validate(run.config, run.config_path)
+        _check_recorded_data(run)
         World.detect().lock(run).release()  # refused at once while another process trains into it
         if not run.state_path.is_file():
             raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
@@ -470,6 +471,16 @@ class Trainer:
         test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
         self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=test_loss, test_acc=test_acc)
         return {"test_acc": test_acc, "test_loss": test_loss}
+
+
+def _check_recorded_data(run: Run) -> None:
+    """What a resumed run reads from the data its config.json recorded: its normalization and its number of training images."""
+    if not isinstance(run.config.get("data"), dict):
+        raise RunError(f"{run.config_path} records no data table (mean, std, n_train)", "the run directory is damaged")
+    run.normalization  # raises for a damaged mean or std
+    n_train = run.recorded_data.get("n_train")
+    if n_train is not None and (type(n_train) is not int or n_train < 1):
+        raise RunError(f"{run.config_path}: data.n_train = {n_train!r} is not a whole number of 1 or more", "the run directory is damaged")
 
 
 def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten digits

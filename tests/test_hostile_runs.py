@@ -180,3 +180,16 @@ def test_export_refuses_probabilities_that_are_not_numbers(overflowing, tmp_path
     with pytest.raises(RunError, match="gives probabilities that are not numbers"):
         export.export_onnx(overflowing, output=tmp_path / "nan.onnx")
     assert not (tmp_path / "nan.onnx").exists()
+
+
+def test_events_appended_after_a_torn_last_line_start_on_a_line_of_their_own(tmp_path):
+    from mnistctl.runs import Run, RunWriter
+
+    run = Run(tmp_path / "torn")
+    run.path.mkdir()
+    run.metrics_path.write_text('{"event": "start", "time": 1}\n{"event": "end", "sta')  # a crash mid-line
+    writer = RunWriter(run)
+    writer.event("start", resumed=True)
+    writer.close()
+    lines = run.metrics_path.read_text().splitlines()
+    assert lines[1] == '{"event": "end", "sta' and json.loads(lines[2])["resumed"] is True

@@ -30,6 +30,8 @@ class RunWriter:
         """Append one event, flushed at once so readers see whole lines; returns the record."""
         if self._metrics is None:
             self._metrics = self.run.metrics_path.open("a", encoding="utf-8")
+            if self._metrics.tell() and not _ends_a_line(self.run.metrics_path):  # a line torn by a crash: ours start on the next
+                self._metrics.write("\n")
         record = {"event": str(kind), "time": round(time.time(), 3), **fields}
         self._metrics.write(json.dumps(record) + "\n")
         self._metrics.flush()
@@ -83,3 +85,10 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _ends_a_line(path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+

@@ -344,3 +344,17 @@ def test_resume_of_a_run_with_damaged_data_settings_is_refused_and_leaves_it_res
         Trainer.resume(interrupted_copy, data_dir=small_data)
     assert message in info.value.message and info.value.hint == "the run directory is damaged"
     assert interrupted_copy.summary_path.read_bytes() == before
+
+
+def test_a_run_started_on_a_gpu_resumes_on_the_cpu_when_told(interrupted_copy, small_data):
+    config = interrupted_copy.config
+    config["device"] = "cuda"  # as a run made on a machine with a GPU records it
+    interrupted_copy.config_path.write_text(json.dumps(config))
+    if not torch.cuda.is_available():
+        refused = run_mnistctl("train", "--resume", str(interrupted_copy.path), "-q", MNISTCTL_DATA_DIR=str(small_data))
+        assert refused.returncode == 2 and "error: device 'cuda' is not available on this machine" in refused.stderr
+    result = run_mnistctl("train", "--resume", str(interrupted_copy.path), "--device", "cpu", "-q", MNISTCTL_DATA_DIR=str(small_data))
+    assert result.returncode == 0, result.stderr
+    assert interrupted_copy.summary["status"] == "finished"
+    refused = run_mnistctl("train", "--resume", str(interrupted_copy.path), "--device", "cpu", "--epochs", "3")
+    assert refused.returncode == 2 and "so --epochs would be ignored" in refused.stderr

@@ -78,8 +78,9 @@ def command(
     observer = make_observer(quiet or tui or not world.is_main)
     given = flags(locals())
     if resume:
+        device = given.pop("device")  # where to continue, not how to train
         _refuse_changes(given, config, preset)
-        trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch)
+        trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch, device)
     else:
         trainer = Trainer(space.settings(given, config, preset), observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
     if launching:

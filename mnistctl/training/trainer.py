@@ -69,8 +69,11 @@ class Trainer:
         self._stop_status = Status.INTERRUPTED
 
     @classmethod
-    def resume(cls, run: Run, observer: Observer | None = None, data_dir=None, ignore_data_mismatch: bool = False) -> "Trainer":
+    def resume(cls, run: Run, observer: Observer | None = None, data_dir=None, ignore_data_mismatch: bool = False, device: str | None = None) -> "Trainer":
+        """``device``: continue on another device than the run's own (exact on the same kind of device)."""
         config = trainconfig.validate(run.config, run.config_path)
+        if device is not None:
+            config["device"] = device
         _check_recorded_data(run)
         World.detect().lock(run).release()  # refused at once while another process trains into it
         if not run.state_path.is_file():

@@ -44,3 +44,8 @@ class RunError(MnistctlError):
 
 class TrainingDiverged(MnistctlError):
     """The loss became NaN or infinite."""
+
+
+def parse_problem(exc: ValueError) -> str:
+    """Why a TOML or JSON text did not parse, in a user's words: Python's own for an over-long integer names a sys function."""
+    return "a number has more than 4,300 digits" if "integer string conversion" in str(exc) else str(exc)

@@ -31,6 +31,14 @@ def test_an_augmentation_flag_changes_only_its_own_amount(tmp_path):
     assert trainconfig.resolve({"augment": {"shift": 0.05}})["augment"] == {"rotation": 10.0, "shift": 0.05, "zoom": 0.0, "elastic": 0.0}
 
 
+@pytest.mark.parametrize("name, text", [("c.json", '{"epochs": ' + "9" * 5000 + "}"), ("c.toml", "epochs = " + "9" * 5000)])
+def test_a_number_too_long_to_read_is_an_invalid_file(name, text, tmp_path):
+    path = _write(tmp_path, text, name)
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, path)
+    assert info.value.message == f"config file {path} is not valid {name[2:].upper()}: a number has more than 4,300 digits"
+
+
 def test_a_preset_flag_wins_over_the_files(tmp_path):
     config = trainconfig.resolve({}, _write(tmp_path, 'preset = "fast"\n'), "best")
     assert config["preset"] == "best" and config["arch"] == "strided-bn"

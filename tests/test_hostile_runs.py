@@ -193,3 +193,11 @@ def test_events_appended_after_a_torn_last_line_start_on_a_line_of_their_own(tmp
     writer.close()
     lines = run.metrics_path.read_text().splitlines()
     assert lines[1] == '{"event": "end", "sta' and json.loads(lines[2])["resumed"] is True
+
+
+def test_a_run_file_with_a_number_too_long_to_read_is_damaged(copies):
+    root, (good, _) = copies
+    good.summary_path.write_text('{"status": "finished", "test_acc": ' + "9" * 5000 + "}")
+    with pytest.raises(RunError) as info:
+        good.summary
+    assert info.value.message == f"{good.summary_path} is corrupt (ValueError)" and info.value.hint == "the run directory is damaged"

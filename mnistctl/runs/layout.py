@@ -286,7 +286,7 @@ class Run:
             return None
         except OSError as exc:
             raise unreadable(path, exc) from None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep, an integer too long
             raise RunError(f"{path} is corrupt ({type(exc).__name__})", "the run directory is damaged") from None
 
 

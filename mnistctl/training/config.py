@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistctl import __version__
-from mnistctl.errors import NotFoundError, UsageError
+from mnistctl.errors import NotFoundError, UsageError, parse_problem
 from mnistctl.fsutil import MAX_JSON, NotRegular, open_regular
 from mnistctl.registry import parse_options, suggest
 from mnistctl.training import schema
@@ -93,8 +93,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} is larger than {MAX_JSON // 2**20} MB", "a config file holds a few settings")
     try:
         loaded = tomllib.loads(data.decode()) if kind == "TOML" else json.loads(data)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {path} is not valid {kind}: {exc}", "fix the file or pass flags instead") from None
+    except ValueError as exc:  # not TOML or JSON, not UTF-8, or an integer too long to read
+        raise UsageError(f"config file {path} is not valid {kind}: {parse_problem(exc)}", "fix the file or pass flags instead") from None
     except RecursionError:
         raise UsageError(f"config file {path} is nested too deeply", "settings are at most a table of tables") from None
     if not isinstance(loaded, dict):

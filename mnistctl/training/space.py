@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnistctl.errors import MnistctlError, UsageError
+from mnistctl.errors import MnistctlError, UsageError, parse_problem
 from mnistctl.registry import suggest
 from mnistctl.training import config as trainconfig
 from mnistctl.training.config import AUGMENT_KEYS, RATE_SETTINGS
@@ -105,8 +105,8 @@ def load(path: str | Path, flags: dict[str, Any], config_file=None, preset: str 
         raise UsageError(f"space file {path} does not exist", "write one, e.g. lr = { float = [0.01, 0.5], log = true }")
     try:
         table = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"space file {path} is not valid TOML: {exc}", "fix the file; see the README's sweep section") from None
+    except ValueError as exc:  # not TOML, not UTF-8, or an integer too long to read
+        raise UsageError(f"space file {path} is not valid TOML: {parse_problem(exc)}", "fix the file; see the README's sweep section") from None
     base = settings(flags, config_file, preset)
     dims = []
     for key, spec in table.items():

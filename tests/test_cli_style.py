@@ -43,8 +43,13 @@ def test_completion_offers_runs_architectures_and_plot_kinds(tmp_path, monkeypat
     for name in ("lenet-a", "simple-b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
+    (tmp_path / "other" / "far-c").mkdir(parents=True)
+    (tmp_path / "other" / "far-c" / "config.json").write_text("{}")
     monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(tmp_path))
-    assert options.complete_runs("le") == ["lenet-a"]
+    for line, offered in [("compare le", "lenet-a"), ("watch s", "simple-b"), ("eval le", "lenet-a"), (f"eval --runs-dir {tmp_path / 'other'} f", "far-c")]:
+        words = ["mnistctl", *line.split()]
+        result = run_mnistctl(COMP_WORDS=" ".join(words), COMP_CWORD=str(len(words) - 1), _MNISTCTL_COMPLETE="complete_bash", MNISTCTL_RUNS_DIR=str(tmp_path))
+        assert result.stdout.split() == [offered], line
     assert "lenet" in options.complete_archs("le")
     assert options.complete_plot_kinds("confusion,wr") == ["confusion,wrong"]
 

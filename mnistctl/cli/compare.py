@@ -14,7 +14,7 @@ NAME = "compare"
 
 
 def command(
-    refs: Optional[list[str]] = typer.Argument(None, metavar="[RUN]...", help="Runs by name or path; with --all, the runs folder.", show_default=False),
+    refs: Optional[list[str]] = typer.Argument(None, metavar="[RUN]...", autocompletion=options.complete_runs, help="Runs by name or path; with --all, the runs folder.", show_default=False),
     all_runs: bool = typer.Option(False, "--all", help="Compare every run in the folder (default: $MNISTCTL_RUNS_DIR or ./runs)."),
     runs_dir: options.RunsDir = None,
     sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort best first by this column, e.g. test_acc (default), val_acc, test_loss, params, time, throughput, name.", show_default=False),

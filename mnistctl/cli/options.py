@@ -13,11 +13,11 @@ RUNS_DIR_HELP = "Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."
 RUN_HELP = "Run name or directory, 'latest', or a path to RUN/weights/<best|last|initial>.safetensors."
 
 
-def complete_runs(incomplete: str) -> list[str]:
-    """Run names for shell completion, newest first."""
+def complete_runs(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Run names for shell completion, newest first, in the --runs-dir given on the line if any."""
     from mnistctl import runs
 
-    return [r.name for r in reversed(runs.list_runs()) if r.name.startswith(incomplete)]
+    return [r.name for r in reversed(runs.list_runs(ctx.params.get("runs_dir"))) if r.name.startswith(incomplete)]
 
 
 def complete_archs(incomplete: str) -> list[str]:

@@ -14,7 +14,7 @@ NAME = "watch"
 
 
 def command(
-    run: str = typer.Argument("latest", help="Run name or path; the newest run by default."),
+    run: str = typer.Argument("latest", autocompletion=options.complete_runs, help="Run name or path; the newest run by default."),
     runs_dir: options.RunsDir = None,
     stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", help="Seconds without new metrics before a running run counts as stalled."),
 ) -> None:

@@ -145,6 +145,7 @@ def runs_table(result, shown=None, title: str | None = "Runs, best first", capti
 
 
 def pairs_table(pairs: list[dict[str, Any]]):
+    from rich.markup import escape
     from rich.table import Table
 
     from mnistctl.reading.compare import SIGNIFICANCE
@@ -154,7 +155,7 @@ def pairs_table(pairs: list[dict[str, Any]]):
         table.add_column(header, justify="right" if header.startswith(("only", "p")) else "left")
     for pair in pairs:
         verdict = "[bold green]significant[/]" if pair["significant"] else "[dim]not significant[/]"
-        table.add_row(pair["run_a"], pair["run_b"], f"{pair['b']:,}", f"{pair['c']:,}", p_value(pair["p_value"]), verdict)
+        table.add_row(escape(pair["run_a"]), escape(pair["run_b"]), f"{pair['b']:,}", f"{pair['c']:,}", p_value(pair["p_value"]), verdict)
     return table
 
 

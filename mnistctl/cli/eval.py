@@ -25,6 +25,8 @@ def command(
     """
     import json
 
+    from rich.markup import escape
+
     from mnistctl import runs
     from mnistctl.console import err, out
     from mnistctl.reading import evaluate
@@ -39,4 +41,4 @@ def command(
         return
     for table in evaluate.tables(result):
         out.print(table)
-    out.print(f"[dim]wrote {json_path} and {text_path.name}[/]")
+    out.print(f"[dim]wrote {escape(str(json_path))} and {escape(text_path.name)}[/]")

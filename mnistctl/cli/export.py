@@ -33,7 +33,7 @@ def command(
     target, which = runs.resolve_checkpoint(run, which, runs_dir)
     dataset = target.dataset(data_dir, ignore_data_mismatch)
     path, parity = export.export(target, fmt, which, output, dataset)
-    out.print(f"wrote {path}", soft_wrap=True)
+    out.print(f"wrote {path}", soft_wrap=True, markup=False)
     out.print(
         f"onnxruntime agrees with PyTorch on {parity.images:,} test images: "
         f"{parity.mismatches} different predictions, max probability difference {parity.max_difference:.1e}",

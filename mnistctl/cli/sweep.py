@@ -55,6 +55,8 @@ command.__signature__ = _signature(_options, train.command)
 
 
 def _sweep(options: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     from mnistctl import runs
     from mnistctl.cli.progress import make_observer
     from mnistctl.console import err, out
@@ -83,11 +85,11 @@ def _sweep(options: dict[str, Any]) -> None:
         sweep.public_url(url),
     )
     if not quiet:
-        out.print(f"study [bold]{study.study_name}[/] in {sweep.public_url(url)}: {worker.counted()} of {options['trials']} trials", soft_wrap=True)
+        out.print(f"study [bold]{escape(study.study_name)}[/] in {escape(sweep.public_url(url))}: {worker.counted()} of {options['trials']} trials", soft_wrap=True)
     try:
         ran = worker.work(lambda trial: quiet or out.print(_trial_line(trial), soft_wrap=True))
     except sweep.Interrupted as exc:
-        err.print(f"[yellow]stopped[/]: the trial's run {exc.run_dir} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
+        err.print(f"[yellow]stopped[/]: the trial's run {escape(str(exc.run_dir))} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
         err.print("continue the study by running the same command again; it retries the stopped trial's settings first", soft_wrap=True)
         raise typer.Exit(130)
     if not quiet:
@@ -136,6 +138,8 @@ WIDE_FROM = 120  # columns of terminal that fit every column of --show
 
 
 def _print_study(study, runs_dir) -> None:
+    from rich.markup import escape
+
     from mnistctl.cli.compare import runs_table
     from mnistctl.console import out
     from mnistctl.reading import sweep as reading
@@ -152,16 +156,14 @@ def _print_study(study, runs_dir) -> None:
         columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("val_acc", "best val", "max"), COLUMN["test_acc"])
     out.print(runs_table(Comparison(rows, []), columns, title=f"Study {study.study_name}: trials, best validation accuracy first"))
     if out.width < WIDE_FROM:
-        out.print(f"[dim]trial N is the run {study.study_name}-tN; a terminal of {WIDE_FROM} columns also shows epochs, times and run names[/]")
+        out.print(f"[dim]trial N is the run {escape(study.study_name)}-tN; a terminal of {WIDE_FROM} columns also shows epochs, times and run names[/]")
     best = reading.best_trial(study)
     if best is None:
         out.print("no trial has finished yet")
         return
-    from rich.markup import escape
-
     from mnistctl.training.space import flag
 
-    out.print(f"best: trial {best.number}, validation accuracy [bold]{best.value:.2%}[/], run {best.user_attrs.get('run', '?')}", soft_wrap=True)
+    out.print(f"best: trial {best.number}, validation accuracy [bold]{best.value:.2%}[/], run {escape(str(best.user_attrs.get('run', '?')))}", soft_wrap=True)
     config = reading.run_config(study, best, runs_dir)
     if config is not None:
         out.print(f"  train it again with: mnistctl train --config {escape(shlex.quote(str(config)))}", soft_wrap=True)

@@ -15,7 +15,6 @@ No other module spells these names: a ``Run`` hands out every path, for reading 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re

@@ -169,6 +169,15 @@ def test_an_unknown_run_fails_before_any_screen(tmp_path):
     assert isinstance(result.exception, NotFoundError) and "no run 'nope'" in result.exception.message
 
 
+def test_the_same_run_twice_is_refused_before_any_screen(short_run):
+    from mnistctl.errors import UsageError
+
+    best = str(short_run.path / "weights" / "best.safetensors")
+    for runs, message in [([str(short_run.path)] * 2, f"--run {short_run.path} is given twice"), ([str(short_run.path), best], f"--run {short_run.path} and --run {best} are the same run")]:
+        result = CliRunner().invoke(cli, ["draw", *(arg for run in runs for arg in ("--run", run))])
+        assert isinstance(result.exception, UsageError) and result.exception.message == message
+
+
 @pytest.mark.usefixtures("terminal")
 def test_draw_reads_with_a_weights_file_and_refuses_an_out_that_is_a_file(train_run, tmp_path, monkeypatch):
     import torch

@@ -31,7 +31,9 @@ def command(
     from mnistctl.reading.predict import label
 
     options.output_folder(out, "--out")
-    chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in run or ["latest"]]
+    refs = run or ["latest"]
+    chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
+    options.refuse_repeated_runs(refs, chosen)
     options.require_terminal("draw", "run it in a terminal; mnistctl predict IMAGE reads the digit in a picture")
     target = pick_device(device)
     import torch

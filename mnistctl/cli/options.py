@@ -119,3 +119,16 @@ def require_terminal(what: str, hint: str) -> None:
     for stream, is_terminal in (("stdout", out.is_terminal), ("stdin", sys.stdin is not None and sys.stdin.isatty())):
         if not is_terminal:
             raise UsageError(f"{what} needs a terminal, but {stream} is not one", hint)
+
+
+def refuse_repeated_runs(refs: list[str], chosen: list) -> None:
+    """The same weights twice would be averaged with themselves."""
+    from mnistctl.errors import UsageError
+
+    seen: dict = {}
+    for ref, (found, weights) in zip(refs, chosen):
+        key = (found.path.resolve(), weights)
+        if key in seen:
+            again = f"--run {ref} is given twice" if seen[key] == ref else f"--run {seen[key]} and --run {ref} are the same run"
+            raise UsageError(again, "pass each run once; pick other weights with RUN/weights/<best|last|initial>.safetensors")
+        seen[key] = ref

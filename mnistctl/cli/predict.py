@@ -52,7 +52,7 @@ def command(
     _check_stdin(images, sys.stdin)
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
-    _refuse_repeated_runs(refs, chosen)
+    options.refuse_repeated_runs(refs, chosen)
 
     @functools.cache
     def members() -> list[predict.Member]:
@@ -99,16 +99,3 @@ def _check_stdin(images: List[str], stdin) -> None:
         raise UsageError("- is given twice", "standard input holds one image: pass - once")
     if given and stdin is not None and stdin.isatty():
         raise UsageError("standard input is a terminal", "pipe an image: mnistctl predict - < photo.jpg")
-
-
-def _refuse_repeated_runs(refs: List[str], chosen: list) -> None:
-    """The same weights twice would be averaged with themselves."""
-    from mnistctl.errors import UsageError
-
-    seen: dict = {}
-    for ref, (found, weights) in zip(refs, chosen):
-        key = (found.path.resolve(), weights)
-        if key in seen:
-            again = f"--run {ref} is given twice" if seen[key] == ref else f"--run {seen[key]} and --run {ref} are the same run"
-            raise UsageError(again, "pass each run once; pick other weights with RUN/weights/<best|last|initial>.safetensors")
-        seen[key] = ref

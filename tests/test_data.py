@@ -211,7 +211,7 @@ def test_split_indices_are_seeded_and_disjoint():
     assert sorted(train.tolist() + val.tolist()) == list(range(100))
     assert torch.equal(val, data.split_indices(100, 15, seed=3)[1])
     assert not torch.equal(val, data.split_indices(100, 15, seed=4)[1])
-    with pytest.raises(DataError, match="--val-split"):
+    with pytest.raises(DataError, match="pass its data with --data-dir"):
         data.split_indices(100, 100, seed=0)
 
 

@@ -407,6 +407,18 @@ def test_monitor_val_loss_keeps_the_epoch_with_the_lowest_validation_loss(tmp_pa
     assert [e["best"] for e in epochs] == [e["val_loss"] == min(x["val_loss"] for x in epochs[: i + 1]) for i, e in enumerate(epochs)]
 
 
+@pytest.mark.parametrize("pct_start", [0.0, 1.0])
+def test_a_one_cycle_whose_pct_start_leaves_a_phase_without_steps_names_pct_start(pct_start):
+    import torch
+
+    from mnistctl.plugins import schedulers
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    with pytest.raises(UsageError) as info:
+        schedulers().get("onecycle").build(optimizer, 2, 430, pct_start=pct_start)
+    assert f"pct_start={pct_start:g}" in info.value.message and info.value.hint == "choose pct_start from 0.00233 to 0.998 (--sched-set pct_start=0.25)"
+
+
 def test_a_one_cycle_too_short_to_warm_up_is_a_usage_error_and_writes_nothing(tmp_path, data_dir):
     with pytest.raises(UsageError, match="one-cycle needs at least 2 steps"):
         make(tmp_path, data_dir, scheduler="onecycle", epochs=1, limit=256).run()

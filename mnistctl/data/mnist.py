@@ -234,7 +234,7 @@ def split_indices(n: int, val_size: int, seed: int):
     import torch
 
     if not 0 <= val_size < n:
-        raise DataError(f"a validation split of {val_size} does not fit {n} training images", "choose a smaller --val-split")
+        raise DataError(f"a validation split of {val_size} does not fit {n} training images", "the run was made with more training images: pass its data with --data-dir")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[val_size:].sort().values, order[:val_size].sort().values
 

@@ -89,7 +89,7 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
 FLAGS = {
     "architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set",
     "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom/--elastic",
-    "log_layers": "--log-layers-every",
+    "log_layers": "--log-layers-every", "log_every": None,  # None: only a config file sets it
 }
 
 
@@ -169,7 +169,8 @@ def _usage(exc: ValidationError, model: type[BaseModel], given: dict[str, Any], 
     value = _short(error.get("input") if nested or not loc else given.get(loc[0], error.get("input")))
     expected = _description(model, loc) or _expected(error)
     flag = flag or FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}")
-    return UsageError(f"{prefix}{setting} = {value} is not allowed: expected {expected}", f"fix {flag} or the config file")
+    hint = f"fix {flag} or the config file" if flag else f"fix {setting} in the config file"
+    return UsageError(f"{prefix}{setting} = {value} is not allowed: expected {expected}", hint)
 
 
 def _description(model: type[BaseModel], loc: list[str]) -> str | None:

@@ -50,6 +50,14 @@ def test_train_elastic_flag_is_checked_and_recorded(tmp_path, data_dir):
     assert augment == {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 20.0}
 
 
+def test_a_run_name_too_long_for_a_folder_and_its_suffixes_is_bad_input(tmp_path):
+    assert trainconfig.resolve({"name": "x" * 200})["name"] == "x" * 200
+    for name in ("x" * 201, "é" * 101):  # bytes, not characters, fill a folder name
+        with pytest.raises(UsageError) as info:
+            trainconfig.resolve({"name": name})
+        assert info.value.exit_code == 2 and "bytes long: at most 200 fit a folder name and its suffixes" in info.value.message
+
+
 def test_latest_is_reserved_for_the_newest_run(tmp_path):
     with pytest.raises(UsageError, match="'latest' is reserved"):
         trainconfig.resolve({"name": "latest"})
@@ -66,6 +74,14 @@ def test_a_folder_given_as_config_file_is_named_a_folder(tmp_path):
 
 def test_good_names_pass():
     assert trainconfig.resolve({"name": "lenet-1.5_b"})["name"] == "lenet-1.5_b"
+
+
+def test_a_setting_only_a_config_file_sets_is_not_told_to_be_fixed_with_a_flag(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"log_every": 0}')
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, path)
+    assert info.value.hint == "fix log_every in the config file"
 
 
 @pytest.mark.parametrize(

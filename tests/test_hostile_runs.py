@@ -201,3 +201,11 @@ def test_a_run_file_with_a_number_too_long_to_read_is_damaged(copies):
     with pytest.raises(RunError) as info:
         good.summary
     assert info.value.message == f"{good.summary_path} is corrupt (ValueError)" and info.value.hint == "the run directory is damaged"
+
+
+def test_a_run_named_from_inside_its_folder_has_the_folders_name(copies, monkeypatch):
+    from mnistctl.runs import Run
+
+    root, (good, _) = copies
+    monkeypatch.chdir(good.path / "weights")
+    assert Run(".").name == "weights" and Run("..").name == good.name and Run("../").name == good.name

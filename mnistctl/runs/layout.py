@@ -67,6 +67,9 @@ def runs_dir(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(RUNS_ENV) or DEFAULT_RUNS_DIR)
 
 
+MAX_NAME_BYTES = 200  # of a file system's 255 for a folder name, leaving room for -2, -t12 and the like
+
+
 def validate_name(name: str) -> str:
     """A run name is one folder name inside the runs folder: no separators, not empty, not hidden, not ``..``, not ``latest``."""
     bad = (
@@ -80,6 +83,8 @@ def validate_name(name: str) -> str:
         )
     if name == LATEST:
         raise UsageError(f"run name {name!r} is reserved: it always means the newest run", "pass another --name")
+    if len(os.fsencode(name)) > MAX_NAME_BYTES:
+        raise UsageError(f"run name {name[:20]!r}... is {len(os.fsencode(name))} bytes long: at most {MAX_NAME_BYTES} fit a folder name and its suffixes", "pass a shorter --name")
     return name
 
 
@@ -127,7 +132,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return Path(os.path.abspath(self.path)).name  # a run given as "." or "..", from inside it, has its folder's name
 
     # paths
     @property

@@ -77,6 +77,7 @@ def _sweep(options: dict[str, Any]) -> None:
     url = sweep.storage_url(options["storage"], options["runs_dir"])
     if options["storage"] is None:
         runs.make_root(runs.runs_dir(options["runs_dir"]))
+    _check_study_name(options["study"])
     study = sweep.load_study(options["study"], sweep.open_storage(url), create=True, pruner=pruner)
     quiet = options["quiet"]
     worker = sweep.Worker(
@@ -95,6 +96,17 @@ def _sweep(options: dict[str, Any]) -> None:
     if not quiet:
         out.print(f"this worker ran {ran} trial{'s' * (ran != 1)}; the study holds {worker.counted()} of {options['trials']}")
         _print_study(study, options["runs_dir"])
+
+
+def _check_study_name(name: str) -> None:
+    """A study's trials are runs named after it (NAME-t0, NAME-t1, ...): a name they cannot have is refused before the study is stored."""
+    from mnistctl import runs
+    from mnistctl.errors import UsageError
+
+    try:
+        runs.validate_name(runs.slug(f"{name}-t0") if name.strip() else "")
+    except UsageError:
+        raise UsageError(f"study name {name!r} is not allowed: its trials are runs named after it", "use letters, digits, '-', '_' or '.', not starting with '.', e.g. --study lr-search") from None
 
 
 def _trial_line(trial) -> str:

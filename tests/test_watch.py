@@ -207,6 +207,20 @@ def test_an_interrupted_sweep_trial_shows_it_stopped_and_its_drawn_rate_in_short
 
     drive(app, check, size=(120, 30))
 
+def test_the_header_names_the_runs_folder_and_says_when_its_config_is_damaged(tmp_path):
+    renamed = make_run(tmp_path, "renamed", [start()])
+    (renamed / "config.json").write_text(json.dumps(config("original")))  # a run copied to another folder
+    damaged = make_run(tmp_path, "damaged", [start()])
+    (damaged / "config.json").write_text("[1, 2]")
+    for path, expected in [(renamed, "renamed  lenet"), (damaged, f"{damaged / 'config.json'} holds a list, not settings")]:
+        app = WatchApp(path, poll=0.05)
+
+        async def check(pilot):
+            await until(pilot, lambda: text(app.query_one(RunHeader)).startswith(expected), expected)
+
+        drive(app, check, size=(120, 30))
+
+
 def test_a_run_that_failed_or_stopped_mid_epoch_shows_that_epoch(tmp_path):
     nan = {"event": "end", "time": T0 + 2, "status": "failed", "message": "the loss became nan at epoch 1, step 2"}  # before any step event
     failed = make_run(tmp_path, "failed", [start(), nan])

@@ -30,9 +30,9 @@ from mnistctl.tui.widgets import (
 
 
 class ConfigRead(Message, bubble=False):
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any] | None, problem: str | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.problem = config, problem
 
 
 class MetricsRead(Message, bubble=False):
@@ -92,7 +92,7 @@ class Dashboard(Vertical):
                 try:
                     self.post_message(ConfigRead(run.config))
                 except RunError as exc:
-                    self.post_message(Note(exc.message, "error"))
+                    self.post_message(ConfigRead(None, exc.message))
                 config_read = True
             chunk = tail.read()
             if chunk.events or chunk.corrupt or chunk.restarted or chunk.mtime != last_mtime:
@@ -101,14 +101,18 @@ class Dashboard(Vertical):
             time.sleep(self.poll)
 
     def on_config_read(self, message: ConfigRead) -> None:
-        self.state.config = message.config
+        if message.problem:
+            self.state.config_problem = message.problem
+            self.state.note(message.problem, "error")
+        else:
+            self.state.config = {**message.config, "name": self.run_path.name}  # the folder's name, as compare and the keys show it
         self.query_one(RunHeader).show(self.state)
         self.tick()
 
     def on_metrics_read(self, message: MetricsRead) -> None:
         chunk = message.chunk
         if chunk.restarted:
-            self.state = RunState(config=self.state.config)
+            self.state = RunState(config=self.state.config, config_problem=self.state.config_problem)
             self.state.note("the metrics file was rewritten; reading it again")
         for event in chunk.events:
             self.state.apply(event)

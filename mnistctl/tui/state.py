@@ -32,6 +32,7 @@ class Progress:
 @dataclass
 class RunState:
     config: dict[str, Any] | None = None
+    config_problem: str | None = None  # why config.json could not be read
     start: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
     last_step: dict[str, Any] | None = None

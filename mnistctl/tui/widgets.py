@@ -41,7 +41,8 @@ class RunHeader(Vertical):
     def show(self, state: RunState) -> None:
         c = state.config
         if c is None:
-            self.query_one("#title", Label).update(Text("waiting for config.json…", style="dim"))
+            problem = state.config_problem
+            self.query_one("#title", Label).update(Text(problem, style="red") if problem else Text("waiting for config.json…", style="dim"))
             return
         first = Text.assemble((c.get("name", "?"), "bold"), "  ", (c.get("arch", "?"), "bold cyan"))
         first.append(" · " + " · ".join(training_terms(c)), "dim")

@@ -209,3 +209,14 @@ def test_a_run_named_from_inside_its_folder_has_the_folders_name(copies, monkeyp
     root, (good, _) = copies
     monkeypatch.chdir(good.path / "weights")
     assert Run(".").name == "weights" and Run("..").name == good.name and Run("../").name == good.name
+
+
+def test_a_runs_folder_that_is_a_file_is_named_so(tmp_path):
+    from mnistctl.errors import UsageError
+    from mnistctl.runs import resolve
+
+    (tmp_path / "notes.txt").write_text("keep")
+    for ref in (None, "fast"):
+        with pytest.raises(UsageError) as info:
+            resolve(ref, tmp_path / "notes.txt")
+        assert info.value.message == f"the runs folder {tmp_path / 'notes.txt'} is a file"

@@ -305,10 +305,13 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
 
 def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Run:
     """A run by path, by name under the runs directory, or ``latest`` (the default)."""
+    folder = runs_dir(root)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"the runs folder {folder} is a file", f"pass --runs-dir DIR or set {RUNS_ENV} to a folder")
     if ref is None or str(ref) == LATEST:
         runs = list_runs(root)
         if not runs:
-            raise NotFoundError(f"no runs yet in {runs_dir(root)}/", "train one with: mnistctl train --preset fast")
+            raise NotFoundError(f"no runs yet in {folder}/", "train one with: mnistctl train --preset fast")
         return runs[-1]
     for path in (Path(ref), runs_dir(root) / str(ref)):
         if os.path.lexists(path / CONFIG):  # a config that is not a file is damage, said when it is read

@@ -400,3 +400,19 @@ def test_run_names_that_look_like_markup_are_shown_as_they_are(tmp_path):
     assert result.exit_code == 0, result.output
     pairs = result.stdout[result.stdout.index("McNemar"):]
     assert "[red]z" in pairs and "[bold]q" in pairs
+
+
+@pytest.mark.parametrize("width", [80, 120, 160, 250])
+def test_the_runs_table_keeps_every_column_that_fits_and_the_one_sorted_by(fixture_runs, width):
+    def table(*args):
+        result = CliRunner().invoke(app, ["compare", "a", "b", "c", "--no-stats", "--runs-dir", str(fixture_runs), *args], env={"COLUMNS": str(width)})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        return lines[2], max(len(line) for line in lines)
+
+    header, widest = table()
+    assert widest <= width
+    shown = [h for h in ("run", "status", "architecture", "optimizer", "test acc", "val acc") if h in header]
+    assert len(shown) >= (6 if width >= 160 else 3), header
+    header, widest = table("--sort", "test_loss")
+    assert "test loss" in header and widest <= max(width, 80)

@@ -31,7 +31,7 @@ def command(
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from mnistctl.console import out, warn
     from mnistctl.errors import UsageError
-    from mnistctl.reading.compare import compare
+    from mnistctl.reading.compare import column_key, compare
     from mnistctl.reading.compare import plot as plot_curves
 
     if top is not None and study is None:
@@ -41,7 +41,7 @@ def command(
     if as_json and (wide or columns):
         raise UsageError(f"--json holds every column, so {'--wide' if wide else '--columns'} would be ignored", "drop one or the other")
     options.new_png(plot, "--plot", "compare.png")
-    shown = pick_columns(columns, wide, out.width)
+    shown = pick_columns(columns)
     if study is not None:
         from mnistctl.reading.compare import study_runs
 
@@ -54,7 +54,7 @@ def command(
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print_runs(result, shown, fit=not (wide or columns))
+        print_runs(result, shown, fit=not (wide or columns), keep=column_key(sort) if sort else None)
         if result.pairs:
             out.print(pairs_table(result.pairs))
         elif stats:
@@ -65,28 +65,26 @@ def command(
             out.print(f"curves written to [bold]{written}[/]")
 
 
-NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")
-WIDE_FROM = 200  # columns of terminal that fit every column
+NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")  # the columns that matter most, in order
 
 
-def pick_columns(asked: str | None, wide: bool, width: int):
-    """The columns to show: those asked for, all with --wide or on a wide terminal, else the ones that matter most."""
+def pick_columns(asked: str | None):
+    """The columns to show: those asked for, else all of them (fitted to the terminal when printed)."""
     from mnistctl.reading.compare import COLUMN, COLUMNS, column_key
 
     if asked:
         keys = [column_key(k) for k in asked.split(",") if k.strip()]
         return [COLUMN[k] for k in dict.fromkeys(["name", *keys])]
-    if wide or width >= WIDE_FROM:
-        return list(COLUMNS)
-    return [COLUMN[k] for k in NARROW]
+    return list(COLUMNS)
 
 
 DROP_FIRST = ("throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))
 
 
-def print_runs(result, shown, fit: bool) -> None:
-    """The runs table, its title and footer as lines of their own. With ``fit``, the least important columns are
-    dropped until it fits the terminal; a table still too wide is printed at its own width, its values never cut."""
+def print_runs(result, shown, fit: bool, keep: str | None = None) -> None:
+    """The runs table, its title and footer as lines of their own. With ``fit``, the least important columns
+    (never ``keep``, the one sorted by) are dropped until it fits the terminal; a table still too wide is printed
+    at its own width, its values never cut."""
     from rich.measure import Measurement
     from rich.segment import Segments
 
@@ -97,7 +95,9 @@ def print_runs(result, shown, fit: bool) -> None:
 
     table = runs_table(result, shown, title=None, caption=False)
     while fit and len(shown) > 1 and width(table) > out.width:
-        drop = next(k for k in DROP_FIRST if k in {c.key for c in shown})
+        drop = next((k for k in DROP_FIRST if k in {c.key for c in shown} and k != keep), None)
+        if drop is None:
+            break
         shown = [c for c in shown if c.key != drop]
         table = runs_table(result, shown, title=None, caption=False)
     out.print("Runs, best first", style="table.title")

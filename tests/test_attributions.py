@@ -116,6 +116,27 @@ def test_predict_explain_writes_a_png(trained_run, mnist, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["seven-why.png"]
 
 
+def test_predict_explain_says_when_no_image_was_read_to_explain(trained_run, tmp_path):
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    out = tmp_path / "why.png"
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "blank.png"), "--run", str(trained_run.path), "--explain", str(out)])
+    assert result.exit_code == 1 and not out.exists()
+    assert f"{out} is not written: no image was read" in result.stderr.replace("\n", "")
+
+
+def test_the_explanation_of_an_ensemble_says_they(trained_run, tmp_path, monkeypatch):
+    from mnistctl.reading import attributions, predict
+
+    titles = []
+    monkeypatch.setattr(attributions, "explain_figure", lambda title, *args: titles.append(title))
+    monkeypatch.setattr("mnistctl.reading.figures.save", lambda figure, path, replace: path)
+    members = [predict.member_from_run(trained_run, onnx=False), predict.member_from_run(trained_run, "last", onnx=False)]
+    shown = [predict.Prediction("one.png", 1, 0.9, [(1, 0.9), (7, 0.05)], np.zeros((28, 28), np.uint8))]
+    for ensemble, pronoun in ((members[:1], "it"), (members, "they")):
+        attributions.explain_predictions(shown, ensemble, tmp_path / "why.png", 2)
+        assert titles[-1] == f"Why {' + '.join(m.name for m in ensemble)} read this digit as {pronoun} did"
+
+
 def test_an_unknown_method_is_one_usage_error(trained_run, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "saliency", "--method", "lime", "--out", str(out)])

@@ -85,6 +85,8 @@ def command(
 
         if explain_predictions(explained, members(), explain, min(top_k, 3)):
             err.print(f"explained in {explain}", soft_wrap=True, highlight=False, markup=False)
+    elif explain is not None:
+        err.print(f"{explain} is not written: no image was read", soft_wrap=True, highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
 

@@ -106,7 +106,7 @@ def explain_predictions(predictions: list, members: list, path, top: int = 3, me
     images = np.stack([p.image for p in shown])
     columns = [[(f"{d} ({q:.0%})", d) for d, q in p.top[:top]] for p in shown]
     captions = [_short(p.source) for p in shown]
-    title = f"Why {' + '.join(m.name for m in members)} read {'this digit' if len(shown) == 1 else 'these digits'} as it did"
+    title = f"Why {' + '.join(m.name for m in members)} read {'this digit' if len(shown) == 1 else 'these digits'} as {'it' if len(members) == 1 else 'they'} did"
     if len(predictions) > limit:
         title += f" (first {limit} of {len(predictions)} images)"
     return save(explain_figure(title, images, captions, columns, forward, method), path, replace=False)

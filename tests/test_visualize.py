@@ -272,3 +272,22 @@ def test_visualize_takes_the_data_folder_like_eval(trained_run, data_dir, tmp_pa
     check_png(tmp_path / "samples.png")
     missing = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "samples", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert missing.exit_code != 0 and "--data-dir" in str(missing.exception) and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("n_epochs", [1, 2, 5])
+def test_the_curves_legends_never_cover_a_point(n_epochs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mnistctl.reading.figures.training import curves_figure
+
+    epochs = [{"epoch": e, "train_loss": 2.1 / e, "train_acc": 0.26 + 0.1 * e, "val_loss": 1.4 / e, "val_acc": 0.47 + 0.05 * e,
+               "lr": 0.05, "best": True} for e in range(1, n_epochs + 1)]
+    figure = curves_figure("run", epochs, [], None, {"epoch": n_epochs, "test_acc": 0.46 + 0.05 * n_epochs})
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # lays the figure out
+    renderer = canvas.get_renderer()
+    for ax in figure.axes[:2]:
+        box = ax.get_legend().get_window_extent(renderer)
+        points = np.concatenate([ax.transData.transform(line.get_xydata()) for line in ax.lines if line.get_marker() not in (None, "None", "")])
+        inside = (points[:, 0] >= box.x0) & (points[:, 0] <= box.x1) & (points[:, 1] >= box.y0) & (points[:, 1] <= box.y1)
+        assert not inside.any(), f"{ax.get_title()}: legend over {points[inside]}"

@@ -44,8 +44,12 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     for ax in (loss, acc, lr):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
-    loss.legend()
-    acc.legend(loc="lower right")
+    if len(x) > 1:
+        loss.legend()
+        acc.legend()
+    else:  # one epoch: every point on one vertical line, which a legend inside would cover
+        for ax in (loss, acc):
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
     return figure
 
 

@@ -120,6 +120,9 @@ def test_the_help_breaks_between_phrases_and_the_footer_keeps_every_key_at_80_co
         lines = str(status.content).splitlines()
         assert status.content_region.height == len(lines) and fits(app, status)  # no line wrapped inside a phrase
         assert lines == ["mouse: left draws,", "right erases", "keys: arrows move,", "space lowers the pen, e eraser"]
+        await pilot.press("e")
+        await pilot.pause()
+        assert str(status.content).splitlines()[-1] == "space lowers the eraser, e pen"  # e switches back
         footer = app.query_one("Footer")
         keys = await footer_keys(pilot, footer)
         assert all(footer.region.contains_region(key.region) for key in keys)

@@ -155,7 +155,8 @@ class DrawApp(App):
         canvas = self.canvas
         tool = "eraser" if canvas.eraser else "pen"
         verb = "lifts" if canvas.pen_down else "lowers"
-        lines = ["mouse: left draws, right erases", f"keys: arrows move, space {verb} the {tool}, e eraser"]
+        other = "pen" if canvas.eraser else "eraser"
+        lines = ["mouse: left draws, right erases", f"keys: arrows move, space {verb} the {tool}, e {other}"]
         pad = SIDE * canvas.scale + 2  # the canvas and its border
         width, height = size or self.size
         text = phrase_wrap(lines, pad)

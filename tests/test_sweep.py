@@ -249,6 +249,15 @@ def test_a_study_name_its_trials_cannot_carry_is_refused_before_anything_is_stor
     assert not (tmp_path / "runs" / "optuna.db").exists()
 
 
+def test_a_range_the_architecture_cannot_be_built_with_is_refused_before_any_trial(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text("[set]\ndropout = { float = [0.5, 1.5] }\n")
+    result = runner.invoke(app, ["sweep", "--study", "s", "--trials", "2", "--space", str(space), "--preset", "fast", "--runs-dir", str(tmp_path / "runs")])
+    assert isinstance(result.exception, UsageError) and result.exception.hint == "change its range or choices in the space file"
+    assert result.exception.message.startswith("space.toml: set.dropout = 1.5: the architecture 'simplecnn' cannot be built with")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_show_names_a_missing_study(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()

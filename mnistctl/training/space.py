@@ -215,10 +215,17 @@ def _registry(kind: str):
 
 def _check_resolvable(path: Path, dims: list[Dimension], flags: dict[str, Any], config_file, preset) -> None:
     """Resolve every choice and range end (the others at their first value) so that no trial fails on its settings."""
+    from mnistctl.models import build_model
+
     first = {d.name: d.values[0] for d in dims}
     for dim in dims:
         for value in dim.values:
             try:
-                settings(apply(flags, dims, {**first, dim.name: value}), config_file, preset)
+                resolved = settings(apply(flags, dims, {**first, dim.name: value}), config_file, preset)
             except MnistctlError as exc:
                 raise UsageError(f"{path.name}: {dim.name} = {value!r}: {exc.message}", exc.hint) from None
+            if dim.name == "arch" or dim.name.startswith("set."):  # the architecture is built with it, as a trial would
+                try:
+                    build_model(resolved)
+                except MnistctlError as exc:
+                    raise UsageError(f"{path.name}: {dim.name} = {value!r}: {exc.message}", "change its range or choices in the space file") from None

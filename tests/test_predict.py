@@ -552,3 +552,29 @@ def test_an_explain_file_that_appears_while_it_is_drawn_is_kept(run, tmp_path):
     with pytest.raises(UsageError, match="appeared while it was being written"):
         explain_predictions([seven], [predict.member_from_run(run, onnx=False)], why)
     assert why.read_text() == "mine"
+
+
+def sheet_on_a_desk(digit: np.ndarray, sheet_size: tuple[int, int], angle: float) -> bytes:
+    """A sheet of paper, lit a little unevenly, with the digit written on it, lying (turned by ``angle``) on a plain dark desk."""
+    width, height = sheet_size
+    y, x = np.mgrid[0:height, 0:width]
+    sheet = Image.fromarray((205 + 30 * x / width - 25 * y / height).astype(np.uint8))
+    side = min(width, height) // 2
+    ink = Image.fromarray(255 - digit).resize((side, side))
+    sheet.paste(ink, (width // 3, height // 4), Image.eval(ink, lambda v: 255 - v))
+    outline = Image.new("L", sheet.size, 255).rotate(angle, expand=True)
+    sheet = sheet.rotate(angle, expand=True)
+    desk = Image.new("L", (1600, 1200), 60)
+    desk.paste(sheet, ((1600 - sheet.width) // 2, (1200 - sheet.height) // 2), outline)
+    out = io.BytesIO()
+    desk.convert("RGB").save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fill, angle", [(0.25, 0), (0.5, 5), (0.8, -8)], ids=["a-quarter", "half-turned", "most-turned-back"])
+def test_a_small_or_turned_sheet_on_a_desk_is_read_without_the_desk(fill, angle, mnist):
+    size = (round(1600 * fill**0.5), round(1200 * fill**0.5))
+    digits = mnist.test_images[:5].numpy()
+    prepared = [imageprep.load_prepared(sheet_on_a_desk(d, size, angle)) for d in digits]
+    likeness = [np.corrcoef(p.ravel().astype(float), d.ravel().astype(float))[0, 1] for p, d in zip(prepared, digits)]
+    assert np.mean(likeness) > 0.6, likeness  # the desk's edges, read as ink, took it under 0.4

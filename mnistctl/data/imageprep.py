@@ -109,7 +109,7 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     flat = cv2.morphologyEx(shade, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) < PAPER_STEP
     _, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
     area, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-    large = [int(r) for r in 1 + np.flatnonzero(area[1:] >= PAPER_AREA * rows * cols)]  # at most five
+    large = [int(r) for r in 1 + np.flatnonzero(widths[1:] * heights[1:] >= PAPER_AREA * rows * cols)]  # a sheet's strokes are not its area
     framed = [r for r in large if area[r] >= PAPER_FILL * widths[r] * heights[r] and (widths[r], heights[r]) != (cols, rows)]
     if not framed:  # nothing shaped like a sheet on a surface: most pictures stop here
         return None
@@ -123,7 +123,21 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     if not _desk_around(shade, labels == sheet, levels[sheet]):  # paper around it: a white area enclosed by strokes
         return None
     factor = _shrink_factor(x, BACKGROUND_SIDE)
-    return x[(row + 1) * factor : (row + height - 1) * factor, (column + 1) * factor : (column + width - 1) * factor]  # a pixel in from its border
+    top, bottom, left, right = row + 1, row + height - 1, column + 1, column + width - 1  # a pixel in from its border
+    sheet_x = x[top * factor : bottom * factor, left * factor : right * factor]
+    desk = _off_sheet(labels, sheet)[top:bottom, left:right]
+    if desk.any():  # a turned sheet: corners of the desk inside its box, which would read as ink
+        sheet_x = sheet_x.copy()
+        sheet_x[np.kron(desk, np.ones((factor, factor), bool))] = np.exp(levels[sheet])
+    return sheet_x
+
+
+def _off_sheet(labels: np.ndarray, sheet: int) -> np.ndarray:
+    """What lies outside the sheet's outline (the convex hull of its even paper): the desk, and the sheet's own edge."""
+    cv2 = _cv2()
+    hull = np.zeros(labels.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero((labels == sheet).astype(np.uint8))), 1)
+    return hull == 0
 
 
 def _desk_around(shade: np.ndarray, sheet: np.ndarray, level: float) -> bool:

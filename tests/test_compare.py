@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 import time
@@ -416,3 +417,20 @@ def test_the_runs_table_keeps_every_column_that_fits_and_the_one_sorted_by(fixtu
     assert len(shown) >= (6 if width >= 160 else 3), header
     header, widest = table("--sort", "test_loss")
     assert "test loss" in header and widest <= max(width, 80)
+
+
+def test_runs_in_folders_of_the_same_name_are_told_apart_by_their_paths(tmp_path):
+    here, there = tmp_path / "runs", tmp_path / "elsewhere"
+    make_run(here, "fast", [0.95, 0.97], probs_for({0, 1}, 0.9, 0.6))
+    make_run(there, "fast", [0.90, 0.93], probs_for(set(range(2, 10)), 0.99, 0.52))
+    make_run(here, "b", [0.90, 0.93], probs_for({3}, 0.99, 0.52))
+    names = [str(here / "fast"), str(there / "fast"), "b"]
+    result = compare.compare(names, here)
+    assert sorted(row["name"] for row in result.rows) == sorted(names)
+    assert {frozenset((p["run_a"], p["run_b"])) for p in result.pairs} == {frozenset(pair) for pair in itertools.combinations(names, 2)}
+
+
+def test_a_run_named_twice_is_compared_once_and_said_so(fixture_runs):
+    result = compare.compare(["a", str(fixture_runs / "a"), "b"], fixture_runs, stats=False)
+    assert [row["name"] for row in result.rows] == ["a", "b"]
+    assert f"{fixture_runs / 'a'} is the run a again; it is compared once" in result.warnings

@@ -62,7 +62,8 @@ def compare(
     ignore_data_mismatch: bool = False, data_dir: str | Path | None = None,
 ) -> Comparison:
     """Rows of the runs named by ``refs`` (or every run in the folder with ``all_runs``), sorted best first."""
-    found, warnings = collect(refs, root, all_runs), []
+    warnings: list[str] = []
+    found = collect(refs, root, all_runs, warnings)
     described = []
     for run in found:
         try:
@@ -71,6 +72,7 @@ def compare(
             warnings.append(f"skipped {run.name}: {exc}")
     if not described:
         raise NotFoundError("no run could be read", "check the names with: ls " + str(runs.runs_dir(root)))
+    _tell_apart([row for row, _ in described], [run for _, run in described])
     order = sort_order([row for row, _ in described], sort)
     rows, kept = [described[i][0] for i in order], [described[i][1] for i in order]
     result = Comparison(rows, kept, warnings=warnings)
@@ -79,8 +81,16 @@ def compare(
     return result
 
 
-def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = False) -> list[Run]:
-    """The runs to compare; a named run that does not exist is a NotFoundError."""
+def _tell_apart(rows: list[dict[str, Any]], found: list[Run]) -> None:
+    """Runs in folders of the same name, from different places, are named by their paths."""
+    names = [row["name"] for row in rows]
+    for row, run in zip(rows, found):
+        if names.count(row["name"]) > 1:
+            row["name"] = str(run.path)
+
+
+def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = False, warnings: list[str] | None = None) -> list[Run]:
+    """The runs to compare; a named run that does not exist is a NotFoundError, one named twice is compared once."""
     if all_runs:
         if len(refs) > 1:
             raise UsageError("--all takes at most one runs folder", "name runs without --all, or pass one folder: mnistctl compare --all runs")
@@ -93,12 +103,15 @@ def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
         return found
     if not refs:
         raise UsageError("nothing to compare", "name the runs, e.g. mnistctl compare lenet simplecnn, or use --all")
-    found, seen = [], set()
+    found, seen = [], {}
     for ref in refs:
         run = runs.resolve(ref, root)  # a name typed wrong is bad input, not a damaged run
-        if run.path.resolve() not in seen:
-            seen.add(run.path.resolve())
-            found.append(run)
+        if run.path.resolve() in seen:
+            if warnings is not None:
+                warnings.append(f"{ref} is the run {seen[run.path.resolve()]} again; it is compared once")
+            continue
+        seen[run.path.resolve()] = ref
+        found.append(run)
     return found
 
 
@@ -323,7 +336,7 @@ def add_statistics(result: Comparison, ignore_data_mismatch: bool = False, data_
         elif not torch.equal(labels, targets):
             result.warnings.append(f"{run.name} was tested on a different test set; it is left out of the p-values and ensemble")
             continue
-        tested.append((run.name, probs))
+        tested.append((row["name"], probs))
     preds = [(name, probs.argmax(1)) for name, probs in tested]
     for i, (name_a, pred_a) in enumerate(preds):
         for name_b, pred_b in preds[i + 1 :]:

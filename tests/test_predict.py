@@ -325,8 +325,15 @@ def _blank_paper() -> bytes:
     return _photograph(np.full((200, 240), 0.95, np.float32), rng)
 
 
+def _damaged_png() -> bytes:
+    data = bytearray((Path(__file__).parent.parent / "docs" / "samples" / "scan.png").read_bytes())
+    data[40] ^= 0xFF  # a checksum no longer matches
+    return bytes(data)
+
+
 BAD = {
     "missing": (None, "does not exist"),
+    "damaged-png": (_damaged_png(), "is truncated or corrupt (it starts as a PNG file, which cannot be read)"),
     "not-an-image": (b"name,digit\nfoo,3\n", "is not an image"),
     "truncated": (_truncated_jpeg(), "truncated or corrupt"),
     "blank": (_blank_paper(), "has no ink"),

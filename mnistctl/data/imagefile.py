@@ -62,9 +62,28 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
             image = ImageOps.exif_transpose(image)
         return _reduce(image, side) if side else image
     except UnidentifiedImageError:
+        if _signature(source):
+            raise DataError(f"{name} is truncated or corrupt (it starts as a {_signature(source)} file, which cannot be read)", "save or copy the image again") from None
         raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None
+
+
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
+
+
+def _signature(source: str | Path | BinaryIO) -> str | None:
+    """The format a file's first bytes announce, of the common ones: a file that starts as one but does not decode is damaged."""
+    try:
+        if isinstance(source, (str, Path)):
+            with open_regular(source) as file:
+                head = file.read(8)
+        else:
+            source.seek(0)
+            head = source.read(8)
+    except (OSError, ValueError):
+        return None
+    return next((kind for magic, kind in SIGNATURES.items() if head.startswith(magic)), None)
 
 
 def _read(source: str | Path | bytes | BinaryIO, name: str) -> bytes:

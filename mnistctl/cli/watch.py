@@ -20,6 +20,7 @@ def command(
 ) -> None:
     """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events, per-layer statistics (q quits, ? keys, n/p switch runs, v layer view)."""
     from mnistctl import runs
+
     if not stalled_after > 0:
         raise UsageError(f"--stalled-after must be positive, got {stalled_after}", "e.g. --stalled-after 120")
     options.require_terminal("watch", "run it in a terminal; without one, mnistctl compare RUN shows where a run stands")

@@ -62,8 +62,8 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
             image = ImageOps.exif_transpose(image)
         return _reduce(image, side) if side else image
     except UnidentifiedImageError:
-        if _signature(source):
-            raise DataError(f"{name} is truncated or corrupt (it starts as a {_signature(source)} file, which cannot be read)", "save or copy the image again") from None
+        if kind := _signature(source):
+            raise DataError(f"{name} is truncated or corrupt (it starts as a {kind} file, which cannot be read)", "save or copy the image again") from None
         raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None

@@ -89,7 +89,7 @@ def _tell_apart(rows: list[dict[str, Any]], found: list[Run]) -> None:
             row["name"] = str(run.path)
 
 
-def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = False, warnings: list[str] | None = None) -> list[Run]:
+def collect(refs: list[str], root: str | Path | None, all_runs: bool, warnings: list[str]) -> list[Run]:
     """The runs to compare; a named run that does not exist is a NotFoundError, one named twice is compared once."""
     if all_runs:
         if len(refs) > 1:
@@ -107,8 +107,7 @@ def collect(refs: list[str], root: str | Path | None = None, all_runs: bool = Fa
     for ref in refs:
         run = runs.resolve(ref, root)  # a name typed wrong is bad input, not a damaged run
         if run.path.resolve() in seen:
-            if warnings is not None:
-                warnings.append(f"{ref} is the run {seen[run.path.resolve()]} again; it is compared once")
+            warnings.append(f"{ref} is the run {seen[run.path.resolve()]} again; it is compared once")
             continue
         seen[run.path.resolve()] = ref
         found.append(run)

@@ -17,9 +17,8 @@ META_KEY = "mnistctl"
 
 def save(path: str | Path, tensors: dict[str, Any], meta: Any = None) -> None:
     """Write tensors and JSON-able metadata atomically."""
-    from safetensors.torch import save_file
-
     from safetensors import SafetensorError
+    from safetensors.torch import save_file
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:

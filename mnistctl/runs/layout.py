@@ -305,22 +305,22 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
 
 def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Run:
     """A run by path, by name under the runs directory, or ``latest`` (the default)."""
-    folder = runs_dir(root)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"the runs folder {folder} is a file", f"pass --runs-dir DIR or set {RUNS_ENV} to a folder")
+    home = runs_dir(root)
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"the runs folder {home} is a file", f"pass --runs-dir DIR or set {RUNS_ENV} to a folder")
     if ref is None or str(ref) == LATEST:
         runs = list_runs(root)
         if not runs:
-            raise NotFoundError(f"no runs yet in {folder}/", "train one with: mnistctl train --preset fast")
+            raise NotFoundError(f"no runs yet in {home}/", "train one with: mnistctl train --preset fast")
         return runs[-1]
-    for path in (Path(ref), runs_dir(root) / str(ref)):
+    for path in (Path(ref), home / str(ref)):
         if os.path.lexists(path / CONFIG):  # a config that is not a file is damage, said when it is read
             return Run(path)
-    for folder in (runs_dir(root) / str(ref), *([Path(ref)] if len(Path(ref).parts) > 1 else [])):
+    for folder in (home / str(ref), *([Path(ref)] if len(Path(ref).parts) > 1 else [])):
         if folder.is_dir():
             raise NotFoundError(f"{folder} has no {CONFIG}", "is it a mnistctl run directory?")
     names = [r.name for r in reversed(list_runs(root))]
-    raise NotFoundError(f"no run '{ref}' in {runs_dir(root)}/", _closest(str(ref), names))
+    raise NotFoundError(f"no run '{ref}' in {home}/", _closest(str(ref), names))
 
 
 def _closest(ref: str, names: list[str]) -> str:

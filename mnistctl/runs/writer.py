@@ -91,4 +91,3 @@ def _ends_a_line(path) -> bool:
     with path.open("rb") as f:
         f.seek(-1, os.SEEK_END)
         return f.read(1) == b"\n"
-

@@ -478,10 +478,11 @@ class Trainer:
 
 def _check_recorded_data(run: Run) -> None:
     """What a resumed run reads from the data its config.json recorded: its normalization and its number of training images."""
-    if not isinstance(run.config.get("data"), dict):
+    data = run.config.get("data")
+    if not isinstance(data, dict):
         raise RunError(f"{run.config_path} records no data table (mean, std, n_train)", "the run directory is damaged")
     run.normalization  # raises for a damaged mean or std
-    n_train = run.recorded_data.get("n_train")
+    n_train = data.get("n_train")
     if n_train is not None and (type(n_train) is not int or n_train < 1):
         raise RunError(f"{run.config_path}: data.n_train = {n_train!r} is not a whole number of 1 or more", "the run directory is damaged")
 

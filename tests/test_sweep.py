@@ -203,6 +203,7 @@ def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, 
     with pytest.raises(UsageError) as caught:
         sweep("--study", "bad", "--space", str(path), "--runs-dir", str(tmp_path / "runs"), "--arch", "lenet")
     assert message in caught.value.message
+    assert not (tmp_path / "runs" / "optuna.db").exists()
     assert not (tmp_path / "runs").exists()
 
 
@@ -246,7 +247,7 @@ def test_unreachable_storage_is_one_line_and_exit_2(tmp_path, space):
 def test_a_study_name_its_trials_cannot_carry_is_refused_before_anything_is_stored(name, tmp_path, space):
     result = runner.invoke(app, ["sweep", "--study", name, "--trials", "1", "--space", str(space), "--preset", "fast", "--runs-dir", str(tmp_path / "runs")])
     assert isinstance(result.exception, UsageError) and result.exception.message == f"study name {name!r} is not allowed: its trials are runs named after it"
-    assert not (tmp_path / "runs" / "optuna.db").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_range_the_architecture_cannot_be_built_with_is_refused_before_any_trial(tmp_path):

@@ -75,9 +75,9 @@ def _sweep(options: dict[str, Any]) -> None:
     pruner = sweep.make_pruner(options["pruner"])
     _quiet_optuna()
     url = sweep.storage_url(options["storage"], options["runs_dir"])
+    _check_study_name(options["study"])
     if options["storage"] is None:
         runs.make_root(runs.runs_dir(options["runs_dir"]))
-    _check_study_name(options["study"])
     study = sweep.load_study(options["study"], sweep.open_storage(url), create=True, pruner=pruner)
     quiet = options["quiet"]
     worker = sweep.Worker(
@@ -166,7 +166,7 @@ def _print_study(study, runs_dir) -> None:
         columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("epochs", "epochs"), COLUMN["val_acc"], COLUMN["test_acc"], Column("time", "trial time", "min"), COLUMN["name"])
     else:
         columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("val_acc", "best val", "max"), COLUMN["test_acc"])
-    out.print(runs_table(Comparison(rows, []), columns, title=f"Study {study.study_name}: trials, best validation accuracy first"))
+    out.print(runs_table(Comparison(rows, []), columns, title=f"Study {escape(study.study_name)}: trials, best validation accuracy first"))
     if out.width < WIDE_FROM:
         out.print(f"[dim]trial N is the run {escape(study.study_name)}-tN; a terminal of {WIDE_FROM} columns also shows epochs, times and run names[/]")
     best = reading.best_trial(study)

@@ -328,6 +328,7 @@ def _valid(config, resolved=True):
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs)
 @example({"augment": {"\n": 0}})  # found by hypothesis: an unknown key holding a line break
+@example({"arch_options": {"": math.inf}})  # found by hypothesis: an option table holding infinity
 def test_the_schema_gives_a_valid_configuration_or_a_usage_error(candidate):
     try:
         checked = schema.check({**trainconfig.DEFAULTS, "lr": 0.1, "weight_decay": 0.0, **candidate})

@@ -6,6 +6,8 @@ or a run's own config.json. A bad value becomes one UsageError naming the settin
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Optional, get_origin
 
 from annotated_types import Len
@@ -44,13 +46,13 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     arch: Str = _allowed("an architecture name (see: mnistctl list archs)", min_length=1)
-    arch_options: dict[Str, Any] = _allowed("a table of architecture options")
+    arch_options: dict[Str, Any] = _allowed("a table of architecture options, its numbers finite")
     optimizer: Str = _allowed("an optimizer name (see: mnistctl list optimizers)", min_length=1)
-    optimizer_options: dict[Str, Any] = _allowed("a table of optimizer options")
+    optimizer_options: dict[Str, Any] = _allowed("a table of optimizer options, its numbers finite")
     lr: Optional[Float] = _allowed(f"a positive number up to {MAX_RATE:.3g}", gt=0, le=MAX_RATE)
     weight_decay: Optional[Float] = _allowed(f"a number from 0 to {MAX_RATE:.3g}", ge=0, le=MAX_RATE)
     scheduler: Str = _allowed("a scheduler name (see: mnistctl list schedulers)", min_length=1)
-    scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options")
+    scheduler_options: dict[Str, Any] = _allowed("a table of scheduler options, its numbers finite")
     epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)
     batch_size: Int = _allowed("a whole number of 1 or more", ge=1)
     ema: Optional[Float] = _allowed("a decay above 0 and below 1, such as 0.999, or nothing", gt=0, lt=1)
@@ -68,6 +70,14 @@ class Settings(BaseModel):
     limit: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
     name: Optional[Str] = _allowed("one folder name", default=None)
 
+    @field_validator("arch_options", "optimizer_options", "scheduler_options")
+    @classmethod
+    def _finite(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Option values are recorded in config.json, which holds no NaN or infinity; the plugins check the rest."""
+        if not all(math.isfinite(v) for v in _numbers(options)):
+            raise ValueError("finite numbers")
+        return options
+
     @field_validator("name")
     @classmethod
     def _one_component(cls, name: str | None) -> str | None:
@@ -76,6 +86,18 @@ class Settings(BaseModel):
         if name is not None:
             validate_name(name)
         return name
+
+
+def _numbers(value: Any) -> Iterator[float]:
+    """The floats anywhere in a nest of tables and lists."""
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
 
 
 def check(settings: dict[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def test_nan_guard_says_no_checkpoint_was_written_yet(tmp_path, small_data):
     assert not run.weights_path("last").exists() and not run.weights_path("best").exists()
     assert run.weights_path("initial").is_file()
     assert "no checkpoint was written yet, only the initial weights are on disk" in info.value.message
-    assert run.status() == Status.FAILED
+    assert run.status() == Status.FAILED and run.last(Kind.END)["step"] == t.global_step > 0
 
 
 # Runs someone else made: one damaged run is warned about, the others are still compared

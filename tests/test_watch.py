@@ -222,7 +222,7 @@ def test_the_header_names_the_runs_folder_and_says_when_its_config_is_damaged(tm
 
 
 def test_a_run_that_failed_or_stopped_mid_epoch_shows_that_epoch(tmp_path):
-    nan = {"event": "end", "time": T0 + 2, "status": "failed", "message": "the loss became nan at epoch 1, step 2"}  # before any step event
+    nan = {"event": "end", "time": T0 + 2, "status": "failed", "message": "the loss became nan at epoch 1, step 2", "step": 2}  # before any step event
     failed = make_run(tmp_path, "failed", [start(), nan])
     stopped = [start()] + steps(1, T0) + epoch(1, T0 + 10) + steps(2, T0 + 10)[:1]
     make_run(tmp_path, "stopped", stopped + [{"event": "end", "time": T0 + 16, "status": "interrupted", "message": "stopped at epoch 2, step 5"}])
@@ -236,7 +236,7 @@ def test_a_run_that_failed_or_stopped_mid_epoch_shows_that_epoch(tmp_path):
     async def check(pilot):
         await until(pilot, lambda: app.query_one(StatusBadge).status == "failed", "status failed")
         epoch_label, step_label, eta = labels()
-        assert (epoch_label, step_label) == ("epoch 1/3", "step 0/10") and eta.startswith("ETA failed")
+        assert (epoch_label, step_label) == ("epoch 1/3", "step 2/10") and eta.startswith("ETA failed")
         await pilot.press("n")
         await until(pilot, lambda: app.query_one(StatusBadge).status == "interrupted", "status interrupted")
         epoch_label, step_label, eta = labels()

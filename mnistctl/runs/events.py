@@ -121,6 +121,7 @@ class TestEvent(Event):
 class EndEvent(Event, total=False):
     status: str
     message: str
+    step: int  # the global step the run ended at; absent in runs made before it
     test_acc: float
     test_loss: float
 

@@ -462,7 +462,7 @@ class Trainer:
             summary.update(self._test())
         self.writer.summary(summary)
         tested = {k: summary[k] for k in ("test_acc", "test_loss") if summary[k] is not None}
-        self.writer.event(Kind.END, status=str(status), message=message, **tested)
+        self.writer.event(Kind.END, status=str(status), message=message, step=self.global_step, **tested)
         self.observer.end(summary)
         return summary
 

@@ -85,7 +85,7 @@ class RunState:
         epochs = start.get("epochs") or (self.config or {}).get("epochs") or 0
         per_epoch = start.get("steps_per_epoch", 0)
         epoch = max(self.epochs, default=start.get("start_epoch", 0))
-        step = max(self._latest[1] if self._latest else 0, epoch * per_epoch)
+        step = max(self._latest[1] if self._latest else 0, epoch * per_epoch, (self.end or {}).get("step", 0))
         return Progress(epoch, epochs, step, epochs * per_epoch, per_epoch, epoch + 1 if self.training else epoch)
 
     @property

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mnistctl.tui.app import KeysScreen, TrainingEnded, WatchApp, run_with_trainer
-from mnistctl.tui.charts import AccuracyChart, LossChart
+from mnistctl.tui.charts import AccuracyChart, LossChart, y_labels
 from mnistctl.tui.dashboard import Dashboard
 from mnistctl.tui.state import RunState
 from mnistctl.runs.reader import EventTail
@@ -399,7 +399,7 @@ def test_keys_help_and_switching_runs(tmp_path):
     assert app.return_code == 0
 
 
-@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (200, 60)])
 def test_layout_fits_the_terminal(tmp_path, size):
     path = make_run(tmp_path, "lenet-fixture", finished_history())
     app = WatchApp(path, poll=0.05)
@@ -415,6 +415,8 @@ def test_layout_fits_the_terminal(tmp_path, size):
         table = app.query_one(EpochTable)
         assert table.max_scroll_x == 0 and table.max_scroll_y == 0  # every column and row visible
         assert app.query_one(LossChart).region.height >= 8
+        eta = app.query_one("#eta")
+        assert len(text(eta)) <= eta.region.width and ("step 30/30" in text(eta)) == (width > 60)  # whole or left out
         assert ("lr" in [str(c.label) for c in table.columns.values()]) == (width > 100)
         for chart in (app.query_one(LossChart), app.query_one(AccuracyChart)):  # the legend is in the border, off the data
             assert "train" not in str(chart.render()) and "val" not in str(chart.render()) and "val" in chart.border_title
@@ -423,6 +425,25 @@ def test_layout_fits_the_terminal(tmp_path, size):
         assert not any(a.overlaps(b) for i, a in enumerate(keys) for b in keys[i + 1 :])  # no key drawn over another
 
     drive(app, check, size)
+
+
+def test_a_very_short_terminal_keeps_the_charts_and_leaves_out_the_epochs_and_events(tmp_path):
+    app = WatchApp(make_run(tmp_path, "lenet-fixture", finished_history()), poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(EpochTable).row_count == 3, "table filled")
+        await pilot.pause(0.1)
+        assert not app.query_one("#bottom").display
+        chart = app.query_one(LossChart).region
+        assert chart.height >= 8 and chart.bottom <= 15  # above the footer
+        await pilot.resize_terminal(60, 20)
+        await until(pilot, lambda: app.query_one("#bottom").display, "the epochs back in a taller terminal")
+
+    drive(app, check, size=(60, 16))
+
+
+def test_y_labels_are_a_row_or_more_apart_and_at_most_seven():
+    assert [y_labels(rows) for rows in (1, 3, 5, 6, 7, 13, 40)] == [2, 2, 3, 3, 4, 7, 7]
 
 
 # train --tui

@@ -30,7 +30,7 @@ class KeysScreen(ModalScreen):
         self.keys = bindings
 
     def compose(self) -> ComposeResult:
-        lines = [f"[b]{b.key_display or b.key:>7}[/]  {b.description}" for b in self.keys]
+        lines = [f"[b]{b.key_display or b.key:>7}[/]  {b.tooltip or b.description}" for b in self.keys]
         yield Static("\n".join(["[b]Keys[/]", "", *lines, "", "[dim]press any key[/]"]), id="keys")
 
     def on_key(self) -> None:
@@ -56,10 +56,10 @@ class WatchApp(App):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "keys", "Keys", key_display="?"),
-        Binding("n", "switch(1)", "Next run"),
-        Binding("p", "switch(-1)", "Previous run"),
-        Binding("l", "latest", "Latest run"),
-        Binding("v", "layers", "Layers view"),
+        Binding("n", "switch(1)", "Next", tooltip="Next run"),
+        Binding("p", "switch(-1)", "Previous", tooltip="Previous run"),
+        Binding("l", "latest", "Latest", tooltip="Latest run"),
+        Binding("v", "layers", "Layers", tooltip="Layers view, or back to the charts"),
     ]
 
     def __init__(self, run_path: Path, runs_root: Path | None = None, stalled_after: float = STALLED_AFTER, poll: float = 0.25):

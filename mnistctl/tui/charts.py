@@ -32,6 +32,10 @@ class MetricChart(PlotextPlot):
     def series_of(self, state: RunState) -> Series:
         raise NotImplementedError
 
+    def render(self):
+        self.plt.yfrequency(y_labels(self.size.height - 2))  # less the x axis and its labels
+        return super().render()
+
     def show(self, state: RunState) -> None:
         series = {label: xy for label, xy in self.series_of(state).items() if xy[0]}
         epochs = state.progress.epochs
@@ -68,6 +72,12 @@ class AccuracyChart(MetricChart):
     def series_of(self, state: RunState) -> Series:
         epochs = sorted(state.epochs.values(), key=lambda e: e["epoch"])
         return {"train": _column(epochs, "train_acc", 100), "val": _column(epochs, "val_acc", 100)}
+
+
+def y_labels(rows: int, most: int = 7) -> int:
+    """How many evenly spaced y labels fit ``rows`` rows of data with a row or more between them,
+    so that no two round to the same row (plotext would drop one, and the rest would look uneven)."""
+    return max(2, min(most, (rows - 1) // 2 + 1))
 
 
 def legend(title: str, colors: dict[str, int]) -> Text:

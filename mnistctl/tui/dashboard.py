@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -27,6 +27,10 @@ from mnistctl.tui.widgets import (
     StatusBadge,
     duration,
 )
+
+TOP_ROWS = 5  # the header and the progress row
+CHART_ROWS = 8  # the fewest a chart reads in
+BOTTOM_ROWS = 5  # the epoch table and events: borders, a header and a row
 
 
 class ConfigRead(Message, bubble=False):
@@ -78,6 +82,12 @@ class Dashboard(Vertical):
         self.tick()
         self.set_interval(1.0, self.tick)
         self.follow()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The epochs and events take 35% of the height, less when the charts need it, none in a very short terminal."""
+        bottom = min(round(0.35 * event.size.height), event.size.height - TOP_ROWS - CHART_ROWS)
+        self.set_class(bottom < BOTTOM_ROWS, "short")
+        self.query_one("#bottom").styles.height = max(bottom, BOTTOM_ROWS)
 
     @work(thread=True, exclusive=True, group="tail")
     def follow(self) -> None:

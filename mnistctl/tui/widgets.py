@@ -122,8 +122,11 @@ class ProgressPanel(Vertical):
             eta, until = "stalled", state.stalled_at or state.last_logged or now
         else:
             eta = duration(state.eta(now))
+        line = f"ETA {eta}  elapsed {duration(elapsed_seconds(state, until))}"
         total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
-        self.query_one("#eta", Label).update(f"ETA {eta}  elapsed {duration(elapsed_seconds(state, until))}{total}")
+        if len(line) + len(total) > self.size.width > 0:  # left out, not cut to a number that reads whole
+            total = ""
+        self.query_one("#eta", Label).update(line + total)
 
 
 def elapsed_seconds(state: RunState, now: float) -> float | None:

@@ -139,7 +139,7 @@ def test_phrase_wrap_keeps_short_lines_and_breaks_long_ones_after_commas():
                                                    "space lowers the pen, e eraser"]
 
 
-@pytest.mark.parametrize("size", [(150, 45), (60, 19), (56, 30), (51, 30)])
+@pytest.mark.parametrize("size", [(150, 45), (60, 19), (56, 30), (51, 30), (50, 30), (40, 30)])
 def test_every_key_of_the_footer_is_on_screen_quit_too(tmp_path, size):
     app = DrawApp(reader("long1"), tmp_path)
 

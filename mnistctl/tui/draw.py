@@ -30,6 +30,7 @@ MIN_INTERVAL = 0.04
 SIDE_PANEL = 40
 SIDE_MIN = 24
 FULL_FOOTER = 60  # columns the footer's keys take with their padding
+COMPACT_FOOTER = 51  # and without it
 READING_ROWS = 15  # the probabilities panel once it reads: 13 lines and its border
 
 
@@ -40,6 +41,25 @@ class Read(Message):
         super().__init__()
         self.serial = serial
         self.reading = reading
+
+
+class KeysFooter(Footer):
+    """Textual's footer; in rows of three keys when one row is too short (Footer sets a column per key)."""
+
+    in_rows = False
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        self._rows()
+
+    def show_in_rows(self, on: bool) -> None:
+        self.in_rows = on
+        self.set_class(on, "rows")
+        self._rows()
+
+    def _rows(self) -> None:
+        if self.in_rows:
+            self.styles.grid_size_columns = 3
 
 
 class DrawApp(App):
@@ -73,7 +93,7 @@ class DrawApp(App):
                 yield Probabilities(id="probs")
                 yield Static(id="side-status")
                 yield FeatureMaps(id="maps")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     @property
     def canvas(self) -> Canvas:
@@ -92,7 +112,9 @@ class DrawApp(App):
         self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
         if self.query(Canvas):  # none yet on the very first resize
             self.canvas.set_scale(scale)
-            self.query_one(Footer).compact = width < FULL_FOOTER  # every key, q Quit too, down to 51 columns
+            footer = self.query_one(KeysFooter)  # every key on screen, q Quit too
+            footer.compact = width < FULL_FOOTER
+            footer.show_in_rows(width < COMPACT_FOOTER)
             self._status(event.size)
 
     # reading, off the UI thread

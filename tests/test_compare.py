@@ -397,10 +397,12 @@ def test_run_names_that_look_like_markup_are_shown_as_they_are(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "[red]z", [0.95, 0.97], probs_for({0, 1}, 0.9, 0.6))
     make_run(root, "[bold]q", [0.90, 0.93], probs_for(set(range(2, 10)), 0.99, 0.52))
-    result = CliRunner().invoke(app, ["compare", "[red]z", "[bold]q", "--runs-dir", str(root)], env={"COLUMNS": "250"})
+    plot = tmp_path / "cmp [v2] x[/].png"
+    result = CliRunner().invoke(app, ["compare", "[red]z", "[bold]q", "--runs-dir", str(root), "--plot", str(plot)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     pairs = result.stdout[result.stdout.index("McNemar"):]
     assert "[red]z" in pairs and "[bold]q" in pairs
+    assert f"curves written to {plot}" in result.stdout and plot.is_file()
 
 
 @pytest.mark.parametrize("width", [80, 120, 160, 250])

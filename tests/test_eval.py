@@ -95,6 +95,13 @@ def test_eval_command_writes_reports_and_predictions(trained_run):
     assert split_predictions.path(trained_run, "val").is_file()
 
 
+def test_a_run_name_that_looks_like_markup_titles_the_report_as_it_is(trained_run, tmp_path):
+    copy = shutil.copytree(trained_run.path, tmp_path / "[red]r[bold]")
+    result = CliRunner().invoke(app, ["eval", str(copy), "--split", "val"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Evaluation of [red]r[bold]" in result.output and "Evaluation of [red]r[bold]" in evaluate.report_paths(runs.Run(copy), "val")[1].read_text()
+
+
 def test_eval_accepts_a_checkpoint_file_and_prints_json(trained_run):
     weights = trained_run.path / "weights" / "best.safetensors"
     result = CliRunner().invoke(app, ["eval", str(weights), "--json"])

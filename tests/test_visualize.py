@@ -50,6 +50,13 @@ def test_all_writes_every_plot_and_prints_its_path(trained_run, tmp_path):
         check_png(path)
 
 
+def test_a_folder_name_that_looks_like_markup_is_printed_as_it_is(trained_run, tmp_path):
+    out = tmp_path / "plots [final] x[/]y"
+    result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "curves", "--out", str(out)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out / "curves.png") and (out / "curves.png").is_file()
+
+
 def test_default_folder_is_the_runs_plots_and_kinds_can_repeat(trained_run):
     result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "curves", "-w", "filters", "--layer", "1"])
     assert result.exit_code == 0, result.output

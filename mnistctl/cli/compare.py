@@ -29,6 +29,8 @@ def command(
     top: Optional[int] = typer.Option(None, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all) \\[default: 5].", show_default=False),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
+    from rich.markup import escape
+
     from mnistctl.console import out, warn
     from mnistctl.errors import UsageError
     from mnistctl.reading.compare import column_key, compare
@@ -62,7 +64,7 @@ def command(
     if plot is not None:
         written = plot_curves(result.runs, plot)
         if not as_json:
-            out.print(f"curves written to [bold]{written}[/]")
+            out.print(f"curves written to [bold]{escape(str(written))}[/]", soft_wrap=True)
 
 
 NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")  # the columns that matter most, in order

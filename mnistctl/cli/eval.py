@@ -32,7 +32,7 @@ def command(
     from mnistctl.reading import evaluate
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
-    with err.status(f"evaluating {target.name} ({which}) on the {split} split"):
+    with err.status(f"evaluating {escape(target.name)} ({which}) on the {split} split"):
         dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
         result = evaluate.evaluate(target, split, which, dataset)
         json_path, text_path = evaluate.save(target, result)

@@ -131,6 +131,8 @@ def _quiet_optuna() -> None:
 
 
 def _report(options: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     from mnistctl.console import out
     from mnistctl.reading import sweep as reading
     from mnistctl.training import sweep
@@ -143,7 +145,7 @@ def _report(options: dict[str, Any]) -> None:
     if options["show"]:
         _print_study(study, options["runs_dir"])
     if plot is not None:
-        out.print(f"figure written to [bold]{reading.plot(study, plot)}[/]")
+        out.print(f"figure written to [bold]{escape(str(reading.plot(study, plot)))}[/]", soft_wrap=True)
 
 
 WIDE_FROM = 120  # columns of terminal that fit every column of --show

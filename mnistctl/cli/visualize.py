@@ -35,6 +35,8 @@ def command(
     """
     from pathlib import Path
 
+    from rich.markup import escape
+
     from mnistctl.console import err, warn
     from mnistctl.console import out as console
     from mnistctl.errors import UsageError
@@ -50,9 +52,9 @@ def command(
     plots = Plots(target, Options(which=which, **{k: v for k, v in given.items() if v is not None}), dataset)
     if out is not None and (taken := plots.taken(kinds, Path(out))):
         raise UsageError(f"--out {out} already holds {', '.join(taken)}", "choose another folder, or move them away first")
-    with err.status(f"plotting {', '.join(kinds)} for {target.name}"):
+    with err.status(f"plotting {', '.join(kinds)} for {escape(target.name)}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir, replace=out is None)
     if "curves" in expand(what) and "curves" not in kinds:
         warn(f"skipped the curves: run {target.name} has no finished epochs yet")
     for path in paths:
-        console.print(str(path), soft_wrap=True)
+        console.print(str(path), soft_wrap=True, markup=False)

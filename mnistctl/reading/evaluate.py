@@ -89,10 +89,11 @@ def save(run: Run, result: dict[str, Any]) -> tuple[Path, Path]:
 
 def tables(result: dict[str, Any]) -> list:
     """Rich tables: summary, per-class report, confusion matrix, most-confused pairs."""
+    from rich.markup import escape
     from rich.table import Table
 
     epoch = f" (epoch {result['epoch']})" if result.get("epoch") is not None else ""
-    summary = Table(title=f"Evaluation of {result['run']}", title_justify="left")
+    summary = Table(title=f"Evaluation of {escape(result['run'])}", title_justify="left")
     for name in ("split", "checkpoint", "images", "accuracy", "loss", "errors"):
         summary.add_column(name, justify="left" if name in ("split", "checkpoint") else "right")
     summary.add_row(

@@ -23,6 +23,19 @@ def test_a_files_preset_applies_under_its_settings(tmp_path):
     assert trainconfig.resolve({"epochs": 4}, path)["epochs"] == 4
 
 
+@pytest.mark.parametrize("arch", ["lenet", "scratch-cnn", "strided-bn"])
+def test_an_architecture_named_in_a_file_starts_from_its_own_options_not_the_presets(arch, tmp_path):
+    own = trainconfig.resolve({"arch": arch})["arch_options"]
+    assert trainconfig.resolve({}, _write(tmp_path, f'preset = "fast"\narch = "{arch}"\n'))["arch_options"] == own
+    assert trainconfig.resolve({}, _write(tmp_path, f'arch = "{arch}"\n'), "fast")["arch_options"] == own
+    assert trainconfig.resolve({"arch": arch}, None, "fast")["arch_options"] == own
+
+
+def test_an_empty_preset_flag_is_refused():
+    with pytest.raises(NotFoundError, match="unknown preset ''"):
+        trainconfig.resolve({}, None, "")
+
+
 def test_an_augmentation_flag_changes_only_its_own_amount(tmp_path):
     path = _write(tmp_path, "augment = { rotation = 20.0, zoom = 0.2, elastic = 5.0 }\n")
     assert trainconfig.resolve({"augment": {"shift": 0.05}}, path)["augment"] == {"rotation": 20.0, "shift": 0.05, "zoom": 0.2, "elastic": 5.0}

@@ -84,6 +84,15 @@ def test_a_setting_only_a_config_file_sets_is_not_told_to_be_fixed_with_a_flag(t
     assert info.value.hint == "fix log_every in the config file"
 
 
+@pytest.mark.parametrize("setting", ["arch", "optimizer", "scheduler"])
+def test_a_plugin_named_wrongly_in_a_file_is_told_to_be_fixed_with_its_own_flag(setting, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(f"{setting} = 5\n")
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, path)
+    assert info.value.hint == f"fix --{setting} or the config file"
+
+
 @pytest.mark.parametrize(
     "settings_, setting, value",
     [

@@ -12,6 +12,7 @@ from mnistctl import runs
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.reading import evaluate, split_predictions
+from test_cli import run_mnistctl
 
 VAL_SPLIT = 1000
 
@@ -123,6 +124,16 @@ def test_resolve_checkpoint(trained_run, tmp_path):
     stray.write_bytes(b"")
     with pytest.raises(UsageError, match="not a run checkpoint"):
         runs.resolve_checkpoint(str(stray))
+    with pytest.raises(UsageError, match="the run's name is empty"):
+        runs.resolve("")
+    with pytest.raises(UsageError, match="is a file, not a run's folder"):
+        runs.resolve(str(stray))
+
+
+def test_train_resume_of_an_empty_name_is_refused_not_a_new_run(tmp_path):
+    result = run_mnistctl("train", "--resume", "", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2 and result.stderr.startswith("error: the run's name is empty")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(

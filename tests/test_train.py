@@ -416,7 +416,20 @@ def test_a_one_cycle_whose_pct_start_leaves_a_phase_without_steps_names_pct_star
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     with pytest.raises(UsageError) as info:
         schedulers().get("onecycle").build(optimizer, 2, 430, pct_start=pct_start)
-    assert f"pct_start={pct_start:g}" in info.value.message and info.value.hint == "choose pct_start from 0.00233 to 0.998 (--sched-set pct_start=0.25)"
+    assert f"pct_start={pct_start:g}" in info.value.message and info.value.hint == "choose pct_start from 0.00233 to 0.998, e.g. --sched-set pct_start=0.25"
+
+
+def test_a_one_cycle_with_few_steps_suggests_a_pct_start_within_the_range_it_gives():
+    import torch
+
+    from mnistctl.plugins import schedulers
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    with pytest.raises(UsageError) as info:
+        schedulers().get("onecycle").build(optimizer, 1, 4)
+    assert info.value.hint == "choose pct_start from 0.5 to 0.5, e.g. --sched-set pct_start=0.5"
+    with pytest.raises(UsageError, match=r"this run has 3 \(1 epoch of 3\)"):
+        schedulers().get("onecycle").build(optimizer, 1, 3)
 
 
 def test_a_one_cycle_too_short_to_warm_up_is_a_usage_error_and_writes_nothing(tmp_path, data_dir):

@@ -77,7 +77,7 @@ def command(
     tui = tui and world.is_main and not launching
     observer = make_observer(quiet or tui or not world.is_main)
     given = flags(locals())
-    if resume:
+    if resume is not None:
         device = given.pop("device")  # where to continue, not how to train
         _refuse_changes(given, config, preset)
         trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch, device)

@@ -313,12 +313,16 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
         if not runs:
             raise NotFoundError(f"no runs yet in {home}/", "train one with: mnistctl train --preset fast")
         return runs[-1]
+    if not str(ref):
+        raise UsageError("the run's name is empty", f"name a run, a path to one, or '{LATEST}'")
     for path in (Path(ref), home / str(ref)):
         if os.path.lexists(path / CONFIG):  # a config that is not a file is damage, said when it is read
             return Run(path)
     for folder in (home / str(ref), *([Path(ref)] if len(Path(ref).parts) > 1 else [])):
         if folder.is_dir():
             raise NotFoundError(f"{folder} has no {CONFIG}", "is it a mnistctl run directory?")
+    if Path(ref).is_file():
+        raise UsageError(f"{ref} is a file, not a run's folder", "pass the folder that holds its config.json")
     names = [r.name for r in reversed(list_runs(root))]
     raise NotFoundError(f"no run '{ref}' in {home}/", _closest(str(ref), names))
 

@@ -109,8 +109,8 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     config = json.loads(json.dumps(DEFAULTS))
     file_settings = load_file(config_file) if config_file else {}
     file_preset = _file_preset(file_settings.pop("preset", None), config_file)
-    preset = preset or file_preset  # a --preset flag wins over the file's
-    if preset:
+    preset = preset if preset is not None else file_preset  # a --preset flag wins over the file's
+    if preset is not None:
         if preset not in PRESETS:
             raise NotFoundError(f"unknown preset '{preset}'", suggest(preset, list(PRESETS)))
         config.update(json.loads(json.dumps(PRESETS[preset])))
@@ -118,11 +118,10 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
         unknown = sorted(set(file_settings) - set(DEFAULTS))
         if unknown:
             raise UsageError(f"config file has unknown setting '{unknown[0]}'", suggest(unknown[0], [*DEFAULTS, "preset"]))
+        _new_plugins_start_afresh(config, file_settings)
         config.update(file_settings)
         schema.check(config)
-    for kind in ("arch", "optimizer", "scheduler"):
-        if flags.get(kind) and flags[kind] != config[kind]:
-            config[f"{kind}_options"] = {}
+    _new_plugins_start_afresh(config, flags)
     typed = {key: config[key] for key in OPTIONS}  # from the preset and file, checked as they are; flags' strings are parsed
     for key, value in flags.items():
         if value is None:
@@ -149,6 +148,13 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
         raise UsageError("early stopping needs a validation split", "set --val-split above 0")
     config["preset"] = preset
     return _jsonable(config)
+
+
+def _new_plugins_start_afresh(config: dict[str, Any], settings: dict[str, Any]) -> None:
+    """An architecture, optimizer or scheduler that replaces the one so far does not inherit its options."""
+    for kind in ("arch", "optimizer", "scheduler"):
+        if settings.get(kind) and settings[kind] != config[kind]:
+            config[f"{kind}_options"] = {}
 
 
 def _file_preset(preset: Any, path: str | Path) -> str | None:

@@ -108,8 +108,8 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
         raise _usage(exc, Settings, settings) from None
 
 
-FLAGS = {
-    "architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set",
+OPTION_FLAGS = {"architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set"}  # a plugin's options, by its kind
+FLAGS = {  # a setting's flag, where it is not --<setting>
     "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom/--elastic",
     "log_layers": "--log-layers-every", "log_every": None,  # None: only a config file sets it
 }
@@ -128,7 +128,7 @@ def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
     try:
         checked = model.model_validate(options)
     except ValidationError as exc:
-        raise _usage(exc, model, options, f"{kind} '{spec.name}' option ", FLAGS.get(kind, "the option")) from None
+        raise _usage(exc, model, options, f"{kind} '{spec.name}' option ", OPTION_FLAGS.get(kind, "the option")) from None
     return {key: getattr(checked, key) for key in options}
 
 

@@ -43,7 +43,11 @@ class RunError(MnistctlError):
 
 
 class TrainingDiverged(MnistctlError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, at global ``step``."""
+
+    def __init__(self, message: str, hint: str | None = None, step: int | None = None):
+        super().__init__(message, hint)
+        self.step = step
 
 
 def parse_problem(exc: ValueError) -> str:

@@ -58,7 +58,7 @@ class Trainer:
         self.epoch = self.step_in_epoch = self.global_step = self.bad_epochs = 0
         self.best = {"epoch": 0, "val_acc": -1.0, "val_loss": math.inf}
         self.elapsed = self.epoch_time = 0.0  # the run so far (validation and checkpoints too); the epoch's steps alone
-        self._run_start = 0.0
+        self._run_start: float | None = None  # set when training starts
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self._pending: list[tuple[Any, Any, int]] = []
         self._interval = {"start": 0.0, "loss": 0.0, "steps": 0}
@@ -199,13 +199,13 @@ class Trainer:
                 self.writer.weights("initial", self.model)
             return self._train()
         except TrainingDiverged as exc:
-            self._finish(Status.FAILED, message=exc.message)
+            self._finish(Status.FAILED, message=exc.message, step=exc.step, at_once=True)
             raise
         except (KeyboardInterrupt, SystemExit) as exc:  # a second Ctrl-C, or its output pipe closed: resumable
-            self._finish(Status.INTERRUPTED, message=f"stopped at once ({type(exc).__name__}); resume continues from the last checkpoint")
+            self._finish(Status.INTERRUPTED, message=f"stopped at once ({type(exc).__name__}); resume continues from the last checkpoint", at_once=True)
             raise
         except BaseException as exc:
-            self._finish(Status.FAILED, message=f"{type(exc).__name__}: {exc}")
+            self._finish(Status.FAILED, message=f"{type(exc).__name__}: {exc}", at_once=True)
             raise
         finally:
             self.writer.close()
@@ -312,10 +312,12 @@ class Trainer:
             first_step = self.step_in_epoch - len(self._pending)
             for i, (loss, correct, (_, _, n)) in enumerate(zip(losses, corrects, self._pending)):
                 if not math.isfinite(loss):
+                    step = self.global_step - len(self._pending) + i + 1
                     self._pending = []
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {self.epoch + 1}, step {first_step + i + 1}; {self._kept()}",
                         f"lower the learning rate (now {self.config['lr']:g}) and start a new run",
+                        step=step,
                     )
                 self.running["loss"] += loss * n
                 self.running["correct"] += int(correct)
@@ -446,7 +448,11 @@ class Trainer:
         self._saved_step = self.global_step
         self.world.reseed(self.config["seed"], self.global_step, self.aug_rng)
 
-    def _finish(self, status: Status, message: str = "") -> dict[str, Any]:
+    def _finish(self, status: Status, message: str = "", step: int | None = None, at_once: bool = False) -> dict[str, Any]:
+        """The summary and the end event; ``at_once`` for a run stopped by an exception, its time counted up to now."""
+        if at_once and self._run_start is not None:
+            self._clock()
+        step = self.global_step if step is None else step
         summary = {
             "status": str(status),
             "test_acc": None,
@@ -455,14 +461,14 @@ class Trainer:
             "best_val_acc": self.best["val_acc"] if self.best["val_acc"] >= 0 else None,
             "epochs_run": self.epoch,
             "wall_time": round(self.elapsed, 3),
-            "images_per_s": round(self.global_step * self.config["batch_size"] / self.elapsed, 1) if self.elapsed else None,
+            "images_per_s": round(step * self.config["batch_size"] / self.elapsed, 1) if self.elapsed else None,
             "params": self.params,
         }
         if status.completed and self.world.is_main:
             summary.update(self._test())
         self.writer.summary(summary)
         tested = {k: summary[k] for k in ("test_acc", "test_loss") if summary[k] is not None}
-        self.writer.event(Kind.END, status=str(status), message=message, step=self.global_step, **tested)
+        self.writer.event(Kind.END, status=str(status), message=message, step=step, **tested)
         self.observer.end(summary)
         return summary
 

@@ -180,6 +180,16 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--val-split", "60000"], "error: --val-split 60,000 leaves no training images"),
+    (["--limit", "100", "--batch-size", "256"], "error: batch_size 256 is larger than the 100 training images"),
+])
+def test_bad_input_is_refused_once_before_the_workers_start(tmp_path, env_data, flags, message):
+    result = train(tmp_path, "--nproc", "2", "--arch", "lenet", "--epochs", "1", *flags)
+    assert result.returncode == 2 and result.stderr.count("error:") == 1 and result.stderr.startswith(message)
+    assert not any(tmp_path.iterdir())
+
+
 def test_the_start_line_says_how_many_processes_train():
     from mnistctl.cli.progress import start_line
 

@@ -87,6 +87,7 @@ def command(
         from mnistctl.training.distributed import launch
 
         world.check_batch(trainer.config["batch_size"], nproc)
+        trainer.check(on_cpu=True)
         raise typer.Exit(launch(nproc, sys.argv[1:]))
     try:
         trainer.prepare()

@@ -97,16 +97,33 @@ class Trainer:
         return self._stop.is_set()
 
     def prepare(self) -> Path:
-        """Load the data, build the model and optimizer (bad options fail here), then claim the run directory,
-        or lock the resumed one and load its state (a bad state fails here, leaving the run as it was)."""
+        """Check (bad input fails here), then claim the run directory, or lock the resumed one and load its state
+        (a bad state fails here, leaving the run as it was)."""
         if self.model is not None:
             return self.run_dir
+        self.check()
+        if self.resuming:
+            self._lock = self.world.lock(self.target)
+            try:
+                self._load_state()
+            except BaseException:
+                self._unlock()
+                raise
+        else:
+            self.target = Run(self.world.share_text(self._claim))
+            self.config["name"] = self.target.name
+        return self.run_dir
+
+    def check(self, on_cpu: bool = False) -> None:
+        """Load the data and build the model and optimizer: what fails on bad input, before anything is written.
+        A launcher checks so before it starts its workers, which would each fail the same way: ``on_cpu``,
+        leaving the GPUs to them."""
         if self.resuming:
             self.dataset = self.target.dataset(self.data_dir, self.ignore_data_mismatch)
         else:
             self.dataset = data.load(self.data_dir)
         config = self.config
-        self.device = self.world.pick_device(config["device"])
+        self.device = self.world.pick_device("cpu" if on_cpu else config["device"])
         self.world.start(self.device)
         self.world.check_batch(config["batch_size"])
         n = self.dataset.n_train
@@ -121,17 +138,6 @@ class Trainer:
             n = config["data"]["n_train"]
             raise UsageError(f"batch_size {config['batch_size']:,} is larger than the {n:,} training images", f"choose --batch-size {n:,} or less")
         self._build(train_idx, val_idx)
-        if self.resuming:
-            self._lock = self.world.lock(self.target)
-            try:
-                self._load_state()
-            except BaseException:
-                self._unlock()
-                raise
-        else:
-            self.target = Run(self.world.share_text(self._claim))
-            config["name"] = self.target.name
-        return self.run_dir
 
     def _claim(self) -> str:
         """Create the run directory, lock it and write its config (rank 0 only)."""

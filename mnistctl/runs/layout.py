@@ -149,22 +149,29 @@ class Run:
 
     @property
     def state_path(self) -> Path:
-        return self.path / "state" / "last.safetensors"
+        return self.folder("state") / "last.safetensors"
 
     def weights_path(self, which: str) -> Path:
         if which not in CHECKPOINTS:
             raise NotFoundError(f"unknown checkpoint '{which}'", "use best, last or initial")
-        return self.path / "weights" / f"{which}.safetensors"
+        return self.folder("weights") / f"{which}.safetensors"
 
     def report_path(self, name: str) -> Path:
-        return self.path / "reports" / name
+        return self.folder("reports") / name
 
     @property
     def plots_dir(self) -> Path:
-        return self.path / "plots"
+        return self.folder("plots")
 
     def export_path(self, which: str, fmt: str) -> Path:
-        return self.path / "exports" / f"{which}.{fmt}"
+        return self.folder("exports") / f"{which}.{fmt}"
+
+    def folder(self, name: str) -> Path:
+        """One of the run's folders, refused when it is a symbolic link: nothing is written outside the run through it."""
+        folder = self.path / name
+        if folder.is_symlink():
+            raise RunError(f"{folder} is a symbolic link, not a folder of the run", "a run's files stay inside it; remove the link")
+        return folder
 
     # contents
     @property

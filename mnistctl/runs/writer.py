@@ -11,7 +11,7 @@ import os
 import time
 from typing import Any
 
-from mnistctl.errors import UsageError
+from mnistctl.errors import RunError, UsageError
 from mnistctl.fsutil import write_json
 from mnistctl.runs import checkpoint
 from mnistctl.runs.events import Kind
@@ -22,6 +22,7 @@ class RunWriter:
     def __init__(self, run: Run):
         self.run = run
         self._metrics = None
+        _own_file(run.metrics_path)  # before training starts, so a refused run is left as it was
 
     def config(self, config: dict[str, Any]) -> None:
         write_json(self.run.config_path, config)
@@ -29,7 +30,7 @@ class RunWriter:
     def event(self, kind: Kind | str, /, **fields: Any) -> dict[str, Any]:
         """Append one event, flushed at once so readers see whole lines; returns the record."""
         if self._metrics is None:
-            self._metrics = self.run.metrics_path.open("a", encoding="utf-8")
+            self._metrics = _append_to(self.run.metrics_path)
             if self._metrics.tell() and not _ends_a_line(self.run.metrics_path):  # a line torn by a crash: ours start on the next
                 self._metrics.write("\n")
         record = {"event": str(kind), "time": round(time.time(), 3), **fields}
@@ -85,6 +86,19 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _own_file(path) -> None:
+    """Refuse a file of the run that is a link to a file elsewhere, or a FIFO or device."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise RunError(f"{path} is a {'symbolic link' if path.is_symlink() else 'special file'}, not a file of the run", "a run's files stay inside it; remove it")
+
+
+def _append_to(path):
+    """``path`` opened to append text, not followed if it became a link since it was checked."""
+    _own_file(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def _ends_a_line(path) -> bool:

@@ -67,6 +67,8 @@ class Spec:
             return self.factory(*args, **options)
         except MnistctlError:
             raise
+        except SystemExit as exc:  # a plugin's own exit would end mnistctl silently, even with code 0
+            raise UsageError(f"{self.label} exited (code {exc.code}) instead of building", self._elsewhere) from debug_cause(exc)
         except Exception as exc:
             given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
             raise UsageError(
@@ -76,10 +78,12 @@ class Spec:
 
     def wrong_result(self, result: Any, expected: str) -> UsageError:
         """The error for a factory that built something mnistctl cannot use."""
-        return UsageError(
-            f"{self.label} built {with_article(type(result).__name__)}, not {expected}",
-            f"choose another {self.kind or 'plugin'}" + (f", or report it to the authors of {self.source}" if self.source != BUILTIN else ""),
-        )
+        return UsageError(f"{self.label} built {with_article(type(result).__name__)}, not {expected}", self._elsewhere)
+
+    @property
+    def _elsewhere(self) -> str:
+        """The hint for a plugin that is broken, not used wrongly."""
+        return f"choose another {self.kind or 'plugin'}" + (f", or report it to the authors of {self.source}" if self.source != BUILTIN else "")
 
 
 class Registry:

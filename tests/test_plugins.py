@@ -349,6 +349,15 @@ def test_debug_shows_the_traceback_of_a_failing_hook(plug, capsys, monkeypatch):
     assert "Traceback" in err and 'raise SystemExit("no optimizers today")' in err
 
 
+@pytest.mark.parametrize("code", [0, 4, None])
+def test_a_factory_that_exits_is_a_usage_error_not_a_silent_exit(code):
+    def leaving(width=3):
+        raise SystemExit(code)
+
+    with pytest.raises(UsageError, match=rf"exited \(code {code}\) instead of building"):
+        Spec("leaving", leaving).build()
+
+
 def test_debug_keeps_the_cause_of_a_factory_failure(monkeypatch):
     def broken(width=3):
         raise ValueError("width must be even")

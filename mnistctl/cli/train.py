@@ -49,7 +49,7 @@ def command(
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write the last checkpoint every N epochs \\[default: 1].", rich_help_panel="Run"),
     log_layers: bool = typer.Option(False, "--log-layers", help="Record per-layer statistics (activations, gradients, update ratios) every few steps.", rich_help_panel="Run"),
     log_layers_every: Optional[int] = typer.Option(None, "--log-layers-every", help="Steps between layer statistics; implies --log-layers \\[default: 50].", rich_help_panel="Run"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (narrow simplecnn, 2 epochs: 99.01% test over seeds 0-2, means of 8.4-10.3 s start to exit on 2 quiet CPU cores) or best (strided-bn, 40 epochs with augmentation, best checkpoint by validation loss: 99.65-99.79% test over seeds 0-2, mean 99.70%, 26.5-27.6 min on 2 cores).", rich_help_panel="Run"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Start from a preset: fast (narrow simplecnn, 2 epochs: 99.01% test over seeds 0-2, means of 8.4-10.3 s start to exit on 2 quiet CPU cores) or best (strided-bn, 40 epochs with augmentation, best checkpoint by validation loss: 99.65-99.79% test over seeds 0-2, mean 99.70%, 26.5-29.3 min on 2 cores).", rich_help_panel="Run"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML or JSON file of settings (a run's config.json works); flags override it.", rich_help_panel="Run"),
     resume: Optional[str] = typer.Option(None, "--resume", autocompletion=options.complete_runs, help="Continue an interrupted run: its name, path, or 'latest'.", rich_help_panel="Run"),
     ignore_data_mismatch: options.IgnoreDataMismatch = False,

@@ -243,7 +243,7 @@ def test_unreachable_storage_is_one_line_and_exit_2(tmp_path, space):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("name", ["../esc", ".hidden", "", "  "])
+@pytest.mark.parametrize("name", ["../esc", ".hidden", "", "  ", "a/b", "lr search"])
 def test_a_study_name_its_trials_cannot_carry_is_refused_before_anything_is_stored(name, tmp_path, space):
     result = runner.invoke(app, ["sweep", "--study", name, "--trials", "1", "--space", str(space), "--preset", "fast", "--runs-dir", str(tmp_path / "runs")])
     assert isinstance(result.exception, UsageError) and result.exception.message == f"study name {name!r} is not allowed: its trials are runs named after it"

@@ -103,10 +103,19 @@ def _check_study_name(name: str) -> None:
     from mnistctl import runs
     from mnistctl.errors import UsageError
 
+    if runs.slug(name) != name or not _is_run_name(f"{name}-t0"):  # not as a/b would be, run as a-b, which is another study's
+        raise UsageError(f"study name {name!r} is not allowed: its trials are runs named after it", "use letters, digits, '-', '_' or '.', not starting with '.', e.g. --study lr-search")
+
+
+def _is_run_name(name: str) -> bool:
+    from mnistctl import runs
+    from mnistctl.errors import UsageError
+
     try:
-        runs.validate_name(runs.slug(f"{name}-t0") if name.strip() else "")
+        runs.validate_name(name)
     except UsageError:
-        raise UsageError(f"study name {name!r} is not allowed: its trials are runs named after it", "use letters, digits, '-', '_' or '.', not starting with '.', e.g. --study lr-search") from None
+        return False
+    return True
 
 
 def _trial_line(trial) -> str:

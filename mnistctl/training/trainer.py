@@ -517,6 +517,9 @@ def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten dig
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = build_model(config)
+        empty = [name for name, p in model.named_parameters() if p.dim() and p.shape[0] == 0]  # a width of 0; not inputs a kernel left none of
+        if empty:
+            raise UsageError(f"{label} has a layer without weights ({empty[0]})", "give every width and channel count 1 or more")
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 scores = model.eval()(torch.zeros(2, 1, 28, 28))

@@ -405,6 +405,19 @@ def test_run_names_that_look_like_markup_are_shown_as_they_are(tmp_path):
     assert f"curves written to {plot}" in result.stdout and plot.is_file()
 
 
+def test_the_pairs_table_wraps_long_run_names_whole_instead_of_cutting_them(tmp_path):
+    root = tmp_path / "runs"
+    names = [f"simplecnn-e1-b128-lr0.05-step-s{seed}" for seed in (0, 1)]
+    make_run(root, names[0], [0.95, 0.97], probs_for({0, 1}, 0.9, 0.6))
+    make_run(root, names[1], [0.90, 0.93], probs_for(set(range(2, 10)), 0.99, 0.52))
+    result = CliRunner().invoke(app, ["compare", *names, "--runs-dir", str(root)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    pairs = result.stdout[result.stdout.index("McNemar"):]
+    assert "…" not in pairs and "significant" in pairs
+    cells = [line.split("│")[1:3] for line in pairs.splitlines() if line.startswith("│") and "run A" not in line]
+    assert ["".join(column).replace(" ", "") for column in zip(*cells)] == names
+
+
 @pytest.mark.parametrize("width", [80, 120, 160, 250])
 def test_the_runs_table_keeps_every_column_that_fits_and_the_one_sorted_by(fixture_runs, width):
     def table(*args):

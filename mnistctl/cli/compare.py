@@ -153,8 +153,10 @@ def pairs_table(pairs: list[dict[str, Any]]):
     from mnistctl.reading.compare import SIGNIFICANCE
 
     table = Table(title="McNemar's exact test on the test set", title_justify="left", caption=f"significant when p < {SIGNIFICANCE:g}", caption_justify="left")
-    for header in ("run A", "run B", "only A right", "only B right", "p", ""):
-        table.add_column(header, justify="right" if header.startswith(("only", "p")) else "left")
+    for header in ("run A", "run B"):
+        table.add_column(header, overflow="fold")  # a long name wraps, whole, rather than being cut to a prefix other names share
+    for header in ("only A right", "only B right", "p", ""):
+        table.add_column(header, justify="left" if not header else "right", no_wrap=True)
     for pair in pairs:
         verdict = "[bold green]significant[/]" if pair["significant"] else "[dim]not significant[/]"
         table.add_row(escape(pair["run_a"]), escape(pair["run_b"]), f"{pair['b']:,}", f"{pair['c']:,}", p_value(pair["p_value"]), verdict)

@@ -84,6 +84,17 @@ def test_curves_follow_the_metrics(trained_run, mnist):
 
 
 
+def test_the_learning_rate_is_replayed_step_by_step_where_the_logged_rates_agree():
+    from mnistctl.reading.visualize import learning_rates
+    from mnistctl.training import config as trainconfig
+
+    config = trainconfig.resolve({"scheduler": "step", "scheduler_options": {"milestones": "1,2"}, "epochs": 3, "lr": 0.1})
+    rates = learning_rates(config, 10, [{"step": 10, "lr": 0.1}, {"step": 20, "lr": 0.01}], 3)
+    assert rates == pytest.approx([0.1] * 10 + [0.01] * 10 + [0.001] * 10)  # each drop at the first step of its epoch
+    assert learning_rates(config, 10, [{"step": 20, "lr": 0.1}], 3) is None  # not the schedule the run logged
+    assert learning_rates(config, 10, [], 2) == pytest.approx([0.1] * 10 + [0.01] * 10)  # a run stopped after 2 epochs
+
+
 def test_the_curves_of_a_run_with_ema_say_its_validation_is_of_the_average(trained_run, mnist, tmp_path):
     import shutil
 

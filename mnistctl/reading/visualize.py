@@ -30,6 +30,7 @@ from mnistctl.runs import Kind, Run
 KINDS = ("curves", "confusion", "filters", "initial-filters", "feature-maps", "wrong", "samples", "saliency", "layer-stats")
 NEEDS_WEIGHTS = {"confusion", "filters", "initial-filters", "feature-maps", "wrong", "saliency"}
 SAMPLES_PER_CLASS = 12
+MAX_REPLAYED_STEPS = 1_000_000  # of a scheduler, to draw the learning rate: about a second
 EXPLAINED_WRONG, EXPLAINED_RIGHT = 6, 3
 USED_BY = {"split": {"confusion", "wrong", "feature-maps", "saliency"}, "layer": {"filters", "initial-filters"},
            "index": {"feature-maps"}, "image": {"feature-maps"}, "method": {"saliency"}}  # fmt: skip
@@ -58,6 +59,34 @@ def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
     if run is not None and "curves" in kinds and "curves" not in named and not run.epochs():
         kinds.remove("curves")
     return list(dict.fromkeys(kinds))
+
+
+def learning_rates(config: dict[str, Any], steps_per_epoch: int, steps: list[dict], epochs: int) -> list[float] | None:
+    """The rate of every step of the run's first ``epochs`` epochs, replayed from its scheduler: logged steps are too
+    sparse to show where a rate drops. None when that cannot be done (too many steps, a plugin gone) or does not
+    give the rates the run logged."""
+    import warnings
+
+    import torch
+
+    from mnistctl.plugins import spec_of
+
+    total = epochs * steps_per_epoch
+    if total > MAX_REPLAYED_STEPS:
+        return None
+    try:
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config["lr"])
+        scheduler = spec_of(config, "scheduler").build(optimizer, config["epochs"], steps_per_epoch, **config["scheduler_options"])
+        rates = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the optimizer never steps: it has no gradients
+            for _ in range(total):
+                rates.append(optimizer.param_groups[0]["lr"])
+                scheduler.step()
+    except Exception:
+        return None
+    logged = [(s["step"], s["lr"]) for s in steps if isinstance(s.get("lr"), (int, float)) and 1 <= s["step"] <= total]
+    return rates if all(np.isclose(rates[step - 1], lr, rtol=1e-5) for step, lr in logged) else None
 
 
 def refuse_unused(kinds: list[str], given: dict[str, Any]) -> None:
@@ -203,7 +232,9 @@ class Plots:
             raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
-        return self.file_name("curves"), curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST), averaged=bool(self.run.config.get("ema")))
+        rates = learning_rates(self.run.config, steps_per_epoch, steps, max(e["epoch"] for e in epochs)) if steps_per_epoch else None
+        figure = curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST), rates, averaged=bool(self.run.config.get("ema")))
+        return self.file_name("curves"), figure
 
     def confusion(self) -> tuple[str, Figure]:
         from mnistctl.reading.evaluate import metrics

@@ -9,8 +9,10 @@ from mnistctl.reading.figures.style import TEST, TRAIN, VAL, styled
 
 
 @styled
-def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_epoch: int | None, test: dict | None, averaged: bool = False) -> Figure:
-    """Loss, accuracy and learning rate by epoch; ``averaged``: a run with --ema, whose validation is of the weights' average."""
+def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_epoch: int | None, test: dict | None,
+                  rates: list[float] | None = None, averaged: bool = False) -> Figure:
+    """Loss, accuracy and learning rate by epoch: ``rates`` of every step, else as logged; ``averaged``: a run with --ema,
+    whose validation is of the weights' average."""
     figure = Figure(figsize=(16, 4.8), layout="constrained")
     figure.suptitle(f"{title}: learning curves")
     loss, acc, lr = figure.subplots(1, 3)
@@ -33,7 +35,9 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     if best:
         for ax in (loss, acc):
             ax.axvline(best[-1], color="grey", ls=":", lw=1.5, label=f"best epoch ({best[-1]})")
-    if steps and all("lr" in s for s in steps):
+    if rates:
+        lr.plot([(k + 1) / steps_per_epoch for k in range(len(rates))], rates, color="purple")
+    elif steps and all("lr" in s for s in steps):
         lr.plot([s["step"] / steps_per_epoch for s in steps], [s["lr"] for s in steps], color="purple")
     else:
         lr.plot(x, [e["lr"] for e in epochs], "o-", color="purple")

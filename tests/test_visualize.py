@@ -57,6 +57,17 @@ def test_a_folder_name_that_looks_like_markup_is_printed_as_it_is(trained_run, t
     assert result.output.strip() == str(out / "curves.png") and (out / "curves.png").is_file()
 
 
+def test_plots_of_other_weights_than_the_best_say_so_and_keep_the_bests(trained_run, tmp_path):
+    out = tmp_path / "plots"
+    best = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "wrong,confusion,curves", "--out", str(out)])
+    last = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "wrong,confusion", "--weights", "last", "--out", str(out / "last")])
+    assert best.exit_code == 0 and last.exit_code == 0, best.output + last.output
+    assert sorted(Path(p).name for p in best.output.split()) == ["confusion-test.png", "curves.png", "wrong-test.png"]
+    assert sorted(Path(p).name for p in last.output.split()) == ["confusion-test-last.png", "wrong-test-last.png"]
+    plots = Plots(trained_run, Options(which="last"), None)
+    assert plots.weights_title.endswith(", last checkpoint") and Plots(trained_run, Options(), None).weights_title == plots.title
+
+
 def test_default_folder_is_the_runs_plots_and_kinds_can_repeat(trained_run):
     result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "curves", "-w", "filters", "--layer", "1"])
     assert result.exit_code == 0, result.output
@@ -262,7 +273,9 @@ def test_all_of_a_run_stopped_in_its_first_epoch_skips_the_curves_with_a_note(tr
         (stopped / "weights" / f"{which}.safetensors").write_bytes((trained_run.path / "weights" / f"{which}.safetensors").read_bytes())
     result = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "--out", str(tmp_path / "all")])
     assert result.exit_code == 0, result.output
-    assert sorted(Path(p).name for p in result.stdout.split()) == sorted(p for p in ALL_PLOTS if p != "curves.png")
+    of_last = {"confusion-test-last.png", "filters-features.0-last.png", "initial-filters-features.0.png", "feature-maps-test-0-last.png",
+               "wrong-test-last.png", "samples.png", "saliency-integrated-gradients-test-last.png"}
+    assert sorted(Path(p).name for p in result.stdout.split()) == sorted(of_last)
     assert result.stderr.strip() == "warning: skipped the curves: run stopped has no finished epochs yet"
     named = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "-w", "all,curves", "--out", str(tmp_path / "named")])
     assert isinstance(named.exception, RunError) and "has no finished epochs" in named.exception.message

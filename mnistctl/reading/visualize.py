@@ -178,13 +178,15 @@ class Plots:
         return [name for name in map(self.file_name, kinds) if (out / name).exists() or (out / name).is_symlink()]
 
     def file_name(self, kind: str) -> str:
-        """The PNG a plot kind is written to."""
+        """The PNG a plot kind is written to; one of other weights than the best names them, beside the best's."""
         split = self.options.split
+        weights = f"-{self.options.which}" if self.options.which != "best" and kind in NEEDS_WEIGHTS - {"initial-filters"} else ""
         if kind in ("filters", "initial-filters"):
-            return f"{kind}-{pick_layer(self.model, self.options.layer)}.png"
+            return f"{kind}-{pick_layer(self.model, self.options.layer)}{weights}.png"
         if kind == "feature-maps":
-            return f"feature-maps-{self.input_image()[2]}.png"
-        return {"confusion": f"confusion-{split}.png", "wrong": f"wrong-{split}.png", "saliency": f"saliency-{self.options.method}-{split}.png"}.get(kind, f"{kind}.png")
+            return f"feature-maps-{self.input_image()[2]}{weights}.png"
+        names = {"confusion": f"confusion-{split}", "wrong": f"wrong-{split}", "saliency": f"saliency-{self.options.method}-{split}"}
+        return f"{names.get(kind, kind)}{weights}.png"
 
     def check(self, kinds: list[str]) -> None:
         """Fail on bad input before any plot is written."""
@@ -207,6 +209,12 @@ class Plots:
     def title(self) -> str:
         arch = self.run.config.get("arch", "?")
         return self.run.name if arch in self.run.name else f"{self.run.name} ({arch})"
+
+    @property
+    def weights_title(self) -> str:
+        """The title of a plot of the model, naming its weights when they are not the best."""
+        which = self.options.which
+        return self.title if which == "best" else f"{self.title}, {which} checkpoint"
 
     @cached_property
     def dataset(self):
@@ -278,13 +286,13 @@ class Plots:
         captured = capture_feature_maps(self.model, x)
         probs = torch.softmax(captured.pop("logits").float(), 1)[0].numpy()
         layers = {name: (conv_layers(self.model)[name], output[0].numpy()) for name, output in captured.items()}
-        figure = feature_maps_figure(f"{self.title}: feature maps of {caption}", image, probs, label, layers)
+        figure = feature_maps_figure(f"{self.weights_title}: feature maps of {caption}", image, probs, label, layers)
         return self.file_name("feature-maps"), figure
 
     def wrong(self) -> tuple[str, Figure]:
         probs, targets = self.predictions
         images, _ = self.split
-        title = f"{self.title}: misclassified {self.options.split} images, most confident first"
+        title = f"{self.weights_title}: misclassified {self.options.split} images, most confident first"
         return self.file_name("wrong"), wrong_figure(title, images.numpy(), probs.numpy(), targets.numpy())
 
     def samples(self) -> tuple[str, Figure]:
@@ -319,7 +327,7 @@ class Plots:
             for i in chosen
         ]
         captions = [f"#{i}: a {targets[i]} read as {predicted[i]} ({probs[i, predicted[i]]:.0%})" for i in chosen]
-        title = f"{self.title}: why it read {self.options.split} images as it did ({len(wrong)} most confident mistakes, {len(right)} right)"
+        title = f"{self.weights_title}: why it read {self.options.split} images as it did ({len(wrong)} most confident mistakes, {len(right)} right)"
         forward = scorer([(self.model, *self.run.normalization)])
         figure = explain_figure(title, images[chosen], captions, columns, forward, self.options.method)
         return self.file_name("saliency"), figure

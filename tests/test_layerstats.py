@@ -128,14 +128,24 @@ def logged_run(train_run):
                      optimizer="sgd", scheduler="none", name="layers")  # fmt: skip
 
 
-def test_training_writes_one_event_per_interval_holding_every_layer(logged_run):
+def test_training_writes_one_event_per_interval_and_at_its_last_step_holding_every_layer(logged_run):
     events = list(logged_run.events(Kind.LAYERS))
-    assert [(e["epoch"], e["step"]) for e in events] == [(1, 3), (2, 6)]
+    assert [(e["epoch"], e["step"]) for e in events] == [(1, 3), (2, 6), (2, 8)]
     layers = events[-1]["layers"]
     assert list(layers) == ["features.0", "features.2", "features.3", "features.5", "classifier.1", "classifier.2",
                             "classifier.4", "classifier.5", "classifier.7"]  # fmt: skip  (convs, ReLUs after pooling, linears)
     assert all(0 < rec["params"]["weight"]["update"] < 1 for rec in layers.values() if "params" in rec)
     assert all(0 <= rec["zeros"] <= 1 and rec["grad"] > 0 for rec in layers.values())
+
+
+def test_the_last_step_of_a_run_logs_too_so_a_short_run_has_its_statistics():
+    model = identity_net()
+    recorder = Recorder()
+    stats = LayerStats(model, every=50, writer=recorder, last=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    assert [stats.begin(step, epoch=1) for step in range(1, 4)] == [False] * 3
+    logged_step(model, stats, optimizer, step=4)
+    assert [(kind, fields["step"]) for kind, fields in recorder.events] == [(Kind.LAYERS, 4)]
 
 
 def test_bad_interval_is_refused():
@@ -181,7 +191,7 @@ def test_a_single_logged_point_is_readable_and_layers_on_top_of_each_other_are_n
 def test_few_logged_points_get_a_note_on_logging_more(logged_run, capsys):
     Plots(logged_run).layer_stats()
     note = capsys.readouterr().err
-    assert "logged layer statistics at only 2 of its 8 steps" in note and "--log-layers-every 1" in note
+    assert "logged layer statistics at only 3 of its 8 steps" in note and "--log-layers-every 1" in note
 
 
 def test_a_layers_event_without_layers_is_not_usable():

@@ -336,7 +336,9 @@ class Plots:
         """Kind.LAYERS events in step order, the latest for each step (a resumed run repeats some)."""
         by_step = {e["step"]: e for e in self.run.events(Kind.LAYERS)}
         if not by_step:
-            raise RunError(f"run {self.run.name} has no layer statistics", "train with --log-layers")
+            every = self.run.config.get("log_layers")
+            hint = f"it logged them every {every} steps and stopped before its first" if every else "train with --log-layers"
+            raise RunError(f"run {self.run.name} has no layer statistics", hint)
         return [by_step[s] for s in sorted(by_step)]
 
     def layer_stats(self) -> tuple[str, Figure]:

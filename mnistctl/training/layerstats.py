@@ -39,17 +39,18 @@ def watched(model) -> dict[str, Any]:
 
 class LayerStats:
     """Called by the trainer on every step: ``begin`` before the forward pass, ``before_step`` and
-    ``after_step`` around ``optimizer.step()``; on logging steps it writes one Kind.LAYERS event."""
+    ``after_step`` around ``optimizer.step()``; on logging steps it writes one Kind.LAYERS event.
+    The run's ``last`` step logs too, so a run shorter than ``every`` steps has its statistics."""
 
-    def __init__(self, model, every: int | None, writer=None):
-        self.model, self.every, self.writer = model, every, writer
+    def __init__(self, model, every: int | None, writer=None, last: int | None = None):
+        self.model, self.every, self.writer, self.last = model, every, writer, last
         self.modules = watched(model) if every else {}
         self.active = False
         self._hooks: list[Any] = []
 
     def begin(self, step: int, epoch: int) -> bool:
         """Install the hooks when ``step`` (1-based, global) is a logging step."""
-        self.active = bool(self.every) and step % self.every == 0
+        self.active = bool(self.every) and (step % self.every == 0 or step == self.last)
         if self.active:
             self._remove()
             self.step, self.epoch = step, epoch

@@ -237,7 +237,7 @@ class Trainer:
             world_size=self.world.size,
         )
         self.observer.start(start)
-        layer_stats = LayerStats(self.model, config.get("log_layers"), self.writer)
+        layer_stats = LayerStats(self.model, config.get("log_layers"), self.writer, last=config["epochs"] * self.steps_per_epoch)
         self._interval["start"] += time.perf_counter()  # was minus the seconds a resumed interval ran before
         self._run_start = time.perf_counter() - self.elapsed  # a resumed run counts its time before, not the time it lay idle
         status = Status.FINISHED

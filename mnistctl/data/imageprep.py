@@ -37,6 +37,7 @@ EDGE_INK = 0.3
 DIM_PAPER = 0.05
 PAPER_AREA = 0.2
 PAPER_FILL = 0.6
+PAPER_THICK = 0.25  # sheets on a desk: 0.3 or more of the picture's shorter side across; slivers of paper beside a stroke 0.2
 PAPER_AROUND = 0.2  # desk photos: at most 0.10 of the border beside the sheet as bright as it; tight crops 0.31 or more
 PAPER_STEP = np.log(1.5)
 
@@ -99,7 +100,7 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
 
     Light multiplies, so the sheet's border is a sharp step in the log of the picture, however
     uneven the light: the sheet is the brightest region bounded by such steps, at least a fifth of
-    the picture and most of its bounding box, with mostly darker surface outside that box and along
+    the picture and most of the rectangle around it, with mostly darker surface outside its box and along
     the picture's border. A white area enclosed by the strokes of a digit cropped tight from a scan
     has paper, not a desk, along the border.
     """
@@ -110,7 +111,7 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
     _, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
     area, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     large = [int(r) for r in 1 + np.flatnonzero(widths[1:] * heights[1:] >= PAPER_AREA * rows * cols)]  # a sheet's strokes are not its area
-    framed = [r for r in large if area[r] >= PAPER_FILL * widths[r] * heights[r] and (widths[r], heights[r]) != (cols, rows)]
+    framed = [r for r in large if (widths[r], heights[r]) != (cols, rows) and _sheet_shaped(labels == r, area[r])]
     if not framed:  # nothing shaped like a sheet on a surface: most pictures stop here
         return None
     levels = {r: float(np.median(shade[labels == r])) for r in large}
@@ -130,6 +131,13 @@ def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:
         sheet_x = sheet_x.copy()
         sheet_x[np.kron(desk, np.ones((factor, factor), bool))] = np.exp(levels[sheet])
     return sheet_x
+
+
+def _sheet_shaped(region: np.ndarray, area: int) -> bool:
+    """Whether a region of even paper is shaped like a sheet, straight or turned: most of the smallest
+    rectangle around it (turned to fit), which is not thin (a sliver of paper beside a stroke)."""
+    sides = _cv2().minAreaRect(_cv2().findNonZero(region.astype(np.uint8)))[1]
+    return area >= PAPER_FILL * sides[0] * sides[1] and min(sides) >= PAPER_THICK * min(region.shape)
 
 
 def _off_sheet(labels: np.ndarray, sheet: int) -> np.ndarray:

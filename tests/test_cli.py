@@ -158,6 +158,8 @@ def test_a_named_output_that_exists_is_never_replaced(command, short_run, tmp_pa
     assert result.stderr.strip() == f"error: {command[-1]} {mine} already exists (name a new file, or move the old one away first)"
     assert mine.read_bytes() == b"the user's own file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.png"]
+    folder = run_mnistctl(*command, str(tmp_path), "--runs-dir", str(short_run.path.parent))
+    assert folder.returncode == 2 and folder.stderr.strip().startswith(f"error: {command[-1]} {tmp_path} is a folder (name a new file in it")
 
 
 @pytest.mark.parametrize("command", [["visualize", "RUN", "--what", "curves", "--out"], ["predict", "digit.png", "--run", "RUN", "--save-input"]])

@@ -356,6 +356,8 @@ def test_help_shows_that_compare_takes_several_runs():
     (["a", "--wide", "--columns", "test_acc"], "--wide shows every column, so --columns would be ignored"),
     (["a", "--json", "--columns", "test_acc"], "--json holds every column, so --columns would be ignored"),
     (["a", "--columns", "tset_acc"], "unknown column 'tset_acc'"),
+    (["a", "--columns", ""], "--columns '' names no column"),
+    (["a", "--columns", ", "], "--columns ', ' names no column"),
 ])
 def test_options_that_would_be_ignored_are_refused_before_any_work(fixture_runs, monkeypatch, args, says):
     monkeypatch.setattr(compare, "compare", lambda *a, **k: pytest.fail("the work started"))

@@ -39,6 +39,20 @@ def test_formats_the_readme_does_not_list_are_refused(tmp_path):
             imageprep.load_prepared(disguised)
 
 
+def test_every_format_the_refusal_names_is_read(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a picture")
+    with pytest.raises(DataError) as info:
+        imageprep.load_prepared(tmp_path / "notes.txt")
+    named = info.value.hint.removeprefix("use a ").removesuffix(" file").replace(" or ", ", ").split(", ")
+    saved_as = {"PBM": ("PPM", "1"), "PGM": ("PPM", "L"), "PPM": ("PPM", "RGB"), "WEBP": ("WEBP", "RGB")}
+    for name in named:
+        fmt, mode = saved_as.get(name, (name, "L"))
+        path = tmp_path / f"seven.{name.lower()}"
+        seven(64).convert(mode).save(path, format=fmt)
+        assert imageprep.load_prepared(path).shape == (28, 28), name
+    assert {"PBM", "PGM"} <= set(named)
+
+
 def test_files_are_bounded_in_bytes_like_stdin(tmp_path):
     big = tmp_path / "big.png"
     with open(big, "wb") as f:

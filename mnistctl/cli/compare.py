@@ -72,12 +72,15 @@ NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")  # the colu
 
 def pick_columns(asked: str | None):
     """The columns to show: those asked for, else all of them (fitted to the terminal when printed)."""
+    from mnistctl.errors import UsageError
     from mnistctl.reading.compare import COLUMN, COLUMNS, column_key
 
-    if asked:
-        keys = [column_key(k) for k in asked.split(",") if k.strip()]
-        return [COLUMN[k] for k in dict.fromkeys(["name", *keys])]
-    return list(COLUMNS)
+    if asked is None:
+        return list(COLUMNS)
+    keys = [column_key(k) for k in asked.split(",") if k.strip()]
+    if not keys:
+        raise UsageError(f"--columns {asked!r} names no column", "name some, e.g. --columns test_acc,arch,optimizer")
+    return [COLUMN[k] for k in dict.fromkeys(["name", *keys])]
 
 
 DROP_FIRST = ("throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))

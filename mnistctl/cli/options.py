@@ -55,6 +55,8 @@ def new_file(path: Path | None, flag: str) -> None:
 
     if path is None:
         return
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder", f"name a new file in it, e.g. {path / 'NAME'}")
     if path.exists() or path.is_symlink():
         raise UsageError(f"{flag} {path} already exists", "name a new file, or move the old one away first")
     folder = next(p for p in path.absolute().parents if p.exists())

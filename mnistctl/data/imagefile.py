@@ -21,6 +21,7 @@ from mnistctl.errors import DataError, NotFoundError
 from mnistctl.fsutil import NotRegular, open_regular, regular
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+FORMAT_NAMES = "PNG, JPEG, BMP, GIF, TIFF, WEBP, PBM, PGM or PPM"  # Pillow's PPM reads PBM and PGM too
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}  # the names those files go by
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 100 * 2**20
@@ -64,7 +65,7 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
     except UnidentifiedImageError:
         if kind := _signature(source):
             raise DataError(f"{name} is truncated or corrupt (it starts as a {kind} file, which cannot be read)", "save or copy the image again") from None
-        raise DataError(f"{name} is not an image in a supported format", f"use a {', '.join(FORMATS)} file") from None
+        raise DataError(f"{name} is not an image in a supported format", f"use a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None
 

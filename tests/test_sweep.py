@@ -335,6 +335,21 @@ def test_study_runs_picks_the_study_best_validation_first(tmp_path):
         study_runs("x", root)
 
 
+def test_drawn_settings_that_cannot_train_fail_their_trial_with_the_reason(tmp_path, data_dir):
+    from mnistctl.errors import RunError
+
+    root = tmp_path / "runs"
+    space = tmp_path / "big.toml"
+    space.write_text("batch_size = { int = [2000, 3000] }\n")
+    with pytest.raises(RunError, match=r"3 trials in a row failed \(the last: batch_size \d,\d{3} is larger than the 1,200 training images\)"):
+        sweep("--study", "big", "--trials", "5", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet",
+              "--arch", "lenet", "--limit", "1200", "--val-split", "200", "--epochs", "1")
+    trials = load("big", f"sqlite:///{root.resolve() / 'optuna.db'}").get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"] * 3
+    assert all("is larger than the 1,200 training images" in t.user_attrs["error"] for t in trials)
+    assert not any(p.is_dir() for p in root.iterdir())  # no run was claimed
+
+
 def test_diverging_trials_fail_in_optuna_and_three_in_a_row_stop_the_sweep(tmp_path, data_dir):
     from mnistctl.errors import RunError
 

@@ -125,7 +125,7 @@ def _trial_line(trial) -> str:
 
     params = " ".join(f"{k}={_value(v)}" for k, v in trial.params.items())
     acc = best_val_acc(trial)
-    result = f"best val acc {acc:.2%}" if acc is not None else ""
+    result = f"best val acc {acc:.2%}" if acc is not None else escape(trial.user_attrs.get("error", ""))
     return f"trial {trial.number} [bold]{status(trial).label}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
 
 

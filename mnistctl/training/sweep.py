@@ -33,6 +33,10 @@ class Interrupted(Exception):
         self.run_dir = run_dir
 
 
+class Unfit(Exception):
+    """The settings a trial drew cannot train, with the fixed ones (a batch larger than the images it has)."""
+
+
 class _Surplus(Exception):
     """Other workers already run or ran the requested number of trials."""
 
@@ -178,7 +182,7 @@ class Worker:
         while self.counted() < self.n_trials:
             ended = []
             try:
-                self.study.optimize(self.objective, n_trials=1, catch=(TrainingDiverged,), callbacks=[lambda study, trial: ended.append(trial)])
+                self.study.optimize(self.objective, n_trials=1, catch=(TrainingDiverged, Unfit), callbacks=[lambda study, trial: ended.append(trial)])
             except _Surplus:
                 break
             except Interrupted:
@@ -189,7 +193,11 @@ class Worker:
             on_trial(ended[0])
             failed = failed + 1 if ended[0].state.name == "FAIL" else 0
             if failed == MAX_FAILED:
-                raise RunError(f"{failed} trials in a row failed (their loss diverged)", "narrow the space, e.g. lower the top of the lr range")
+                error = ended[0].user_attrs.get("error")
+                raise RunError(
+                    f"{failed} trials in a row failed (the last: {error or 'its loss diverged'})",
+                    "narrow the space to values that train with the fixed settings" if error else "narrow the space, e.g. lower the top of the lr range",
+                )
         return ran
 
     def objective(self, trial) -> float:
@@ -202,12 +210,17 @@ class Worker:
             raise _Surplus
         values = {dim.name: dim.suggest(trial) for dim in self.dimensions}
         self._current = (trial.number, values)
-        settings = space.settings(space.apply(self.flags, self.dimensions, values), self.config_file, self.preset)
-        settings["name"] = runs.slug(f"{self.study.study_name}-t{trial.number}")
-        settings["study"] = {"name": self.study.study_name, "trial": trial.number, "storage": self.storage_label}
-        observer = TrialObserver(trial, self.make_observer())
-        trainer = observer.trainer = Trainer(settings, observer, self.runs_dir, self.data_dir, command=self.command)
-        trainer.prepare()
+        try:
+            settings = space.settings(space.apply(self.flags, self.dimensions, values), self.config_file, self.preset)
+            settings["name"] = runs.slug(f"{self.study.study_name}-t{trial.number}")
+            settings["study"] = {"name": self.study.study_name, "trial": trial.number, "storage": self.storage_label}
+            observer = TrialObserver(trial, self.make_observer())
+            trainer = observer.trainer = Trainer(settings, observer, self.runs_dir, self.data_dir, command=self.command)
+            trainer.prepare()
+        except UsageError as exc:  # the drawn values with the fixed ones: the trial fails, the study goes on
+            trial.set_user_attr("status", str(Status.FAILED))
+            trial.set_user_attr("error", exc.message)
+            raise Unfit(exc.message) from None
         trial.set_user_attr("run", trainer.run_dir.name)
         try:
             summary = self.train(trainer)

@@ -89,7 +89,7 @@ def test_lines_with_nan_infinity_impossible_counts_or_deep_nesting_are_skipped_a
     chunk = Chunk()
     parse_lines([line.encode() for line in [json.dumps(GOOD), *DAMAGED]], chunk)
     assert chunk.events == [GOOD] and chunk.corrupt == len(DAMAGED)
-    assert chunk.first_problem == "a epoch event with a number that is not finite (NaN or infinity)"
+    assert chunk.first_problem == "an epoch event with a number that is not finite (NaN or infinity)"
 
 
 def test_a_line_without_end_is_read_in_blocks_and_dropped_past_the_limit(tmp_path, monkeypatch):
@@ -220,3 +220,56 @@ def test_a_runs_folder_that_is_a_file_is_named_so(tmp_path):
         with pytest.raises(UsageError) as info:
             resolve(ref, tmp_path / "notes.txt")
         assert info.value.message == f"the runs folder {tmp_path / 'notes.txt'} is a file"
+
+
+# Numbers of the wrong type or out of range in metrics.jsonl: the line is skipped, every reader goes on
+
+@pytest.mark.parametrize("field, value, why", [
+    ("val_acc", "abc", "is not a number"),
+    ("val_loss", [1], "is not a number"),
+    ("lr", "abc", "is not a number"),
+    ("images_per_s", {}, "is not a number"),
+    ("epoch_time", "1", "is not a number"),
+    ("elapsed", None, "is not a number"),
+    ("val_acc", 5, "is not from 0 to 1"),
+    ("train_acc", -0.5, "is not from 0 to 1"),
+    ("lr", -0.1, "is negative"),
+    ("elapsed", -5, "is negative"),
+])
+def test_an_event_with_a_number_of_the_wrong_type_or_out_of_range_is_a_damaged_line(field, value, why):
+    chunk = Chunk()
+    parse_lines([json.dumps({**GOOD, field: value}).encode(), json.dumps(GOOD).encode()], chunk)
+    assert chunk.events == [GOOD] and chunk.corrupt == 1
+    assert chunk.first_problem == f"an epoch event whose {field} {why}"
+
+
+def test_a_missing_validation_is_still_null_in_epoch_and_checkpoint_events():
+    events = [{**GOOD, "val_loss": None, "val_acc": None}, {"event": "checkpoint", "time": 1.0, "epoch": 1, "kind": "last", "val_acc": None}]
+    chunk = Chunk()
+    parse_lines([json.dumps(e).encode() for e in events], chunk)
+    assert chunk.events == events and chunk.corrupt == 0
+
+
+def _damage_last_epoch(run, **change):
+    events = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
+    last = max(e["epoch"] for e in events if e["event"] == "epoch")
+    events = [{**e, **change} if e["event"] in ("epoch", "checkpoint") and e.get("epoch") == last else e for e in events]
+    run.metrics_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+@pytest.mark.parametrize("change", [{"val_acc": "abc"}, {"val_loss": [1]}, {"lr": "abc"}, {"images_per_s": {}}, {"elapsed": "1"}])
+def test_compare_visualize_and_watch_read_past_an_event_whose_number_is_not_one(change, copies, capsys):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+
+    root, (good, damaged) = copies
+    _damage_last_epoch(damaged, **change)
+    result = compare(["good", "other"], root, stats=False)
+    assert [row["name"] for row in result.rows] == ["good", "other"]
+    assert f"whose {next(iter(change))} is not a number" in capsys.readouterr().err
+    curves = CliRunner().invoke(app, ["visualize", str(damaged.path), "--what", "curves", "--out", str(root / "plots")])
+    assert curves.exit_code == 0, curves.output
+    assert (root / "plots" / "curves.png").stat().st_size > 0
+    chunk = EventTail(damaged.metrics_path).read()  # what the dashboard reads
+    assert chunk.corrupt >= 1 and all(not isinstance(e.get(k), (str, list, dict)) for e in chunk.events for k in change)

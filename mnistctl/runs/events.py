@@ -6,6 +6,8 @@ import math
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
+from mnistctl.registry import with_article
+
 
 class Status(StrEnum):
     WAITING = "waiting"  # claimed, nothing logged yet
@@ -157,7 +159,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     Kind.END: ("status",),
     Kind.LAYERS: ("step", "layers"),
 }
-NUMBERS = ("time", "epoch", "step", "epochs", "steps_per_epoch", "loss", "train_loss", "train_acc", "test_acc", "test_loss")
+NUMBERS = ("time", "epoch", "step", "epochs", "steps_per_epoch", "loss", "train_loss", "train_acc", "test_acc", "test_loss",
+           "lr", "images_per_s", "epoch_time", "elapsed", "params")
+OPTIONAL_NUMBERS = ("val_loss", "val_acc")  # null without a validation split
+FRACTIONS = ("train_acc", "val_acc", "test_acc")
+NON_NEGATIVE = ("loss", "train_loss", "val_loss", "test_loss", "lr", "images_per_s", "epoch_time", "elapsed", "params")
 MAX_EPOCHS = 100_000  # as many as training takes
 MAX_STEPS = 2**53  # whole numbers a float holds exactly
 COUNTS = {"epoch": MAX_EPOCHS, "epochs": MAX_EPOCHS, "start_epoch": MAX_EPOCHS, "best_epoch": MAX_EPOCHS, "patience": MAX_EPOCHS,
@@ -171,22 +177,41 @@ def problem(event: Any) -> str | None:
     kind = event.get("event")
     if not isinstance(kind, str):
         return "no event kind"
+    an_event = with_article(f"{kind} event")
     missing = [f for f in REQUIRED.get(kind, ()) if f not in event]
     if missing:
-        return f"a {kind} event without {', '.join(missing)}"
-    wrong = [f for f in NUMBERS if f in event and (isinstance(event[f], bool) or not isinstance(event[f], (int, float)))]
+        return f"{an_event} without {', '.join(missing)}"
+    wrong = [f for f in NUMBERS if f in event and not _is_number(event[f])]
+    wrong += [f for f in OPTIONAL_NUMBERS if event.get(f) is not None and not _is_number(event[f])]
     if wrong:
-        return f"a {kind} event whose {wrong[0]} is not a number"
+        return f"{an_event} whose {wrong[0]} is not a number"
     for name, top in COUNTS.items():
         value = event.get(name)
         if value is not None and not (type(value) is int and 0 <= value <= top):
-            return f"a {kind} event whose {name} is not a whole number from 0 to {top:,}"
+            return f"{an_event} whose {name} is not a whole number from 0 to {top:,}"
     if not _finite(event):
-        return f"a {kind} event with a number that is not finite (NaN or infinity)"
+        return f"{an_event} with a number that is not finite (NaN or infinity)"
+    if out := _out_of_range(event):
+        return f"{an_event} whose {out}"
     if kind == Kind.LAYERS and not isinstance(event["layers"], dict):
         return "a layers event whose layers is not an object"
     if kind == Kind.END and event["status"] not in Status.__members__.values():
         return f"an end event with unknown status {event['status']!r}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _out_of_range(event: dict[str, Any]) -> str | None:
+    """Which of an event's numbers cannot be what it is (an accuracy above 1, a negative loss or time), in words."""
+    for name in FRACTIONS:
+        if event.get(name) is not None and not 0 <= event[name] <= 1:
+            return f"{name} is not from 0 to 1"
+    for name in NON_NEGATIVE:
+        if event.get(name) is not None and event[name] < 0:
+            return f"{name} is negative"
     return None
 
 

@@ -13,7 +13,7 @@ import torch
 from mnistctl.errors import RunError
 from mnistctl.reading import evaluate, export
 from mnistctl.reading.compare import compare
-from mnistctl.runs import checkpoint, reader
+from mnistctl.runs import Status, checkpoint, reader
 from mnistctl.runs.reader import Chunk, EventTail, parse_lines
 from test_hardening import copies, small_data  # noqa: F401 -- fixtures
 
@@ -273,3 +273,60 @@ def test_compare_visualize_and_watch_read_past_an_event_whose_number_is_not_one(
     assert (root / "plots" / "curves.png").stat().st_size > 0
     chunk = EventTail(damaged.metrics_path).read()  # what the dashboard reads
     assert chunk.corrupt >= 1 and all(not isinstance(e.get(k), (str, list, dict)) for e in chunk.events for k in change)
+
+
+# A resume state whose counters this run cannot have reached: one RunError, the run left as it was
+
+@pytest.fixture
+def stopped(tmp_path, small_data):
+    """A run of 2 epochs of 4 steps, stopped at the second step of its second epoch."""
+    from mnistctl.runs import Run
+    from mnistctl.training.trainer import Observer
+    from test_hardening import trainer
+
+    class StopMidway(Observer):
+        def step(self, epoch, step, steps, loss, acc):
+            if (epoch, step) == (2, 2):
+                stopping.request_stop()
+
+    stopping = trainer(tmp_path, small_data, epochs=2)
+    stopping.observer = StopMidway()
+    assert stopping.run()["status"] == "interrupted"
+    return Run(stopping.run_dir)
+
+
+@pytest.mark.parametrize("key, value, why", [
+    ("epoch", -3, "not a whole number from 0 to 2"),
+    ("epoch", "one", "not a whole number from 0 to 2"),
+    ("epoch", 1.5, "not a whole number from 0 to 2"),
+    ("epoch", 9, "not a whole number from 0 to 2"),
+    ("step_in_epoch", 99999, "not a whole number from 0 to 4"),
+    ("global_step", 3, "not a whole number from 5 to 6"),
+    ("bad_epochs", 2, "not a whole number from 0 to 1"),
+    ("running.seen", 0, "not a whole number from 1 to 9,007,199,254,740,992"),
+    ("running.correct", 999, "not a whole number from 0 to 128"),
+    ("elapsed", -1.0, "not a finite number of 0 or more"),
+    ("elapsed", float("nan"), "not a finite number of 0 or more"),
+    ("best.val_acc", 1.5, "not a number from 0 to 1"),
+])
+def test_a_resume_state_with_counters_out_of_range_is_refused_and_the_run_kept(key, value, why, stopped):
+    from mnistctl.training.trainer import Trainer
+
+    state = checkpoint.load_state(stopped.state_path)
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"], state["running"]["seen"]) == (1, 2, 6, 128)
+    *parents, name = key.split(".")
+    (state[parents[0]] if parents else state)[name] = value
+    checkpoint.save_state(stopped.state_path, state)
+    before = {p: p.read_bytes() for p in stopped.path.rglob("*") if p.is_file()}
+    with pytest.raises(RunError) as info:
+        Trainer.resume(stopped).run()
+    assert info.value.message == f"{stopped.state_path} is not a resume state of run {stopped.name} ({key} = {value!r}, {why})"
+    assert {p: p.read_bytes() for p in stopped.path.rglob("*") if p.is_file()} == before
+    assert stopped.status() == Status.INTERRUPTED
+
+
+def test_a_checked_resume_state_still_resumes(stopped):
+    from mnistctl.training.trainer import Trainer
+
+    assert Trainer.resume(stopped).run()["status"] == "finished"
+    assert [e["epoch"] for e in stopped.epochs()] == [1, 2]

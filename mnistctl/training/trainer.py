@@ -430,6 +430,8 @@ class Trainer:
         path = self.target.state_path
         try:
             state = checkpoint.load_state(path)
+            if problem := self._state_problem(state):
+                raise self._not_a_state(problem)
             self.model.load_state_dict(state["model"])
             if self.average:
                 self.average.module.load_state_dict(state["average"])
@@ -447,12 +449,47 @@ class Trainer:
             self.epoch_time = state.get("epoch_time", 0.0)
             self._step_lr = state.get("step_lr")
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise RunError(
-                f"{path} is not a resume state of run {self.target.name} ({type(exc).__name__}: {_first_line(exc)})",
-                f"it is damaged or from another run; start a new run, e.g. with --config {self.target.config_path}",
-            ) from None
+            raise self._not_a_state(f"{type(exc).__name__}: {_first_line(exc)}") from None
         self._saved_step = self.global_step
         self.world.reseed(self.config["seed"], self.global_step, self.aug_rng)
+
+    def _not_a_state(self, why: str) -> RunError:
+        return RunError(
+            f"{self.target.state_path} is not a resume state of run {self.target.name} ({why})",
+            f"it is damaged or from another run; start a new run, e.g. with --config {self.target.config_path}",
+        )
+
+    def _state_problem(self, state: dict[str, Any]) -> str | None:
+        """What a resume state's counters and times hold that this run cannot have reached, or None.
+        Each range comes from the values checked before it."""
+        from mnistctl.runs.events import MAX_STEPS  # a bound for totals
+
+        def count(name: str, value: Any, low: int, high: int) -> str | None:
+            return None if type(value) is int and low <= value <= high else f"{name} = {value!r}, not a whole number from {low:,} to {high:,}"
+
+        def amount(name: str, value: Any, high: float = math.inf) -> str | None:
+            if type(value) in (int, float) and 0 <= value <= high and math.isfinite(value):
+                return None
+            return f"{name} = {value!r}, not a {'finite number of 0 or more' if high == math.inf else f'number from 0 to {high:g}'}"
+
+        epoch, step, best, running = state["epoch"], state["step_in_epoch"], state["best"], state["running"]
+        interval = state.get("interval", {"loss": 0.0, "steps": 0, "seconds": 0.0})
+        most = math.ceil(len(self.train_x) / self.config["batch_size"])  # steps of an epoch on one process; on more, at most one fewer
+        return (
+            count("epoch", epoch, 0, self.config["epochs"])
+            or count("step_in_epoch", step, 0, self.steps_per_epoch)
+            or count("global_step", state["global_step"], epoch * (most - 1) + step, epoch * most + step)
+            or count("bad_epochs", state["bad_epochs"], 0, epoch)
+            or count("best.epoch", best["epoch"], 0, epoch)
+            or count("running.seen", running["seen"], 1 if step else 0, MAX_STEPS if step else 0)  # the totals of this epoch's steps
+            or count("running.correct", running["correct"], 0, running["seen"])
+            or count("interval.steps", interval["steps"], 0, state["global_step"])
+            or amount("elapsed", state["elapsed"]) or amount("epoch_time", state.get("epoch_time", 0.0))
+            or amount("running.loss", running["loss"]) or amount("interval.loss", interval["loss"]) or amount("interval.seconds", interval["seconds"])
+            or (None if best["val_acc"] == -1 else amount("best.val_acc", best["val_acc"], high=1))  # -1 and infinity: no epoch validated yet
+            or (None if best["val_loss"] == math.inf else amount("best.val_loss", best["val_loss"]))
+            or (None if state.get("step_lr") is None else amount("step_lr", state["step_lr"]))
+        )
 
     def _finish(self, status: Status, message: str = "", step: int | None = None, at_once: bool = False) -> dict[str, Any]:
         """The summary and the end event; ``at_once`` for a run stopped by an exception, its time counted up to now."""

@@ -85,3 +85,9 @@ def test_a_resumed_run_names_its_epoch_counting_from_one_like_the_epoch_lines():
 
     event = {"resumed": True, "start_epoch": 1, "start_step": 24, "device": "cpu", "params": 61_706, "dir": "runs/x"}
     assert start_line(event).startswith("resuming at epoch 2, step 24: ")
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "eval", "visualize", "predict", "draw", "compare", "watch", "export", "list"])
+def test_help_cuts_no_option_name_or_word_at_80_columns(command):
+    result = run_mnistctl(command, "--help", COLUMNS="80")
+    assert result.returncode == 0 and "…" not in result.stdout, [line for line in result.stdout.splitlines() if "…" in line]

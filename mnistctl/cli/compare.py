@@ -22,7 +22,7 @@ def command(
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this new PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
     wide: bool = typer.Option(False, "--wide", help="Show every column, values whole, the table wider than the terminal if need be."),
-    columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. name,test_acc,arch,optimizer (see --wide for all).", show_default=False),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. test_acc,arch (see --wide for all).", show_default=False),
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
     data_dir: options.DataDir = None,
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),

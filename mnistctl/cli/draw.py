@@ -13,7 +13,7 @@ NAME = "draw"
 
 
 def command(
-    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or RUN/weights/<best|last|initial>.safetensors \\[default: latest]. Repeat to average an ensemble."),
+    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or a weights file in RUN/weights/ \\[default: latest]. Repeat to average an ensemble."),
     which: options.Weights = None,
     out: Path = typer.Option(Path("drawings"), "--out", metavar="DIR", help="Folder where s saves drawings as 28x28 MNIST-form PNGs (never over a file)."),
     centre: bool = typer.Option(True, "--centre/--no-centre", help="Centre the drawing by mass before reading it, as MNIST digits are."),

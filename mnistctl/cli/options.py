@@ -10,7 +10,7 @@ import typer
 from mnistctl.runs.layout import MISMATCH_FLAG
 
 RUNS_DIR_HELP = "Where runs live \\[default: $MNISTCTL_RUNS_DIR or ./runs]."
-RUN_HELP = "Run name or directory, 'latest', or a path to RUN/weights/<best|last|initial>.safetensors."
+RUN_HELP = "Run name or directory, 'latest', or a weights file in RUN/weights/."
 
 
 def complete_runs(ctx: typer.Context, incomplete: str) -> list[str]:

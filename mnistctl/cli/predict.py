@@ -14,7 +14,7 @@ NAME = "predict"
 
 def command(
     images: List[str] = typer.Argument(..., help="Image files or folders of images; - reads one image from standard input."),
-    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or RUN/weights/<best|last|initial>.safetensors \\[default: latest]. Repeat to average an ensemble."),
+    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or a weights file in RUN/weights/ \\[default: latest]. Repeat to average an ensemble."),
     which: options.Weights = None,
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, max=10, help="How many likeliest digits to show."),
     raw: bool = typer.Option(False, "--raw", help="Images are already in MNIST form (28x28, white on black): skip preparation."),

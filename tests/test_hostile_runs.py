@@ -275,6 +275,30 @@ def test_compare_visualize_and_watch_read_past_an_event_whose_number_is_not_one(
     assert chunk.corrupt >= 1 and all(not isinstance(e.get(k), (str, list, dict)) for e in chunk.events for k in change)
 
 
+# summary.json values out of range, or a summary that is not a table: a warning, the values from metrics.jsonl
+
+def test_summary_values_out_of_range_are_replaced_by_the_metrics_with_a_warning(copies):
+    root, (good, damaged) = copies
+    summary = json.loads(damaged.summary_path.read_text())
+    damaged.summary_path.write_text(json.dumps({**summary, "test_acc": 5, "best_val_acc": -3, "wall_time": -5}))
+    result = compare(["good", "other"], root, stats=False)
+    row = {r["name"]: r for r in result.rows}["other"]
+    assert row["test_acc"] == damaged.last("test")["test_acc"] and row["val_acc"] == max(e["val_acc"] for e in damaged.epochs())
+    assert row["time"] == damaged.epochs()[-1]["elapsed"]
+    assert any(w.startswith(f"{damaged.summary_path} holds best_val_acc=-3 (not from 0 to 1), test_acc=5 (not from 0 to 1), wall_time=-5 (negative); shown:")
+               for w in result.warnings), result.warnings
+
+
+@pytest.mark.parametrize("text, held", [("[1, 2]", "a list"), ('"str"', "a str"), ("null", "null")])
+def test_a_summary_that_is_not_a_table_is_warned_about_and_the_metrics_shown(text, held, copies):
+    root, (good, damaged) = copies
+    damaged.summary_path.write_text(text)
+    result = compare(["good", "other"], root, stats=False)
+    row = {r["name"]: r for r in result.rows}["other"]
+    assert row["test_acc"] == damaged.last("test")["test_acc"]
+    assert f"{damaged.summary_path} holds {held}, not a table; shown: the values in metrics.jsonl" in result.warnings
+
+
 # A resume state whose counters this run cannot have reached: one RunError, the run left as it was
 
 @pytest.fixture

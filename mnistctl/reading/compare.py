@@ -143,12 +143,15 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
         "time": summary.get("wall_time", epochs[-1].get("elapsed") if epochs else None),
         "throughput": summary.get("images_per_s", sum(rates) / len(rates) if rates else None),
     }
+    if warnings is not None and status.ended and (why := run.summary_problem):
+        warnings.append(f"{why}; shown: the values in {run.metrics_path.name}")
     if wrong and warnings is not None:
         warnings.append(not_numbers(run, wrong, row))
     return row
 
 
 SUMMARY_NUMBERS = ("params", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss", "wall_time", "images_per_s")
+FRACTIONS = ("best_val_acc", "test_acc")
 
 
 def number(value: Any) -> int | float | None:
@@ -156,11 +159,28 @@ def number(value: Any) -> int | float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
+def value_problem(key: str, value: Any) -> str | None:
+    """Why a value of summary.json cannot be what ``key`` says (all its numbers are counts, times or accuracies), or None."""
+    if value is None:
+        return None
+    if number(value) is None:
+        return "not a number"
+    if key in FRACTIONS and not 0 <= value <= 1:
+        return "not from 0 to 1"
+    return "negative" if value < 0 else None
+
+
+def summary_value(run: Run, key: str) -> int | float | None:
+    """One number of the run's summary, None when it is missing or damaged."""
+    value = (run.summary or {}).get(key)
+    return None if value_problem(key, value) else value
+
+
 def numbers_only(run: Run) -> tuple[dict[str, Any], list[str]]:
-    """The run's summary without the values that should be numbers but are not (a damaged or hand-edited file),
+    """The run's summary without the values that should be numbers in range but are not (a damaged or hand-edited file),
     and the keys of those values."""
     summary = run.summary or {}
-    wrong = [key for key in SUMMARY_NUMBERS if summary.get(key) is not None and number(summary[key]) is None]
+    wrong = [key for key in SUMMARY_NUMBERS if value_problem(key, summary.get(key))]
     return {key: value for key, value in summary.items() if key not in wrong}, wrong
 
 
@@ -168,14 +188,14 @@ ROW_KEY = {"epochs_run": "epochs", "best_val_acc": "val_acc", "wall_time": "time
 
 
 def not_numbers(run: Run, wrong: list[str], row: dict[str, Any]) -> str:
-    """The warning for summary values that are not numbers, saying where each value shown instead comes from."""
+    """The warning for summary values that are not numbers in range, saying where each value shown instead comes from."""
     summary = run.summary or {}
-    held = ", ".join(f"{key}={summary[key]!r}" for key in wrong)
+    held = ", ".join(f"{key}={summary[key]!r} ({value_problem(key, summary[key])})" for key in wrong)
     found = [key for key in wrong if row[ROW_KEY.get(key, key)] is not None]
     shown = [f"{key} from {'the architecture' if key == 'params' else run.metrics_path.name}" for key in found]
     if missing := [key for key in wrong if key not in found]:
         shown.append(f"{' and '.join(missing)} as missing")
-    return f"{run.summary_path} holds {held}, not numbers; shown: {'; '.join(shown)}"
+    return f"{run.summary_path} holds {held}; shown: {'; '.join(shown)}"
 
 
 def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[str]:
@@ -187,7 +207,7 @@ def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[
         except MnistctlError:
             continue
         if study.get("name") == name:
-            val_acc = number((run.summary or {}).get("best_val_acc")) or max((e.get("val_acc") or 0 for e in run.epochs()), default=0)
+            val_acc = summary_value(run, "best_val_acc") or max((e.get("val_acc") or 0 for e in run.epochs()), default=0)
             found.append((val_acc, run))
     if not found:
         raise NotFoundError(f"no runs of study '{name}' in {runs.runs_dir(root)}", "check --runs-dir, or start it with: mnistctl sweep --study NAME --space FILE")
@@ -362,5 +382,5 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
 def _legend_label(run: Run) -> str:
     """The run's name, with its test accuracy when it has one, else its status."""
     status = run.status()
-    test_acc = number((run.summary or {}).get("test_acc")) if status.ended else None
+    test_acc = summary_value(run, "test_acc") if status.ended else None
     return f"{run.name} (test {100 * test_acc:.2f}%)" if test_acc is not None else f"{run.name} ({status.label})"

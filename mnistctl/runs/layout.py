@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 from mnistctl.errors import DataError, NotFoundError, RunError, UsageError
 from mnistctl.fsutil import read_json, regular
+from mnistctl.registry import with_article
 from mnistctl.runs.events import Kind, Status, derive_status
 from mnistctl.runs.reader import Chunk, latest_per_epoch, read_events, unreadable
 
@@ -201,6 +202,15 @@ class Run:
     def summary(self) -> dict[str, Any] | None:
         summary = self._json(self.summary_path, required=False)
         return summary if isinstance(summary, dict) else None
+
+    @property
+    def summary_problem(self) -> str | None:
+        """Why a summary.json that is there is read as no summary: it is not a table."""
+        summary = self._json(self.summary_path, required=False)
+        if isinstance(summary, dict) or (summary is None and not self.summary_path.exists()):
+            return None
+        held = "null" if summary is None else with_article(type(summary).__name__)
+        return f"{self.summary_path} holds {held}, not a table"
 
     def read(self) -> Chunk:
         """Every usable event, parsed once per change of metrics.jsonl; damage is warned about once."""

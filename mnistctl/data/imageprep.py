@@ -27,6 +27,8 @@ CENTRE_SLACK = 1.5
 DECODE_SIDE = 256
 WORK_SIDE = 128
 SMALL_SIDE = 64
+SMALL_INK = 12  # ink under this many pixels at WORK_SIDE is looked at again at full resolution
+CLOSER_WINDOW = 4  # in a window this many times that size
 BACKGROUND_SIDE = 64
 STROKE_WIDTH = 2.6
 MIN_CONTRAST = 0.1
@@ -72,15 +74,20 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
     when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
     "Blank" means no ink either way. A larger picture that shows a sheet of paper on a darker
-    surface is read on the sheet alone. A picture of at most :data:`WORK_SIDE` pixels is first
+    surface is read on the sheet alone; a digit found small there is looked for again at full resolution,
+    around the ink, so thin strokes do not fade. A picture of at most :data:`WORK_SIDE` pixels is first
     read at :data:`SMALL_SIDE`, at little cost, and again at full size if the digit found there is small.
     """
     x = _unit(gray)
     if max(x.shape) > WORK_SIDE:  # a photo or a page
-        x = finite(_shrink(x, WORK_SIDE, reduction(x.shape[1], x.shape[0], WORK_SIDE, fit=True)), name)
-        sheet = _sheet_of_paper(x)
+        work = finite(_shrink(x, WORK_SIDE, reduction(x.shape[1], x.shape[0], WORK_SIDE, fit=True)), name)
+        sheet = _sheet_of_paper(work)
         ink = _found_ink(sheet) if sheet is not None else None
-        ink = ink if ink is not None else _found_ink(x)
+        ink = ink if ink is not None else _found_ink(work)
+        if ink is None or max(_cropped(ink).shape) < SMALL_INK:  # a small digit's strokes fade at working size: look closer
+            page = _sheet_of_paper(x) if sheet is not None else None
+            closer = _ink_around_strongest(page if page is not None else x)
+            ink = closer if closer is not None else ink
     else:
         x = finite(x, name)
         ink = _found_ink(_shrink(x, SMALL_SIDE)) if max(x.shape) > SMALL_SIDE else None
@@ -93,6 +100,19 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
         ink = _resize(ink, WORK_SIDE / max(ink.shape))
     ink = _thicken(ink, BOX / max(ink.shape))
     return _centre(_fit(ink, BOX))
+
+
+def _ink_around_strongest(page: np.ndarray) -> np.ndarray | None:
+    """The ink in a window of ``page``, at its full resolution, around what stands out most at working size
+    from the paper around it (dark or light, in any light: the mean over a square wider than a small digit)."""
+    cv2 = _cv2()
+    factor = _shrink_factor(page, WORK_SIDE)
+    small = _shrink(page, WORK_SIDE, factor)
+    strength = cv2.GaussianBlur(np.abs(small - cv2.blur(small, (SMALL_INK + 1, SMALL_INK + 1))), (0, 0), 1)
+    row, col = np.unravel_index(np.argmax(strength), strength.shape)
+    half = CLOSER_WINDOW * SMALL_INK * factor // 2
+    top, left = max(0, (2 * row + 1) * factor // 2 - half), max(0, (2 * col + 1) * factor // 2 - half)
+    return _found_ink(_shrink(page[top : top + 2 * half, left : left + 2 * half], DECODE_SIDE))  # bounded for a huge array
 
 
 def _sheet_of_paper(x: np.ndarray) -> np.ndarray | None:

@@ -299,6 +299,23 @@ def test_a_summary_that_is_not_a_table_is_warned_about_and_the_metrics_shown(tex
     assert f"{damaged.summary_path} holds {held}, not a table; shown: the values in metrics.jsonl" in result.warnings
 
 
+# No named run could be read: each reason, then one RunError naming the folder
+
+def test_compare_with_no_readable_run_says_why_and_is_a_run_error(copies, capsys, monkeypatch):
+    root, (good, damaged) = copies
+    good.config_path.write_text("")
+    damaged.config_path.write_text("[1, 2]")
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(root.parent / "elsewhere"))
+    for refs, all_runs in (([str(good.path)], False), ([str(root)], True)):
+        with pytest.raises(RunError) as info:
+            compare(refs, all_runs=all_runs, stats=False)
+        assert info.value.exit_code == 1 and info.value.message == "no run could be read"
+        assert info.value.hint == f"the warnings above say why; check the runs in {root}"
+        err = capsys.readouterr().err
+        assert f"skipped good: {good.config_path} is corrupt" in err
+        assert ("holds a list" in err) == all_runs
+
+
 # A resume state whose counters this run cannot have reached: one RunError, the run left as it was
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mnistctl import runs
 from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
@@ -71,7 +71,7 @@ def compare(
         except MnistctlError as exc:
             warnings.append(f"skipped {run.name}: {exc}")
     if not described:
-        raise NotFoundError("no run could be read", "check the names with: ls " + str(runs.runs_dir(root)))
+        raise_unreadable(found, warnings)
     _tell_apart([row for row, _ in described], [run for _, run in described])
     order = sort_order([row for row, _ in described], sort)
     rows, kept = [described[i][0] for i in order], [described[i][1] for i in order]
@@ -79,6 +79,17 @@ def compare(
     if stats:
         add_statistics(result, ignore_data_mismatch, data_dir)
     return result
+
+
+def raise_unreadable(found: list[Run], warnings: list[str]) -> NoReturn:
+    """Every run found is damaged: the warnings say why, then one RunError naming where they are."""
+    from mnistctl.console import warn
+
+    for message in warnings:
+        warn(message)
+    folders = {run.path.parent for run in found}
+    where = f"the runs in {folders.pop()}" if len(folders) == 1 else "these runs"
+    raise RunError("no run could be read", f"the warnings above say why; check {where}")
 
 
 def _tell_apart(rows: list[dict[str, Any]], found: list[Run]) -> None:

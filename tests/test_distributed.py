@@ -176,7 +176,7 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     os.kill(workers[1], signal.SIGKILL)
     _, err = launcher.communicate(timeout=BOUND)
     assert launcher.returncode not in (0, 130)
-    assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1]
+    assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1] and "internal error" not in err
     assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
 
 
@@ -188,6 +188,13 @@ def test_bad_input_is_refused_once_before_the_workers_start(tmp_path, env_data, 
     result = train(tmp_path, "--nproc", "2", "--arch", "lenet", "--epochs", "1", *flags)
     assert result.returncode == 2 and result.stderr.count("error:") == 1 and result.stderr.startswith(message)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_peer_gone_is_told_from_other_errors():
+    from mnistctl.training.distributed import peer_lost
+
+    assert peer_lost(RuntimeError("[../gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:49829: Connection reset by peer. GLHF!"))
+    assert not peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) and not peer_lost(KeyboardInterrupt())
 
 
 def test_the_start_line_says_how_many_processes_train():

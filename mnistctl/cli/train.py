@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mnistctl.cli import options
-from mnistctl.errors import UsageError
+from mnistctl.errors import RunError, UsageError
 from mnistctl.training.config import AUGMENT_KEYS
 
 NAME = "train"
@@ -65,7 +65,8 @@ def command(
     from mnistctl import runs
     from mnistctl.cli.progress import make_observer
     from mnistctl.training import space
-    from mnistctl.training.distributed import World
+    from mnistctl.registry import debug_cause
+    from mnistctl.training.distributed import World, peer_lost
     from mnistctl.training.trainer import Trainer
 
     world = World.detect()
@@ -97,8 +98,10 @@ def command(
             code = run_with_trainer(trainer)
         else:
             summary = run_with_signals(trainer)
-    except BaseException:
+    except BaseException as exc:
         trainer.abandon()  # stopped before training began: no stub run is left
+        if world.launched and peer_lost(exc):
+            raise RunError(f"rank {world.rank} lost contact with the other training processes", "the launcher's line below names the one that stopped") from debug_cause(exc)
         raise
     if tui:
         if code == 130:

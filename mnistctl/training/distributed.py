@@ -204,6 +204,12 @@ class World:
         return tensor.tolist()
 
 
+def peer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective failing because another rank went away (gloo or NCCL says so in words only)."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(words in text for words in ("Connection reset by peer", "Connection closed by peer", "Broken pipe"))
+
+
 def launch(nproc: int, args: list[str]) -> int:
     """Run ``python -m mnistctl ARGS`` in ``nproc`` processes on this machine through torch's elastic launcher.
 

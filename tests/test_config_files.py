@@ -80,9 +80,17 @@ def test_a_files_name_applies_and_the_name_flag_wins(tmp_path):
 
 
 def test_an_unknown_setting_is_offered_preset(tmp_path):
+    path = _write(tmp_path, 'prest = "fast"\n')
     with pytest.raises(UsageError) as info:
-        trainconfig.resolve({}, _write(tmp_path, 'prest = "fast"\n'))
-    assert "'preset'" in info.value.hint
+        trainconfig.resolve({}, path)
+    assert info.value.message == f"config file {path} has unknown setting 'prest'" and "'preset'" in info.value.hint
+
+
+@pytest.mark.parametrize("key, table", [("set", "arch_options"), ("opt-set", "optimizer_options"), ("sched_set", "scheduler_options")])
+def test_a_flags_name_as_a_key_is_pointed_to_its_table(key, table, tmp_path):
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, _write(tmp_path, f'"{key}" = {{ x = 1 }}\n'))
+    assert info.value.hint.startswith(f"in a config file the options are a table, e.g. {table} = {{")
 
 
 def test_train_refuses_an_unknown_preset_in_a_file_before_writing_anything(tmp_path):

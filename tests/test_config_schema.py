@@ -233,7 +233,7 @@ def test_train_refuses_opt_set_lr_in_one_line(tmp_path):
     "scheduler, option, value",
     [
         ("cosine", "min_lr_ratio", "-3"), ("cosine", "min_lr_ratio", "1.5"), ("cosine", "warmup_epochs", "-1"),
-        ("step", "gamma", "0"), ("step", "gamma", "2"), ("step", "milestones", "0,5"), ("exponential", "gamma", "0"),
+        ("step", "gamma", "0"), ("step", "gamma", "2"), ("step", "milestones", "0,5"), ("step", "milestones", ""), ("exponential", "gamma", "0"),
         ("onecycle", "pct_start", "1.2"), ("onecycle", "div_factor", "0.5"), ("onecycle", "final_div_factor", "-1"),
     ],
 )

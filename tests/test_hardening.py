@@ -222,6 +222,18 @@ def test_runs_that_recorded_no_checksums_are_not_refused(copies, other_data):
     assert copy.dataset(other_data).folder == str(other_data.resolve())
 
 
+@pytest.mark.parametrize("md5, message", [("garbage", "data.md5 = 'garbage' is not a table of checksums"), ({}, "data.md5 holds no checksums")])
+def test_checksums_recorded_wrongly_are_damage_not_a_check_skipped(copies, other_data, md5, message):
+    _, (copy, _) = copies
+    config = copy.config
+    config["data"]["md5"] = md5
+    copy.config_path.write_text(json.dumps(config))
+    with pytest.raises(RunError, match=message):
+        copy.dataset(other_data)
+    if md5 == {}:  # the config is otherwise readable: the flag uses the data found
+        assert copy.dataset(other_data, ignore_mismatch=True).folder == str(other_data.resolve())
+
+
 # Resume of a run copied from another machine
 
 class StopAtFirstStep(Observer):

@@ -57,6 +57,7 @@ SHAPES = {  # the settings readers use, by the shape they need (any may be missi
     "channels_last": (bool, "true or false"),
     "data": (dict, "a table"),
     "data.n_train": (int | None, "a whole number or null"),
+    "data.md5": (dict, "a table of checksums"),
 }
 
 
@@ -287,10 +288,12 @@ class Run:
         return recorded if isinstance(recorded, dict) else {}
 
     def check_data(self, dataset) -> None:
-        """DataError when ``dataset`` is not the data the run recorded (runs that recorded no checksums pass)."""
-        recorded = self.recorded_data.get("md5")
-        if not isinstance(recorded, dict) or not recorded:
+        """DataError when ``dataset`` is not the data the run recorded (runs from before checksums were recorded pass)."""
+        if "md5" not in self.recorded_data:
             return
+        recorded = self.recorded_data["md5"]
+        if not recorded:
+            raise RunError(f"{self.config_path}: data.md5 holds no checksums, so the data cannot be checked", f"the run directory is damaged; pass {MISMATCH_FLAG} to use the data found anyway")
         differ = sorted(name for name in recorded if dataset.md5.get(name) != recorded[name])
         if differ:
             raise DataError(

@@ -117,7 +117,7 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     if config_file:
         unknown = sorted(set(file_settings) - set(DEFAULTS))
         if unknown:
-            raise UsageError(f"config file has unknown setting '{unknown[0]}'", suggest(unknown[0], [*DEFAULTS, "preset"]))
+            raise UsageError(f"config file {config_file} has unknown setting '{unknown[0]}'", _setting_hint(unknown[0]))
         _new_plugins_start_afresh(config, file_settings)
         config.update(file_settings)
         schema.check(config)
@@ -148,6 +148,16 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
         raise UsageError("early stopping needs a validation split", "set --val-split above 0")
     config["preset"] = preset
     return _jsonable(config)
+
+
+OPTION_TABLES = {  # a flag's name used as a key: the table it is in a file, with an example
+    "set": "arch_options = { dropout = 0.3 }", "opt_set": "optimizer_options = { momentum = 0.95 }", "sched_set": "scheduler_options = { gamma = 0.5 }",
+}
+
+
+def _setting_hint(key: str) -> str:
+    table = OPTION_TABLES.get(key.replace("-", "_"))
+    return f"in a config file the options are a table, e.g. {table}" if table else suggest(key, [*DEFAULTS, "preset"])
 
 
 def _new_plugins_start_afresh(config: dict[str, Any], settings: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ The annotations bound the options: a value outside them is refused when the sett
 
 from typing import Annotated
 
-from annotated_types import Ge, Gt, Interval
+from annotated_types import Ge, Gt, Interval, Len
 
 from mnistctl import hookimpl
 from mnistctl.errors import UsageError
@@ -16,7 +16,7 @@ Growth = Annotated[float, Gt(0)]  # above 1 the rate grows each epoch, as in a l
 Fraction = Annotated[float, Interval(ge=0, le=1)]
 Divisor = Annotated[float, Ge(1)]
 Epochs = Annotated[float, Ge(0)]
-Milestones = Annotated[tuple[int, ...], Ge(1)]  # each epoch
+Milestones = Annotated[tuple[int, ...], Ge(1), Len(min_length=1)]  # each an epoch
 
 
 def step(optimizer, epochs, steps_per_epoch, milestones: Milestones = (5, 10), gamma: Factor = 0.1):

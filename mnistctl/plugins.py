@@ -147,7 +147,7 @@ def plugin_infos() -> list[PluginInfo]:
         registry(kind)
     infos = []
     for name, plugin in pm.list_name_plugin():
-        hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or [])
+        hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or [] if h.spec is not None)  # a mistyped hook is warned about, not listed
         package = _package_of(plugin)
         error = "; ".join(p for kind in (*KINDS, "hooks") for p in _problems.get((name, kind), []))
         infos.append(PluginInfo(name, _module_of(plugin), package, _version(package), hooks, error))

@@ -93,12 +93,15 @@ class Registry:
         self.kind = kind
         self._specs: dict[str, Spec] = {}
         self.ambiguous: dict[str, list[str]] = {}  # a name several plugins register: their sources
+        self.left_out: dict[str, UsageError] = {}  # a name registered with a spec that cannot be used: why
 
     def add(self, spec: Spec) -> None:
         """Add a spec, or raise a UsageError saying why it is left out. A name a plugin registered already
         becomes ambiguous: ``get`` refuses it, naming both plugins."""
         spec = replace(spec, kind=self.kind)
         if refused := _refusal(spec):
+            if isinstance(spec.name, str):
+                self.left_out[spec.name] = refused
             raise refused
         held = self._specs.get(spec.name)
         if held is not None and held.source == BUILTIN:
@@ -128,6 +131,9 @@ class Registry:
     def get(self, name: str) -> Spec:
         if name in self.ambiguous:
             raise self.clash(name)
+        if name in self.left_out and name not in self._specs:
+            refused = self.left_out[name]
+            raise NotFoundError(f"the {self.kind} '{name}' is left out: {refused.message}", refused.hint)
         try:
             return self._specs[name]
         except KeyError:

@@ -7,7 +7,7 @@ import pytest
 from test_cli import run_mnistctl
 
 from mnistctl import hookimpl, plugins
-from mnistctl.errors import UsageError
+from mnistctl.errors import NotFoundError, UsageError
 from mnistctl.registry import Spec
 
 TINYNET = '''
@@ -101,7 +101,8 @@ def test_a_mistyped_hook_is_warned_with_the_hook_it_was_meant_to_be(site):
     result = run_mnistctl("list", "plugins", "--json", PYTHONPATH=str(site))
     assert result.returncode == 0, result.stderr
     problem = "plugin 'typonet' (mnistctl-typonet) implements register_arch, which is not a mnistctl hook and is never called (did you mean 'register_archs'?)"
-    assert {r["name"]: r for r in json.loads(result.stdout)}["typonet"]["error"] == problem
+    listed = {r["name"]: r for r in json.loads(result.stdout)}["typonet"]
+    assert listed["error"] == problem and "register_arch" not in listed["hooks"]  # not listed as if it registered something
     assert f"warning: {problem}" in result.stderr.splitlines()
 
 
@@ -247,6 +248,10 @@ def test_an_option_without_a_default_is_refused_at_registration(plug, capsys):
 
     plug(_arch_plugin("mnistctl_opts", Spec("nodefault", nodefault), Spec("kwonly", keyword_only), Spec("kept", _net)), "opts")
     assert "kept" in plugins.archs() and "nodefault" not in plugins.archs() and "kwonly" not in plugins.archs()
+    with pytest.raises(NotFoundError) as info:
+        plugins.archs().get("nodefault")
+    assert info.value.message == ("the architecture 'nodefault' is left out: plugin mnistctl_opts registers the architecture 'nodefault' "
+                                  "with the option 'width', which has no default")
     assert capsys.readouterr().err.splitlines() == [
         "warning: plugin mnistctl_opts registers the architecture 'nodefault' with the option 'width', which has no default; every option needs a default; it is left out",
         "warning: plugin mnistctl_opts registers the architecture 'kwonly' with the option 'depth', which has no default; every option needs a default; it is left out",

@@ -40,3 +40,11 @@ def test_a_small_digit_on_a_large_page_is_read_wherever_it_lies(left, mnist):
     digits = mnist.test_images[:5].numpy()
     found = [likeness(imageprep.load_prepared(small_on_a_page(d, 100, left)), d) for d in digits]  # none is called blank
     assert np.mean(found) > 0.7, found  # read at working size, its thin strokes faded to a few pixels or none
+
+
+@pytest.mark.parametrize("ratio", [1, 5, 10, 20, 30, 40, 50, 60, 70, 80])
+def test_a_digit_at_the_end_of_a_strip_up_to_80_times_as_long_as_tall_is_read(ratio, mnist):
+    digits = mnist.test_images[[0, 17, 40, 60]].numpy()  # sevens reaching the strip's edge, and a "1"
+    strips = [np.pad(255 - d, ((0, 0), (0, imageprep.SIDE * (ratio - 1))), constant_values=255) for d in digits]
+    found = [likeness(imageprep.load_prepared(png(s)), d) for s, d in zip(strips, digits)]
+    assert min(found) > 0.6, found  # a margin twice the strip's height: its ink too rare to tell dark from light, and blurred

@@ -42,6 +42,7 @@ PAPER_FILL = 0.6
 PAPER_THICK = 0.25  # sheets on a desk: 0.3 or more of the picture's shorter side across; slivers of paper beside a stroke 0.2
 PAPER_AROUND = 0.2  # desk photos: at most 0.10 of the border beside the sheet as bright as it; tight crops 0.31 or more
 PAPER_STEP = np.log(1.5)
+INK_TAIL = 0.001  # of the square a digit can fill: the darkest and brightest pixels that tell dark ink from light
 
 
 def _cv2():
@@ -198,8 +199,8 @@ def _unit(gray: np.ndarray) -> np.ndarray:
     return gray.astype(np.float32) * np.float32(1 / 255) if gray.dtype == np.uint8 else np.asarray(gray, dtype=np.float32)
 
 
-def _ink(x: np.ndarray) -> np.ndarray | None:
-    ink = _suppress_background(_ink_up(x))
+def _ink(x: np.ndarray, extent: int | None = None) -> np.ndarray | None:
+    ink = _suppress_background(_ink_up(x), extent or _extent(x))
     return None if ink is None else _keep_main_strokes(ink)
 
 
@@ -211,7 +212,7 @@ def _median(values: np.ndarray) -> float:
 
 def _ink_with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
     margined = _with_margin(x, edge, paper)
-    return _ink(margined) if margined is not None else None
+    return _ink(margined, _extent(x) + 2 * _margin(x)) if margined is not None else None  # a strip's margin is paper, not a larger digit
 
 
 def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | None:
@@ -222,7 +223,7 @@ def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | 
     off = np.abs(edge - paper)
     even = np.count_nonzero(off < EVEN_PAPER) * 2 >= edge.size
     flat = np.count_nonzero(off < EVEN_PAPER / 4) * 2 >= edge.size
-    pad = max(2, _extent(x) // 4)
+    pad = _margin(x)
     if even and not flat:
         margined = _paper_light(x, edge, paper, pad)
         margined[pad:-pad, pad:-pad] = x
@@ -232,6 +233,11 @@ def _with_margin(x: np.ndarray, edge: np.ndarray, paper: float) -> np.ndarray | 
         if high - low < STRONG_INK:
             return None
     return _cv2().copyMakeBorder(x, pad, pad, pad, pad, _cv2().BORDER_CONSTANT, value=paper)
+
+
+def _margin(x: np.ndarray) -> int:
+    """How much paper :func:`_with_margin` adds on each side: a quarter of the picture's extent."""
+    return max(2, _extent(x) // 4)
 
 
 def _paper_light(x: np.ndarray, edge: np.ndarray, paper: float, pad: int) -> np.ndarray:
@@ -317,12 +323,19 @@ def _ink_up(x: np.ndarray) -> np.ndarray:
     pad = window // 2
     padded = cv2.copyMakeBorder(np.round(small * 255).astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     page = _resize_to(cv2.medianBlur(padded, window)[pad:-pad, pad:-pad].astype(np.float32) / 255, x.shape)
-    darkest, brightest = _quantiles(x[::2, ::2] - page[::2, ::2], [0.001, 0.999])
+    tail = _ink_tail(x)
+    darkest, brightest = _quantiles(x[::2, ::2] - page[::2, ::2], [tail, 1 - tail])
     if -darkest > brightest:  # dark ink, measured against the paper's brightness: light multiplies
         x = 1 - x
         background = _background(x)
         return np.maximum(x - background, 0) / np.maximum(1 - background, DIM_PAPER)
     return np.maximum(x - _background(x), 0)
+
+
+def _ink_tail(x: np.ndarray) -> float:
+    """:data:`INK_TAIL` of a square of ``x``'s shorter side, as a share of its pixels: the ink of a digit in a long
+    strip is a small share of the strip."""
+    return INK_TAIL * min(x.shape) / max(x.shape)
 
 
 def _background(x: np.ndarray) -> np.ndarray:
@@ -358,12 +371,13 @@ def _within(x: np.ndarray, pad: int) -> np.ndarray:
     return x[pad:-pad, pad:-pad]
 
 
-def _suppress_background(x: np.ndarray) -> np.ndarray | None:
-    """Ink in [0, 1] on exact zero (paper texture and noise removed), or None when nothing stands out of the noise."""
+def _suppress_background(x: np.ndarray, extent: int) -> np.ndarray | None:
+    """Ink in [0, 1] on exact zero (paper texture and noise removed, at a scale set by the picture's ``extent``),
+    or None when nothing stands out of the noise."""
     cv2 = _cv2()
 
-    if _extent(x) >= 64:
-        x = cv2.GaussianBlur(x, (0, 0), _extent(x) / 256)
+    if extent >= 64:
+        x = cv2.GaussianBlur(x, (0, 0), extent / 256)
     sample = x[::2, ::2]
     median, peak = _quantiles(sample, [0.5, 0.999])
     noise = 1.4826 * _quantiles(np.abs(sample - median), [0.5])[0]

@@ -42,6 +42,30 @@ def test_a_small_digit_on_a_large_page_is_read_wherever_it_lies(left, mnist):
     assert np.mean(found) > 0.7, found  # read at working size, its thin strokes faded to a few pixels or none
 
 
+def scanned_with_a_band(digit: np.ndarray, width: int, sides: str) -> bytes:
+    """An MNIST digit scanned 200 px high, dark on white with 40 px of paper round it, and a black band ``width`` px
+    thick along each of ``sides`` (t, b, l, r): a scanner lid's shadow, a photocopy's border."""
+    page = np.pad(255 - np.asarray(Image.fromarray(digit).resize((200, 200), Image.Resampling.BICUBIC)), 40, constant_values=255)
+    for side in sides:
+        band = {"t": page[:width], "b": page[-width:], "l": page[:, :width], "r": page[:, -width:]}[side]
+        band[...] = 0
+    return png(page)
+
+
+@pytest.mark.parametrize("width", [3, 8, 12])
+@pytest.mark.parametrize("sides", ["tblr", "t", "b", "l", "r"])
+def test_a_thin_dark_band_along_the_border_of_a_scan_is_not_ink(width, sides, mnist):
+    digits = mnist.test_images[:5].numpy()
+    found = [likeness(imageprep.load_prepared(scanned_with_a_band(d, width, sides)), d) for d in digits]
+    assert min(found) > 0.8, found  # the band was read as the digit, with the digit beside it as a speck
+
+
+def test_a_stroke_cropped_tight_along_a_side_is_not_a_band(mnist):
+    ones = mnist.test_images[[265, 2324]].numpy()  # thick ones filling their crops: their sides are ink from end to end
+    found = [likeness(imageprep.load_prepared(scanned_crop(d)), d) for d in ones]
+    assert np.mean(found) > 0.96, found  # their rounded ends, taken for bands between them, were cut off: 0.94
+
+
 @pytest.mark.parametrize("ratio", [1, 5, 10, 20, 30, 40, 50, 60, 70, 80])
 def test_a_digit_at_the_end_of_a_strip_up_to_80_times_as_long_as_tall_is_read(ratio, mnist):
     digits = mnist.test_images[[0, 17, 40, 60]].numpy()  # sevens reaching the strip's edge, and a "1"

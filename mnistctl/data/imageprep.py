@@ -42,6 +42,8 @@ PAPER_FILL = 0.6
 PAPER_THICK = 0.25  # sheets on a desk: 0.3 or more of the picture's shorter side across; slivers of paper beside a stroke 0.2
 PAPER_AROUND = 0.2  # desk photos: at most 0.10 of the border beside the sheet as bright as it; tight crops 0.31 or more
 PAPER_STEP = np.log(1.5)
+BAND_LENGTH = 0.8  # a scanner lid's shadow or a photocopy's border: dark along most of a side of the picture,
+BAND_THICK = 0.08  # at most this share of the picture across, with paper between it and the ink
 INK_TAIL = 0.001  # of the square a digit can fill: the darkest and brightest pixels that tell dark ink from light
 
 
@@ -51,6 +53,7 @@ def _cv2():
 
 _FRAME_PIXELS = SIDE * SIDE - (SIDE - 4) ** 2  # the outer two pixels all round
 _AXIS = np.arange(SIDE, dtype=np.float64)
+_LINE_ENDS = [(2, 3), (2, 3), (0, 1), (0, 1)]  # for each of _sides: the sides at the start and end of its lines
 
 
 def is_mnist_form(gray: np.ndarray) -> bool:
@@ -74,7 +77,8 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
     A digit that touches the edge of the picture (cropped tight from a scan, or filling the frame)
     is prepared with a margin of paper around it, so that the paper is not taken for ink: at once
     when ink plainly runs off the edge, else when the first attempt finds no ink or ink at the edge.
-    "Blank" means no ink either way. A larger picture that shows a sheet of paper on a darker
+    "Blank" means no ink either way. Thin dark bands along its sides (a scanner lid's shadow, a photocopy's
+    border) are taken for paper. A larger picture that shows a sheet of paper on a darker
     surface is read on the sheet alone; a digit found small there is looked for again at full resolution,
     around the ink, so thin strokes do not fade. A picture of at most :data:`WORK_SIDE` pixels is first
     read at :data:`SMALL_SIDE`, at little cost, and again at full size if the digit found there is small.
@@ -182,6 +186,7 @@ def _cropped(ink: np.ndarray) -> np.ndarray:
 
 
 def _found_ink(x: np.ndarray) -> np.ndarray | None:
+    x = _without_border_bands(x)
     edge = _border(x)
     paper = _median(edge)
     margin_first = float(np.abs(edge - paper).max()) > EDGE_INK  # some edge pixel stands out: ink runs off the picture
@@ -192,6 +197,43 @@ def _found_ink(x: np.ndarray) -> np.ndarray | None:
             padded = _ink_with_margin(x, edge, paper)
             ink = padded if padded is not None else ink
     return ink
+
+
+def _without_border_bands(x: np.ndarray) -> np.ndarray:
+    """``x`` with thin bands along its sides painted as the paper beside them (a scanner lid's shadow, a photocopy's
+    border): lines from the border in that are ink along most of their length, up to a line of paper at most
+    :data:`BAND_THICK` of the picture in, with ink left elsewhere. A stroke of a digit cropped tight crosses the
+    picture or runs on into the digit, with no line of paper between. Where a band meets another (a frame's
+    corner), the end of its line of paper is not looked at."""
+    off = np.abs(x - _quantiles(x[::2, ::2], [0.5])[0]) > EDGE_INK
+    depths = [_long_lines(lines) for lines in _sides(off)]
+    painted, ink = x.copy(), off.copy()
+    for side, lines in enumerate(_sides(off)):
+        corner = int(BAND_THICK * lines.shape[1])
+        start, end = (corner if depths[other] else 0 for other in _LINE_ENDS[side])
+        width = _band_width(lines[:, start : lines.shape[1] - end], depths[side])
+        if 0 < width <= BAND_THICK * len(lines):
+            band = _sides(painted)[side]
+            band[:width] = band[width]
+            _sides(ink)[side][:width] = False
+    return painted if ink.any() else x
+
+
+def _sides(x: np.ndarray) -> list[np.ndarray]:
+    """Views of ``x`` from its top, bottom, left and right: each side's lines, from the border in."""
+    return [x, x[::-1], x.T, x.T[::-1]]
+
+
+def _long_lines(lines: np.ndarray) -> int:
+    """How many of the first ``lines`` (of ink or not) are ink along :data:`BAND_LENGTH` of their length."""
+    return int(np.argmin(np.append(lines.mean(axis=1) >= BAND_LENGTH, False)))
+
+
+def _band_width(lines: np.ndarray, depth: int) -> int:
+    """How many ``lines`` a band is: its ``depth`` long lines of ink, then no more lines of ink than those (a soft
+    or uneven edge) before a line without ink; 0 for none (a digit's stroke, narrowing)."""
+    clear = np.flatnonzero(~lines[depth : 2 * depth + 1].any(axis=1))
+    return depth + int(clear[0]) if depth and clear.size else 0
 
 
 def _unit(gray: np.ndarray) -> np.ndarray:

@@ -532,6 +532,10 @@ def test_a_run_names_the_distribution_it_needs_once_that_is_uninstalled(site, sm
     resumed = run_mnistctl("train", "--resume", "tiny1", **plain)
     assert resumed.returncode == 2
     assert "needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0" in resumed.stderr
+    again = run_mnistctl("train", "--config", str(runs_dir / "tiny1" / "config.json"), **plain)
+    assert again.returncode == 2 and again.stderr.startswith("error: run tiny1 needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0")
+    other = run_mnistctl("train", "--config", str(runs_dir / "tiny1" / "config.json"), "--arch", "nosuchnet", **plain)
+    assert other.returncode == 2 and other.stderr.startswith("error: Unknown architecture 'nosuchnet'")  # not tinynet's package
 
 
 def test_a_run_recorded_before_plugins_were_recorded_still_says_unknown(throwaway):

@@ -73,7 +73,7 @@ FORMATS = {".toml": "TOML", ".json": "JSON"}
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """A TOML or JSON config file of settings, a preset and a name (a run's config.json is accepted back)."""
+    """A TOML or JSON config file of settings, a preset and a name, as it is (a run's config.json holds :data:`RUN_FIELDS` too)."""
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"config file {path} is a folder, not a file", "pass a TOML or JSON file, such as a run's config.json")
@@ -99,15 +99,16 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file {path} is nested too deeply", "settings are at most a table of tables") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"config file {path} must hold a table of settings", "see the README for an example")
-    return {k: v for k, v in loaded.items() if k not in RUN_FIELDS}
+    return loaded
 
 
 def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset: str | None = None) -> dict[str, Any]:
     """Defaults < preset < config file < flags, then validated against the registries."""
-    from mnistctl.plugins import archs, optimizers, schedulers
+    from mnistctl.plugins import spec_of
 
     config = json.loads(json.dumps(DEFAULTS))
     file_settings = load_file(config_file) if config_file else {}
+    recorded = {key: file_settings.pop(key) for key in RUN_FIELDS if key in file_settings}  # a run's config.json given back
     file_preset = _file_preset(file_settings.pop("preset", None), config_file)
     preset = preset if preset is not None else file_preset  # a --preset flag wins over the file's
     if preset is not None:
@@ -132,7 +133,9 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
             config[key] = value
 
     config = schema.check(config)
-    arch, optimizer, scheduler = archs().get(config["arch"]), optimizers().get(config["optimizer"]), schedulers().get(config["scheduler"])
+    provenance = recorded.get("plugins") if isinstance(recorded.get("plugins"), dict) else {}
+    from_file = {"name": config.get("name"), "plugins": {k: v for k, v in provenance.items() if not flags.get(k)}}  # what to install, if a plugin is gone
+    arch, optimizer, scheduler = (spec_of({**config, **from_file}, setting) for setting in ("arch", "optimizer", "scheduler"))
     flagged = {key: flags[key] if isinstance(flags.get(key), dict) else {} for key in OPTIONS}
     config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, typed["arch_options"], "architecture", flagged["arch_options"])}
     optimizer_options = plugin_options(optimizer, typed["optimizer_options"], "optimizer", flagged["optimizer_options"])

@@ -419,6 +419,18 @@ def test_a_one_cycle_whose_pct_start_leaves_a_phase_without_steps_names_pct_star
     assert f"pct_start={pct_start:g}" in info.value.message and info.value.hint == "choose pct_start from 0.00233 to 0.998, e.g. --sched-set pct_start=0.25"
 
 
+def test_a_cosine_warm_up_as_long_as_the_run_is_refused():
+    import torch
+
+    from mnistctl.plugins import schedulers
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    with pytest.raises(UsageError, match=r"warmup_epochs=5 warms up for the whole run of 2 epochs") as info:
+        schedulers().get("cosine").build(optimizer, 2, 10, warmup_epochs=5.0)
+    assert info.value.hint == "choose warmup_epochs below 2, e.g. --sched-set warmup_epochs=0.2"
+    schedulers().get("cosine").build(optimizer, 2, 10, warmup_epochs=1.5)
+
+
 def test_a_one_cycle_with_few_steps_suggests_a_pct_start_within_the_range_it_gives():
     import torch
 

@@ -30,6 +30,11 @@ def cosine(optimizer, epochs, steps_per_epoch, warmup_epochs: Epochs = 0.0, min_
 
     from torch.optim.lr_scheduler import LambdaLR
 
+    if warmup_epochs >= epochs:
+        raise UsageError(
+            f"cosine with warmup_epochs={warmup_epochs:g} warms up for the whole run of {epochs} epoch{'s' * (epochs != 1)} and never decays",
+            f"choose warmup_epochs below {epochs}, e.g. --sched-set warmup_epochs={epochs / 10:g}",
+        )
     total, warmup = epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
 
     def factor(s):

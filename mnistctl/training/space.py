@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,12 @@ def _dimension(path: Path, name: str, spec: Any) -> Dimension:
         raise UsageError(f"{where}: a log range must start above zero (got {low})", "raise the low end, e.g. 1e-4")
     if step is not None and (log or not isinstance(step, number) or isinstance(step, bool) or step <= 0):
         raise UsageError(f"{where}: step must be a positive {kind} and cannot go with log", "remove step, or log")
+    if step is not None and not math.isclose((high - low) / step, round((high - low) / step), abs_tol=1e-9):  # Optuna would shorten the range
+        raise UsageError(f"{where}: step {step} does not divide the range [{low}, {high}]", f"make high - low a multiple of it, e.g. [{low}, {low + step * max(1, int((high - low) // step))}]")
     return Dimension(name, kind, (low, high) if kind == "int" else (float(low), float(high)), log, step)
+
+
+TYPE_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
 
 def _check_target(path: Path, dim: Dimension, dims: list[Dimension], flags: dict[str, Any], base: dict[str, Any]) -> None:
@@ -203,8 +209,9 @@ def _check_type(where: str, dim: Dimension, expected: type | None) -> None:
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 ok = True
             if not ok:
-                hint = 'write lists as strings, e.g. "32,64"' if dim.group and expected is str else f"each choice must be a {expected.__name__}"
-                raise UsageError(f"{where}: choice {value!r} is not a {expected.__name__}", hint)
+                kind = TYPE_WORDS.get(expected, f"a {expected.__name__}")
+                hint = 'write lists as strings, e.g. "32,64"' if dim.group and expected is str else f"each choice must be {kind}"
+                raise UsageError(f"{where}: choice {value!r} is not {kind}", hint)
 
 
 def _registry(kind: str):

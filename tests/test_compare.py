@@ -346,6 +346,14 @@ def test_title_and_footer_of_a_narrow_table_are_whole_lines(fixture_runs):
     assert lines[0] == "Runs, best first" and lines[-1] == "green: best in its column; 13 more columns with --wide or --columns"
 
 
+def test_the_column_sorted_by_is_shown_beside_the_columns_asked_for(fixture_runs):
+    result = CliRunner().invoke(app, ["compare", "a", "b", "--runs-dir", str(fixture_runs), "--columns", "test_acc", "--sort", "test_loss", "--no-stats"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "test acc" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")] == ["run", "test acc", "test loss"]
+
+
 def test_help_shows_that_compare_takes_several_runs():
     result = CliRunner().invoke(app, ["compare", "--help"], env={"COLUMNS": "100"})
     assert "Usage: mnistctl compare [OPTIONS] [RUN]..." in result.stdout

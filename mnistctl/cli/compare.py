@@ -43,7 +43,7 @@ def command(
     if as_json and (wide or columns):
         raise UsageError(f"--json holds every column, so {'--wide' if wide else '--columns'} would be ignored", "drop one or the other")
     options.new_png(plot, "--plot", "compare.png")
-    shown = pick_columns(columns)
+    shown = pick_columns(columns, sort)
     if study is not None:
         from mnistctl.reading.compare import study_runs
 
@@ -70,8 +70,8 @@ def command(
 NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")  # the columns that matter most, in order
 
 
-def pick_columns(asked: str | None):
-    """The columns to show: those asked for, else all of them (fitted to the terminal when printed)."""
+def pick_columns(asked: str | None, sort: str | None = None):
+    """The columns to show: those asked for and the one sorted by, else all of them (fitted to the terminal when printed)."""
     from mnistctl.errors import UsageError
     from mnistctl.reading.compare import COLUMN, COLUMNS, column_key
 
@@ -80,7 +80,7 @@ def pick_columns(asked: str | None):
     keys = [column_key(k) for k in asked.split(",") if k.strip()]
     if not keys:
         raise UsageError(f"--columns {asked!r} names no column", "name some, e.g. --columns test_acc,arch,optimizer")
-    return [COLUMN[k] for k in dict.fromkeys(["name", *keys])]
+    return [COLUMN[k] for k in dict.fromkeys(["name", *keys, *([column_key(sort)] if sort else [])])]
 
 
 DROP_FIRST = ("throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))

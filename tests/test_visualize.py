@@ -279,6 +279,10 @@ def test_all_of_a_run_stopped_in_its_first_epoch_skips_the_curves_with_a_note(tr
     assert result.stderr.strip() == "warning: skipped the curves: run stopped has no finished epochs yet"
     named = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "-w", "all,curves", "--out", str(tmp_path / "named")])
     assert isinstance(named.exception, RunError) and "has no finished epochs" in named.exception.message
+    with (stopped / "metrics.jsonl").open("a") as metrics:  # it ended there, failed: no epoch will come
+        metrics.write('{"event": "end", "time": 1.0, "status": "failed", "message": "boom"}\n')
+    ended = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "-w", "curves"])
+    assert ended.exception.message == "run stopped has no finished epochs" and ended.exception.hint == "it ended before its first epoch was done"
 
 
 def test_an_out_folder_never_loses_a_file_but_the_runs_plots_are_replaced(trained_run, tmp_path):

@@ -40,7 +40,7 @@ def command(
     from mnistctl.console import err, warn
     from mnistctl.console import out as console
     from mnistctl.errors import UsageError
-    from mnistctl.reading.visualize import Options, Plots, expand, refuse_unused
+    from mnistctl.reading.visualize import Options, Plots, expand, no_epochs, refuse_unused
     from mnistctl.runs import resolve_checkpoint
 
     given = {"split": split, "layer": layer, "index": index, "image": image, "method": method}
@@ -55,6 +55,6 @@ def command(
     with err.status(f"plotting {', '.join(kinds)} for {escape(target.name)}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir, replace=out is None)
     if "curves" in expand(what) and "curves" not in kinds:
-        warn(f"skipped the curves: run {target.name} has no finished epochs yet")
+        warn(f"skipped the curves: {no_epochs(target)}")
     for path in paths:
         console.print(str(path), soft_wrap=True, markup=False)

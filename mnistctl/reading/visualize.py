@@ -61,6 +61,11 @@ def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
     return list(dict.fromkeys(kinds))
 
 
+def no_epochs(run: Run) -> str:
+    """That ``run`` has no finished epoch: yet, unless it has ended."""
+    return f"run {run.name} has no finished epochs{'' if run.status().ended else ' yet'}"
+
+
 def learning_rates(config: dict[str, Any], steps_per_epoch: int, steps: list[dict], epochs: int) -> list[float] | None:
     """The rate of every step of the run's first ``epochs`` epochs, replayed from its scheduler: logged steps are too
     sparse to show where a rate drops. None when that cannot be done (too many steps, a plugin gone) or does not
@@ -237,7 +242,8 @@ class Plots:
     def curves(self) -> tuple[str, Figure]:
         epochs = self.run.epochs()
         if not epochs:
-            raise RunError(f"run {self.run.name} has no finished epochs yet", "plot curves once the first epoch is done")
+            ended = self.run.status().ended
+            raise RunError(no_epochs(self.run), "it ended before its first epoch was done" if ended else "plot curves once the first epoch is done")
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
         rates = learning_rates(self.run.config, steps_per_epoch, steps, max(e["epoch"] for e in epochs)) if steps_per_epoch else None

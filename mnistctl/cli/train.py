@@ -89,6 +89,7 @@ def command(
 
         world.check_batch(trainer.config["batch_size"], nproc)
         trainer.check(on_cpu=True)
+        del trainer  # its data and model: each worker loads its own
         raise typer.Exit(launch(nproc, sys.argv[1:]))
     try:
         trainer.prepare()

@@ -46,19 +46,16 @@ class Read(Message):
 class KeysFooter(Footer):
     """Textual's footer; in rows of three keys when one row is too short (Footer sets a column per key)."""
 
-    in_rows = False
-
     def compose(self) -> ComposeResult:
         yield from super().compose()
         self._rows()
 
     def show_in_rows(self, on: bool) -> None:
-        self.in_rows = on
         self.set_class(on, "rows")
         self._rows()
 
     def _rows(self) -> None:
-        if self.in_rows:
+        if self.has_class("rows"):
             self.styles.grid_size_columns = 3
 
 

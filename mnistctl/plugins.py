@@ -183,6 +183,16 @@ def spec_of(config: dict[str, Any], setting: str) -> Spec:
         raise NotFoundError(f"{what}, which is not installed", hint) from None
 
 
+def at_fault(exc: BaseException) -> str | None:
+    """The third-party plugin whose code raised ``exc``, as ``plugin 'name' (package)``: the innermost one its traceback passes through."""
+    if not manager.cache_info().currsize:  # no plugin was loaded, so none raised
+        return None
+    third_party = {_module_of(plugin).split(".")[0]: name for name, plugin in manager().list_name_plugin() if _package_of(plugin) != BUILTIN}
+    tops = [frame.f_globals.get("__name__", "").split(".")[0] for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    culprit = next((top for top in reversed(tops) if top in third_party), None)
+    return culprit and f"plugin '{third_party[culprit]}' ({_distributions().get(culprit, culprit)})"
+
+
 def _module_of(plugin) -> str:
     """A module plugin's name, or the module defining a plugin class or instance."""
     return plugin.__name__ if isinstance(plugin, ModuleType) else plugin.__module__

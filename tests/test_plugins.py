@@ -538,6 +538,47 @@ def test_a_run_names_the_distribution_it_needs_once_that_is_uninstalled(site, sm
     assert other.returncode == 2 and other.stderr.startswith("error: Unknown architecture 'nosuchnet'")  # not tinynet's package
 
 
+FLAKY = """
+import mnistctl
+from mnistctl.registry import Spec
+from torch import nn
+
+
+class Flaky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net, self.calls = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), 0
+
+    def forward(self, x):
+        self.calls += self.training
+        if self.calls > 1:
+            raise ValueError("the flaky layer gave up")
+        return self.net(x)
+
+
+@mnistctl.hookimpl
+def register_archs(register):
+    register(Spec("flaky", Flaky, "fails on its second training step"))
+"""
+
+
+def test_a_plugin_failing_mid_training_is_named_and_the_run_kept_as_failed(small_data, tmp_path):
+    site = tmp_path / "site"
+    install(site, "mnistctl-flaky", "mnistctl_flaky", FLAKY, "flaky")
+    plain = {"MNISTCTL_DATA_DIR": str(small_data), "MNISTCTL_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(site)}
+    trained = run_mnistctl("train", "--arch", "flaky", "--epochs", "1", "--limit", "128", "--batch-size", "32", "--val-split", "0",
+                           "--name", "flaky", "--quiet", **plain)
+    assert trained.returncode == 1
+    assert trained.stderr.splitlines() == [
+        "error: plugin 'flaky' (mnistctl-flaky) failed: ValueError: the flaky layer gave up (report it to its authors; MNISTCTL_DEBUG=1 shows where)"
+    ]
+    end = json.loads((tmp_path / "runs" / "flaky" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert (end["event"], end["status"], end["step"]) == ("end", "failed", 1)
+    debug = run_mnistctl("train", "--arch", "flaky", "--epochs", "1", "--limit", "128", "--batch-size", "32", "--val-split", "0", "--quiet",
+                         MNISTCTL_DEBUG="1", **plain)
+    assert "Traceback" in debug.stderr and "mnistctl_flaky.py" in debug.stderr
+
+
 def test_a_run_recorded_before_plugins_were_recorded_still_says_unknown(throwaway):
     from mnistctl.errors import NotFoundError
     from mnistctl.models import build_model

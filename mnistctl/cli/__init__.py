@@ -142,6 +142,9 @@ def _run() -> int:
             report(f"{exc.filename}: {exc.strerror}" if exc.filename else f"a file could not be written or read: {exc.strerror}",
                    "check the path, its permissions and the free space")
             return 1
+        if "mnistctl.plugins" in sys.modules and (plugin := sys.modules["mnistctl.plugins"].at_fault(exc)):
+            report(f"{plugin} failed: {type(exc).__name__}: {exc}".splitlines()[0], "report it to its authors; MNISTCTL_DEBUG=1 shows where")
+            return 1
         report(f"internal error: {type(exc).__name__}: {exc}", "rerun with MNISTCTL_DEBUG=1 for the traceback")
         return 1
 

@@ -99,7 +99,7 @@ def registry(kind: str) -> Registry:
                 _problem(_name, kind, f"plugin '{_name}' ({_source}) registered {with_article(type(spec).__name__)}, not a Spec; it is left out (call register(Spec(name, factory, description)))")
                 return
             try:
-                reg.add(replace(spec, source=_source))
+                reg.add(replace(spec, source=_source), by=f"plugin '{_name}' ({_source})")
             except UsageError as exc:
                 _problem(_name, kind, f"{exc.message}; {exc.hint}")
 

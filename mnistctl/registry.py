@@ -95,17 +95,19 @@ class Registry:
         self.ambiguous: dict[str, list[str]] = {}  # a name several plugins register: their sources
         self.left_out: dict[str, UsageError] = {}  # a name registered with a spec that cannot be used: why
 
-    def add(self, spec: Spec) -> None:
+    def add(self, spec: Spec, by: str = "") -> None:
         """Add a spec, or raise a UsageError saying why it is left out. A name a plugin registered already
-        becomes ambiguous: ``get`` refuses it, naming both plugins."""
+        becomes ambiguous: ``get`` refuses it, naming both plugins. ``by`` names the plugin in messages,
+        ``plugin 'name' (package)``; by default, ``plugin package``."""
         spec = replace(spec, kind=self.kind)
-        if refused := _refusal(spec):
+        by = by or f"plugin {spec.source or '?'}"
+        if refused := _refusal(spec, by):
             if isinstance(spec.name, str):
                 self.left_out[spec.name] = refused
             raise refused
         held = self._specs.get(spec.name)
         if held is not None and held.source == BUILTIN:
-            raise UsageError(f"plugin {spec.source} registers the {self.kind} '{spec.name}', which {BUILTIN} already has", "rename it")
+            raise UsageError(f"{by} registers the {self.kind} '{spec.name}', which {BUILTIN} already has", "rename it")
         if spec.name in self.ambiguous:
             self.ambiguous[spec.name].append(spec.source)
         elif held is not None:
@@ -148,10 +150,10 @@ class Registry:
         return len(self._specs)
 
 
-def _refusal(spec: Spec) -> UsageError | None:
+def _refusal(spec: Spec, by: str) -> UsageError | None:
     """Why a spec cannot be registered: a name that is not simple, an option without a default,
     or a factory that cannot take what mnistctl passes it. None when it can."""
-    what = f"plugin {spec.source or '?'} registers the {spec.kind}"
+    what = f"{by} registers the {spec.kind}"
     if not isinstance(spec.name, str) or not NAME.fullmatch(spec.name):
         return UsageError(f"{what} {spec.name!r}, a name that is not allowed", "a name is lowercase letters, digits, '-', '_' and '.', starting with a letter or digit; rename it")
     if not callable(spec.factory):

@@ -141,7 +141,7 @@ def throwaway():
     plugins.registry.cache_clear()
 
 
-CLASH = "plugin test_plugins registers the architecture 'lenet', which mnistctl already has; rename it"
+CLASH = "plugin 'throwaway' (test_plugins) registers the architecture 'lenet', which mnistctl already has; rename it"
 
 
 def test_registered_plugin_class_joins_the_registries(throwaway, capsys):
@@ -236,7 +236,7 @@ def test_names_that_are_not_simple_are_left_out_with_a_warning_each(plug, capsys
     warnings = capsys.readouterr().err.splitlines()
     assert len(warnings) == len(BAD_NAMES)
     for name, warning in zip(BAD_NAMES, warnings):
-        assert warning.startswith(f"warning: plugin mnistctl_names registers the architecture {name!r}, a name that is not allowed")
+        assert warning.startswith(f"warning: plugin 'names' (mnistctl_names) registers the architecture {name!r}, a name that is not allowed")
 
 
 def test_an_option_without_a_default_is_refused_at_registration(plug, capsys):
@@ -250,11 +250,11 @@ def test_an_option_without_a_default_is_refused_at_registration(plug, capsys):
     assert "kept" in plugins.archs() and "nodefault" not in plugins.archs() and "kwonly" not in plugins.archs()
     with pytest.raises(NotFoundError) as info:
         plugins.archs().get("nodefault")
-    assert info.value.message == ("the architecture 'nodefault' is left out: plugin mnistctl_opts registers the architecture 'nodefault' "
+    assert info.value.message == ("the architecture 'nodefault' is left out: plugin 'opts' (mnistctl_opts) registers the architecture 'nodefault' "
                                   "with the option 'width', which has no default")
     assert capsys.readouterr().err.splitlines() == [
-        "warning: plugin mnistctl_opts registers the architecture 'nodefault' with the option 'width', which has no default; every option needs a default; it is left out",
-        "warning: plugin mnistctl_opts registers the architecture 'kwonly' with the option 'depth', which has no default; every option needs a default; it is left out",
+        "warning: plugin 'opts' (mnistctl_opts) registers the architecture 'nodefault' with the option 'width', which has no default; every option needs a default; it is left out",
+        "warning: plugin 'opts' (mnistctl_opts) registers the architecture 'kwonly' with the option 'depth', which has no default; every option needs a default; it is left out",
     ]
 
 
@@ -302,7 +302,7 @@ def test_arguments_mnistctl_passes_are_not_options(plug, capsys):
         trainconfig.resolve({"scheduler": "clashsched", "scheduler_options": {"epochs": "3"}})
     assert "short" not in plugins.schedulers()
     assert capsys.readouterr().err.splitlines() == [
-        "warning: plugin test_plugins registers the scheduler 'short' with a factory that does not take (optimizer, epochs, steps_per_epoch, **options); it is left out"
+        "warning: plugin 'passed' (test_plugins) registers the scheduler 'short' with a factory that does not take (optimizer, epochs, steps_per_epoch, **options); it is left out"
     ]
 
 

@@ -177,6 +177,15 @@ def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, d
     assert trials[1].user_attrs["retry_of"] == 0
     run = study_runs(root, "stop")[0]
     assert run.status() == "interrupted" and run.state_path.is_file()
+    shown = sweep("--study", "stop", "--show", "--runs-dir", str(root)).stdout
+    assert "interrupted" in shown and "outside the sweep" not in shown
+    resumed = subprocess.run([str(SCRIPT), "train", "--resume", run.name, "--runs-dir", str(root), "--quiet"], capture_output=True, text=True,
+                             env={**os.environ, "MNISTCTL_DATA_DIR": str(data_dir)}, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    shown = sweep("--study", "stop", "--show", "--runs-dir", str(root)).stdout
+    row = next(line for line in shown.splitlines() if line.startswith("│") and run.name in line)
+    assert "finished" in row and "interrupted" not in row and f"{run.summary['best_val_acc']:.2%}" in row
+    assert "trial 0 ended outside the sweep" in shown and "no trial has finished in the sweep yet" in shown
 
 
 @pytest.mark.parametrize(

@@ -180,9 +180,12 @@ def _print_study(study, runs_dir) -> None:
     out.print(runs_table(Comparison(rows, []), columns, title=f"Study {escape(study.study_name)}: trials, best validation accuracy first"))
     if out.width < WIDE_FROM:
         out.print(f"[dim]trial N is the run {escape(study.study_name)}-tN; a terminal of {WIDE_FROM} columns also shows epochs, times and run names[/]")
+    if outside := [str(row["trial"]) for row in rows if row["ended_outside"]]:
+        which = f"trial {outside[0]}" if len(outside) == 1 else f"trials {', '.join(outside)}"
+        out.print(f"[dim]{which} ended outside the sweep (train --resume); the study holds no result for it[/]")
     best = reading.best_trial(study)
     if best is None:
-        out.print("no trial has finished yet")
+        out.print("no trial has finished in the sweep yet")
         return
     from mnistctl.training.space import flag
 

@@ -43,7 +43,7 @@ def rows(study, root=None) -> list[dict[str, Any]]:
         path = _run_dir(trial, root)
         summary = _summary(path) if path else None
         elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
-        found.append({
+        row = {
             "trial": trial.number,
             "status": status(trial),
             **{f"param:{k}": v for k, v in trial.params.items()},
@@ -52,8 +52,20 @@ def rows(study, root=None) -> list[dict[str, Any]]:
             "test_acc": number((summary or {}).get("test_acc")),
             "time": elapsed,
             "name": name,
-        })
+            "ended_outside": False,
+        }
+        found.append(row | _ended_outside(row, summary))
     return sorted(found, key=lambda r: (r["val_acc"] is None, -(r["val_acc"] or 0), r["trial"]))
+
+
+def _ended_outside(row: dict[str, Any], summary: dict[str, Any] | None) -> dict[str, Any]:
+    """An interrupted trial's run that ``train --resume`` took to its end: its row takes the run's status and figures."""
+    ended = (summary or {}).get("status")
+    if row["status"] is not Status.INTERRUPTED or ended not in {s.value for s in Status} or not Status(ended).completed:
+        return {}
+    epochs = summary.get("epochs_run")
+    return {"status": Status(ended), "val_acc": number(summary.get("best_val_acc")), "ended_outside": True,
+            "epochs": epochs if type(epochs) is int else row["epochs"], "time": None}
 
 
 def _run_dir(trial, root=None) -> Path | None:

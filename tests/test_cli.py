@@ -262,3 +262,17 @@ def test_a_dashboard_without_a_terminal_is_refused_instead_of_running_blind(comm
     plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stderr)
     assert result.returncode == 2 and not result.stdout
     assert plain.splitlines()[0].startswith(f"error: {command[0]} needs a terminal, but {'stdin' if tty else 'stdout'} is not one (run it in a terminal; ")
+
+
+@pytest.mark.parametrize("args", [
+    ("train", "--runs-dir", ""), ("train", "--data-dir", ""), ("train", "--config", ""), ("eval", "latest", "--runs-dir", ""),
+    ("predict", "x.png", "--save-input", ""), ("predict", "x.png", "--explain", ""), ("export", "latest", "--output", ""),
+    ("sweep", "--study", "s", "--space", ""), ("compare", "a", "b", "--plot", ""), ("visualize", "latest", "--data-dir", ""),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(args, tmp_path):
+    result = subprocess.run([mnistctl_script(), *args], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                            env={**os.environ, "COLUMNS": "200", "MNISTCTL_RUNS_DIR": str(tmp_path / "runs")})
+    option = args[args.index("") - 1]
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: Invalid value for '{option}'") and "is empty; name a path" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not list(tmp_path.iterdir())

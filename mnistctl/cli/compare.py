@@ -19,7 +19,7 @@ def command(
     runs_dir: options.RunsDir = None,
     sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort best first by this column, e.g. test_acc (default), val_acc, test_loss, params, time, throughput, name.", show_default=False),
     as_json: options.Json = False,
-    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", help="Write the validation accuracy and loss curves of the runs to this new PNG.", show_default=False),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", parser=options.given_path, help="Write the validation accuracy and loss curves of the runs to this new PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
     wide: bool = typer.Option(False, "--wide", help="Show every column, values whole, the table wider than the terminal if need be."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. test_acc,arch (see --wide for all).", show_default=False),

@@ -14,7 +14,7 @@ def command(
     run: options.RunArg = "latest",
     fmt: str = typer.Option("onnx", "--format", "-f", help="Export format: onnx."),
     which: options.Weights = None,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="A new file to write (default: RUN/exports/WEIGHTS.onnx, replaced on each export)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", parser=options.given_path, help="A new file to write (default: RUN/exports/WEIGHTS.onnx, replaced on each export)."),
     data_dir: options.DataDir = None,
     runs_dir: options.RunsDir = None,
     ignore_data_mismatch: options.IgnoreDataMismatch = False,

@@ -33,12 +33,19 @@ def complete_plot_kinds(incomplete: str) -> list[str]:
     return [f"{done},{kind}" if done else kind for kind in (*KINDS, "all") if kind.startswith(last)]
 
 
+def given_path(value: str) -> Path:
+    """A path option's value; an empty one (an unset variable, say) would otherwise mean the current folder."""
+    if not value:
+        raise typer.BadParameter("is empty; name a path, or leave the option out")
+    return Path(value)
+
+
 RunArg = Annotated[str, typer.Argument(help=RUN_HELP, metavar="RUN", autocompletion=complete_runs)]
-RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help=RUNS_DIR_HELP, show_default=False, metavar="DIR")]
+RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help=RUNS_DIR_HELP, show_default=False, metavar="DIR", parser=given_path)]
 Weights = Annotated[Optional[str], typer.Option("--weights", help="Which weights of the run: best, last or initial \\[default: best].", show_default=False, metavar="best|last|initial")]
 OldCheckpoint = Annotated[Optional[str], typer.Option("--checkpoint", hidden=True, help="Deprecated spelling of --weights.")]
 DATA_DIR_HELP = "Folder with the four MNIST IDX files \\[default: $MNISTCTL_DATA_DIR, the cache, or a download]."
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help=DATA_DIR_HELP, show_default=False, metavar="DIR")]
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help=DATA_DIR_HELP, show_default=False, metavar="DIR", parser=given_path)]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 IgnoreDataMismatch = Annotated[bool, typer.Option(
     MISMATCH_FLAG, help="Use the data found even when its checksums differ from those the run recorded.", show_default=False,

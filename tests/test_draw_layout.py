@@ -169,3 +169,19 @@ def test_a_short_terminal_shows_the_whole_help_beside_the_pad(tmp_path, size, ex
         assert beside.region.y >= app.query_one(Probabilities).region.bottom
 
     drive(app, test, size=size)
+
+
+@pytest.mark.parametrize("size", [(60, 19), (40, 24), (100, 40)])
+def test_a_long_model_name_is_never_broken_across_lines(tmp_path, size):
+    long = "simplecnn-lr0.05-batch128-onecycle-seed0-final"
+    app = DrawApp(reader(long, "fast"), tmp_path)
+
+    async def test(pilot):
+        await pilot.pause()
+        lines = lines_of(app.query_one(Probabilities))
+        head = " ".join(lines[: lines.index("")])
+        assert head.startswith("model ") and head.endswith("+ fast")
+        shown = head.removeprefix("model ").removesuffix(" + fast").strip()
+        assert shown == long or (shown.endswith("…") and long.startswith(shown[:-1]) and len(shown) >= 10), lines
+
+    drive(app, test, size=size)

@@ -36,7 +36,7 @@ class Probabilities(Widget):
 
     def render(self) -> RenderableType:
         probs = self.probs
-        lines = [Text.assemble(("model ", "dim"), (self.models, "bold"))]
+        lines = [Text.assemble(("model ", "dim"), self._names(self.size.width))]
         if probs is None:
             lines += [Text(""), Text("draw a digit", style="italic dim")]
             return Text("\n").join(lines)
@@ -48,6 +48,16 @@ class Probabilities(Widget):
             style = "bold green" if digit == best else ("yellow" if digit in order[1:3] else "dim")
             lines.append(Text.assemble((f"{digit} ", "bold" if digit == best else ""), (bar(float(p), width), style), f" {p:6.1%}"))
         return Text("\n").join(lines)
+
+
+    def _names(self, width: int) -> Text:
+        """The models' names in bold, each whole or, when longer than a line, cut with an ellipsis: never broken across lines."""
+        names = []
+        for name in self.models.split(" + "):
+            text = Text(name, style="bold")
+            text.truncate(max(1, width), overflow="ellipsis")
+            names.append(text)
+        return Text(" + ").join(names)
 
 
 class Pixels:

@@ -71,7 +71,8 @@ def test_nan_guard_says_no_checkpoint_was_written_yet(tmp_path, small_data):
     run = runs.Run(t.run_dir)
     assert not run.weights_path("last").exists() and not run.weights_path("best").exists()
     assert run.weights_path("initial").is_file()
-    assert "no checkpoint was written yet, only the initial weights are on disk" in info.value.message
+    assert "no checkpoint was written yet: it diverged in the first epoch, so only the initial weights are on disk" in info.value.message
+    assert "(" not in info.value.message + info.value.hint  # printed as "message (hint)": no parentheses within
     assert run.status() == Status.FAILED and run.summary["wall_time"] > 0
     diverged_at = int(re.search(r"at epoch 1, step (\d+)", info.value.message).group(1))
     assert run.last(Kind.END)["step"] == diverged_at <= t.global_step  # the step the loss became NaN, not the sync after it

@@ -217,7 +217,7 @@ def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
         if images.dtype != np.uint8 or labels.dtype.kind not in "iu":
             raise DataError(
                 f"{split} files hold {images.dtype} images and {labels.dtype} labels",
-                "images must be unsigned bytes (IDX type 0x08) and labels integers",
+                "images must be unsigned bytes, IDX type 0x08, and labels integers",
             )
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise DataError(f"{split} images have shape {images.shape}, expected N x 28 x 28", "use a 28x28 data set")

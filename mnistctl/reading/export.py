@@ -127,7 +127,7 @@ def _write(pipeline, path: Path, example) -> None:
         except Exception as exc:
             raise RunError(
                 f"{type(pipeline.model).__name__} cannot be traced for ONNX: {_root_cause(exc)}",
-                "only models written with torch operations export (not scratch-cnn's NumPy layers)",
+                "only models written with torch operations export, not scratch-cnn's NumPy layers",
             ) from exc
 
 

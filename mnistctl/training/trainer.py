@@ -322,7 +322,7 @@ class Trainer:
                     self._pending = []
                     raise TrainingDiverged(
                         f"the loss became {loss} at epoch {self.epoch + 1}, step {first_step + i + 1}; {self._kept()}",
-                        f"lower the learning rate (now {self.config['lr']:g}) and start a new run",
+                        f"lower the learning rate, now {self.config['lr']:g}, and start a new run",
                         step=step,
                     )
                 self.running["loss"] += loss * n
@@ -350,7 +350,7 @@ class Trainer:
         if self.target.weights_path("best").is_file():
             return "the best checkpoint on disk is from before it diverged"
         if self.target.weights_path("initial").is_file():
-            return "no checkpoint was written yet, only the initial weights are on disk (it diverged in the first epoch)"
+            return "no checkpoint was written yet: it diverged in the first epoch, so only the initial weights are on disk"
         return "no weights were written yet"
 
     def _end_epoch(self) -> bool:
@@ -572,7 +572,7 @@ def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten dig
         changed = "num_classes" in config["arch_options"] and config["arch_options"]["num_classes"] != classes
         raise UsageError(
             f"{label} gives {got} for 2 images, not scores of shape (2, {classes})",
-            f"set num_classes={classes}" if changed else f"an architecture gives a score for each of the {classes} digits, shape (batch, {classes})"
+            f"set num_classes={classes}" if changed else f"an architecture gives a score for each of the {classes} digits, a tensor of batch x {classes}"
             + (f"; report it to the authors of {spec.source}" if spec.source != BUILTIN else ""),
         )
     for w in caught:

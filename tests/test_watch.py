@@ -29,7 +29,7 @@ from mnistctl.tui.widgets import (
 
 T0 = 1_700_000_000.0
 STEPS_PER_EPOCH = 10
-ACCS = {1: (0.9012, 0.9456), 2: (0.9523, 0.9687), 3: (0.9711, 0.9655)}  # epoch: (train_acc, val_acc)
+ACCS = {1: (0.9012, 0.9456), 2: (0.9523, 0.9687), 3: (0.9711, 0.9655), **{n: (0.97 + n / 1000, 0.966 + n / 1000) for n in range(4, 9)}}  # epoch: (train_acc, val_acc)
 
 
 def config(name: str, epochs: int = 3) -> dict:
@@ -160,6 +160,15 @@ def test_a_run_resumed_mid_epoch_counts_its_pace_and_epoch_from_where_it_resumed
     # 5 steps (15 to 20) in the 5 s since resuming; 10 steps are left
     assert state.eta(now=T0 + 55) == pytest.approx(10.0)
     assert describe(resumed)[0] == "resumed at epoch 2 of 3, step 5"
+
+
+def test_a_run_resumed_mid_epoch_keeps_the_step_losses_logged_before_the_point_it_resumed_from():
+    state = RunState()
+    for event in [start(), *({"event": "step", "time": T0 + s, "step": s, "loss": 1 / s} for s in (3, 6, 9))]:
+        state.apply(event)
+    state.apply({"event": "end", "time": T0 + 10, "status": "interrupted", "message": "stopped", "step": 9})
+    state.apply({**start(), "time": T0 + 50, "start_epoch": 0, "start_step": 7, "resumed": True})  # the state saved at step 7
+    assert state.losses == [(0.3, 1 / 3), (0.6, 1 / 6)]  # step 9 is trained again
 
 
 def test_a_new_epoch_starts_with_an_empty_step_bar():
@@ -442,6 +451,22 @@ def test_a_very_short_terminal_keeps_the_charts_and_leaves_out_the_epochs_and_ev
     drive(app, check, size=(60, 16))
 
 
+@pytest.mark.parametrize("start_size", [(60, 20), (120, 40)])
+def test_the_newest_epoch_stays_in_view_when_the_epochs_do_not_fit(tmp_path, start_size):
+    events = [start(epochs=8)]
+    for n in range(1, 9):
+        events += steps(n, T0 + 10 * (n - 1)) + epoch(n, T0 + 10 * n)
+    app = WatchApp(make_run(tmp_path, "long-fixture", events), poll=0.05)
+
+    async def check(pilot):
+        table = app.query_one(EpochTable)
+        await until(pilot, lambda: table.row_count == 8, "table filled")
+        await pilot.resize_terminal(60, 20)
+        await until(pilot, lambda: table.max_scroll_y > 0 and table.scroll_y == table.max_scroll_y, "the newest epoch in view")
+
+    drive(app, check, size=start_size)
+
+
 def test_y_labels_are_a_row_or_more_apart_and_at_most_seven():
     assert [y_labels(rows) for rows in (1, 3, 5, 6, 7, 13, 40)] == [2, 2, 3, 3, 4, 7, 7]
 
@@ -630,3 +655,30 @@ def test_the_header_names_a_weight_average():
 
     assert training_terms({"epochs": 40, "optimizer": "sgd", "lr": 0.05, "ema": 0.999})[1] == "sgd lr 0.05 ema 0.999"
     assert training_terms({"epochs": 40, "optimizer": "sgd", "lr": 0.05, "ema": None})[1] == "sgd lr 0.05"
+
+
+def title(chart) -> str:
+    """A chart's border title as plain text (Textual keeps it as markup)."""
+    from rich.text import Text
+
+    return Text.from_markup(str(chart.border_title)).plain
+
+
+def test_an_ended_run_with_nothing_logged_says_so_and_a_narrow_chart_keeps_its_whole_legend(tmp_path):
+    events = [start(), {"event": "step", "time": T0 + 1, "step": 5, "loss": 0.9}]
+    path = make_run(tmp_path, "short-fixture", events)
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        chart = app.query_one(AccuracyChart)
+        await until(pilot, lambda: "no data yet" in title(chart), "a running run waits for data")
+        assert "no data yet" in title(app.query_one(LossChart))  # one step is no line yet
+        append(path, [*steps(1, T0)[1:], {"event": "end", "time": T0 + 12, "status": "interrupted", "message": "", "step": 10}])
+        await until(pilot, lambda: title(chart) == "accuracy % (nothing logged)", "an ended run says nothing was logged")
+        loss = app.query_one(LossChart)
+        assert title(loss) == "loss  ━ train (steps)"
+        await pilot.resize_terminal(44, 20)
+        await until(pilot, lambda: title(loss) == "loss ━ steps", "the short legend")
+        assert len(title(loss)) <= loss.size.width - 4
+
+    drive(app, check, size=(120, 30))

@@ -22,10 +22,11 @@ class MetricChart(PlotextPlot):
         super().__init__(**kwargs)
         self.series: Series = {}
         self._epochs = 0
+        self._ended = False
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.border_title = f"{self.title} (no data yet)"
+        self._retitle()
         self.plt.xaxes(True, False)  # no frame line above the data, where the title was
         self.plt.yaxes(True, False)
 
@@ -36,13 +37,27 @@ class MetricChart(PlotextPlot):
         self.plt.yfrequency(y_labels(self.size.height - 2))  # less the x axis and its labels
         return super().render()
 
-    def show(self, state: RunState) -> None:
-        series = {label: xy for label, xy in self.series_of(state).items() if xy[0]}
-        epochs = state.progress.epochs
-        if series == self.series and epochs == self._epochs:
+    def on_resize(self) -> None:
+        self._retitle()
+
+    def _retitle(self) -> None:
+        """The legend in the top border, its labels shortened where the full ones do not fit; or why there is none."""
+        if not self.series:
+            self.border_title = f"{self.title} ({'nothing logged' if self._ended else 'no data yet'})"
             return
-        self.series, self._epochs = series, epochs
-        self.border_title = legend(self.title, {label: self.colors[label] for label in series}) if series else f"{self.title} (no data yet)"
+        colors = {label: self.colors[label] for label in self.series}
+        title = legend(self.title, colors)
+        if title.cell_len > self.size.width - 4:  # the border's corners and a space either side
+            title = legend(self.title, colors, short=True)
+        self.border_title = title
+
+    def show(self, state: RunState) -> None:
+        series = {label: xy for label, xy in self.series_of(state).items() if len(xy[0]) > label.endswith("(steps)")}  # a line of steps needs two
+        epochs, ended = state.progress.epochs, state.end is not None
+        if series == self.series and epochs == self._epochs and ended == self._ended:
+            return
+        self.series, self._epochs, self._ended = series, epochs, ended
+        self._retitle()
         plt = self.plt
         plt.clear_data()
         if epochs:
@@ -80,11 +95,14 @@ def y_labels(rows: int, most: int = 7) -> int:
     return max(2, min(most, (rows - 1) // 2 + 1))
 
 
-def legend(title: str, colors: dict[str, int]) -> Text:
-    """``loss  ━ train  ━ val``, each mark in the colour of its line."""
+SHORT = {"train (steps)": "steps"}
+
+
+def legend(title: str, colors: dict[str, int], short: bool = False) -> Text:
+    """``loss  ━ train  ━ val``, each mark in the colour of its line; ``short``: ``loss ━ steps ━ train ━ val``."""
     text = Text(title, style="bold")
     for label, color in colors.items():
-        text.append("  ━ ", style=f"color({color})").append(label)
+        text.append(" ━ " if short else "  ━ ", style=f"color({color})").append(SHORT.get(label, label) if short else label)
     return text
 
 

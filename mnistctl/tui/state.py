@@ -53,7 +53,8 @@ class RunState:
             resumed_at = event.get("start_epoch", 0)
             self.start, self.end, self.last_step, self.early_stop = event, None, None, None
             self._origin = self._latest = (event["time"], resumed_at * event.get("steps_per_epoch", 0) + event.get("start_step", 0))
-            self.losses = [p for p in self.losses if p[0] <= resumed_at]
+            kept = self._position(self._latest[1])  # what was logged past the resume point is trained again
+            self.losses = [p for p in self.losses if p[0] <= kept]
             self.epochs = {n: e for n, e in self.epochs.items() if n <= resumed_at}
         elif kind == Kind.STEP:
             self.last_step = event

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from mnistctl.reading.figures.style import (
     DIGIT_CMAP,
     ERROR,
+    ExactPercent,
     TEST,
     TRAIN,
     VAL,
@@ -39,10 +40,11 @@ def confusion_figure(title: str, subtitle: str, matrix: np.ndarray) -> Figure:
     top = max(float(errors.max()) if errors.count() else 1.0, 1.0)
     image = share_ax.imshow(errors, cmap="Reds", vmin=0, vmax=top)
     share_ax.imshow(np.ma.masked_where(~np.eye(n, dtype=bool), share), cmap="Greens", vmin=0, vmax=100, alpha=0.6)
-    figure.colorbar(image, ax=share_ax, label="% of the true class (off-diagonal errors)", shrink=0.85, format=PercentFormatter(decimals=1))
+    figure.colorbar(image, ax=share_ax, label="% of the true class (off-diagonal errors)", shrink=0.85,
+                    ticks=MaxNLocator(nbins=8, steps=[1, 2, 5, 10]), format=ExactPercent())
     for (t, p), value in np.ndenumerate(share):
-        if t == p:
-            share_ax.text(p, t, f"{value:.1f}", ha="center", va="center", fontsize=9.5, fontweight="bold")
+        if t == p:  # larger rather than bold: small bold digits read as a serif face beside the others
+            share_ax.text(p, t, f"{value:.1f}", ha="center", va="center", fontsize=10.5)
         elif matrix[t, p]:
             share_ax.text(p, t, f"{value:.1f}", ha="center", va="center", fontsize=9.5, color="white" if value > 0.6 * top else "black")
     share_ax.set_title("Row-normalised: % of each true class (diagonal = recall)")

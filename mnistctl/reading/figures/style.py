@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import Formatter
 
 from mnistctl.errors import OutputAppeared
 from mnistctl.fsutil import Taken, atomic_path
@@ -32,15 +35,53 @@ WEIGHTS_CMAP, ACTIVATION_CMAP, ATTRIBUTION_CMAP, DIGIT_CMAP = "RdBu_r", "RdBu_r"
 Builder = TypeVar("Builder", bound=Callable[..., Figure])
 
 
+AN_NUMBER = re.compile(r"\b([Aa]) (?=8|1[18](?:,\d{3})*(?!,?\d))")  # said "eight…", "eleven…", "eighteen…"
+
+
+def with_articles(text: str) -> str:
+    """``text`` with "a" before a number said with a vowel sound written "an": "a 8 read as 7" -> "an 8 read as 7"."""
+    return AN_NUMBER.sub(r"\1n ", text)
+
+
 def styled(builder: Builder) -> Builder:
-    """A figure builder that draws in the house style, whoever calls it."""
+    """A figure builder that draws in the house style, whoever calls it; its texts say "an 8", never "a 8"."""
 
     @functools.wraps(builder)
     def build(*args, **kwargs) -> Figure:
         with matplotlib.rc_context(STYLE):
-            return builder(*args, **kwargs)
+            figure = builder(*args, **kwargs)
+        for text in figure.findobj(Text):
+            if (words := text.get_text()) and (fixed := with_articles(words)) != words:
+                text.set_text(fixed)
+        return figure
 
     return build  # type: ignore[return-value]
+
+
+def exact_decimals(values: Sequence[float], most: int = 6) -> int:
+    """The fewest decimals that write every value exactly (0.25 needs two, 0.5 one)."""
+    for decimals in range(most + 1):
+        if all(abs(round(v, decimals) - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
+            return decimals
+    return most
+
+
+class ExactPercent(Formatter):
+    """Percent tick labels with as many decimals as the ticks need, the same for every tick: 0.25 is "0.25%", never "0.2%".
+    ``xmax`` is the value written 100%."""
+
+    def __init__(self, xmax: float = 100.0):
+        self.xmax = xmax
+        self.decimals: int | None = None
+
+    def set_locs(self, locs) -> None:
+        super().set_locs(locs)
+        self.decimals = exact_decimals([100 * loc / self.xmax for loc in locs])
+
+    def __call__(self, x, pos=None) -> str:
+        value = 100 * x / self.xmax + 0.0  # never "-0%"
+        decimals = self.decimals if self.decimals is not None else exact_decimals([value])
+        return f"{value:.{decimals}f}%"
 
 
 def bare(ax) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from mnistctl.reading.figures.style import ERROR, TEST, VAL, styled
+from mnistctl.reading.figures.style import ERROR, TEST, VAL, ExactPercent, styled
 
 
 @styled
@@ -27,7 +27,7 @@ def sweep_figure(study: str, history: list[tuple[int, float, bool]], importances
         hist_ax.plot(*zip(*stopped), "x", color=ERROR, label="pruned or stopped (best epoch)")
     hist_ax.set(title="Optimisation history", xlabel="trial", ylabel="best validation accuracy")
     hist_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    hist_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+    hist_ax.yaxis.set_major_formatter(ExactPercent())
     hist_ax.grid(alpha=0.3)
     hist_ax.legend(loc="lower right")
     if importances:

@@ -4,9 +4,12 @@ import re
 
 import numpy as np
 import pytest
+from matplotlib import colors as mcolors
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
+
+from mnistctl.reading.figures.style import TEST, VAL
 
 
 def drawn(figure):
@@ -75,3 +78,89 @@ def test_attribution_captions_say_an_8():
     assert not [t for t in texts if re.search(r"\ba 8", t)], texts
     for k, (true, read) in enumerate([(8, 3), (7, 8), (1, 2)]):
         assert f"#{k}: {'an' if true == 8 else 'a'} {true} read as {read} (99%)" in texts
+
+
+def epochs_of(n: int) -> list[dict]:
+    return [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.66 + 0.1 * e, "val_loss": 0.36 / e, "val_acc": 0.879 + 0.01 * e,
+             "lr": 0.05, "best": True} for e in range(1, n + 1)]
+
+
+def visible(line) -> bool:
+    """A line of at least two points, or points with markers: something a reader sees."""
+    points = np.asarray(line.get_xydata(), dtype=float)
+    return len(points[np.isfinite(points).all(axis=1)]) >= 2 or line.get_marker() not in (None, "None", "", " ")
+
+
+@pytest.mark.parametrize("n_steps", [1, 2])
+def test_the_curves_list_only_what_they_draw(n_steps):
+    from mnistctl.reading.figures.training import curves_figure
+
+    steps = [{"step": 40 * (k + 1), "loss": 0.9 - 0.1 * k, "lr": 0.05} for k in range(n_steps)]
+    figure = curves_figure("run", epochs_of(n_steps), steps, 40, None)
+    drawn(figure)
+    for ax in figure.axes[:3]:
+        for line in ax.lines:
+            assert visible(line), (ax.get_title(), line.get_label())
+        legend = ax.get_legend()
+        if legend:
+            labelled = {line.get_label() for line in ax.lines}
+            assert {t.get_text() for t in legend.get_texts()} <= labelled
+    logged = [line for line in figure.axes[0].lines if line.get_label() == "train (per logged step)"]
+    assert len(logged) == (n_steps > 1)
+
+
+def near(pixels: np.ndarray, colour: str, tolerance: float = 0.12) -> int:
+    """How many pixels are of ``colour``."""
+    return int((np.abs(pixels[..., :3] / 255 - np.array(mcolors.to_rgb(colour))).max(axis=-1) < tolerance).sum())
+
+
+@pytest.mark.parametrize("n_epochs", [1, 2])
+def test_the_test_mark_leaves_the_validation_point_beneath_it_visible(n_epochs):
+    from mnistctl.reading.figures.training import curves_figure
+
+    epochs = epochs_of(n_epochs)
+    last = epochs[-1]
+    figure = curves_figure("run", epochs, [], None, {"epoch": last["epoch"], "test_acc": last["val_acc"] + 0.0005})
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    acc = figure.axes[1]
+    (val,) = [line for line in acc.lines if line.get_label() == "validation"]
+    (test,) = [line for line in acc.lines if line.get_label().startswith("test")]
+    x, y = acc.transData.transform((last["epoch"], 100 * last["val_acc"]))
+    pixels = np.asarray(canvas.buffer_rgba())
+    row, col = int(round(pixels.shape[0] - y)), int(round(x))
+    half = int(np.ceil(max(val.get_markersize(), test.get_markersize()) * figure.dpi / 72))
+    around = pixels[row - half : row + half + 1, col - half : col + half + 1]
+    square = max(1, int(val.get_markersize() * figure.dpi / 72 / 2) - 1)
+    centre = pixels[row - square : row + square + 1, col - square : col + square + 1]
+    assert near(centre, VAL) >= 0.5 * centre.shape[0] * centre.shape[1], "the validation point is covered"
+    assert near(around, TEST) >= 20, "the test mark is not seen"
+
+
+LONG = "this-is-a-very-long-run-name-that-goes-on-and-on-for-quite-a-while-indeed-yes-really-long"
+
+
+def test_compare_names_the_runs_without_a_curve_and_keeps_long_names_short():
+    from mnistctl.reading.figures.training import compare_figure
+
+    names = ["fast", "lenet", LONG, "one-epoch", "early", "strided", "diverged-late"]
+    curves = [(f"{name} (test {90 - k}.{k}1%)", epochs_of(1 + k % 3)) for k, name in enumerate(names)]
+    curves[3:3] = [("diverged (failed)", []), ("interrupted (interrupted)", [])]
+    figure = compare_figure(curves)
+    renderer = drawn(figure)
+    title = figure.get_suptitle()
+    assert f"{len(names)} of {len(curves)} runs" in title and "diverged (failed)" in title and "interrupted (interrupted)" in title
+    legend = figure.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == len(names)
+    for name, label in zip(names, labels):
+        assert label.startswith(name[:12]) and re.search(r"\(test [\d.]+%\)$", label), label
+    box = legend.get_window_extent(renderer)
+    assert box.height < 0.25 * figure.bbox.height and box.width < figure.bbox.width
+
+
+def test_compare_of_runs_that_all_have_curves_says_how_many():
+    from mnistctl.reading.figures.training import compare_figure
+
+    figure = compare_figure([("a (test 90.00%)", epochs_of(2)), ("b (test 91.00%)", epochs_of(3))])
+    assert figure.get_suptitle() == "Validation curves of 2 runs"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+import textwrap
 
-from mnistctl.reading.figures.style import TEST, TRAIN, VAL, styled
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from mnistctl.reading.figures.style import TEST, TRAIN, VAL, ExactPercent, styled
 
 
 @styled
@@ -18,7 +20,7 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     loss, acc, lr = figure.subplots(1, 3)
     x = [e["epoch"] for e in epochs]
     best = [e["epoch"] for e in epochs if e.get("best")]
-    if steps:
+    if len(steps) > 1:  # a single logged step would be a line of one point, which draws nothing
         loss.plot([s["step"] / steps_per_epoch for s in steps], [s["loss"] for s in steps], color=TRAIN, alpha=0.25, lw=1, label="train (per logged step)")
     validated = [e for e in epochs if e.get("val_loss") is not None]  # none in a run trained with --val-split 0
     loss.plot(x, [e["train_loss"] for e in epochs], "o-", color=TRAIN, label="train (epoch mean)")
@@ -28,16 +30,17 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
         loss.plot([e["epoch"] for e in validated], [e["val_loss"] for e in validated], "s-", color=VAL, label=val_label)
         acc.plot([e["epoch"] for e in validated], [100 * e["val_acc"] for e in validated], "s-", color=VAL, label=val_label)
     loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
-    if test:
-        acc.plot([test["epoch"]], [100 * test["test_acc"]], "*", ms=16, color=TEST, label=f"test, best checkpoint: {test['test_acc']:.2%}")
+    if test:  # hollow and under the validation marker, which shows through it at the same epoch
+        acc.plot([test["epoch"]], [100 * test["test_acc"]], "*", ms=18, mfc="none", mec=TEST, mew=2, color=TEST, zorder=1.9,
+                 label=f"test, best checkpoint: {test['test_acc']:.2%}")
     acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
-    acc.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+    acc.yaxis.set_major_formatter(ExactPercent())
     if best:
         for ax in (loss, acc):
             ax.axvline(best[-1], color="grey", ls=":", lw=1.5, label=f"best epoch ({best[-1]})")
     if rates:
         lr.plot([(k + 1) / steps_per_epoch for k in range(len(rates))], rates, color="purple")
-    elif steps and all("lr" in s for s in steps):
+    elif len(steps) > 1 and all("lr" in s for s in steps):
         lr.plot([s["step"] / steps_per_epoch for s in steps], [s["lr"] for s in steps], color="purple")
     else:
         lr.plot(x, [e["lr"] for e in epochs], "o-", color="purple")
@@ -57,27 +60,52 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     return figure
 
 
+LABEL_CHARS = 48  # a longer legend label is cut in the middle of the run's name
+
+
+def short_label(label: str, limit: int = LABEL_CHARS) -> str:
+    """``label`` cut to ``limit`` characters by an ellipsis in the run's name, whose start and end tell runs apart; a
+    last "(…)" part, the run's result, is kept whole."""
+    if len(label) <= limit:
+        return label
+    name, sep, tail = label.rpartition(" (") if label.endswith(")") else (label, "", "")
+    if not sep or len(tail) + 2 > limit // 2:
+        name, sep, tail = label, "", ""
+    room = limit - len(sep) - len(tail) - 1
+    return name[: -(-room // 2)] + "…" + name[len(name) - room // 2 :] + sep + tail
+
+
 @styled
 def compare_figure(curves: list[tuple[str, list[dict]]]) -> Figure:
-    """Validation accuracy and loss per epoch of each (label, epochs) pair, the best epoch starred."""
+    """Validation accuracy and loss per epoch of each (label, epochs) pair, the best epoch starred; runs whose epochs
+    are empty (none finished with validation) are named in a note under the title."""
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
-    for index, (label, epochs) in enumerate(curves):
+    drawn = [(label, epochs) for label, epochs in curves if epochs]
+    missing = [label for label, epochs in curves if not epochs]
+    for index, (label, epochs) in enumerate(drawn):
         style = {"color": f"C{index % 10}", "marker": "o", "markersize": 4}
         x = [e["epoch"] for e in epochs]
-        acc_ax.plot(x, [100 * e["val_acc"] for e in epochs], label=label, **style)
+        acc_ax.plot(x, [100 * e["val_acc"] for e in epochs], label=short_label(label), **style)
         loss_ax.plot(x, [e["val_loss"] for e in epochs], **style)
         best = next((e for e in reversed(epochs) if e.get("best")), None) or max(epochs, key=lambda e: e["val_acc"])
         acc_ax.plot(best["epoch"], 100 * best["val_acc"], "*", color=style["color"], markersize=13, markeredgecolor="black", markeredgewidth=0.6)
     acc_ax.set(title="Validation accuracy (★ best epoch)", xlabel="epoch", ylabel="accuracy")
-    acc_ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+    acc_ax.yaxis.set_major_formatter(ExactPercent())
     loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="cross-entropy")
-    last = max(e["epoch"] for _, epochs in curves for e in epochs)
+    last = max((e["epoch"] for _, epochs in drawn for e in epochs), default=1)
     for ax in (acc_ax, loss_ax):
         ax.set_xlim(0.5, last + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
-    longest = max(len(label) for label, _ in curves)
-    fig.legend(loc="outside lower center", ncols=max(1, min(len(curves), 140 // longest)))
-    fig.suptitle(f"Validation curves of {len(curves)} run{'s' * (len(curves) > 1)}")
+    if drawn:
+        longest = max(len(short_label(label)) for label, _ in drawn)
+        fig.legend(loc="outside lower center", ncols=max(1, min(len(drawn), 140 // longest)))
+    runs = f"{len(drawn)} of {len(curves)} runs" if missing else f"{len(drawn)} run{'s' * (len(drawn) != 1)}"
+    title = f"Validation curves of {runs}"
+    if missing:
+        have = "has" if len(missing) == 1 else "have"
+        note = f"{len(missing)} run{'s' * (len(missing) > 1)} {have} no finished epoch with validation: "
+        title += "\n" + textwrap.fill(note + ", ".join(short_label(label) for label in missing), 110)
+    fig.suptitle(title)
     return fig

@@ -137,6 +137,54 @@ def test_the_test_mark_leaves_the_validation_point_beneath_it_visible(n_epochs):
     assert near(around, TEST) >= 20, "the test mark is not seen"
 
 
+def layer_events(n_layers: int, n_points: int) -> list[dict]:
+    rng = np.random.default_rng(1)
+    kinds = ["Conv2d", "BatchNorm2d", "ReLU"]
+    events = []
+    for k in range(n_points):
+        layers = {}
+        for i in range(n_layers):
+            kind = kinds[i % 3]
+            params = {"params": {"weight": {"grad": 0.1 * (i + 1), "update": 10 ** (-3 + 2.5 * rng.random())}}} if kind != "ReLU" else {}
+            layers[f"features.{i}"] = {"type": kind, "mean": 0.1 * i, "std": 0.5 + 0.1 * i, "zeros": 0.4 + 0.02 * i, "grad": 0.01 * (i + 1), **params}
+        events.append({"step": 10 * (k + 1), "epoch": 1, "layers": layers})
+    return events
+
+
+@pytest.mark.parametrize("n_points", [3, 9, 40])
+def test_many_layers_each_look_different(n_points):
+    from mnistctl.reading.figures.layerstats import layer_stats_figure
+
+    figure = layer_stats_figure("run", layer_events(22, n_points), steps_per_epoch=20)
+    handles = figure.legends[0].legend_handles
+    assert len(handles) == 22
+    for i, a in enumerate(handles):
+        for b in handles[i + 1 :]:
+            if (a.get_linestyle(), a.get_marker()) == (b.get_linestyle(), b.get_marker()):
+                distance = np.linalg.norm(np.subtract(mcolors.to_rgb(a.get_color()), mcolors.to_rgb(b.get_color())))
+                assert distance >= 0.2, (a.get_label(), b.get_label(), a.get_color(), b.get_color())
+
+
+def test_the_reference_levels_of_the_layer_stats_are_labelled_where_no_data_is():
+    from mnistctl.reading.figures.layerstats import layer_stats_figure
+
+    figure = layer_stats_figure("run", layer_events(22, 9), steps_per_epoch=20)
+    renderer = drawn(figure)
+    panels = {ax.get_title(): ax for ax in figure.axes if ax.get_title()}
+    wanted = {"dead above": panels["Fraction of zeros (dead units)"], "typical ~1e-3": panels["Update / weight ratio  ||Δw|| / ||w||"],
+              "too large": panels["Update / weight ratio  ||Δw|| / ||w||"]}
+    texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text()]
+    found = {t.get_text(): t for t in texts if t.get_text() in wanted}
+    assert set(found) == set(wanted)
+    legend = figure.legends[0].get_window_extent(renderer)
+    for label, text in found.items():
+        box = text.get_window_extent(renderer)
+        assert not box.overlaps(wanted[label].bbox), f"{label!r} is drawn over the data of its panel"
+        assert not box.overlaps(legend)
+        others = [t for t in texts if t is not text and t.get_window_extent(renderer).width > 0]
+        assert not [t.get_text() for t in others if box.overlaps(t.get_window_extent(renderer))], label
+
+
 LONG = "this-is-a-very-long-run-name-that-goes-on-and-on-for-quite-a-while-indeed-yes-really-long"
 
 

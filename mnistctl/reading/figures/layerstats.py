@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, PercentFormatter
+from matplotlib.ticker import LogFormatter, NullLocator, PercentFormatter
 
 from mnistctl.reading.figures.style import styled
 from mnistctl.training.layerstats import DEAD_ZEROS, EXPLODING_UPDATE, main_param
@@ -33,11 +33,19 @@ class PlainLog(LogFormatter):
         return f"{x:g}" if super().__call__(x, pos) else ""
 
 
-def colours(n: int) -> list:
-    """``n`` distinct colours from qualitative colormaps: tab10 up to ten, then tab20, tab20b and tab20c."""
-    maps = ["tab10"] if n <= 10 else ["tab20", "tab20b", "tab20c"]
-    pool = [c for name in maps for c in colormaps[name].colors]
-    return [pool[i % len(pool)] for i in range(n)]
+SHAPES = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p")  # the markers of the 1st, 2nd, 3rd... ten layers
+
+
+def looks(n: int, points: int) -> list[dict[str, Any]]:
+    """Line styles for ``n`` layers with ``points`` logged points each. Colours are tab10's, whose ten hues stay
+    apart (larger palettes pair near-identical shades); past ten layers, each ten more take the next marker shape, on
+    every line, so colour and shape together tell every layer apart. Few points get larger markers."""
+    size = 7 if points <= FEW_POINTS else 4.5
+    pool = colormaps["tab10"].colors
+    if n <= 10:
+        return [{"color": pool[i], **({"marker": "o", "ms": size} if points < 12 else {})} for i in range(n)]
+    every = max(1, points // 10)
+    return [{"color": pool[i % 10], "marker": SHAPES[i // 10 % len(SHAPES)], "ms": size, "markevery": (i % every, every)} for i in range(n)]
 
 
 def _series(events: list[dict], name: str, get: Getter, log: bool) -> list[float]:
@@ -65,7 +73,7 @@ def _overlaps(ax, x: list[float], series: dict[str, list[float]]) -> list[list[s
 
 def _overlap_note(groups: list[list[str]]) -> str:
     names = [", ".join(g) if len(g) <= 6 else ", ".join(g[:5]) + f" and {len(g) - 5} more" for g in groups]
-    return textwrap.fill("on top of each other: " + "; ".join(names), 70)
+    return textwrap.fill("on top of each other: " + "; ".join(names), 56)  # no wider than a panel
 
 
 @styled
@@ -76,8 +84,7 @@ def layer_stats_figure(title: str, events: list[dict], steps_per_epoch: int | No
     types = {name: rec.get("type", "") for event in events for name, rec in event["layers"].items()}
     has_params = {name for event in events for name, rec in event["layers"].items() if rec.get("params")}
     x = [e["step"] / steps_per_epoch if steps_per_epoch else e["step"] for e in events]
-    colour = dict(zip(names, colours(len(names))))
-    marker = {"marker": "o", "ms": 3 if len(x) > FEW_POINTS else 7} if len(x) < 12 else {}
+    look = dict(zip(names, looks(len(names), len(x))))
     figure = Figure(figsize=(16, 8.5), layout="constrained")
     figure.suptitle(f"{title}: layer statistics over training")
     axes = figure.subplots(2, 3, sharex=True).ravel()
@@ -86,7 +93,7 @@ def layer_stats_figure(title: str, events: list[dict], steps_per_epoch: int | No
         series = {name: _series(events, name, get, log) for name in names}
         drawn.append({name: values for name, values in series.items() if not all(math.isnan(v) for v in values)})
         for name, values in drawn[-1].items():
-            ax.plot(x, values, "-" if name in has_params else "--", color=colour[name], lw=1.6, **marker)
+            ax.plot(x, values, "-" if name in has_params else "--", lw=1.6, **look[name])
         if log and ax.lines:
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(PlainLog())
@@ -96,12 +103,17 @@ def layer_stats_figure(title: str, events: list[dict], steps_per_epoch: int | No
     zeros, update = axes[2], axes[5]
     zeros.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     zeros.set_ylim(-0.03, 1.03)
-    zeros.axhline(DEAD_ZEROS, color="grey", ls=":", lw=1.2)
-    zeros.text(0.01, DEAD_ZEROS, "dead above", transform=zeros.get_yaxis_transform(), va="bottom", color="grey", fontsize=9)
+    references = [(zeros, {DEAD_ZEROS: "dead above"})]
     if update.lines:
-        for level, label in ((1e-3, "typical ~1e-3"), (EXPLODING_UPDATE, "too large")):
-            update.axhline(level, color="grey", ls=":", lw=1.2)
-            update.text(0.01, level, label, transform=update.get_yaxis_transform(), va="bottom", color="grey", fontsize=9)
+        references.append((update, {1e-3: "typical ~1e-3", EXPLODING_UPDATE: "too large"}))
+    for ax, levels in references:  # labelled outside the panel, on its right edge, where no line runs under them
+        for level in levels:
+            ax.axhline(level, color="grey", ls=":", lw=1.2)
+        edge = ax.secondary_yaxis("right")
+        edge.set_yticks(list(levels), list(levels.values()), fontsize=9, color="dimgrey")
+        edge.yaxis.set_minor_locator(NullLocator())
+        edge.tick_params(length=3, color="grey")
+        edge.spines["right"].set_visible(False)
     for ax in axes[3:]:
         ax.set_xlabel("epoch" if steps_per_epoch else "step")
     notes = [_overlap_note(groups) if (groups := _overlaps(ax, x, series)) else "" for ax, series in zip(axes, drawn)]
@@ -109,6 +121,6 @@ def layer_stats_figure(title: str, events: list[dict], steps_per_epoch: int | No
     for i, (ax, (panel, *_), note) in enumerate(zip(axes, PANELS, notes)):
         ax.set_title(panel, pad=6 + 12 * max(lines[i // 3 * 3:][:3]))  # the same in a row
         ax.text(0.5, 1.01, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=9, color="dimgrey")
-    handles = [axes[0].plot([], [], "-" if n in has_params else "--", color=colour[n], lw=2, **marker)[0] for n in names]
+    handles = [axes[0].plot([], [], "-" if n in has_params else "--", lw=2, **{k: v for k, v in look[n].items() if k != "markevery"})[0] for n in names]
     figure.legend(handles, [f"{n}  {types[n]}" for n in names], loc="outside right upper", title="layer (dashed: no parameters)", fontsize=10)
     return figure

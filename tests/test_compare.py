@@ -121,8 +121,9 @@ def test_best_values_are_highlighted(fixture_runs):
 
     result = compare.compare([], fixture_runs, all_runs=True)
     best = compare.best_values(result.rows)
-    assert best["test_acc"] == pytest.approx(0.9) and best["test_loss"] == 0.2 and best["val_acc"] == 0.99
-    assert best["time"] == 10.0 and "epochs" not in best and "name" not in best
+    # d (still running, 99% after one epoch) and e (failed after 10 s) do not compete for accuracy or time
+    assert best["test_acc"] == pytest.approx(0.9) and best["test_loss"] == 0.2 and best["val_acc"] == 0.975
+    assert best["time"] == 20.0 and "epochs" not in best and "name" not in best
     console = Console(record=True, width=400, color_system="standard", force_terminal=True)
     console.print(runs_table(result))
     plain = console.export_text(clear=False).splitlines()

@@ -31,7 +31,7 @@ def command(
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
     from rich.markup import escape
 
-    from mnistctl.console import out, warn
+    from mnistctl.console import out, print_whole, warn
     from mnistctl.errors import UsageError
     from mnistctl.reading.compare import column_key, compare
     from mnistctl.reading.compare import plot as plot_curves
@@ -56,9 +56,9 @@ def command(
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print_runs(result, shown, fit=not (wide or columns), keep=column_key(sort) if sort else None)
+        print_runs(result, shown, fit=not (wide or columns), keep=column_key(sort) if sort else None, wrap=not wide)
         if result.pairs:
-            out.print(pairs_table(result.pairs))
+            print_whole(pairs_table(result.pairs, out.width))
         elif stats:
             out.print("[dim]p-values and the ensemble need at least two runs with a test result[/]")
     if plot is not None:
@@ -86,57 +86,108 @@ def pick_columns(asked: str | None, sort: str | None = None):
 DROP_FIRST = ("throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))
 
 
-def print_runs(result, shown, fit: bool, keep: str | None = None) -> None:
+NAME_FLOOR = 10  # a name wraps no narrower than this before the columns asked for are printed wider than the terminal
+
+
+def name_cap(width: int) -> int:
+    """The widest a run name is shown before a column is dropped for it: a longer one wraps (after '-', '_', '.', '/')."""
+    return max(16, width // 4)
+
+
+def print_runs(result, shown, fit: bool, keep: str | None = None, wrap: bool = True) -> None:
     """The runs table, its title and footer as lines of their own. With ``fit``, the least important columns
-    (never ``keep``, the one sorted by) are dropped until it fits the terminal; a table still too wide is printed
-    at its own width, its values never cut."""
-    from rich.measure import Measurement
-    from rich.segment import Segments
+    (never ``keep``, the one sorted by) are dropped until it fits the terminal, a long run name wrapped rather than
+    a column dropped for it; with ``wrap``, names wrap to fit the columns kept. A table still too wide (only with
+    ``wrap`` off, or columns asked for) is printed at its own width, its values never cut."""
+    from mnistctl.console import fit_names, out, print_whole, table_width
 
-    from mnistctl.console import out
+    def build(columns, names):
+        return runs_table(result, columns, title=None, caption=False, name_width=names)
 
-    def width(table) -> int:
-        return Measurement.get(out, out.options.update_width(10_000), table).maximum
-
-    table = runs_table(result, shown, title=None, caption=False)
-    while fit and len(shown) > 1 and width(table) > out.width:
+    full = name_width(result, shown)
+    names = min(full, name_cap(out.width)) if wrap else None
+    while fit and len(shown) > 1 and table_width(build(shown, names)) > out.width:
         drop = next((k for k in DROP_FIRST if k in {c.key for c in shown} and k != keep), None)
         if drop is None:
             break
         shown = [c for c in shown if c.key != drop]
-        table = runs_table(result, shown, title=None, caption=False)
+        full = name_width(result, shown)  # a run's status joins its name once the status column is gone
+        names = min(full, name_cap(out.width)) if wrap else None
+    table = build(shown, names)
+    if wrap:
+        table, fits = fit_names(lambda n: build(shown, n), full, out.width, min(full, NAME_FLOOR))
+        if not fits and fit:
+            table, fits = fit_names(lambda n: build(shown, n), full, out.width)
     out.print("Runs, best first", style="table.title")
-    out.print(Segments(out.render(table, out.options.update_width(max(width(table), out.width)))), crop=False)
-    out.print(footer(shown), style="table.caption")
+    print_whole(table)
+    out.print(footer(shown, result.rows), style="table.caption")
 
 
-def footer(shown) -> str:
-    from mnistctl.reading.compare import COLUMNS
+def name_width(result, shown) -> int:
+    """The width of the widest name cell, unwrapped."""
+    from rich.cells import cell_len
+
+    return max([cell_len(name_text(row, shown)) for row in result.rows] + [len("ensemble") if result.ensemble else 0, 1])
+
+
+def name_text(row, shown) -> str:
+    """The run's name, followed by its status in brackets when the status column is not shown and it did not complete."""
+    from mnistctl.reading.compare import COLUMN
+    from mnistctl.runs import Status
+
+    if COLUMN["status"] in shown or "status" not in row or Status(row["status"]).completed:
+        return str(row["name"])
+    return f"{row['name']} ({Status(row['status']).label})"
+
+
+def name_cell(row, shown, width: int | None):
+    """The run's name, wrapped to ``width`` after '-', '_', '.', '/' or a space; its status, if added, dim and in brackets."""
+    from rich.text import Text
+
+    from mnistctl.console import TONE_STYLE, wrap_at
+    from mnistctl.runs import Status
+
+    text = name_text(row, shown)
+    lines = wrap_at(text, width) if width else [text]
+    cell = Text("\n".join(lines), style="bold cyan")
+    if text != str(row["name"]):
+        status = Status(row["status"])
+        start = len(cell.plain) - len(f"({status.label})")
+        cell.stylize(f"not bold {TONE_STYLE[status.tone]}", start)
+    return cell
+
+
+def footer(shown, rows=()) -> str:
+    from mnistctl.reading.compare import COLUMNS, COMPLETED_ONLY, completed
 
     hidden = sum(c not in shown for c in COLUMNS) if set(shown) <= set(COLUMNS) else 0
     more = f"; {hidden} more columns with --wide or --columns" if hidden else ""
+    if any(c.key in COMPLETED_ONLY for c in shown) and not all(completed(row) for row in rows):
+        more = f" (accuracy, loss and time: of completed runs only){more}"
     return f"[bold green]green[/]: best in its column{more}"
 
 
-def runs_table(result, shown=None, title: str | None = "Runs, best first", caption: bool = True):
+def runs_table(result, shown=None, title: str | None = "Runs, best first", caption: bool = True, name_width: int | None = None):
+    """The runs table; run names wrapped to ``name_width`` when given."""
     from rich.table import Table
 
-    from mnistctl.reading.compare import COLUMN, COLUMNS, best_values
-    from mnistctl.runs import Status
+    from mnistctl.console import wrap_at
+    from mnistctl.reading.compare import COLUMNS, best_values
 
     shown = shown or list(COLUMNS)
     best = best_values(result.rows, tuple(shown))
-    table = Table(title=title, title_justify="left", caption=footer(shown) if caption else None, caption_justify="left")
+    table = Table(title=title, title_justify="left", caption=footer(shown, result.rows) if caption else None, caption_justify="left")
     for column in shown:
         numeric = column.key in FORMATS or column.key in ("epochs", "best_epoch", "trial")
         table.add_column(column.header, justify="right" if numeric else "left", style="bold cyan" if column.key == "name" else None,
-                         overflow="fold", no_wrap=column.key != "name", min_width=len(column.header) if numeric else None)
+                         overflow="fold", no_wrap=True, min_width=len(column.header) if numeric else None)
     for row in result.rows:
         cells = []
         for column in shown:
-            text = cell(column.key, row[column.key])
-            if column.key == "name" and COLUMN["status"] not in shown and not Status(row["status"]).completed:
-                text += f"\n{cell('status', row['status'])}"
+            if column.key == "name" and "status" in row:
+                text = name_cell(row, shown, name_width)
+            else:
+                text = cell(column.key, row[column.key])
             if column.key in best and row[column.key] == best[column.key]:
                 text = f"[bold green]{text}[/]"
             cells.append(text)
@@ -144,25 +195,63 @@ def runs_table(result, shown=None, title: str | None = "Runs, best first", capti
     if result.ensemble:
         ensemble = result.ensemble
         table.add_section()
-        blank = {"name": "ensemble", "arch": f"mean of {len(ensemble['runs'])} runs' probabilities", "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
+        blank = {"name": "\n".join(wrap_at("ensemble", name_width)) if name_width else "ensemble", "arch": f"mean of {len(ensemble['runs'])} runs' probabilities", "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
         table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in shown))
     return table
 
 
-def pairs_table(pairs: list[dict[str, Any]]):
-    from rich.markup import escape
-    from rich.table import Table
+PAIR_HEADERS = ("run A", "run B", "only A right", "only B right", "p", "")
 
+
+def pairs_table(pairs: list[dict[str, Any]], width: int | None = None):
+    """McNemar's test per pair. To fit ``width``: the count headers wrap, then the verdict becomes a '*' after the p-value,
+    then the run names wrap after '-', '_', '.', '/' (whole parts, unless a part alone is wider than what is left), then
+    the columns close up. Still too wide, it is wider than ``width``: print it with print_whole."""
+    from mnistctl.console import fit_names, table_width, tighten
+
+    if width is None:
+        return _pairs_table(pairs, 0, None)
+    for compact in (0, 1):
+        table = _pairs_table(pairs, compact, None)
+        if table_width(table) <= width:
+            return table
+    full = max(len(name) for pair in pairs for name in (pair["run_a"], pair["run_b"]))
+    table, fits = fit_names(lambda n: _pairs_table(pairs, 2, n), full, width, min(full, 8))
+    if not fits:
+        def tight(n):
+            table = _pairs_table(pairs, 2, n)
+            tighten(table, width)
+            return table
+
+        table, fits = fit_names(tight, full, width, min(full, 4))
+    return table
+
+
+def _pairs_table(pairs: list[dict[str, Any]], compact: int, names: int | None):
+    from rich.table import Table
+    from rich.text import Text
+
+    from mnistctl.console import wrap_at
     from mnistctl.reading.compare import SIGNIFICANCE
 
-    table = Table(title="McNemar's exact test on the test set", title_justify="left", caption=f"significant when p < {SIGNIFICANCE:g}", caption_justify="left")
+    starred = compact >= 2
+    caption = f"*: significant, p < {SIGNIFICANCE:g}" if starred else f"significant when p < {SIGNIFICANCE:g}"
+    table = Table(title="McNemar's exact test on the test set", title_justify="left", caption=caption, caption_justify="left")
     for header in ("run A", "run B"):
-        table.add_column(header, overflow="fold")  # a long name wraps, whole, rather than being cut to a prefix other names share
-    for header in ("only A right", "only B right", "p", ""):
-        table.add_column(header, justify="left" if not header else "right", no_wrap=True)
+        table.add_column(header, no_wrap=True)  # names are wrapped here, at sensible points, never cut to a prefix other names share
+    for header in ("only A right", "only B right"):
+        table.add_column(header.replace(" right", "\nright") if compact else header, justify="right", no_wrap=True)
+    table.add_column("p", justify="right", no_wrap=True)
+    if not starred:
+        table.add_column("", justify="left", no_wrap=True)
     for pair in pairs:
-        verdict = "[bold green]significant[/]" if pair["significant"] else "[dim]not significant[/]"
-        table.add_row(escape(pair["run_a"]), escape(pair["run_b"]), f"{pair['b']:,}", f"{pair['c']:,}", p_value(pair["p_value"]), verdict)
+        run_a, run_b = (Text("\n".join(wrap_at(pair[k], names) if names else [pair[k]])) for k in ("run_a", "run_b"))
+        p = p_value(pair["p_value"])
+        if starred:
+            verdict = [f"[bold green]{p} *[/]" if pair["significant"] else f"[dim]{p}[/]  "]
+        else:
+            verdict = [p, "[bold green]significant[/]" if pair["significant"] else "[dim]not significant[/]"]
+        table.add_row(run_a, run_b, f"{pair['b']:,}", f"{pair['c']:,}", *verdict)
     return table
 
 
@@ -180,9 +269,12 @@ def cell(key: str, value: Any) -> str:
     return escape(FORMATS.get(key, str)(value))
 
 
+TINY_P = 1e-300  # below it a float loses digits (subnormal from 2.2e-308) and then becomes 0
+
+
 def p_value(p: float) -> str:
-    if p == 0:
-        return "< 1e-300"
+    if p < TINY_P:
+        return f"< {TINY_P:g}"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 

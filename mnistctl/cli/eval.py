@@ -28,7 +28,7 @@ def command(
     from rich.markup import escape
 
     from mnistctl import runs
-    from mnistctl.console import err, out
+    from mnistctl.console import err, out, table_width, tighten
     from mnistctl.reading import evaluate
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
@@ -40,5 +40,10 @@ def command(
         print(json.dumps(result, indent=2))
         return
     for table in evaluate.tables(result):
-        out.print(table)
+        if tighten(table, out.width):  # closer columns at narrow widths, so that every count stays whole
+            out.print(table)
+            continue
+        title = str(table.title).split(" (")[0]
+        elsewhere = f"--json, or draw it: mnistctl visualize {escape(target.name)} --what confusion" if title.startswith("Confusion") else "--json"
+        out.print(f"{title}: [yellow]needs {table_width(table)} columns, the terminal has {out.width}[/]; see {elsewhere}")
     out.print(f"[dim]wrote {escape(str(json_path))} and {escape(text_path.name)}[/]")

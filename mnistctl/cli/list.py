@@ -43,10 +43,10 @@ def _plugin_rows() -> list[dict]:
     return [{**i.__dict__, "hooks": list(i.hooks)} for i in plugin_infos()]
 
 
-def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+READABLE = 15  # the narrowest a description (or a plugin's error) wraps to before a column is left out for it
 
+
+def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
     from mnistctl.plugins import registry
     from mnistctl.registry import format_value
 
@@ -54,18 +54,59 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{registry(kind).kind.capitalize()}s", title_justify="left")
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("description")
-    if kind == "archs":
-        table.add_column("params", justify="right")
-    table.add_column("defaults", style="dim")
-    table.add_column("source", style="green")
+    columns = ["name", "description", *(["params"] if kind == "archs" else []), "defaults", "source"]
     for row in rows:
-        defaults = "\n".join(f"{k}={format_value(v)}" for k, v in row["defaults"].items()) or "-"
-        params = [f"{row['params']:,}" if row.get("params") else "?"] if kind == "archs" else []
-        table.add_row(*map(escape, [row["name"], row["description"], *params, defaults, row["source"]]))
-    out.print(table)
+        row["options"] = [f"{k}={format_value(v)}" for k, v in row["defaults"].items()] or ["-"]
+
+    def table(shown: list[str], commas: bool, measuring: bool = False):
+        from rich.markup import escape
+        from rich.table import Table
+
+        from mnistctl.console import least_width, wrap_at
+
+        narrowest = max(least_width(option, ",") for row in rows for option in row["options"])
+        table = Table(title=f"{registry(kind).kind.capitalize()}s", title_justify="left")
+        for column in shown:
+            table.add_column(column, justify="right" if column == "params" else "left", no_wrap=column != "description",
+                             style={"name": "bold cyan", "defaults": "dim", "source": "green"}.get(column),
+                             max_width=READABLE if measuring and column == "description" else None)
+        for row in rows:
+            # one option a line, a long list broken after its commas: an option's name is never cut
+            options = [line for option in row["options"] for line in (wrap_at(option, narrowest, ",", hard=False) if commas else [option])]
+            cells = {"name": row["name"], "description": row["description"], "params": f"{row['params']:,}" if row.get("params") else "?",
+                     "defaults": "\n".join(options), "source": row["source"]}
+            table.add_row(*(escape(cells[c]) for c in shown))
+        return table
+
+    _print_fitted(table, columns, ("commas", "source", "params", "description"))
+
+
+def _print_fitted(table, columns: list[str], steps: tuple[str, ...]) -> None:
+    """Print ``table(shown, commas)`` as wide as it is, else narrowed by ``steps`` in order until it fits the terminal:
+    "commas" wraps lists after their commas, any other step leaves that column out (said below the table). A
+    wrapping column keeps at least READABLE cells. Names and options are never cut: a table still too wide is
+    printed at its own width."""
+    from rich.segment import Segments
+
+    from mnistctl.console import table_width
+
+    shown, commas, left_out = list(columns), False, []
+    for step in steps:
+        if table_width(table(shown, commas, measuring=True)) <= out.width:
+            break
+        if step == "commas":
+            commas = True
+        elif step in shown:
+            shown.remove(step)
+            left_out.append(step)
+    final = table(shown, commas)
+    if table_width(table(shown, commas, measuring=True)) <= out.width:
+        out.print(final)
+    else:
+        out.print(Segments(out.render(final, out.options.update_width(table_width(final)))), crop=False)
+    if left_out:
+        said = " and ".join([", ".join(left_out[:-1]), left_out[-1]] if len(left_out) > 1 else left_out)
+        out.print(f"[dim]{said} left out to fit the terminal; --json has every column[/]")
 
 
 @app.callback(invoke_without_command=True)
@@ -114,12 +155,18 @@ def plugins(as_json: bool = JSON) -> None:
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="Plugins", title_justify="left")
-    for col in ("name", "module", "package", "version", "registers"):  # register_archs: archs
-        table.add_column(col)
-    for r in rows:
-        hooks = ", ".join(h.removeprefix("register_") for h in r["hooks"])
-        if r["error"]:
-            hooks = f"{hooks} [yellow]({escape(r['error'])})[/]" if hooks else f"[red]failed: {escape(r['error'])}[/]"
-        table.add_row(f"[bold cyan]{escape(r['name'])}[/]", escape(r["module"]), escape(r["package"]), escape(r["version"]), hooks)
-    out.print(table)
+
+    def table(shown: list[str], commas: bool, measuring: bool = False):
+        table = Table(title="Plugins", title_justify="left")
+        for col in shown:  # register_archs: archs
+            table.add_column(col, no_wrap=col != "registers", max_width=READABLE if measuring and col == "registers" else None)
+        for r in rows:
+            hooks = ", ".join(h.removeprefix("register_") for h in r["hooks"])
+            if r["error"]:
+                hooks = f"{hooks} [yellow]({escape(r['error'])})[/]" if hooks else f"[red]failed: {escape(r['error'])}[/]"
+            cells = {"name": f"[bold cyan]{escape(r['name'])}[/]", "module": escape(r["module"]), "package": escape(r["package"]),
+                     "version": escape(r["version"]), "registers": hooks}
+            table.add_row(*(cells[c] for c in shown))
+        return table
+
+    _print_fitted(table, ["name", "module", "package", "version", "registers"], ("module", "version", "package"))

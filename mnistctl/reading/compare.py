@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from mnistctl import runs
 from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
 from mnistctl.registry import format_value, suggest
-from mnistctl.runs import Kind, Run
+from mnistctl.runs import Kind, Run, Status
 
 SIGNIFICANCE = 0.05
 CLASSES = 10  # a run's predictions hold one probability for each digit
@@ -310,11 +310,22 @@ def column_key(name: str) -> str:
     return key
 
 
+COMPLETED_ONLY = frozenset({"val_acc", "test_acc", "test_loss", "time"})
+"""Columns whose best is taken among completed runs only: a run that failed, was interrupted or is still training has a
+shorter time and a partial accuracy. Parameters and throughput do not depend on how a run ended."""
+
+
+def completed(row: dict[str, Any]) -> bool:
+    """Whether the row's run trained to the end (or stopped early by choice); a row without a status counts as completed."""
+    return "status" not in row or Status(row["status"]).completed
+
+
 def best_values(rows: list[dict[str, Any]], columns: tuple[Column, ...] = COLUMNS) -> dict[str, Any]:
-    """The best value of each column that has one, when at least two rows have a value to compare."""
+    """The best value of each column that has one, when at least two rows have a value to compare; in the columns of
+    ``COMPLETED_ONLY``, among the runs that completed."""
     best = {}
     for column in columns:
-        values = [r[column.key] for r in rows if r[column.key] is not None]
+        values = [r[column.key] for r in rows if r[column.key] is not None and (column.key not in COMPLETED_ONLY or completed(r))]
         if column.better and len(values) >= 2:
             best[column.key] = max(values) if column.better == "max" else min(values)
     return best

@@ -83,8 +83,8 @@ def test_a_terminal_too_narrow_for_the_panel_beside_the_pad_has_it_below(tmp_pat
         await pilot.pause()
         canvas, probs = app.query_one(Canvas), app.query_one(Probabilities)
         assert canvas.scale == 1 and fits(app, canvas) and probs.region.y > canvas.region.bottom
-        assert probs.content_region.y + 1 < 24 - 1  # the "reads" line is above the footer
-        assert lines_of(probs)[1] == f"reads  {int(reading.probs.argmax())}   {reading.probs.max():.1%}"
+        assert fits(app, probs) and probs.region.bottom <= 24 - 2  # above the footer's two rows
+        assert f"reads  {int(reading.probs.argmax())}   {reading.probs.max():.1%}" in lines_of(probs)
 
     drive(app, test, size=(40, 24))
 
@@ -183,5 +183,26 @@ def test_a_long_model_name_is_never_broken_across_lines(tmp_path, size):
         assert head.startswith("model ") and head.endswith("+ fast")
         shown = head.removeprefix("model ").removesuffix(" + fast").strip()
         assert shown == long or (shown.endswith("…") and long.startswith(shown[:-1]) and len(shown) >= 10), lines
+
+    drive(app, test, size=size)
+
+
+@pytest.mark.parametrize("size, shown", [((55, 22), "reading"), ((55, 24), "runners-up"), ((50, 40), "bars")])
+def test_under_the_pad_the_reading_shows_in_the_rows_left_the_bars_only_where_they_fit(tmp_path, size, shown):
+    app = DrawApp(reader("fast"), tmp_path)
+
+    async def test(pilot):
+        await pilot.press(*ONE)
+        reading = await read_after(pilot, app)
+        probs = app.query_one(Probabilities)
+        await pilot.pause()
+        assert app.has_class("narrow") and fits(app, probs)
+        lines = lines_of(probs)
+        assert len(lines) <= probs.content_region.height
+        best = int(reading.probs.argmax())
+        assert any(line.startswith(f"reads  {best} ") for line in lines)
+        assert ("model fast" in lines) == (shown != "reading")
+        assert any(line.startswith("then ") for line in lines) == (shown == "runners-up")
+        assert (len(lines) == 13 and lines[3 + best].endswith(f"{reading.probs[best]:.1%}")) == (shown == "bars")
 
     drive(app, test, size=size)

@@ -178,9 +178,10 @@ class DrawApp(App):
         lines = ["mouse: left draws, right erases", f"keys: arrows move, space {verb} the {tool}, e {other}"]
         pad = SIDE * canvas.scale + 2  # the canvas and its border
         width, height = size or self.size
-        text = phrase_wrap(lines, pad)
+        narrow = self.has_class("narrow")
+        text = phrase_wrap(lines, width - 2 if narrow else pad)  # the panel is below: the help takes the width
         rows_below = height - 1 - (canvas.rows + 2)  # under the pad and its border, above the footer
-        beside = text.count("\n") >= rows_below and not self.has_class("narrow")
+        beside = text.count("\n") >= rows_below and not narrow
         self.set_class(beside, "help-beside")
         if beside:  # a short terminal: under the probabilities, shortened if need be (the footer names e)
             room = min(SIDE_PANEL, width - pad - 2) - 2
@@ -188,6 +189,8 @@ class DrawApp(App):
             if text.count("\n") >= height - 1 - READING_ROWS:
                 text = phrase_wrap(["left draws, right erases", f"arrows move, space {verb} the {tool}"], room)
         self.query_one("#side-status" if beside else "#status", Static).update(Text(text, style="dim"))
+        below = height - 1 - (canvas.rows + 2) - (0 if beside else text.count("\n") + 1) - 2 * (width < COMPACT_FOOTER)
+        self.query_one(Probabilities).styles.max_height = max(3, below) if narrow else None  # under the pad: what is left
 
 
 def phrase_wrap(lines: list[str], width: int) -> str:

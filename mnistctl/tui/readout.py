@@ -34,21 +34,29 @@ class Probabilities(Widget):
         self.probs, self.models = probs, models
         self.refresh(layout=True)
 
+    def get_content_height(self, container, viewport, width: int) -> int:
+        """The height of the whole panel, whatever it was last drawn at: a max-height cuts it down, then ``render`` fits it."""
+        head = len(Text.assemble("model ", self._names(width)).wrap(self.app.console, max(1, width)))
+        return head + (2 if self.probs is None else 12)
+
     def render(self) -> RenderableType:
-        probs = self.probs
-        lines = [Text.assemble(("model ", "dim"), self._names(self.size.width))]
+        probs, rows = self.probs, self.size.height
+        model = Text.assemble(("model ", "dim"), self._names(self.size.width))
         if probs is None:
-            lines += [Text(""), Text("draw a digit", style="italic dim")]
-            return Text("\n").join(lines)
+            return Text("\n").join([model, Text(""), Text("draw a digit", style="italic dim")])
         order = np.argsort(-probs, kind="stable")
         best = int(order[0])
-        lines += [Text.assemble(("reads ", ""), (f" {best} ", "bold reverse green"), f"  {probs[best]:.1%}"), Text("")]
+        reads = Text.assemble(("reads ", ""), (f" {best} ", "bold reverse green"), f"  {probs[best]:.1%}")
+        head = len(model.wrap(self.app.console, max(1, self.size.width)))
+        if rows < head + 12:  # no room for a bar per digit: the reading first, then the model and the runners-up
+            then = Text.assemble(("then ", "dim"), *(Text.assemble((f"{d} ", "bold yellow"), f"{probs[d]:.1%}  ") for d in order[1:3]))
+            return Text("\n").join([model, reads, then] if rows >= head + 2 else [reads, then][: max(1, rows)])
+        lines = [model, reads, Text("")]
         width = max(0, min(BAR, self.size.width - 9))  # room left by "9 " and " 100.0%"
         for digit, p in enumerate(probs):
             style = "bold green" if digit == best else ("yellow" if digit in order[1:3] else "dim")
             lines.append(Text.assemble((f"{digit} ", "bold" if digit == best else ""), (bar(float(p), width), style), f" {p:6.1%}"))
         return Text("\n").join(lines)
-
 
     def _names(self, width: int) -> Text:
         """The models' names in bold, each whole or, when longer than a line, cut with an ellipsis: never broken across lines."""

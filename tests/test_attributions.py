@@ -1,5 +1,6 @@
 """Attributions: Captum maps for any architecture, the figure, visualize --what saliency and predict --explain."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,10 @@ def test_visualize_saliency_explains_mistakes_first(trained_run, mnist):
     titles = [card._suptitle.get_text() for card in figure.subfigs[0].subfigs if card.get_visible()]
     assert len(titles) == min(wrong, 6) + 3
     assert all(" read as " in t for t in titles)
-    read = [t.split(": a ")[1].split(" (")[0].split(" read as ") for t in titles]
+    cards = [re.fullmatch(r"#\d+: (an?) (\d) read as (\d) \(\d+%\)", t) for t in titles]
+    assert all(cards), titles
+    assert all(article == ("an" if true == "8" else "a") for article, true, _ in (c.groups() for c in cards))  # "an 8", "a 7"
+    read = [c.groups()[1:] for c in cards]
     assert all(a != b for a, b in read[: min(wrong, 6)]) and all(a == b for a, b in read[-3:])
 
 

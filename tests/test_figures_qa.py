@@ -58,28 +58,6 @@ def test_the_confusion_percentages_on_and_off_the_diagonal_are_in_one_type_face(
     assert set(faces.values()) == {tick_face}
 
 
-@pytest.mark.parametrize("digit", range(10))
-def test_an_article_before_a_digit_is_an_only_for_eight(digit):
-    from mnistctl.reading.figures.style import with_articles
-
-    assert with_articles(f"#12: a {digit} read as 3") == f"#12: {'an' if digit == 8 else 'a'} {digit} read as 3"
-    assert with_articles(f"A {digit} or data {digit}") == f"{'An' if digit == 8 else 'A'} {digit} or data {digit}"
-
-
-def test_attribution_captions_say_an_8():
-    from mnistctl.reading.figures.attributions import attributions_figure
-
-    image = np.zeros((28, 28), dtype=np.uint8)
-    image[8:20, 10:18] = 255
-    attribution = np.linspace(-1, 1, 28 * 28).reshape(28, 28)
-    cards = [(image, f"#{k}: a {true} read as {read} (99%)", [(f"{read} (predicted)", attribution)]) for k, (true, read) in enumerate([(8, 3), (7, 8), (1, 2)])]
-    figure = attributions_figure("Why a 8 is read as it is", "how", cards)
-    texts = [t.get_text() for t in figure.findobj(Text) if t.get_text()]
-    assert not [t for t in texts if re.search(r"\ba 8", t)], texts
-    for k, (true, read) in enumerate([(8, 3), (7, 8), (1, 2)]):
-        assert f"#{k}: {'an' if true == 8 else 'a'} {true} read as {read} (99%)" in texts
-
-
 def epochs_of(n: int) -> list[dict]:
     return [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.66 + 0.1 * e, "val_loss": 0.36 / e, "val_acc": 0.879 + 0.01 * e,
              "lr": 0.05, "best": True} for e in range(1, n + 1)]

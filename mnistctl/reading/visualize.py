@@ -332,7 +332,7 @@ class Plots:
             else [(f"{predicted[i]} (predicted)", int(predicted[i])), (f"{runner_up[i]} (2nd guess)", int(runner_up[i]))]
             for i in chosen
         ]
-        captions = [f"#{i}: a {targets[i]} read as {predicted[i]} ({probs[i, predicted[i]]:.0%})" for i in chosen]
+        captions = [f"#{i}: {'an' if targets[i] == 8 else 'a'} {targets[i]} read as {predicted[i]} ({probs[i, predicted[i]]:.0%})" for i in chosen]
         title = f"{self.weights_title}: why it read {self.options.split} images as it did ({len(wrong)} most confident mistakes, {len(right)} right)"
         forward = scorer([(self.model, *self.run.normalization)])
         figure = explain_figure(title, images[chosen], captions, columns, forward, self.options.method)

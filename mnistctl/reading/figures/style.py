@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 import matplotlib
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 from matplotlib.ticker import Formatter
 
 from mnistctl.errors import OutputAppeared
@@ -35,25 +33,13 @@ WEIGHTS_CMAP, ACTIVATION_CMAP, ATTRIBUTION_CMAP, DIGIT_CMAP = "RdBu_r", "RdBu_r"
 Builder = TypeVar("Builder", bound=Callable[..., Figure])
 
 
-AN_NUMBER = re.compile(r"\b([Aa]) (?=8|1[18](?:,\d{3})*(?!,?\d))")  # said "eight…", "eleven…", "eighteen…"
-
-
-def with_articles(text: str) -> str:
-    """``text`` with "a" before a number said with a vowel sound written "an": "a 8 read as 7" -> "an 8 read as 7"."""
-    return AN_NUMBER.sub(r"\1n ", text)
-
-
 def styled(builder: Builder) -> Builder:
-    """A figure builder that draws in the house style, whoever calls it; its texts say "an 8", never "a 8"."""
+    """A figure builder that draws in the house style, whoever calls it."""
 
     @functools.wraps(builder)
     def build(*args, **kwargs) -> Figure:
         with matplotlib.rc_context(STYLE):
-            figure = builder(*args, **kwargs)
-        for text in figure.findobj(Text):
-            if (words := text.get_text()) and (fixed := with_articles(words)) != words:
-                text.set_text(fixed)
-        return figure
+            return builder(*args, **kwargs)
 
     return build  # type: ignore[return-value]
 

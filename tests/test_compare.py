@@ -460,3 +460,14 @@ def test_a_run_named_twice_is_compared_once_and_said_so(fixture_runs):
     result = compare.compare(["a", str(fixture_runs / "a"), "b"], fixture_runs, stats=False)
     assert [row["name"] for row in result.rows] == ["a", "b"]
     assert f"{fixture_runs / 'a'} is the run a again; it is compared once" in result.warnings
+
+
+def test_the_plot_names_the_runs_without_a_curve(fixture_runs, tmp_path, monkeypatch):
+    from mnistctl.reading import figures
+
+    make_run(fixture_runs, "z", [], status="running")
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda figure, path, replace: drawn.append(figure) or Path(path))
+    compare.plot([Run(fixture_runs / "a"), Run(fixture_runs / "z")], tmp_path / "curves.png")
+    title = drawn[0]._suptitle.get_text()
+    assert "1 of 2 runs" in title and "z (running)" in title

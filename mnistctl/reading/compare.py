@@ -395,8 +395,7 @@ def plot(runs_: list[Run], path: str | Path) -> Path:
     from mnistctl.reading.figures.training import compare_figure
 
     curves = [(_legend_label(run), [e for e in run.epochs() if e.get("val_acc") is not None]) for run in runs_]
-    curves = [(label, epochs) for label, epochs in curves if epochs]
-    if not curves:
+    if not any(epochs for _, epochs in curves):  # the figure names the runs without a curve
         raise RunError("none of these runs has finished an epoch with validation", "plot again once they have")
     return save(compare_figure(curves), path, replace=False)
 

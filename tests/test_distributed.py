@@ -227,3 +227,21 @@ def test_the_error_names_the_rank_that_caused_the_failure(codes, cause):
 
     failures = {rank: SimpleNamespace(exitcode=code, timestamp=1000) for rank, code in codes.items()}
     assert _root_cause(failures)[0] == cause
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])
+def test_a_bad_collective_timeout_is_refused_once_before_any_worker_starts(value, tmp_path, monkeypatch):
+    from mnistctl.errors import UsageError
+    from mnistctl.training.distributed import collective_timeout
+
+    monkeypatch.setenv("MNISTCTL_DIST_TIMEOUT", value)
+    with pytest.raises(UsageError, match=f"MNISTCTL_DIST_TIMEOUT={value} is not a number of seconds above 0"):
+        collective_timeout()
+    monkeypatch.delenv("MNISTCTL_DIST_TIMEOUT")
+    assert collective_timeout() == 300.0
+    script = Path(sys.executable).with_name("mnistctl")
+    result = subprocess.run([str(script), "train", "--nproc", "2", "--preset", "fast", "--limit", "500", "--runs-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "MNISTCTL_DIST_TIMEOUT": value})
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"error: MNISTCTL_DIST_TIMEOUT={value} is not a number of seconds above 0 (set it to e.g. 600, or unset it for 300)"]
+    assert not list(tmp_path.iterdir())

@@ -88,7 +88,7 @@ class World:
         self.device = device
         if not self.launched or dist.is_initialized():
             return
-        timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)))
+        timeout = timedelta(seconds=collective_timeout())
         dist.init_process_group(self.backend(device), timeout=timeout, device_id=device if device.type == "cuda" else None)
 
     def close(self) -> None:
@@ -210,6 +210,20 @@ def peer_lost(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(words in text for words in ("Connection reset by peer", "Connection closed by peer", "Broken pipe"))
 
 
+def collective_timeout() -> float:
+    """Seconds a collective may wait for a silent rank: MNISTCTL_DIST_TIMEOUT, a number above 0, else the default."""
+    given = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not given:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"{TIMEOUT_ENV}={given} is not a number of seconds above 0", f"set it to e.g. 600, or unset it for {DEFAULT_TIMEOUT:g}")
+    return seconds
+
+
 def launch(nproc: int, args: list[str]) -> int:
     """Run ``python -m mnistctl ARGS`` in ``nproc`` processes on this machine through torch's elastic launcher.
 
@@ -222,6 +236,7 @@ def launch(nproc: int, args: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    collective_timeout()  # a bad value is refused once, here, not by every rank
     if os.environ.get("MNISTCTL_DEBUG") != "1":  # torch gives each of its modules' loggers a level of its own
         for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
             logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 
+MIN_COLUMNS = 20
+if os.environ.get("COLUMNS", "").strip().isdigit() and int(os.environ["COLUMNS"]) < MIN_COLUMNS:
+    del os.environ["COLUMNS"]  # a slip (0 printed nothing, 1 a letter a line): the terminal's width is used, else 80
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 

@@ -276,3 +276,12 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(args, tmp_pat
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: Invalid value for '{option}'") and "is empty; name a path" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("columns", ["0", "1"])
+def test_an_unusable_columns_setting_is_ignored_not_obeyed(columns):
+    for args in (("--help",), ("list", "archs")):
+        result = run_mnistctl(*args, COLUMNS=columns)
+        lines = result.stdout.splitlines()
+        assert result.returncode == 0 and "lenet" in result.stdout if args[0] == "list" else "Usage: mnistctl" in result.stdout
+        assert len(lines) > 5 and max(map(len, lines)) > 40, result.stdout  # the terminal's width, or 80 without one

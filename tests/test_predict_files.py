@@ -135,3 +135,15 @@ def test_stdin_given_twice_or_from_a_terminal_is_refused_before_any_work():
         os.close(main)
         os.close(terminal)
     assert done.returncode == 2 and "standard input is a terminal" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_empty_image_path_or_a_closed_stdin_is_refused_before_any_work(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "seven.png").write_bytes(_to_bytes(seven()))  # an image in the current folder, which '' would have read
+    for image, message in [("", "error: an image path is empty"), ("-", "error: standard input is closed")]:
+        done = subprocess.run([sys.executable, "-m", "mnistctl", "predict", image, "--run", "no-such-run"], preexec_fn=lambda: os.close(0),
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr.startswith(message) and len(done.stderr.splitlines()) == 1, done.stderr

@@ -49,7 +49,7 @@ def command(
         raise UsageError("--json and --jsonl cannot be used together", "choose one: --json prints one array, --jsonl one object per line")
     options.new_png(explain, "--explain", "why.png")
     options.output_folder(save_input, "--save-input")
-    _check_stdin(images, sys.stdin)
+    _check_images(images, sys.stdin)
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
     options.refuse_repeated_runs(refs, chosen)
@@ -61,7 +61,7 @@ def command(
     saver = predict.InputSaver(save_input) if save_input is not None else None
     output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [predict.label(run, weights) for run, weights in chosen])
     explained, failed = [], False
-    results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin.buffer, jobs=jobs)
+    results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin and sys.stdin.buffer, jobs=jobs)
     with output, contextlib.closing(results):  # closed on Ctrl-C or SIGTERM too, which ends its workers
         for result in results:
             if isinstance(result, predict.Failure):
@@ -91,13 +91,17 @@ def command(
         raise typer.Exit(1)
 
 
-def _check_stdin(images: List[str], stdin) -> None:
-    """``-`` at most once, and only with something piped in."""
+def _check_images(images: List[str], stdin) -> None:
+    """No empty path (it would mean the current folder), and ``-`` at most once, only with something piped in."""
     from mnistctl.errors import UsageError
     from mnistctl.reading.predict import STDIN
 
+    if "" in images:
+        raise UsageError("an image path is empty", "name an image file or folder; a shell variable that is not set gives ''")
     given = sum(image == STDIN for image in images)
     if given > 1:
         raise UsageError("- is given twice", "standard input holds one image: pass - once")
-    if given and stdin is not None and stdin.isatty():
+    if given and stdin is None:
+        raise UsageError("standard input is closed", "pipe an image: mnistctl predict - < photo.jpg")
+    if given and stdin.isatty():
         raise UsageError("standard input is a terminal", "pipe an image: mnistctl predict - < photo.jpg")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
+import signal
 import threading
 import time
 from pathlib import Path
@@ -525,6 +527,36 @@ def test_quitting_the_dashboard_stops_training(tmp_path):
     assert trainer.stop.is_set()
     events = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert events[-1]["status"] == "interrupted" and events[-2]["step"] < trainer.total_steps
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_train_tui_in_a_terminal_stops_training_resumably(tmp_path, data_dir, signum):
+    import pty
+    import subprocess
+    import sys
+
+    main, terminal = pty.openpty()
+    env = {**os.environ, "MNISTCTL_DATA_DIR": str(data_dir), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    args = ["train", "--preset", "fast", "--limit", "20000", "--epochs", "20", "--tui", "--name", "tui", "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "mnistctl", *args], stdin=terminal, stdout=terminal, stderr=terminal, env=env)
+    os.close(terminal)
+    try:
+        metrics = tmp_path / "tui" / "metrics.jsonl"
+        deadline = time.monotonic() + 120
+        while '"step"' not in (metrics.read_text() if metrics.exists() else "") and time.monotonic() < deadline:
+            os.read(main, 65536) if select.select([main], [], [], 0.1)[0] else None  # keep the terminal drained
+        proc.send_signal(signum)
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                os.read(main, 65536) if select.select([main], [], [], 0.1)[0] else None
+            except OSError:
+                break
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+        os.close(main)
+    end = json.loads(metrics.read_text().splitlines()[-1])
+    assert (end["event"], end["status"]) == ("end", "interrupted") and (tmp_path / "tui" / "state").is_dir()
 
 
 def test_training_that_finishes_returns_0_and_failing_returns_1(tmp_path, capsys):

@@ -32,6 +32,17 @@ class NotRegular(OSError):
 
 
 @contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """An OSError inside that names no file (a full disk says only "No space left on device") names ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno:
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+@contextmanager
 def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it becomes ``path`` in one rename.
 
@@ -48,9 +59,10 @@ def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None  # the file asked for, not the temporary one
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~UMASK)  # as any new file, whatever wrote the temporary one
-        _fsync(tmp)
+        with naming(path):
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~UMASK)  # as any new file, whatever wrote the temporary one
+            _fsync(tmp)
         if replace:
             os.replace(tmp, path)
         else:

@@ -67,3 +67,37 @@ def test_a_name_near_the_length_limit_is_still_written_atomically(tmp_path):
         fsutil.write_new(tmp_path / name, lambda tmp: tmp.write_bytes(b"png"))
         assert (tmp_path / name).read_bytes() == b"png"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d" * 251 + ".png", "é" * 125 + ".png"])
+
+
+def test_a_full_disk_while_writing_names_the_file_asked_for_and_leaves_no_temporary_file(tmp_path):
+    import errno
+
+    from mnistctl.fsutil import atomic_path
+
+    target = tmp_path / "best.safetensors"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a write to a full disk raises it: no file named
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_full_disk_while_logging_an_event_names_the_metrics_file(tmp_path, monkeypatch):
+    import errno
+    import io
+
+    from mnistctl.runs import Run, RunWriter
+
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    writer = RunWriter(run)
+    writer.event("start")
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer, "_metrics", Full())
+    with pytest.raises(OSError) as info:
+        writer.event("step")
+    assert info.value.filename == str(run.metrics_path)

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from mnistctl.errors import RunError, UsageError
-from mnistctl.fsutil import write_json
+from mnistctl.fsutil import naming, write_json
 from mnistctl.runs import checkpoint
 from mnistctl.runs.events import Kind
 from mnistctl.runs.layout import Run
@@ -34,8 +34,9 @@ class RunWriter:
             if self._metrics.tell() and not _ends_a_line(self.run.metrics_path):  # a line torn by a crash: ours start on the next
                 self._metrics.write("\n")
         record = {"event": str(kind), "time": round(time.time(), 3), **fields}
-        self._metrics.write(json.dumps(record) + "\n")
-        self._metrics.flush()
+        with naming(self.run.metrics_path):
+            self._metrics.write(json.dumps(record) + "\n")
+            self._metrics.flush()
         return record
 
     def summary(self, summary: dict[str, Any]) -> None:

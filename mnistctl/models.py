@@ -92,8 +92,9 @@ def misfit(expected: dict[str, Any], tensors: dict[str, Any]) -> str | None:
     return None
 
 
-def load_model(run: Run, which: str = "best"):
-    """The run's model with the chosen weights, in eval mode, in the memory format it was trained in."""
+def load_model(run: Run, which: str = "best", tensors: dict | None = None):
+    """The run's model with the chosen weights (``tensors`` already read from them, if given), in eval mode,
+    in the memory format it was trained in."""
     import torch
 
     from mnistctl.runs import checkpoint
@@ -105,7 +106,8 @@ def load_model(run: Run, which: str = "best"):
     except UsageError as exc:  # the run's own options: no flag of this command to fix
         raise RunError(f"{run.config_path}: {exc.message}", "the run's settings were changed or damaged, or its plugin changed since it was trained") from exc.__cause__
     path = run.weights(which)
-    tensors, _ = checkpoint.load(path)
+    if tensors is None:
+        tensors, _ = checkpoint.load(path)
     if wrong := misfit(model.state_dict(), tensors):
         raise RunError(f"weights in {path} do not fit {run.config['arch']}: {wrong}", "the file was changed or damaged; use another checkpoint")
     if broken := [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]:

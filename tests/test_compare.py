@@ -51,7 +51,8 @@ def make_run(root, name, val_accs, probs=None, status="finished", summary=None, 
     test = None
     if probs is not None:
         checkpoint.save(path / "weights" / "best.safetensors", {"w": torch.zeros(1)})
-        split_predictions.save(Run(path), "test", "best", probs, TARGETS)
+        digest = checkpoint.read(path / "weights" / "best.safetensors").digest  # the predictions are of these weights
+        split_predictions.save(Run(path), "test", "best", probs, TARGETS, digest=digest)
         test = {"test_acc": (probs.argmax(1) == TARGETS).float().mean().item(), "test_loss": 0.3}
         events.append({"event": "test", "time": now - 50, "checkpoint": "best", "epoch": 2, **test})
     if status != "running":

@@ -52,22 +52,26 @@ def most_confused(matrix, top: int = TOP_CONFUSED) -> list[dict[str, int]]:
 
 def evaluate(run: Run, split: str = "test", which: str = "best", dataset=None) -> dict[str, Any]:
     """Evaluate the run's ``which`` weights on ``split``; per-sample predictions are saved for compare."""
-    probs, targets = split_predictions.load_or_compute(run, split, which, dataset)
+    found = split_predictions.predictions(run, split, which, dataset)
     return {
         "run": run.name,
         "split": split,
         "checkpoint": which,
-        "epoch": checkpoint_epoch(run, which),
-        **metrics(probs, targets),
+        "epoch": checkpoint_epoch(run, which, found.weights_meta),
+        **metrics(found.probs, found.targets),
         "predictions": str(split_predictions.path(run, split).relative_to(run.path)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def checkpoint_epoch(run: Run, which: str) -> int | None:
-    """The epoch a checkpoint was saved at, from the run's metrics (0 for the initial weights)."""
+def checkpoint_epoch(run: Run, which: str, meta: Any = None) -> int | None:
+    """The epoch a checkpoint was saved at (0 for the initial weights): from ``meta``, the metadata of the very
+    weights that were used, when it records one; else from the run's metrics."""
     if which == "initial":
         return 0
+    epoch = meta.get("epoch") if isinstance(meta, dict) else None
+    if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
+        return epoch
     epoch = None
     for event in run.events("checkpoint"):
         if event.get("kind") == which:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +35,40 @@ def save(path: str | Path, tensors: dict[str, Any], meta: Any = None) -> None:
 
 def load(path: str | Path) -> tuple[dict[str, Any], Any]:
     """Read tensors and metadata written by :func:`save`."""
-    from safetensors import safe_open
+    loaded = read(path)
+    return loaded.tensors, loaded.meta
+
+
+@dataclass
+class Loaded:
+    """A checkpoint as read: its tensors, its metadata and the SHA-256 of the very bytes they came from."""
+
+    tensors: dict[str, Any]
+    meta: Any
+    digest: str
+
+
+def read(path: str | Path) -> Loaded:
+    """Read a checkpoint's bytes once and take tensors, metadata and digest from them, so that all three
+    belong to the same file even when it is replaced (renamed over) while it is read."""
+    from safetensors.torch import load as from_bytes
 
     path = Path(path)
     try:
-        open_regular(path).close()  # safetensors would wait on a FIFO, and calls a file it may not read missing
+        with open_regular(path) as f:  # safetensors would wait on a FIFO, and calls a file it may not read missing
+            data = f.read()
     except FileNotFoundError:
         raise RunError(f"checkpoint {path} does not exist", "train a run first, or pick another --checkpoint") from None
     except OSError as exc:
         raise unreadable(path, exc) from None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get(META_KEY, "null"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = from_bytes(data)
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        meta = json.loads((header.get("__metadata__") or {}).get(META_KEY, "null"))
     except Exception as exc:
         raise RunError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})", "it may be truncated; use another checkpoint") from None
-    return tensors, meta
+    return Loaded(tensors, meta, hashlib.sha256(data).hexdigest())
 
 
 def save_model(path: str | Path, model, meta: dict | None = None) -> None:

@@ -1,0 +1,94 @@
+"""Results tied to the exact weights they come from: saved predictions and the epoch eval names;
+predictions that cannot be kept in a read-only run."""
+
+import errno
+import os
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mnistctl import runs
+from mnistctl.cli import app
+from mnistctl.models import load_model, loss_and_accuracy, predict_proba
+from mnistctl.reading import evaluate, split_predictions
+from mnistctl.runs import checkpoint
+
+
+@pytest.fixture
+def run(short_run, tmp_path):
+    return runs.Run(shutil.copytree(short_run.path, tmp_path / "runs" / "copy"))
+
+
+def replace_best(run, tensors, meta, older_than):
+    """best.safetensors replaced the way the trainer does it (a new file renamed over it), its mtime set
+    before ``older_than``'s: a time stamp cannot tell the new weights from the old."""
+    best = run.weights_path("best")
+    fresh = best.with_name(".best.new.safetensors")
+    checkpoint.save(fresh, tensors, meta)
+    os.replace(fresh, best)
+    stamp = older_than.stat().st_mtime - 60
+    os.utime(best, (stamp, stamp))
+
+
+def accuracy_of(run, mnist):
+    probs = predict_proba(load_model(run, "best"), mnist.test_images, *run.normalization)
+    return loss_and_accuracy(probs, mnist.test_labels)[1]
+
+
+def other_epoch(run):
+    recorded = evaluate.checkpoint_epoch(run, "best")
+    return 1 if recorded != 1 else 2
+
+
+def test_predictions_of_weights_replaced_since_are_computed_again(run, mnist):
+    first = evaluate.evaluate(run, "test", "best")
+    saved = split_predictions.path(run, "test")
+    assert saved.is_file() and first["accuracy"] > 0.5
+    initial, _ = checkpoint.load(run.weights("initial"))
+    epoch = other_epoch(run)
+    replace_best(run, initial, {"epoch": epoch, "val_acc": 0.1}, older_than=saved)
+
+    again = evaluate.evaluate(run, "test", "best")
+    assert again["accuracy"] == accuracy_of(run, mnist) != first["accuracy"]
+    assert again["epoch"] == epoch  # named by the weights that were evaluated, not by metrics.jsonl
+    probs, _ = split_predictions.load_or_compute(run)  # compare, the ensemble and visualize read the same file
+    assert loss_and_accuracy(probs, mnist.test_labels)[1] == again["accuracy"]
+
+
+def test_predictions_saved_without_the_weights_digest_are_not_trusted(run, mnist):
+    right = evaluate.evaluate(run, "test", "best")["accuracy"]
+    saved = split_predictions.path(run, "test")
+    tensors, meta = checkpoint.load(saved)
+    meta.pop("weights_sha256", None)  # as an older mnistctl wrote them
+    wrong = torch.roll(tensors["probs"], 1, dims=1)  # every prediction off by one digit
+    checkpoint.save(saved, {"probs": wrong, "targets": tensors["targets"]}, meta)
+    assert saved.stat().st_mtime >= run.weights("best").stat().st_mtime
+    assert evaluate.evaluate(run, "test", "best")["accuracy"] == right
+
+
+def test_saved_predictions_of_the_same_weights_are_used(run, monkeypatch):
+    first = evaluate.evaluate(run, "test", "best")
+    monkeypatch.setattr(split_predictions, "compute", lambda *a, **k: pytest.fail("computed again"))
+    assert evaluate.evaluate(run, "test", "best")["accuracy"] == first["accuracy"]
+
+
+def test_predictions_that_cannot_be_kept_are_used_from_memory_with_one_warning(short_run, tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(short_run.path, root / name)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(root / "a" / "reports" / "predictions-test.safetensors"))
+
+    monkeypatch.setattr(split_predictions, "save", read_only)
+    monkeypatch.setattr(split_predictions, "_unkept_warned", False, raising=False)
+    result = CliRunner().invoke(app, ["compare", "a", "b", "--runs-dir", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("could not be kept") == 1
+    assert '"ensemble"' in result.stdout and "left out" not in result.output
+    assert not split_predictions.path(runs.Run(root / "a"), "test").exists()
+
+    result = evaluate.evaluate(runs.Run(root / "a"), "test", "best")
+    assert result["accuracy"] == list(short_run.events("test"))[-1]["test_acc"]

@@ -1,10 +1,13 @@
-"""Results tied to the exact weights they come from: saved predictions and the epoch eval names;
-predictions that cannot be kept in a read-only run."""
+"""Results tied to the exact weights they come from: saved predictions, the epoch eval names, the digest an
+ONNX export records; an interrupted export; predictions that cannot be kept in a read-only run."""
 
 import errno
+import hashlib
 import os
 import shutil
+import tempfile
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -72,6 +75,61 @@ def test_saved_predictions_of_the_same_weights_are_used(run, monkeypatch):
     first = evaluate.evaluate(run, "test", "best")
     monkeypatch.setattr(split_predictions, "compute", lambda *a, **k: pytest.fail("computed again"))
     assert evaluate.evaluate(run, "test", "best")["accuracy"] == first["accuracy"]
+
+
+def test_export_records_the_digest_of_the_weights_it_holds_though_they_are_replaced_meanwhile(run, mnist, monkeypatch):
+    from onnx import load as load_onnx
+    from onnx import numpy_helper
+
+    from mnistctl.reading import export, members
+
+    pytest.importorskip("onnxruntime")
+    old_bytes = run.weights("best").read_bytes()
+    old, _ = checkpoint.load(run.weights("best"))
+    new = {name: tensor + 0.5 if tensor.is_floating_point() else tensor for name, tensor in old.items()}
+    write = export._write
+
+    def trainer_saves_meanwhile(*args):
+        write(*args)
+        replace_best(run, new, {"epoch": 9}, older_than=run.path / "config.json")
+
+    monkeypatch.setattr(export, "_write", trainer_saves_meanwhile)
+    path, parity = export.export(run, "onnx", "best", dataset=mnist)
+    assert parity.ok
+    proto = load_onnx(str(path))
+    recorded = {p.key: p.value for p in proto.metadata_props}[members.WEIGHTS_DIGEST]
+    assert recorded == hashlib.sha256(old_bytes).hexdigest() != members.weights_digest(run.weights("best"))
+    held = [numpy_helper.to_array(i) for i in proto.graph.initializer]
+    biggest = max(old, key=lambda name: old[name].numel())
+    assert any(a.shape == tuple(old[biggest].shape) and np.array_equal(a, old[biggest].numpy()) for a in held)
+    assert members.current_session(run, "best") is None  # predict does not take the old model for the new weights
+
+
+def test_an_interrupt_while_tracing_is_an_interrupt_and_leaves_no_file(run, mnist, monkeypatch, tmp_path):
+    import torch.onnx
+
+    from mnistctl.reading import export
+
+    pytest.importorskip("onnxruntime")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def interrupted(*args, **kwargs):  # as torch.onnx reports a Ctrl-C that came while torch._dynamo was imported
+        try:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise AttributeError("module 'torch._dynamo' has no attribute 'exc'")  # noqa: B904
+        except AttributeError as exc:
+            raise RuntimeError("Failed to export the model with torch.export.") from exc
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    target = tmp_path / "out.onnx"
+    with pytest.raises(KeyboardInterrupt):
+        export.export(run, "onnx", "best", target, dataset=mnist)
+    assert not target.exists() and not export.default_path(run, "best").exists()
+    assert list(scratch.iterdir()) == []
 
 
 def test_predictions_that_cannot_be_kept_are_used_from_memory_with_one_warning(short_run, tmp_path, monkeypatch):

@@ -48,9 +48,11 @@ def export_onnx(run: Run, which: str = "best", output: str | Path | None = None,
     from mnistctl.fsutil import Taken, atomic_path
     from mnistctl.models import load_model
     from mnistctl.reading import split_predictions
+    from mnistctl.runs import checkpoint
 
     _require_onnx()
-    model = load_model(run, which).cpu()
+    weights = checkpoint.read(run.weights(which))  # one read: the model and the digest the export records are of the same bytes
+    model = load_model(run, which, weights.tensors).cpu()
     mean, std = run.normalization
     images, _ = split_predictions.split_data(run, "test", dataset)
     named = output is not None  # never replaced, unlike the run's own exports/<weights>.onnx
@@ -58,7 +60,7 @@ def export_onnx(run: Run, which: str = "best", output: str | Path | None = None,
     with tempfile.TemporaryDirectory(prefix="mnistctl-export-") as scratch:  # its folder is made only for a model that passed
         checked = Path(scratch) / output.name
         _write(_pipeline(model, mean, std), checked, images[:2])
-        _describe(checked, run, which, mean, std)
+        _describe(checked, run, which, weights.digest, mean, std)
         parity = check(checked, model, images, mean, std)
         if not parity.ok:
             raise RunError(
@@ -125,10 +127,23 @@ def _write(pipeline, path: Path, example) -> None:
                 verbose=False,
             )
         except Exception as exc:
+            if interrupt := _interrupt(exc):  # Ctrl-C or SIGTERM during the trace, which torch.onnx wraps: an interruption, not a failure
+                raise interrupt from None
             raise RunError(
                 f"{type(pipeline.model).__name__} cannot be traced for ONNX: {_root_cause(exc)}",
                 "only models written with torch operations export, not scratch-cnn's NumPy layers",
             ) from exc
+
+
+def _interrupt(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt (or other non-Exception, such as SystemExit) anywhere in ``exc``'s cause chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if not isinstance(exc, Exception):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -137,17 +152,18 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def _describe(path: Path, run: Run, which: str, mean: float, std: float) -> None:
+def _describe(path: Path, run: Run, which: str, digest: str, mean: float, std: float) -> None:
+    """Record what the export is of, with ``digest``, the SHA-256 of the weight bytes the model was built from."""
     import onnx
 
-    from mnistctl.reading.members import WEIGHTS_DIGEST, weights_digest
+    from mnistctl.reading.members import WEIGHTS_DIGEST
 
     proto = onnx.load(str(path))
     for key, value in {
         "mnistctl.run": run.name,
         "mnistctl.arch": run.config["arch"],
         "mnistctl.weights": which,
-        WEIGHTS_DIGEST: weights_digest(run.weights(which)),
+        WEIGHTS_DIGEST: digest,
         "mnistctl.mean": str(mean),
         "mnistctl.std": str(std),
         "mnistctl.input": "uint8 (N, 28, 28), white digit on black, MNIST form",

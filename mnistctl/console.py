@@ -22,6 +22,14 @@ def printable(text: str) -> str:
     return text.translate(CONTROLS)
 
 
+def literal(value) -> str:
+    """A path or name for rich markup: control characters escaped (a newline in a folder name would split the line)
+    and markup characters kept as they are."""
+    from rich.markup import escape
+
+    return escape(printable(str(value)))
+
+
 def counted(n, noun: str) -> str:
     """``1 epoch``, ``3 epochs``; an unknown count (``?``) takes the plural."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -285,3 +285,18 @@ def test_an_unusable_columns_setting_is_ignored_not_obeyed(columns):
         lines = result.stdout.splitlines()
         assert result.returncode == 0 and "lenet" in result.stdout if args[0] == "list" else "Usage: mnistctl" in result.stdout
         assert len(lines) > 5 and max(map(len, lines)) > 40, result.stdout  # the terminal's width, or 80 without one
+
+
+def test_a_control_character_in_a_path_is_printed_escaped_not_raw(tmp_path):
+    from test_data import write_set
+
+    write_set(tmp_path / "data", n_train=200, n_test=20)
+    root = tmp_path / "new\nline"
+    common = {"MNISTCTL_DATA_DIR": str(tmp_path / "data"), "MNISTCTL_RUNS_DIR": str(root)}
+    trained = run_mnistctl("train", "--arch", "lenet", "--epochs", "1", "--val-split", "50", "--name", "r", **common)
+    assert trained.returncode == 0, trained.stderr
+    evaluated = run_mnistctl("eval", "r", **common)
+    assert evaluated.returncode == 0, evaluated.stderr
+    shown = trained.stdout + evaluated.stdout
+    assert f"training {tmp_path}/new\\nline/r on cpu" in shown and f"run saved in {tmp_path}/new\\nline/r" in shown
+    assert f"wrote {tmp_path}/new\\nline/r/reports/eval-test.json" in shown and not any(line.startswith("line/") for line in shown.splitlines())

@@ -29,9 +29,7 @@ def command(
     top: Optional[int] = typer.Option(None, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all) \\[default: 5].", show_default=False),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
-    from rich.markup import escape
-
-    from mnistctl.console import out, print_whole, warn
+    from mnistctl.console import literal, out, print_whole, warn
     from mnistctl.errors import UsageError
     from mnistctl.reading.compare import column_key, compare
     from mnistctl.reading.compare import plot as plot_curves
@@ -64,7 +62,7 @@ def command(
     if plot is not None:
         written = plot_curves(result.runs, plot)
         if not as_json:
-            out.print(f"curves written to [bold]{escape(str(written))}[/]", soft_wrap=True)
+            out.print(f"curves written to [bold]{literal(written)}[/]", soft_wrap=True)
 
 
 NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")  # the columns that matter most, in order

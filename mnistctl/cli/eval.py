@@ -25,14 +25,12 @@ def command(
     """
     import json
 
-    from rich.markup import escape
-
     from mnistctl import runs
-    from mnistctl.console import err, out, table_width, tighten
+    from mnistctl.console import err, literal, out, table_width, tighten
     from mnistctl.reading import evaluate
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
-    with err.status(f"evaluating {escape(target.name)} ({which}) on the {split} split"):
+    with err.status(f"evaluating {literal(target.name)} ({which}) on the {split} split"):
         dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
         result = evaluate.evaluate(target, split, which, dataset)
         json_path, text_path = evaluate.save(target, result)
@@ -44,6 +42,6 @@ def command(
             out.print(table)
             continue
         title = str(table.title).split(" (")[0]
-        elsewhere = f"--json, or draw it: mnistctl visualize {escape(target.name)} --what confusion" if title.startswith("Confusion") else "--json"
+        elsewhere = f"--json, or draw it: mnistctl visualize {literal(target.name)} --what confusion" if title.startswith("Confusion") else "--json"
         out.print(f"{title}: [yellow]needs {table_width(table)} columns, the terminal has {out.width}[/]; see {elsewhere}")
-    out.print(f"[dim]wrote {escape(str(json_path))} and {escape(text_path.name)}[/]")
+    out.print(f"[dim]wrote {literal(json_path)} and {literal(text_path.name)}[/]")

@@ -29,12 +29,12 @@ def epoch_line(event: dict[str, Any], epochs: int) -> str:
 
 
 def start_line(event: dict[str, Any]) -> str:
-    from rich.markup import escape
+    from mnistctl.console import literal
 
     verb = f"resuming at epoch {event['start_epoch'] + 1}, step {event['start_step']}:" if event["resumed"] else "training"
     processes = event.get("world_size", 1)
     where = f"{event['device']} in {processes} processes" if processes > 1 else event["device"]
-    return f"{verb} [bold]{escape(event['dir'])}[/] on {where}, {event['params']:,} parameters"
+    return f"{verb} [bold]{literal(event['dir'])}[/] on {where}, {event['params']:,} parameters"
 
 
 def summary_line(summary: dict[str, Any]) -> str:

@@ -193,17 +193,15 @@ def run_with_signals(trainer) -> dict:
 def _print_resume(trainer) -> None:
     from rich.markup import escape
 
-    from mnistctl.console import err
+    from mnistctl.console import err, literal
 
-    err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {escape(str(trainer.run_dir))}", soft_wrap=True)
+    err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {literal(trainer.run_dir)}", soft_wrap=True)
     err.print(f"resume with: mnistctl train --resume {escape(shlex.quote(str(trainer.run_dir)))}", soft_wrap=True)
 
 
 def _report(trainer, summary: dict, quiet: bool) -> None:
-    from rich.markup import escape
-
     from mnistctl.cli.progress import summary_line
-    from mnistctl.console import out
+    from mnistctl.console import literal, out
     from mnistctl.runs import Status
 
     if summary["status"] == Status.INTERRUPTED:
@@ -213,4 +211,4 @@ def _report(trainer, summary: dict, quiet: bool) -> None:
         raise typer.Exit(130)
     if not quiet and trainer.world.is_main:
         out.print(summary_line(summary), soft_wrap=True)
-        out.print(f"run saved in [bold]{escape(str(trainer.run_dir))}[/]", soft_wrap=True)
+        out.print(f"run saved in [bold]{literal(trainer.run_dir)}[/]", soft_wrap=True)

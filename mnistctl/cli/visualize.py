@@ -35,9 +35,7 @@ def command(
     """
     from pathlib import Path
 
-    from rich.markup import escape
-
-    from mnistctl.console import err, warn
+    from mnistctl.console import err, literal, warn
     from mnistctl.console import out as console
     from mnistctl.errors import UsageError
     from mnistctl.reading.visualize import Options, Plots, expand, no_epochs, refuse_unused
@@ -52,7 +50,7 @@ def command(
     plots = Plots(target, Options(which=which, **{k: v for k, v in given.items() if v is not None}), dataset)
     if out is not None and (taken := plots.taken(kinds, Path(out))):
         raise UsageError(f"--out {out} already holds {', '.join(taken)}", "choose another folder, or move them away first")
-    with err.status(f"plotting {', '.join(kinds)} for {escape(target.name)}"):
+    with err.status(f"plotting {', '.join(kinds)} for {literal(target.name)}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir, replace=out is None)
     if "curves" in expand(what) and "curves" not in kinds:
         warn(f"skipped the curves: {no_epochs(target)}")

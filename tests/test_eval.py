@@ -126,6 +126,8 @@ def test_resolve_checkpoint(trained_run, tmp_path):
         runs.resolve_checkpoint(str(stray))
     with pytest.raises(UsageError, match="the run's name is empty"):
         runs.resolve("")
+    with pytest.raises(UsageError, match="--weights is empty"):
+        runs.resolve_checkpoint(str(trained_run.path), "")
     with pytest.raises(UsageError, match="is a file, not a run's folder"):
         runs.resolve(str(stray))
 

@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,8 +154,12 @@ def test_a_state_written_before_the_interval_and_epoch_time_were_kept_still_resu
 def test_resuming_a_finished_run_is_refused(tmp_path, data_dir):
     trainer = make(tmp_path, data_dir, epochs=1, limit=256)
     trainer.run()
+    run = runs.Run(trainer.run_dir)
     with pytest.raises(UsageError, match="already finished"):
-        Trainer.resume(runs.Run(trainer.run_dir))
+        Trainer.resume(run)
+    shutil.rmtree(run.state_path.parent)
+    with pytest.raises(UsageError, match="already finished"):  # not "no resume state": the run is over, with or without one
+        Trainer.resume(run)
 
 
 def test_a_run_still_training_cannot_be_resumed_by_another_process(tmp_path, data_dir):

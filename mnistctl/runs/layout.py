@@ -81,7 +81,7 @@ def validate_name(name: str) -> str:
     if bad:
         raise UsageError(
             f"run name {name!r} is not allowed: a run name is one folder name",
-            "use letters, digits, '-', '_' or '.', not starting with '.' and without / \\ or :",
+            "it cannot be empty, start with '.', or hold / \\ : or control characters",
         )
     if name == LATEST:
         raise UsageError(f"run name {name!r} is reserved: it always means the newest run", "pass another --name")
@@ -371,4 +371,6 @@ def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Pa
         if which and which != path.stem:
             raise UsageError(f"--weights {which} contradicts {path.name}", "pass the run directory with --weights, or the file alone")
         return resolve(path.parent.parent), path.stem
+    if which == "":
+        raise UsageError("--weights is empty", "use best, last or initial, or leave it out for best")
     return resolve(ref, root), which or "best"

@@ -76,11 +76,11 @@ class Trainer:
             config["device"] = device
         _check_recorded_data(run)
         World.detect().lock(run).release()  # refused at once while another process trains into it
-        if not run.state_path.is_file():
-            raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         status = run.status(stalled_after=math.inf)
         if status.completed:
             raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {run.config_path}")
+        if not run.state_path.is_file():
+            raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         return cls(config, observer, run.path.parent, data_dir, resume=run, ignore_data_mismatch=ignore_data_mismatch)
 
     @property

@@ -90,7 +90,10 @@ def _sweep(options: dict[str, Any]) -> None:
     try:
         ran = worker.work(lambda trial: quiet or out.print(_trial_line(trial), soft_wrap=True))
     except sweep.Interrupted as exc:
-        err.print(f"[yellow]stopped[/]: the trial's run {escape(str(exc.run_dir))} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
+        if exc.run_dir is None:
+            err.print("[yellow]stopped[/]: the trial was interrupted before its run began; the study is kept", soft_wrap=True)
+        else:
+            err.print(f"[yellow]stopped[/]: the trial's run {escape(str(exc.run_dir))} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
         err.print("continue the study by running the same command again; it retries the stopped trial's settings first", soft_wrap=True)
         raise typer.Exit(130)
     if not quiet:

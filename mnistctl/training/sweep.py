@@ -8,6 +8,8 @@ checkpoint: the best epoch by --monitor (with val_loss, the accuracy at the lowe
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,11 +28,46 @@ HEARTBEAT, GRACE = 30, 120  # seconds: a trial whose worker died is failed after
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped the current trial; its run is resumable."""
+    """Ctrl-C stopped the current trial: its run is resumable, or it had none yet (``run_dir`` None)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path | None):
         super().__init__(str(run_dir))
         self.run_dir = run_dir
+
+
+class deferred_signals:
+    """Holds Ctrl-C and SIGTERM back while the study is written to, so that they never cut Optuna's bookkeeping
+    (creating or telling a trial, its heartbeat thread) in half; ``pending`` lists the signals held. Leaving the block
+    normally delivers the first one to the handler that was there before; leaving it by an exception drops them,
+    the exception being the stop. While ``forward`` is set (training), a signal held is also passed to it (stop after
+    the step), unless training installs its own handlers. Outside the main thread nothing is held back."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.pending: list[int] = []
+        self.forward: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _hold(self, signum, frame) -> None:
+        self.pending.append(signum)
+        if self.forward is not None:
+            self.forward()
+
+    def __enter__(self) -> "deferred_signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                handler = signal.getsignal(sig)
+                if handler is not None and handler != signal.SIG_IGN:  # an ignored signal stays ignored
+                    self._previous[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        if self.pending and exc_type is None:
+            signal.raise_signal(self.pending[0])  # the handler runs now: Ctrl-C's KeyboardInterrupt is raised here
 
 
 class Unfit(Exception):
@@ -128,7 +165,7 @@ class TrialObserver(Observer):
     """Passes progress on, reports each epoch's validation accuracy, and stops the run when the pruner says so."""
 
     def __init__(self, trial, inner: Observer):
-        self.trial, self.inner, self.trainer = trial, inner, None
+        self.trial, self.inner, self.trainer, self.pruned = trial, inner, None, False
 
     def start(self, event: dict[str, Any]) -> None:
         self.inner.start(event)
@@ -142,6 +179,7 @@ class TrialObserver(Observer):
             return
         self.trial.report(event["val_acc"], event["epoch"])
         if self.trial.should_prune():
+            self.pruned = True
             self.trainer.request_stop(Status.PRUNED)
 
     def end(self, summary: dict[str, Any]) -> None:
@@ -169,6 +207,9 @@ class Worker:
     train: Callable[[Any], dict[str, Any]] = lambda trainer: trainer.run()
     storage_label: str = ""
 
+    def __post_init__(self):
+        self._held, self._current = deferred_signals(), None  # signals are held back while work() runs
+
     def counted(self, below: int | None = None) -> int:
         from optuna.trial import TrialState
 
@@ -177,16 +218,24 @@ class Worker:
         return sum(1 for t in trials if below is None or t.number < below)
 
     def work(self, on_trial: Callable[[Any], None] = lambda trial: None) -> int:
-        """Run trials until the study has enough; returns how many this worker ran. Raises Interrupted on Ctrl-C."""
+        """Run trials until the study has enough; returns how many this worker ran. Ctrl-C during a trial raises
+        Interrupted once the study holds the trial as failed and its settings queued again; between trials (or as a
+        trial's run ends, its result told), the KeyboardInterrupt of the handler outside."""
+        with deferred_signals() as self._held:
+            return self._work(on_trial)
+
+    def _work(self, on_trial: Callable[[Any], None]) -> int:
         ran = failed = 0
-        while self.counted() < self.n_trials:
+        while not self._held.pending and self.counted() < self.n_trials:
             ended = []
+            self._current = None
             try:
                 self.study.optimize(self.objective, n_trials=1, catch=(TrainingDiverged, Unfit), callbacks=[lambda study, trial: ended.append(trial)])
             except _Surplus:
                 break
             except Interrupted:
-                number, values = self._current
+                self._fail_if_running()
+                number, values, _ = self._current
                 self.study.enqueue_trial(values, user_attrs={"retry_of": number})
                 raise
             ran += 1
@@ -200,6 +249,20 @@ class Worker:
                 )
         return ran
 
+    def _fail_if_running(self) -> None:
+        """The interrupted trial, failed if the study still holds it as running (Optuna fails it itself when it can)."""
+        from optuna.trial import TrialState
+
+        trial_id = self._current[2]
+        storage = self.study._storage
+        if storage.get_trial(trial_id).state == TrialState.RUNNING:
+            storage.set_trial_user_attr(trial_id, "status", str(Status.INTERRUPTED))
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    def _interrupted(self, trial, run_dir: Path | None = None) -> Interrupted:
+        trial.set_user_attr("status", str(Status.INTERRUPTED))
+        return Interrupted(run_dir)
+
     def objective(self, trial) -> float:
         import optuna
 
@@ -209,7 +272,9 @@ class Worker:
             trial.set_user_attr("surplus", True)
             raise _Surplus
         values = {dim.name: dim.suggest(trial) for dim in self.dimensions}
-        self._current = (trial.number, values)
+        self._current = (trial.number, values, trial._trial_id)
+        if self._held.pending:  # Ctrl-C as the trial was created: its settings are queued again, no run was begun
+            raise self._interrupted(trial)
         try:
             settings = space.settings(space.apply(self.flags, self.dimensions, values), self.config_file, self.preset)
             settings["name"] = runs.slug(f"{self.study.study_name}-t{trial.number}")
@@ -221,15 +286,25 @@ class Worker:
             trial.set_user_attr("status", str(Status.FAILED))
             trial.set_user_attr("error", exc.message)
             raise Unfit(exc.message) from None
+        if self._held.pending:  # Ctrl-C while the run was being prepared: no stub run is left
+            trainer.abandon()
+            raise self._interrupted(trial)
         trial.set_user_attr("run", trainer.run_dir.name)
+        self._held.forward = trainer.request_stop
         try:
             summary = self.train(trainer)
         except TrainingDiverged:
             trial.set_user_attr("status", str(Status.FAILED))
             raise
+        except KeyboardInterrupt:  # a second Ctrl-C stopped the run at once: resumable all the same
+            raise self._interrupted(trial, trainer.run_dir) from None
+        finally:
+            self._held.forward = None
+        if trainer.stop_requested and summary["status"] not in (Status.INTERRUPTED, Status.PRUNED) and not observer.pruned:
+            self._held.pending.append(signal.SIGINT)  # Ctrl-C came as the run ended: its result is told, then the sweep stops
         trial.set_user_attr("status", summary["status"])
         if summary["status"] == Status.PRUNED:
             raise optuna.TrialPruned(f"pruned after epoch {summary['epochs_run']}")
         if summary["status"] == Status.INTERRUPTED:
-            raise Interrupted(trainer.run_dir)
+            raise self._interrupted(trial, trainer.run_dir)
         return summary["best_val_acc"]

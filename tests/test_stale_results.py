@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,25 @@ def test_predictions_that_cannot_be_kept_are_used_from_memory_with_one_warning(s
 
     result = evaluate.evaluate(runs.Run(root / "a"), "test", "best")
     assert result["accuracy"] == list(short_run.events("test"))[-1]["test_acc"]
+
+
+def test_eval_of_a_run_whose_reports_cannot_be_written_shows_the_result_with_a_warning(short_run, tmp_path, monkeypatch):
+    from mnistctl import fsutil
+
+    real_atomic_path = fsutil.atomic_path
+
+    run_dir = tmp_path / "runs" / "a"
+    shutil.copytree(short_run.path, run_dir)
+
+    def read_only(path, *args, **kwargs):
+        if Path(path).parent.name == "reports":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_atomic_path(path, *args, **kwargs)
+
+    monkeypatch.setattr(fsutil, "atomic_path", read_only)
+    monkeypatch.setattr(split_predictions, "_unkept_warned", False, raising=False)
+    result = CliRunner().invoke(app, ["eval", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "the report could not be kept" in result.output and "Read-only file system" in result.output
+    assert "accuracy" in result.output and "wrote" not in result.output
+    assert not list((run_dir / "reports").glob("eval-*"))

@@ -26,14 +26,18 @@ def command(
     import json
 
     from mnistctl import runs
-    from mnistctl.console import err, literal, out, table_width, tighten
+    from mnistctl.console import err, literal, out, table_width, tighten, warn
     from mnistctl.reading import evaluate
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
     with err.status(f"evaluating {literal(target.name)} ({which}) on the {split} split"):
         dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
         result = evaluate.evaluate(target, split, which, dataset)
-        json_path, text_path = evaluate.save(target, result)
+        try:
+            json_path, text_path = evaluate.save(target, result)
+        except OSError as exc:  # a read-only, full or forbidden reports/: the result is still good to show
+            json_path = text_path = None
+            warn(f"the report could not be kept in {target.path / 'reports'} ({exc.strerror or exc}); it is shown only")
     if as_json:
         print(json.dumps(result, indent=2))
         return
@@ -44,4 +48,5 @@ def command(
         title = str(table.title).split(" (")[0]
         elsewhere = f"--json, or draw it: mnistctl visualize {literal(target.name)} --what confusion" if title.startswith("Confusion") else "--json"
         out.print(f"{title}: [yellow]needs {table_width(table)} columns, the terminal has {out.width}[/]; see {elsewhere}")
-    out.print(f"[dim]wrote {literal(json_path)} and {literal(text_path.name)}[/]")
+    if json_path is not None:
+        out.print(f"[dim]wrote {literal(json_path)} and {literal(text_path.name)}[/]")

@@ -222,6 +222,16 @@ def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, 
 def test_a_folder_given_as_space_file_is_named_a_folder(tmp_path):
     with pytest.raises(UsageError, match=f"space file {tmp_path} is a folder, not a file"):
         sweep("--study", "bad", "--space", str(tmp_path), "--runs-dir", str(tmp_path / "runs"))
+    with pytest.raises(UsageError, match="space file /dev/null is not a regular file"):
+        sweep("--study", "bad", "--space", "/dev/null", "--runs-dir", str(tmp_path / "runs"))
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_a_folder_where_the_study_database_goes_is_named_a_folder(tmp_path, space, show):
+    (tmp_path / "runs" / "optuna.db").mkdir(parents=True)
+    args = ["--show"] if show else ["--space", str(space), "--trials", "1"]
+    with pytest.raises(UsageError, match=f"the study database {tmp_path / 'runs' / 'optuna.db'} is a folder"):
+        sweep("--study", "s", "--runs-dir", str(tmp_path / "runs"), *args)
 
 
 @pytest.mark.parametrize(

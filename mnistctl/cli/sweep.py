@@ -59,7 +59,7 @@ def _sweep(options: dict[str, Any]) -> None:
 
     from mnistctl import runs
     from mnistctl.cli.progress import make_observer
-    from mnistctl.console import err, out
+    from mnistctl.console import err, literal, out
     from mnistctl.errors import UsageError
     from mnistctl.training import space, sweep
 
@@ -93,7 +93,7 @@ def _sweep(options: dict[str, Any]) -> None:
         if exc.run_dir is None:
             err.print("[yellow]stopped[/]: the trial was interrupted before its run began; the study is kept", soft_wrap=True)
         else:
-            err.print(f"[yellow]stopped[/]: the trial's run {escape(str(exc.run_dir))} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
+            err.print(f"[yellow]stopped[/]: the trial's run {literal(exc.run_dir)} is resumable (mnistctl train --resume); the study is kept", soft_wrap=True)
         err.print("continue the study by running the same command again; it retries the stopped trial's settings first", soft_wrap=True)
         raise typer.Exit(130)
     if not quiet:
@@ -143,9 +143,7 @@ def _quiet_optuna() -> None:
 
 
 def _report(options: dict[str, Any]) -> None:
-    from rich.markup import escape
-
-    from mnistctl.console import out
+    from mnistctl.console import literal, out
     from mnistctl.reading import sweep as reading
     from mnistctl.training import sweep
 
@@ -157,7 +155,7 @@ def _report(options: dict[str, Any]) -> None:
     if options["show"]:
         _print_study(study, options["runs_dir"])
     if plot is not None:
-        out.print(f"figure written to [bold]{escape(str(reading.plot(study, plot)))}[/]", soft_wrap=True)
+        out.print(f"figure written to [bold]{literal(reading.plot(study, plot))}[/]", soft_wrap=True)
 
 
 WIDE_FROM = 120  # columns of terminal that fit every column of --show

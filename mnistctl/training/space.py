@@ -102,8 +102,10 @@ def load(path: str | Path, flags: dict[str, Any], config_file=None, preset: str 
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"space file {path} is a folder, not a file", "pass a TOML file, e.g. docs/sweep-space.toml")
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"space file {path} does not exist", "write one, e.g. lr = { float = [0.01, 0.5], log = true }")
+    if not path.is_file():
+        raise UsageError(f"space file {path} is not a regular file", "pass a TOML file, e.g. docs/sweep-space.toml")
     try:
         table = tomllib.loads(path.read_text())
     except ValueError as exc:  # not TOML, not UTF-8, or an integer too long to read

@@ -101,8 +101,10 @@ def open_storage(url: str, create: bool = True):
     from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     sqlite = url.startswith("sqlite")
+    path = url.split(":///", 1)[-1] if sqlite else ""
+    if path and Path(path).is_dir():
+        raise UsageError(f"the study database {path} is a folder", "move it away, or pass --storage URL")
     if sqlite and not create:
-        path = url.split(":///", 1)[-1]
         if path and not Path(path).is_file():
             raise NotFoundError(f"no study database at {path}", "run a sweep first, or pass --storage URL")
     connect = {"timeout": 60} if sqlite else {"connect_timeout": 10} if url.startswith("postgres") else {}

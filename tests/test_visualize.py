@@ -276,13 +276,23 @@ def test_all_of_a_run_stopped_in_its_first_epoch_skips_the_curves_with_a_note(tr
     of_last = {"confusion-test-last.png", "filters-features.0-last.png", "initial-filters-features.0.png", "feature-maps-test-0-last.png",
                "wrong-test-last.png", "samples.png", "saliency-integrated-gradients-test-last.png"}
     assert sorted(Path(p).name for p in result.stdout.split()) == sorted(of_last)
-    assert result.stderr.strip() == "warning: skipped the curves: run stopped has no finished epochs yet"
+    assert result.stderr.strip() == "warning: skipped curves: run stopped has no finished epochs yet"
     named = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "-w", "all,curves", "--out", str(tmp_path / "named")])
     assert isinstance(named.exception, RunError) and "has no finished epochs" in named.exception.message
+    best = CliRunner().invoke(app, ["visualize", str(stopped), "--out", str(tmp_path / "best")])  # the best weights: none yet
+    assert best.exit_code == 0, best.output
+    assert sorted(Path(p).name for p in best.stdout.split()) == ["initial-filters-features.0.png", "samples.png"]
+    assert best.stderr.splitlines()[1] == ("warning: skipped confusion, filters, feature-maps, wrong, saliency: run stopped has no best weights; "
+                                           "--weights last draws them with its last weights")
     with (stopped / "metrics.jsonl").open("a") as metrics:  # it ended there, failed: no epoch will come
         metrics.write('{"event": "end", "time": 1.0, "status": "failed", "message": "boom"}\n')
     ended = CliRunner().invoke(app, ["visualize", str(stopped), "--weights", "last", "-w", "curves"])
     assert ended.exception.message == "run stopped has no finished epochs" and ended.exception.hint == "it ended before its first epoch was done"
+    with (stopped / "metrics.jsonl").open("a") as metrics:  # two logged steps: a loss curve of its first epoch
+        metrics.writelines(f'{{"event": "step", "time": 1.0, "epoch": 1, "step": {s}, "loss": {1 / s}, "lr": 0.05, "images_per_s": 1.0}}\n' for s in (2, 4))
+    steps = CliRunner().invoke(app, ["visualize", str(stopped), "-w", "curves", "--out", str(tmp_path / "steps")])
+    assert steps.exit_code == 0, steps.output
+    check_png(tmp_path / "steps" / "curves.png")
 
 
 def test_an_out_folder_never_loses_a_file_but_the_runs_plots_are_replaced(trained_run, tmp_path):

@@ -37,22 +37,27 @@ def command(
 
     from mnistctl.console import err, literal, warn
     from mnistctl.console import out as console
-    from mnistctl.errors import UsageError
-    from mnistctl.reading.visualize import Options, Plots, expand, no_epochs, refuse_unused
+    from mnistctl.errors import RunError, UsageError
+    from mnistctl.reading.visualize import Options, Plots, expand, refuse_unused, unavailable
     from mnistctl.runs import resolve_checkpoint
 
     given = {"split": split, "layer": layer, "index": index, "image": image, "method": method}
     refuse_unused(expand(what), given)  # bad input fails before the run is looked up
     options.output_folder(out, "--out")
     target, which = resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
-    kinds = expand(what, target)
+    kinds = expand(what, target, which)
+    skipped: dict[str, list[str]] = {}  # why: the kinds "all" left out for it; a run without layer statistics is the usual
+    for kind in (k for k in expand(what) if k not in kinds and k != "layer-stats"):
+        skipped.setdefault(unavailable(kind, target, which), []).append(kind)
+    if not kinds:
+        raise RunError(f"nothing to plot: {'; '.join(skipped)}", "train the run further, or choose other weights with --weights")
     dataset = target.dataset(data_dir, ignore_data_mismatch) if data_dir or ignore_data_mismatch else None
     plots = Plots(target, Options(which=which, **{k: v for k, v in given.items() if v is not None}), dataset)
     if out is not None and (taken := plots.taken(kinds, Path(out))):
         raise UsageError(f"--out {out} already holds {', '.join(taken)}", "choose another folder, or move them away first")
     with err.status(f"plotting {', '.join(kinds)} for {literal(target.name)}"):
         paths = plots.make(kinds, Path(out) if out else target.plots_dir, replace=out is None)
-    if "curves" in expand(what) and "curves" not in kinds:
-        warn(f"skipped the curves: {no_epochs(target)}")
+    for why, left_out in skipped.items():
+        warn(f"skipped {', '.join(left_out)}: {why}")
     for path in paths:
         console.print(str(path), soft_wrap=True, markup=False)

@@ -5,6 +5,7 @@ Conv layers are found generically, by type, so any registered architecture works
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,9 +37,9 @@ USED_BY = {"split": {"confusion", "wrong", "feature-maps", "saliency"}, "layer":
            "index": {"feature-maps"}, "image": {"feature-maps"}, "method": {"saliency"}}  # fmt: skip
 
 
-def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
-    """The plot kinds asked for (repeated or comma-separated), ``all`` expanded (to layer-stats only when ``run``
-    has them, to curves only when it has finished an epoch); a typo gets the closest kind."""
+def expand(what: list[str] | str, run: Run | None = None, which: str = "best") -> list[str]:
+    """The plot kinds asked for (repeated or comma-separated); ``all`` expanded to the kinds ``run`` can have drawn
+    with its ``which`` weights (every kind without a run); a typo gets the closest kind."""
     from mnistctl.registry import suggest
 
     asked = [what] if isinstance(what, str) else list(what)
@@ -48,7 +49,7 @@ def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
     kinds: list[str] = []
     for kind in named:
         if kind == "all":
-            kinds += [k for k in KINDS if k != "layer-stats" or (run is not None and run.last(Kind.LAYERS))]
+            kinds += [k for k in KINDS if k in named or run is None or unavailable(k, run, which) is None]
         elif kind in KINDS:
             kinds.append(kind)
         else:
@@ -56,9 +57,20 @@ def expand(what: list[str] | str, run: Run | None = None) -> list[str]:
             if not hint.startswith("choose"):
                 hint += f" the kinds are {', '.join(KINDS)}, all"
             raise UsageError(f"unknown --what '{kind}'", hint)
-    if run is not None and "curves" in kinds and "curves" not in named and not run.epochs():
-        kinds.remove("curves")
     return list(dict.fromkeys(kinds))
+
+
+def unavailable(kind: str, run: Run, which: str = "best") -> str | None:
+    """Why ``run`` cannot have a plot of ``kind`` drawn with its ``which`` weights; None when it can."""
+    if kind == "curves" and not run.epochs() and sum(1 for _ in run.events(Kind.STEP)) < 2:
+        return no_epochs(run)
+    needed = "initial" if kind == "initial-filters" else which if kind in NEEDS_WEIGHTS else None
+    if needed and not run.weights_path(needed).is_file():
+        other = next((w for w in ("last", "initial") if w != needed and run.weights_path(w).is_file()), None)
+        return f"run {run.name} has no {needed} weights" + (f"; --weights {other} draws them with its {other} weights" if other else "")
+    if kind == "layer-stats" and not run.last(Kind.LAYERS):
+        return f"run {run.name} has no layer statistics"
+    return None
 
 
 def no_epochs(run: Run) -> str:
@@ -187,7 +199,7 @@ class Plots:
         split = self.options.split
         weights = f"-{self.options.which}" if self.options.which != "best" and kind in NEEDS_WEIGHTS - {"initial-filters"} else ""
         if kind in ("filters", "initial-filters"):
-            return f"{kind}-{pick_layer(self.model, self.options.layer)}{weights}.png"
+            return f"{kind}-{pick_layer(self.initial_model if kind == 'initial-filters' else self.model, self.options.layer)}{weights}.png"
         if kind == "feature-maps":
             return f"feature-maps-{self.input_image()[2]}{weights}.png"
         names = {"confusion": f"confusion-{split}", "wrong": f"wrong-{split}", "saliency": f"saliency-{self.options.method}-{split}"}
@@ -195,11 +207,12 @@ class Plots:
 
     def check(self, kinds: list[str]) -> None:
         """Fail on bad input before any plot is written."""
-        if NEEDS_WEIGHTS & set(kinds):
+        if (NEEDS_WEIGHTS - {"initial-filters"}) & set(kinds):
             self.run.weights(self.options.which)
         if "initial-filters" in kinds:
             self.run.weights("initial")
-        if {"filters", "initial-filters", "feature-maps"} & set(kinds):
+            pick_layer(self.initial_model, self.options.layer)
+        if {"filters", "feature-maps"} & set(kinds):
             pick_layer(self.model, self.options.layer)
         if "feature-maps" in kinds:
             self.input_image()
@@ -232,6 +245,12 @@ class Plots:
         return load_model(self.run, self.options.which)
 
     @cached_property
+    def initial_model(self):
+        from mnistctl.models import load_model
+
+        return load_model(self.run, "initial")
+
+    @cached_property
     def split(self):
         return split_predictions.split_data(self.run, self.options.split, self.dataset)
 
@@ -241,12 +260,13 @@ class Plots:
 
     def curves(self) -> tuple[str, Figure]:
         epochs = self.run.epochs()
-        if not epochs:
-            ended = self.run.status().ended
-            raise RunError(no_epochs(self.run), "it ended before its first epoch was done" if ended else "plot curves once the first epoch is done")
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
-        rates = learning_rates(self.run.config, steps_per_epoch, steps, max(e["epoch"] for e in epochs)) if steps_per_epoch else None
+        if not epochs and len(steps) < 2:  # nothing to draw a line of
+            ended = self.run.status().ended
+            raise RunError(no_epochs(self.run), "it ended before its first epoch was done" if ended else "plot curves once the first epoch is done")
+        reached = max(e["epoch"] for e in epochs) if epochs else math.ceil(steps[-1]["step"] / steps_per_epoch)
+        rates = learning_rates(self.run.config, steps_per_epoch, steps, reached) if steps_per_epoch else None
         figure = curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST), rates, averaged=bool(self.run.config.get("ema")))
         return self.file_name("curves"), figure
 
@@ -259,9 +279,7 @@ class Plots:
         return self.file_name("confusion"), confusion_figure(f"{self.title}: confusion matrix", subtitle, matrix)
 
     def filters(self, which: str | None = None) -> tuple[str, Figure]:
-        from mnistctl.models import load_model
-
-        model = self.model if which is None else load_model(self.run, which)
+        model = self.initial_model if which == "initial" else self.model
         layer = pick_layer(model, self.options.layer)
         label = "before training" if which == "initial" else f"{self.options.which} checkpoint"
         figure = filters_figure(f"{self.title}: filters of {layer}, {label}", conv_layers(model)[layer].weight.detach().float().numpy())

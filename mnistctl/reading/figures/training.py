@@ -21,10 +21,12 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     x = [e["epoch"] for e in epochs]
     best = [e["epoch"] for e in epochs if e.get("best")]
     if len(steps) > 1:  # a single logged step would be a line of one point, which draws nothing
-        loss.plot([s["step"] / steps_per_epoch for s in steps], [s["loss"] for s in steps], color=TRAIN, alpha=0.25, lw=1, label="train (per logged step)")
+        loss.plot([s["step"] / steps_per_epoch for s in steps], [s["loss"] for s in steps], color=TRAIN, alpha=0.25 if epochs else 1, lw=1,
+                  label="train (per logged step)")
     validated = [e for e in epochs if e.get("val_loss") is not None]  # none in a run trained with --val-split 0
-    loss.plot(x, [e["train_loss"] for e in epochs], "o-", color=TRAIN, label="train (epoch mean)")
-    acc.plot(x, [100 * e["train_acc"] for e in epochs], "o-", color=TRAIN, label="train")
+    if epochs:
+        loss.plot(x, [e["train_loss"] for e in epochs], "o-", color=TRAIN, label="train (epoch mean)")
+        acc.plot(x, [100 * e["train_acc"] for e in epochs], "o-", color=TRAIN, label="train")
     val_label = "validation (weight average)" if averaged else "validation"
     if validated:
         loss.plot([e["epoch"] for e in validated], [e["val_loss"] for e in validated], "s-", color=VAL, label=val_label)
@@ -33,6 +35,9 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     if test:  # hollow and under the validation marker, which shows through it at the same epoch
         acc.plot([test["epoch"]], [100 * test["test_acc"]], "*", ms=18, mfc="none", mec=TEST, mew=2, color=TEST, zorder=1.9,
                  label=f"test, best checkpoint: {test['test_acc']:.2%}")
+    if not epochs:  # stopped or failed in its first epoch: only the logged steps
+        acc.text(0.5, 0.5, "no epoch finished", transform=acc.transAxes, ha="center", va="center", color="grey")
+        acc.set_yticks([])
     acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
     acc.yaxis.set_major_formatter(ExactPercent())
     if best:
@@ -48,6 +53,9 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     if rates and max(rates) / min(rates) > 20:
         lr.set_yscale("log")
     lr.set(title="Learning rate", xlabel="epoch", ylabel="learning rate")
+    if not epochs:  # the steps of the first epoch, on the same axis as its rates
+        for ax in (loss, acc):
+            ax.set_xlim(lr.get_xlim())
     for ax in (loss, acc, lr):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
@@ -56,7 +64,8 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
         acc.legend()
     else:  # one epoch: every point on one vertical line, which a legend inside would cover
         for ax in (loss, acc):
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
     return figure
 
 

@@ -1,5 +1,6 @@
 """The dashboard's layer view: the state keeps the latest layer statistics; a key switches to a table of them."""
 
+import pytest
 from test_watch import T0, append, drive, make_run, start, steps, text, until
 
 from mnistctl.tui.app import WatchApp
@@ -87,3 +88,23 @@ def test_layer_view_of_a_run_without_statistics_says_how_to_get_them(tmp_path):
         assert panel.display and text(panel.query_one("#layers-caption")) == HOW_TO
 
     drive(app, check)
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 30)])
+def test_the_layer_table_fits_the_width_leaving_out_the_least_telling_columns(tmp_path, size):
+    app = WatchApp(make_run(tmp_path, "fit", [start(), layers_event(10, 0.97)]), poll=0.05)
+
+    async def check(pilot):
+        await pilot.press("v")
+        table = app.query_one(LayerPanel).query_one("#layers-table")
+        await until(pilot, lambda: table.row_count == 5, "layer rows")
+        await pilot.resize_terminal(*size)
+        await pilot.pause(0.2)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert table.max_scroll_x == 0, labels  # every column shown is whole
+        assert labels[:2] == ["layer", ""] and {"zeros", "w grad"} <= set(labels)  # the name, its marks and their evidence
+        assert ("type" in labels) == (size[0] >= 120)
+        names = [column for column in table.columns.values() if str(column.label) == "layer"][0]
+        assert names.get_render_width(table) >= len("features.4") + 2 * table.cell_padding
+
+    drive(app, check, size=(150, 40))

@@ -33,6 +33,15 @@ def fits(app, widget) -> bool:
     return app.screen.region.contains_region(widget.region)
 
 
+async def one_read(pilot, app):
+    """A 1 drawn with the keys, once read: the reading, the probabilities panel and its lines."""
+    await pilot.press(*ONE)
+    reading = await read_after(pilot, app)
+    probs = app.query_one(Probabilities)
+    await pilot.pause()
+    return reading, probs, lines_of(probs)
+
+
 async def footer_keys(pilot, footer) -> list:
     """The footer's keys once they are laid out: mounted, then given their places."""
     laid_out = lambda: footer.query("FooterKey") and all(key.region.width for key in footer.query("FooterKey"))
@@ -60,12 +69,8 @@ def test_the_bars_shrink_and_every_digit_keeps_its_percentage(tmp_path, size, ba
     app = DrawApp(reader("long1"), tmp_path)
 
     async def test(pilot):
-        await pilot.press(*ONE)
-        reading = await read_after(pilot, app)
-        probs = app.query_one(Probabilities)
-        await pilot.pause()
+        reading, probs, lines = await one_read(pilot, app)
         assert fits(app, probs)
-        lines = lines_of(probs)
         assert len(lines) == 13 and lines[1].startswith(f"reads  {int(reading.probs.argmax())} ")
         for digit, line in enumerate(lines[3:]):
             assert line.startswith(f"{digit} ") and line.endswith(f"{reading.probs[digit]:.1%}"), line
@@ -192,12 +197,8 @@ def test_under_the_pad_the_reading_shows_in_the_rows_left_the_bars_only_where_th
     app = DrawApp(reader("fast"), tmp_path)
 
     async def test(pilot):
-        await pilot.press(*ONE)
-        reading = await read_after(pilot, app)
-        probs = app.query_one(Probabilities)
-        await pilot.pause()
+        reading, probs, lines = await one_read(pilot, app)
         assert app.has_class("narrow") and fits(app, probs)
-        lines = lines_of(probs)
         assert len(lines) <= probs.content_region.height
         best = int(reading.probs.argmax())
         assert any(line.startswith(f"reads  {best} ") for line in lines)

@@ -237,7 +237,7 @@ class Worker:
                 break
             except Interrupted:
                 self._fail_if_running()
-                number, values, _ = self._current
+                number, values = self._current
                 self.study.enqueue_trial(values, user_attrs={"retry_of": number})
                 raise
             ran += 1
@@ -252,14 +252,10 @@ class Worker:
         return ran
 
     def _fail_if_running(self) -> None:
-        """The interrupted trial, failed if the study still holds it as running (Optuna fails it itself when it can)."""
+        """The interrupted trial (its status already set), failed if the study still holds it as running."""
         from optuna.trial import TrialState
 
-        trial_id = self._current[2]
-        storage = self.study._storage
-        if storage.get_trial(trial_id).state == TrialState.RUNNING:
-            storage.set_trial_user_attr(trial_id, "status", str(Status.INTERRUPTED))
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        self.study.tell(self._current[0], state=TrialState.FAIL, skip_if_finished=True)
 
     def _interrupted(self, trial, run_dir: Path | None = None) -> Interrupted:
         trial.set_user_attr("status", str(Status.INTERRUPTED))
@@ -274,7 +270,7 @@ class Worker:
             trial.set_user_attr("surplus", True)
             raise _Surplus
         values = {dim.name: dim.suggest(trial) for dim in self.dimensions}
-        self._current = (trial.number, values, trial._trial_id)
+        self._current = (trial.number, values)
         if self._held.pending:  # Ctrl-C as the trial was created: its settings are queued again, no run was begun
             raise self._interrupted(trial)
         try:

@@ -188,6 +188,13 @@ class OddNamesPlugin:
 
         register(Spec("odd-names", odd, "test architecture"))
 
+        def flat(width=4):
+            from torch import nn
+
+            return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+
+        register(Spec("flat", flat, "no conv layers"))
+
 
 @pytest.fixture
 def odd_plugin():
@@ -207,6 +214,16 @@ def test_feature_maps_and_filters_of_a_third_party_architecture(odd_plugin, mnis
     with pytest.raises(NotFoundError, match="no conv layer 'features.0'") as info:
         Plots(run, Options(layer="features.0")).filters()
     assert info.value.hint == "the conv layers are 0=stem.entry, 1=trunk.0.1"
+
+
+def test_all_of_a_model_without_conv_layers_skips_its_layer_plots_with_a_note(odd_plugin, tmp_path):
+    run = write_untrained_run(tmp_path, "flat")
+    result = CliRunner().invoke(app, ["visualize", str(run.path), "--out", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    assert sorted(Path(p).name for p in result.stdout.split()) == ["confusion-test.png", "saliency-integrated-gradients-test.png", "samples.png", "wrong-test.png"]
+    assert "warning: skipped filters, initial-filters, feature-maps: flat from test_visualize has no Conv2d layers" in result.stderr
+    named = CliRunner().invoke(app, ["visualize", str(run.path), "--what", "filters", "--out", str(tmp_path / "named")])
+    assert isinstance(named.exception, UsageError) and named.exception.message == "flat from test_visualize has no Conv2d layers"
 
 
 def test_feature_maps_of_a_user_image(trained_run, mnist, tmp_path):

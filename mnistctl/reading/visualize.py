@@ -5,6 +5,8 @@ Conv layers are found generically, by type, so any registered architecture works
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from mnistctl.errors import NotFoundError, RunError, UsageError
+from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
 from mnistctl.reading import split_predictions
 from mnistctl.reading.compare import augment_label
 from mnistctl.reading.figures import save
@@ -64,6 +66,8 @@ def unavailable(kind: str, run: Run, which: str = "best") -> str | None:
     """Why ``run`` cannot have a plot of ``kind`` drawn with its ``which`` weights; None when it can."""
     if kind == "curves" and not run.epochs() and sum(1 for _ in run.events(Kind.STEP)) < 2:
         return no_epochs(run)
+    if kind in LAYER_KINDS and not has_conv_layers(run):
+        return f"{arch_label(run)} has no Conv2d layers"
     needed = "initial" if kind == "initial-filters" else which if kind in NEEDS_WEIGHTS else None
     if needed and not run.weights_path(needed).is_file():
         other = next((w for w in ("last", "initial") if w != needed and run.weights_path(w).is_file()), None)
@@ -71,6 +75,34 @@ def unavailable(kind: str, run: Run, which: str = "best") -> str | None:
     if kind == "layer-stats" and not run.last(Kind.LAYERS):
         return f"run {run.name} has no layer statistics"
     return None
+
+
+LAYER_KINDS = {"filters", "initial-filters", "feature-maps"}
+
+
+def has_conv_layers(run: Run) -> bool:
+    """Whether the run's architecture has a conv layer to draw, from the model its config builds (no weights needed)."""
+    return _builds_convs(json.dumps(run.config, sort_keys=True))
+
+
+@functools.cache
+def _builds_convs(config: str) -> bool:
+    from mnistctl.models import build_model
+
+    return bool(conv_layers(build_model(json.loads(config))))
+
+
+def arch_label(run: Run) -> str:
+    """The run's architecture as messages name it, with the package of a plugin's."""
+    from mnistctl.plugins import spec_of
+    from mnistctl.registry import BUILTIN
+
+    arch = str(run.config.get("arch", "?"))
+    try:
+        source = spec_of(run.config, "arch").source
+    except MnistctlError:
+        return arch
+    return arch if source == BUILTIN else f"{arch} from {source}"
 
 
 def no_epochs(run: Run) -> str:
@@ -128,11 +160,11 @@ def conv_layers(model) -> dict[str, Any]:
     return {name: module for name, module in model.named_modules() if isinstance(module, nn.Conv2d)}
 
 
-def pick_layer(model, layer: str | None) -> str:
-    """The conv layer named (or numbered from 0) by ``layer``; the first one by default."""
+def pick_layer(model, layer: str | None, arch: str | None = None) -> str:
+    """The conv layer named (or numbered from 0) by ``layer``; the first one by default. ``arch`` names the model in errors."""
     names = list(conv_layers(model))
     if not names:
-        raise UsageError(f"{type(model).__name__} has no Conv2d layers", "filters and feature maps need a convolutional model")
+        raise UsageError(f"{arch or type(model).__name__} has no Conv2d layers", "filters and feature maps need a convolutional model")
     if layer is None:
         return names[0]
     if layer in names:
@@ -199,7 +231,7 @@ class Plots:
         split = self.options.split
         weights = f"-{self.options.which}" if self.options.which != "best" and kind in NEEDS_WEIGHTS - {"initial-filters"} else ""
         if kind in ("filters", "initial-filters"):
-            return f"{kind}-{pick_layer(self.initial_model if kind == 'initial-filters' else self.model, self.options.layer)}{weights}.png"
+            return f"{kind}-{pick_layer(self.initial_model if kind == 'initial-filters' else self.model, self.options.layer, self.arch)}{weights}.png"
         if kind == "feature-maps":
             return f"feature-maps-{self.input_image()[2]}{weights}.png"
         names = {"confusion": f"confusion-{split}", "wrong": f"wrong-{split}", "saliency": f"saliency-{self.options.method}-{split}"}
@@ -211,9 +243,9 @@ class Plots:
             self.run.weights(self.options.which)
         if "initial-filters" in kinds:
             self.run.weights("initial")
-            pick_layer(self.initial_model, self.options.layer)
+            pick_layer(self.initial_model, self.options.layer, self.arch)
         if {"filters", "feature-maps"} & set(kinds):
-            pick_layer(self.model, self.options.layer)
+            pick_layer(self.model, self.options.layer, self.arch)
         if "feature-maps" in kinds:
             self.input_image()
         if "saliency" in kinds:
@@ -222,6 +254,11 @@ class Plots:
             check_method(self.options.method)
         if "layer-stats" in kinds:
             self.layer_events()
+
+    @property
+    def arch(self) -> str:
+        """The run's architecture as errors name it: ``tinynet from mnistctl-tinynet`` for a plugin's."""
+        return arch_label(self.run)
 
     @property
     def title(self) -> str:
@@ -280,7 +317,7 @@ class Plots:
 
     def filters(self, which: str | None = None) -> tuple[str, Figure]:
         model = self.initial_model if which == "initial" else self.model
-        layer = pick_layer(model, self.options.layer)
+        layer = pick_layer(model, self.options.layer, self.arch)
         label = "before training" if which == "initial" else f"{self.options.which} checkpoint"
         figure = filters_figure(f"{self.title}: filters of {layer}, {label}", conv_layers(model)[layer].weight.detach().float().numpy())
         return self.file_name("initial-filters" if which else "filters"), figure

@@ -8,6 +8,7 @@ plugins register is refused to both. Whatever a plugin gets wrong is a warning, 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import traceback
 from dataclasses import dataclass, replace
@@ -55,7 +56,7 @@ def manager() -> pluggy.PluginManager:
             raise
         except BaseException as exc:  # a broken third-party plugin must not break the CLI, even one calling sys.exit
             _debug_traceback()
-            _skip(ep, _describe(exc), f"plugin '{ep.name}' ({ep.value}) failed to load and is skipped: {_describe(exc)}")
+            _skip(ep, _describe(exc), loading=True)
     _check_hook_names(pm)
     return pm
 
@@ -69,15 +70,29 @@ def _check_hook_names(pm: pluggy.PluginManager) -> None:
         for impl in caller.get_hookimpls():
             plugin = f"plugin '{impl.plugin_name}' ({_package_of(impl.plugin)})"
             _problem(impl.plugin_name, "hooks", f"{plugin} implements {caller.name}, which is not a mnistctl hook and is never called ({suggest(caller.name, hooks, n=1)})")
+    for name, plugin in pm.list_name_plugin():
+        for hook in hooks:
+            if inspect.isroutine(getattr(plugin, hook, None)) and pm.parse_hookimpl_opts(plugin, hook) is None:
+                _problem(name, "hooks", f"plugin '{name}' ({_package_of(plugin)}) defines {hook} without @mnistctl.hookimpl, so it is never called")
 
 
 _failed: list[PluginInfo] = []  # the entry points that were not loaded, and why
+_unloadable: list[PluginInfo] = []  # those of them that failed while loading
 _problems: dict[tuple[str, str], list[str]] = {}  # (plugin, kind): what went wrong while it registered that kind
 
 
-def _skip(ep, reason: str, warning: str | None = None) -> None:
-    _failed.append(PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), reason))
-    warn(warning or f"plugin '{ep.name}' of {_dist_name(ep) or ep.value} is skipped: {reason}")
+def _skip(ep, reason: str, loading: bool = False) -> None:
+    """An entry point left out: ``loading``, because it failed to load."""
+    info = PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), reason)
+    _failed.append(info)
+    if loading:
+        _unloadable.append(info)
+    warn(f"plugin '{ep.name}' ({info.package or ep.value}) {'failed to load and ' if loading else ''}is skipped: {reason}")
+
+
+def _failure(info: PluginInfo) -> str:
+    """``plugin 'x' (package) failed to load: why``."""
+    return f"plugin '{info.name}' ({info.package or info.module}) failed to load: {info.error}"
 
 
 @functools.cache
@@ -87,6 +102,7 @@ def registry(kind: str) -> Registry:
     A spec that cannot be registered is left out with a warning; the plugin's other specs are registered."""
     reg = Registry(KINDS[kind])
     hook = getattr(manager().hook, f"register_{kind}")
+    reg.unloaded = [_failure(info) for info in _unloadable]
     for key in [key for key in _problems if key[1] == kind]:
         del _problems[key]
     names_of: dict[str, list[str]] = {}  # source: its plugins' names
@@ -178,6 +194,12 @@ def spec_of(config: dict[str, Any], setting: str) -> Spec:
         what = f"{run} needs the {KINDS[kind]} '{name}' from {package}" + (f" {version}" if version else "")
         hint = f"pip install {package}=={version}" if version else f"pip install {package}"
         installed = _version(package)
+        failed = next((info for info in _unloadable if info.package == package), None)
+        if installed and failed:
+            raise NotFoundError(
+                f"{what}, and {package} {installed} is installed but failed to load: {failed.error}",
+                f"MNISTCTL_DEBUG=1 shows why; install what it needs, or report it to the authors of {package}",
+            ) from None
         if installed:
             raise NotFoundError(f"{what}, but {package} {installed} is installed, which has no {KINDS[kind]} '{name}'", hint) from None
         raise NotFoundError(f"{what}, which is not installed", hint) from None

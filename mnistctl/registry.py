@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import math
+import operator
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -69,12 +71,22 @@ class Spec:
             raise
         except SystemExit as exc:  # a plugin's own exit would end mnistctl silently, even with code 0
             raise UsageError(f"{self.label} exited (code {exc.code}) instead of building", self._elsewhere) from debug_cause(exc)
+        except ImportError as exc:  # a module the plugin imports lazily: not the options' fault
+            raise UsageError(f"{self.label} cannot be built: {type(exc).__name__}: {exc}".splitlines()[0], self._elsewhere) from debug_cause(exc)
         except Exception as exc:
             given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
-            raise UsageError(
+            defaults = self._defaults_or_empty()
+            changed = any(key not in defaults or not _same(value, defaults[key]) for key, value in options.items())
+            raise UsageError(  # its own defaults failing is the plugin's fault
                 f"{self.label} cannot be built with {given or 'its defaults'}: {type(exc).__name__}: {exc}".splitlines()[0],
-                "check the values given with --set, --opt-set or --sched-set",
+                "check the values given with --set, --opt-set or --sched-set" if changed else self._elsewhere,
             ) from debug_cause(exc)
+
+    def _defaults_or_empty(self) -> dict[str, Any]:
+        try:
+            return self.defaults
+        except (TypeError, ValueError):  # a factory whose signature cannot be read
+            return {}
 
     def wrong_result(self, result: Any, expected: str) -> UsageError:
         """The error for a factory that built something mnistctl cannot use."""
@@ -94,6 +106,8 @@ class Registry:
         self._specs: dict[str, Spec] = {}
         self.ambiguous: dict[str, list[str]] = {}  # a name several plugins register: their sources
         self.left_out: dict[str, UsageError] = {}  # a name registered with a spec that cannot be used: why
+        self.unloaded: list[str] = []  # the plugins that failed to load, as "plugin 'x' (package) failed to load: why"
+        self._by: dict[str, list[str]] = {}  # a name: the plugins (``by``) that registered it
 
     def add(self, spec: Spec, by: str = "") -> None:
         """Add a spec, or raise a UsageError saying why it is left out. A name a plugin registered already
@@ -105,9 +119,12 @@ class Registry:
             if isinstance(spec.name, str):
                 self.left_out[spec.name] = refused
             raise refused
+        if by in self._by.get(spec.name, []):
+            raise UsageError(f"{by} registers the {self.kind} '{spec.name}' twice", "the first is kept; register each name once")
         held = self._specs.get(spec.name)
         if held is not None and held.source == BUILTIN:
             raise UsageError(f"{by} registers the {self.kind} '{spec.name}', which {BUILTIN} already has", "rename it")
+        self._by.setdefault(spec.name, []).append(by)
         if spec.name in self.ambiguous:
             self.ambiguous[spec.name].append(spec.source)
         elif held is not None:
@@ -117,8 +134,10 @@ class Registry:
             self._specs[spec.name] = spec
 
     def clash(self, name: str) -> UsageError:
-        """The error for a name several plugins register."""
-        *others, last = self.ambiguous[name]
+        """The error for a name several plugins register, each source named once."""
+        *others, last = dict.fromkeys(self.ambiguous[name])
+        if not others:
+            return UsageError(f"the {self.kind} '{name}' is registered by several plugins of {last}", f"report it to the authors of {last}")
         return UsageError(
             f"the {self.kind} '{name}' is registered by {'both ' if len(others) == 1 else ''}{', '.join(others)} and {last}",
             f"uninstall {'one' if len(others) == 1 else 'all but one'} of them to use it",
@@ -139,9 +158,10 @@ class Registry:
         try:
             return self._specs[name]
         except KeyError:
-            raise NotFoundError(
-                f"Unknown {self.kind} '{name}'", suggest(name, self.names())
-            ) from None
+            hint = suggest(name, self.names())
+            if self.unloaded:  # one of them may have provided it
+                hint = f"{hint}; {'; '.join(self.unloaded)}"
+            raise NotFoundError(f"Unknown {self.kind} '{name}'", hint) from None
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs
@@ -167,6 +187,12 @@ def _refusal(spec: Spec, by: str) -> UsageError | None:
         return UsageError(f"{what} '{spec.name}' with a factory whose parameters cannot be read", f"a {spec.kind} factory takes {takes}; it is left out")
     if required := [p.name for p in options if p.default is p.empty and p.name not in rates]:
         return UsageError(f"{what} '{spec.name}' with the option '{required[0]}', which has no default", "every option needs a default; it is left out")
+    for p in options:
+        if p.annotation is not p.empty and p.name not in rates and not _fits(p.default, p.annotation):
+            return UsageError(
+                f"{what} '{spec.name}' with the option '{p.name}' defaulting to {p.default!r}, which its annotation {_spelled(p.annotation)} does not allow",
+                "a default must be a value the option takes; it is left out",
+            )
     try:
         signature(spec.factory).bind(*passed, **{p.name: p.default for p in options} | dict.fromkeys(rates))
     except TypeError:
@@ -185,6 +211,52 @@ def signature(factory: Callable[..., Any]) -> inspect.Signature:
 def _base(annotation: Any) -> Any:
     """``int`` for ``int`` and for ``Annotated[int, ...]``."""
     return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _fits(default: Any, annotation: Any) -> bool:
+    """Whether a default is a value its option takes, as the schema checks one given in a file: of the annotated
+    bool, int, float or str, and within ``Annotated`` bounds (``Gt``, ``Ge``, ``Lt``, ``Le``, ``Interval``; ``Len``
+    bounds a list's length, the others each of its items). None is taken by any option defaulting to it."""
+    if default is None:
+        return True
+    base = _base(annotation)
+    if base is bool and not isinstance(default, bool) or base is str and not isinstance(default, str):
+        return False
+    if base in (int, float) and (isinstance(default, bool) or not isinstance(default, (int, float) if base is float else int)):
+        return False
+    if base is float and not math.isfinite(default):
+        return False
+    bounds = get_args(annotation)[1:] if get_origin(annotation) is Annotated else ()
+    listed = isinstance(default, (list, tuple))
+    try:
+        for bound in bounds:
+            if hasattr(bound, "min_length") or hasattr(bound, "max_length"):
+                low, high = getattr(bound, "min_length", None), getattr(bound, "max_length", None)
+                if low is not None and len(default) < low or high is not None and len(default) > high:
+                    return False
+                continue
+            for value in default if listed else (default,):
+                limits = {key: getattr(bound, key, None) for key in ("gt", "ge", "lt", "le")}
+                if any(limit is not None and not COMPARE[key](value, limit) for key, limit in limits.items()):
+                    return False
+    except TypeError:  # a bound that cannot compare with the default
+        return False
+    return True
+
+
+COMPARE = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+
+
+def _spelled(annotation: Any) -> str:
+    """An annotation as it is written: ``int``, ``Annotated[int, Ge(ge=1)]``."""
+    return annotation.__name__ if isinstance(annotation, type) else repr(annotation).replace("typing.", "")
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether an option's value is its default: a list is its tuple."""
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) == list(default)
+    return value == default and isinstance(value, bool) == isinstance(default, bool)
 
 
 def with_article(noun: str) -> str:

@@ -27,6 +27,7 @@ def register_archs(register):
 '''
 BROKEN = 'raise RuntimeError("boom [/red] while importing")\n'
 MISTYPED_HOOK = TINYNET.replace("def register_archs(register)", "def register_arch(register)").replace("tinynet", "typonet")
+UNMARKED_HOOK = TINYNET.replace("@mnistctl.hookimpl\n", "").replace("tinynet", "plainnet")
 MISNAMED_ARGUMENT = TINYNET.replace("def register_archs(register)", "def register_archs(reg)").replace("tinynet", "argnet")
 
 
@@ -50,6 +51,7 @@ def site(tmp_path_factory):
     install(site, "mnistctl-broken", "mnistctl_broken", BROKEN, "brokenplug", version="1.0")
     install(site, "mnistctl-typonet", "mnistctl_typonet", MISTYPED_HOOK, "typonet")
     install(site, "mnistctl-argnet", "mnistctl_argnet", MISNAMED_ARGUMENT, "argnet")
+    install(site, "mnistctl-plainnet", "mnistctl_plainnet", UNMARKED_HOOK, "plainnet")
     return site
 
 
@@ -86,7 +88,7 @@ def test_broken_plugin_is_skipped_with_a_warning(site):
     warnings = [line for line in result.stderr.splitlines() if "brokenplug" in line]
     assert len(warnings) == 1
     assert warnings[0].startswith("warning:")
-    assert "mnistctl_broken" in warnings[0] and "boom [/red] while importing" in warnings[0]
+    assert warnings[0] == "warning: plugin 'brokenplug' (mnistctl-broken) failed to load and is skipped: RuntimeError: boom [/red] while importing"
     assert "Traceback" not in result.stderr
 
 
@@ -103,6 +105,14 @@ def test_a_mistyped_hook_is_warned_with_the_hook_it_was_meant_to_be(site):
     problem = "plugin 'typonet' (mnistctl-typonet) implements register_arch, which is not a mnistctl hook and is never called (did you mean 'register_archs'?)"
     listed = {r["name"]: r for r in json.loads(result.stdout)}["typonet"]
     assert listed["error"] == problem and "register_arch" not in listed["hooks"]  # not listed as if it registered something
+    assert f"warning: {problem}" in result.stderr.splitlines()
+
+
+def test_a_hook_without_hookimpl_is_warned_and_listed(site):
+    result = run_mnistctl("list", "plugins", "--json", PYTHONPATH=str(site))
+    assert result.returncode == 0, result.stderr
+    problem = "plugin 'plainnet' (mnistctl-plainnet) defines register_archs without @mnistctl.hookimpl, so it is never called"
+    assert {r["name"]: r for r in json.loads(result.stdout)}["plainnet"]["error"] == problem
     assert f"warning: {problem}" in result.stderr.splitlines()
 
 
@@ -224,6 +234,82 @@ def test_a_name_two_plugins_register_is_refused_naming_both(plug, capsys, order)
     assert warnings == [f"warning: {info.value.message}; uninstall one of them to use it"]
     errors = {i.name: i.error for i in plugins.plugin_infos()}
     assert info.value.message in errors["twina"] and info.value.message in errors["twinb"]
+
+
+def test_a_name_one_plugin_registers_twice_is_said_so_and_each_source_named_once(plug, capsys):
+    plug(_arch_plugin("mnistctl_clash", Spec("twin", _net, "a"), Spec("twin", _net, "b"), Spec("solo", _net, "first"), Spec("solo", _net, "second")), "clash")
+    plug(_arch_plugin("mnistctl_clash2", Spec("twin", _net)), "clash2")
+    with pytest.raises(UsageError) as info:
+        plugins.archs().get("twin")
+    assert str(info.value) == "the architecture 'twin' is registered by both mnistctl_clash and mnistctl_clash2 (uninstall one of them to use it)"
+    assert plugins.archs().get("solo").description == "first"
+    twice = "plugin 'clash' (mnistctl_clash) registers the architecture '{}' twice; the first is kept; register each name once"
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {twice.format('twin')}", f"warning: {twice.format('solo')}", f"warning: {info.value.message}; {info.value.hint}",
+    ]
+
+
+def test_a_default_its_own_annotation_refuses_is_left_out_with_a_warning(plug, capsys):
+    from typing import Annotated, Literal, Optional
+
+    from annotated_types import Ge, Interval, Len
+
+    def floatint(width: int = 2.5):
+        return _net()
+
+    def below(width: Annotated[int, Ge(1)] = -3):
+        return _net()
+
+    def outside(sizes: Annotated[tuple[int, ...], Ge(1)] = (4, 0)):
+        return _net()
+
+    def long(sizes: Annotated[list[int], Len(1, 2)] = (1, 2, 3)):
+        return _net()
+
+    def falsy(flag: bool = 0):
+        return _net()
+
+    def fine(a: float = 1, b: Optional[int] = None, c: int = None, d: Literal["x", "y"] = "x", e: Annotated[float, Interval(gt=0, le=1)] = 1.0,
+             f: Annotated[tuple[int, ...], Ge(1), Len(1)] = (1, 2), g: "tuple[int, int]" = (2, 3), h=-3):
+        return _net()
+
+    bad = [floatint, below, outside, long, falsy]
+    plug(_arch_plugin("mnistctl_defaults", *[Spec(f.__name__, f) for f in [*bad, fine]]), "defaults")
+    assert "fine" in plugins.archs() and not {f.__name__ for f in bad} & set(plugins.archs().names())
+    said = "warning: plugin 'defaults' (mnistctl_defaults) registers the architecture '{}' with the option '{}' defaulting to {}, which its annotation {} does not allow; a default must be a value the option takes; it is left out"
+    assert capsys.readouterr().err.splitlines() == [
+        said.format("floatint", "width", "2.5", "int"),
+        said.format("below", "width", "-3", "Annotated[int, Ge(ge=1)]"),
+        said.format("outside", "sizes", "(4, 0)", "Annotated[tuple[int, ...], Ge(ge=1)]"),
+        said.format("long", "sizes", "(1, 2, 3)", "Annotated[list[int], Len(min_length=1, max_length=2)]"),
+        said.format("falsy", "flag", "0", "bool"),
+    ]
+    with pytest.raises(NotFoundError, match="the architecture 'floatint' is left out: plugin 'defaults'"):
+        plugins.archs().get("floatint")
+
+
+def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(plug, monkeypatch):
+    failed = plugins.PluginInfo("gone", "mnistctl_gone", "mnistctl-gone", "1.0", (), "ModuleNotFoundError: No module named 'some_missing_dep'")
+    monkeypatch.setattr(plugins, "_unloadable", [failed])
+    plug(_arch_plugin("mnistctl_nothing"), "nothing")  # clears the registries now and after the test
+    with pytest.raises(NotFoundError) as info:
+        plugins.archs().get("yournet")
+    assert info.value.message == "Unknown architecture 'yournet'"
+    assert info.value.hint.endswith("; plugin 'gone' (mnistctl-gone) failed to load: ModuleNotFoundError: No module named 'some_missing_dep'")
+
+
+def test_a_run_whose_installed_plugin_failed_to_load_says_so(plug, monkeypatch):
+    failed = plugins.PluginInfo("gone", "mnistctl_gone", "mnistctl-gone", "0.1.0", (), "ModuleNotFoundError: No module named 'some_missing_dep'")
+    monkeypatch.setattr(plugins, "_unloadable", [failed])
+    monkeypatch.setattr(plugins, "_version", lambda package: "0.1.0" if package == "mnistctl-gone" else "")
+    plug(_arch_plugin("mnistctl_nothing"), "nothing")
+    config = {"name": "y1", "arch": "yournet", "plugins": {"arch": {"name": "yournet", "package": "mnistctl-gone", "version": "0.1.0"}}}
+    with pytest.raises(NotFoundError) as info:
+        plugins.spec_of(config, "arch")
+    assert str(info.value) == (
+        "run y1 needs the architecture 'yournet' from mnistctl-gone 0.1.0, and mnistctl-gone 0.1.0 is installed but failed to load: "
+        "ModuleNotFoundError: No module named 'some_missing_dep' (MNISTCTL_DEBUG=1 shows why; install what it needs, or report it to the authors of mnistctl-gone)"
+    )
 
 
 BAD_NAMES = ["", "../escape", "sub/net", "has space", "Upper", "-dash", 7]
@@ -363,6 +449,29 @@ def test_a_factory_that_exits_is_a_usage_error_not_a_silent_exit(code):
         Spec("leaving", leaving).build()
 
 
+def test_a_factory_failing_at_its_defaults_or_an_import_is_the_plugins_fault_not_the_users():
+    def lazy(width=8):
+        import importlib
+
+        importlib.import_module("some_missing_dep")  # a module the plugin imports when it builds
+
+    def picky(width=8, depth=2):
+        raise ValueError("width and depth do not fit")
+
+    elsewhere = "choose another architecture, or report it to the authors of mnistctl-lazy"
+    with pytest.raises(UsageError) as imported:
+        Spec("lazy", lazy, source="mnistctl-lazy", kind="architecture").build(width=4)
+    assert str(imported.value) == f"the architecture 'lazy' from mnistctl-lazy cannot be built: ModuleNotFoundError: No module named 'some_missing_dep' ({elsewhere})"
+    spec = Spec("picky", picky, source="mnistctl-lazy", kind="architecture")
+    for options in ({}, {"width": 8}, {"width": 8, "depth": 2}):
+        with pytest.raises(UsageError) as defaults:
+            spec.build(**options)
+        assert defaults.value.hint == elsewhere
+    with pytest.raises(UsageError) as given:
+        spec.build(width=8, depth=3)
+    assert given.value.hint == "check the values given with --set, --opt-set or --sched-set"
+
+
 def test_debug_keeps_the_cause_of_a_factory_failure(monkeypatch):
     def broken(width=3):
         raise ValueError("width must be even")
@@ -409,8 +518,8 @@ def test_a_plugin_exiting_at_import_is_skipped_and_an_entry_point_named_like_a_b
     result = run_mnistctl("list", "plugins", "--json", PYTHONPATH=str(bad_site))
     assert result.returncode == 0, result.stderr
     assert sorted(result.stderr.splitlines()) == [
-        "warning: plugin 'lenet' of mnistctl-epname is skipped: its entry point name 'lenet' is taken by mnistctl; rename it",
-        "warning: plugin 'sysexit' (mnistctl_sysexit) failed to load and is skipped: SystemExit: this plugin refuses to load",
+        "warning: plugin 'lenet' (mnistctl-epname) is skipped: its entry point name 'lenet' is taken by mnistctl; rename it",
+        "warning: plugin 'sysexit' (mnistctl-sysexit) failed to load and is skipped: SystemExit: this plugin refuses to load",
     ]
     rows = {(r["name"], r["package"]): r for r in json.loads(result.stdout)}
     assert rows[("lenet", "mnistctl")]["error"] == ""

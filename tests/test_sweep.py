@@ -415,3 +415,28 @@ def test_the_best_trials_config_is_only_offered_from_its_own_run(tmp_path):
     config.write_text("[]")
     assert run_config(study, trial, tmp_path) is None
     assert run_config(study, SimpleNamespace(number=1, user_attrs={}), tmp_path) is None
+
+
+@pytest.mark.parametrize("columns", [60, 100, 250])
+def test_show_never_cuts_a_value_or_a_header_of_many_searched_settings(tmp_path, columns):
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+    from rich.text import Text
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="many", direction="maximize")
+    names = ["lr", "opt-set.centered", "sched-set.power", "set.batchnorm", "set.channels", "set.hidden", "set.scale", "set.width"]
+    drawn = [{n: (f"{k}.00{k}3995" if n in ("lr", "set.scale") else "finished-ish" if n == "set.channels" else str(k)) for n in names} for k in (0, 1)]
+    choices = {n: CategoricalDistribution(sorted({params[n] for params in drawn})) for n in names}
+    for params, value in zip(drawn, [0.4110, 0.1862]):
+        study.add_trial(create_trial(params=params, distributions=choices, value=value, user_attrs={"status": "finished"}))
+    result = runner.invoke(app, ["sweep", "--study", "many", "--show", "--runs-dir", str(root)], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.stdout.splitlines() if "┃" in line or "│" in line]
+    text = "\n".join(table)
+    assert "…" not in text and "finished-ish" in text and "1.0013995" in text and "41.10%" in text, result.stdout
+    for name in names:  # each header whole, on one line or split after its '.'
+        assert name in text or all(part in text for part in name.replace(".", ".\n").split("\n")), name
+    assert columns < 120 or max(Text(line).cell_len for line in table) <= columns

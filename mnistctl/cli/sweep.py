@@ -158,14 +158,11 @@ def _report(options: dict[str, Any]) -> None:
         out.print(f"figure written to [bold]{literal(reading.plot(study, plot))}[/]", soft_wrap=True)
 
 
-WIDE_FROM = 120  # columns of terminal that fit every column of --show
-
-
 def _print_study(study, runs_dir) -> None:
     from rich.markup import escape
 
     from mnistctl.cli.compare import runs_table
-    from mnistctl.console import out
+    from mnistctl.console import out, print_whole, table_width, tighten
     from mnistctl.reading import sweep as reading
     from mnistctl.reading.compare import COLUMN, Column, Comparison
 
@@ -173,14 +170,22 @@ def _print_study(study, runs_dir) -> None:
     params = sorted({k for row in rows for k in row if k.startswith("param:")})
     for row in rows:
         row.update({k: _value(row[k]) if k in row else "" for k in params})
-    searched = [Column(k, k[6:]) for k in params]
-    if out.width >= WIDE_FROM:
-        columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("epochs", "epochs"), COLUMN["val_acc"], COLUMN["test_acc"], Column("time", "trial time", "min"), COLUMN["name"])
-    else:
-        columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("val_acc", "best val", "max"), COLUMN["test_acc"])
-    out.print(runs_table(Comparison(rows, []), columns, title=f"Study {escape(study.study_name)}: trials, best validation accuracy first"))
-    if out.width < WIDE_FROM:
-        out.print(f"[dim]trial N is the run {escape(study.study_name)}-tN; a terminal of {WIDE_FROM} columns also shows epochs, times and run names[/]")
+
+    def table(full: bool, split: bool):
+        """Every column, or without epochs, times and names; the searched settings' headers split at '.' when ``split``."""
+        searched = [Column(k, k[6:].replace(".", ".\n") if split else k[6:]) for k in params]
+        if full:
+            columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("epochs", "epochs"), COLUMN["val_acc"], COLUMN["test_acc"], Column("time", "trial time", "min"), COLUMN["name"])
+        else:
+            columns = (Column("trial", "trial"), COLUMN["status"], *searched, Column("val_acc", "best val", "max"), COLUMN["test_acc"])
+        return runs_table(Comparison(rows, []), columns, title=f"Study {escape(study.study_name)}: trials, best validation accuracy first")
+
+    layouts = [(full, table(full, split)) for full in (True, False) for split in (False, True)]
+    full, shown = next((layout for layout in layouts if table_width(layout[1]) <= out.width), None) or next(
+        (layout for layout in layouts if tighten(layout[1], out.width)), layouts[-1])  # closer columns next; else the last, whole
+    print_whole(shown)
+    if not full:
+        out.print(f"[dim]trial N is the run {escape(study.study_name)}-tN; a wider terminal also shows epochs, times and run names[/]")
     if outside := [str(row["trial"]) for row in rows if row["ended_outside"]]:
         which = f"trial {outside[0]}" if len(outside) == 1 else f"trials {', '.join(outside)}"
         out.print(f"[dim]{which} ended outside the sweep (train --resume); the study holds no result for it[/]")

@@ -35,6 +35,7 @@ class PluginInfo:
     version: str
     hooks: tuple[str, ...] = ()
     error: str = ""
+    loaded: bool = True  # False: it failed to load, and ``error`` says why
 
 
 @functools.cache
@@ -83,7 +84,7 @@ _problems: dict[tuple[str, str], list[str]] = {}  # (plugin, kind): what went wr
 
 def _skip(ep, reason: str, loading: bool = False) -> None:
     """An entry point left out: ``loading``, because it failed to load."""
-    info = PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), reason)
+    info = PluginInfo(ep.name, ep.value, _dist_name(ep), _dist_version(ep), (), reason, loaded=False)
     _failed.append(info)
     if loading:
         _unloadable.append(info)

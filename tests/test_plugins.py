@@ -76,8 +76,9 @@ def test_third_party_plugin_in_plugin_list(site):
         "version": "0.3.0",
         "hooks": ["register_archs"],
         "error": "",
+        "loaded": True,
     }
-    assert rows["brokenplug"]["package"] == "mnistctl-broken"
+    assert rows["brokenplug"]["package"] == "mnistctl-broken" and rows["brokenplug"]["loaded"] is False
     assert rows["brokenplug"]["error"] == "RuntimeError: boom [/red] while importing"
 
 
@@ -112,8 +113,11 @@ def test_a_hook_without_hookimpl_is_warned_and_listed(site):
     result = run_mnistctl("list", "plugins", "--json", PYTHONPATH=str(site))
     assert result.returncode == 0, result.stderr
     problem = "plugin 'plainnet' (mnistctl-plainnet) defines register_archs without @mnistctl.hookimpl, so it is never called"
-    assert {r["name"]: r for r in json.loads(result.stdout)}["plainnet"]["error"] == problem
+    listed = {r["name"]: r for r in json.loads(result.stdout)}
+    assert listed["plainnet"]["error"] == problem and listed["plainnet"]["loaded"] and not listed["brokenplug"]["loaded"]
     assert f"warning: {problem}" in result.stderr.splitlines()
+    table = run_mnistctl("list", "plugins", PYTHONPATH=str(site)).stdout
+    assert "failed: RuntimeError" in table and "failed: plugin 'plainnet'" not in table  # it loaded: its problem, not a failure
 
 
 def test_a_plugin_pluggy_refuses_is_one_line_of_warning(site):

@@ -163,7 +163,7 @@ def plugins(as_json: bool = JSON) -> None:
         for r in rows:
             hooks = ", ".join(h.removeprefix("register_") for h in r["hooks"])
             if r["error"]:
-                hooks = f"{hooks} [yellow]({escape(r['error'])})[/]" if hooks else f"[red]failed: {escape(r['error'])}[/]"
+                hooks = f"[red]failed: {escape(r['error'])}[/]" if not r["loaded"] else f"{hooks} [yellow]({escape(r['error'])})[/]" if hooks else f"[yellow]{escape(r['error'])}[/]"
             cells = {"name": f"[bold cyan]{escape(r['name'])}[/]", "module": escape(r["module"]), "package": escape(r["package"]),
                      "version": escape(r["version"]), "registers": hooks}
             table.add_row(*(cells[c] for c in shown))

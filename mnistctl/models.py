@@ -104,7 +104,10 @@ def load_model(run: Run, which: str = "best", tensors: dict | None = None):
     try:
         model = build_model(run.config)
     except UsageError as exc:  # the run's own options: no flag of this command to fix
-        raise RunError(f"{run.config_path}: {exc.message}", "the run's settings were changed or damaged, or its plugin changed since it was trained") from exc.__cause__
+        from mnistctl.plugins import changed_since
+
+        hint = changed_since(run.config) or "the run's settings were changed or damaged, or its plugin changed since it was trained"
+        raise RunError(f"{run.config_path}: {exc.message}", hint) from exc.__cause__
     path = run.weights(which)
     if tensors is None:
         tensors, _ = checkpoint.load(path)

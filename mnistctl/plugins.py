@@ -216,6 +216,18 @@ def at_fault(exc: BaseException) -> str | None:
     return culprit and f"plugin '{third_party[culprit]}' ({_distributions().get(culprit, culprit)})"
 
 
+def changed_since(config: dict[str, Any]) -> str | None:
+    """How the installed plugins differ from those a run's config recorded (``plugins``): ``trained with mnistctl-yours
+    0.1.0, 0.2.0 is installed``, and what to install; None when none differs or nothing was recorded."""
+    recorded = config.get("plugins") if isinstance(config.get("plugins"), dict) else {}
+    for entry in recorded.values():
+        package, version = (entry.get("package"), entry.get("version")) if isinstance(entry, dict) else (None, None)
+        if isinstance(package, str) and package != BUILTIN and isinstance(version, str) and version and (now := _version(package)) != version:
+            installed = f"{now} is installed" if now else "it is not installed"
+            return f"it was trained with {package} {version} and {installed}: pip install {package}=={version}"
+    return None
+
+
 def _module_of(plugin) -> str:
     """A module plugin's name, or the module defining a plugin class or instance."""
     return plugin.__name__ if isinstance(plugin, ModuleType) else plugin.__module__

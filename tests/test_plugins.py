@@ -699,3 +699,16 @@ def test_a_run_recorded_before_plugins_were_recorded_still_says_unknown(throwawa
     with pytest.raises(NotFoundError, match="Unknown architecture 'widenet'"):
         build_model({"name": "old", "arch": "widenet", "arch_options": {}})
     assert build_model({"name": "old", "arch": "throwaway-net", "arch_options": {}}) is not None
+
+
+def test_a_run_whose_plugin_changed_its_options_since_names_both_versions(small_data, tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    install(old, "mnistctl-tinynet", "mnistctl_tinynet", TINYNET, "tinynet", version="0.1.0")
+    install(new, "mnistctl-tinynet", "mnistctl_tinynet", TINYNET.replace("width", "channels"), "tinynet", version="0.2.0")
+    plain = {"MNISTCTL_DATA_DIR": str(small_data), "MNISTCTL_RUNS_DIR": str(tmp_path / "runs")}
+    trained = run_mnistctl("train", "--arch", "tinynet", "--set", "width=3", "--epochs", "1", "--limit", "128", "--val-split", "0",
+                           "--scheduler", "none", "--name", "t", "--quiet", PYTHONPATH=str(old), **plain)
+    assert trained.returncode == 0, trained.stderr
+    drawn = run_mnistctl("visualize", "t", "--what", "filters", PYTHONPATH=str(new), **plain)
+    assert drawn.returncode == 1 and "has no option 'width'" in drawn.stderr
+    assert "(it was trained with mnistctl-tinynet 0.1.0 and 0.2.0 is installed: pip install mnistctl-tinynet==0.1.0)" in drawn.stderr

@@ -86,9 +86,7 @@ def _print_fitted(table, columns: list[str], steps: tuple[str, ...]) -> None:
     "commas" wraps lists after their commas, any other step leaves that column out (said below the table). A
     wrapping column keeps at least READABLE cells. Names and options are never cut: a table still too wide is
     printed at its own width."""
-    from rich.segment import Segments
-
-    from mnistctl.console import table_width
+    from mnistctl.console import print_whole, table_width
 
     shown, commas, left_out = list(columns), False, []
     for step in steps:
@@ -103,7 +101,7 @@ def _print_fitted(table, columns: list[str], steps: tuple[str, ...]) -> None:
     if table_width(table(shown, commas, measuring=True)) <= out.width:
         out.print(final)
     else:
-        out.print(Segments(out.render(final, out.options.update_width(table_width(final)))), crop=False)
+        print_whole(final)
     if left_out:
         said = " and ".join([", ".join(left_out[:-1]), left_out[-1]] if len(left_out) > 1 else left_out)
         out.print(f"[dim]{said} left out to fit the terminal; --json has every column[/]")

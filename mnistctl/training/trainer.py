@@ -137,7 +137,7 @@ class Trainer:
         if config["batch_size"] > config["data"]["n_train"]:
             n = config["data"]["n_train"]
             raise UsageError(f"batch_size {config['batch_size']:,} is larger than the {n:,} training images", f"choose --batch-size {n:,} or less")
-        self._build(train_idx, val_idx)
+        self._build(train_idx, val_idx, warn=not on_cpu)
 
     def _claim(self) -> str:
         """Create the run directory, lock it and write its config (rank 0 only)."""
@@ -157,7 +157,8 @@ class Trainer:
             self._unlock()
             shutil.rmtree(self.target.path, ignore_errors=True)
 
-    def _build(self, train_idx, val_idx) -> None:
+    def _build(self, train_idx, val_idx, warn: bool = True) -> None:
+        """``warn``: show what the run's settings do not do (not again in a launcher's check before its workers)."""
         import torch
 
         from mnistctl.plugins import spec_of
@@ -180,9 +181,19 @@ class Trainer:
         self.optimizer = optimizer.build(self.model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"], **config["optimizer_options"])
         if not isinstance(self.optimizer, torch.optim.Optimizer):
             raise optimizer.wrong_result(self.optimizer, "a torch.optim.Optimizer")
+        if warn and self.world.is_main and (ignored := _ignored_rates(self.optimizer, config)):
+            from mnistctl.console import warn as show
+
+            show(f"{optimizer.label} {ignored}")
         self.scheduler = scheduler.build(self.optimizer, config["epochs"], self.steps_per_epoch, **config["scheduler_options"])
         if not all(callable(getattr(self.scheduler, method, None)) for method in ("step", "state_dict", "load_state_dict")):  # training and resuming call them
             raise scheduler.wrong_result(self.scheduler, "a scheduler with step(), state_dict() and load_state_dict()")
+        if needed := _required_arguments(self.scheduler.step):
+            raise UsageError(
+                f"{scheduler.label} built {type(self.scheduler).__name__}, whose step() needs {', '.join(needed)}: "
+                "mnistctl calls step() once per batch with no arguments",
+                scheduler._elsewhere,
+            )
         self.aug_rng = torch.Generator().manual_seed(config["seed"] + 1)
         self.average = WeightAverage(self.model, config["ema"]) if config.get("ema") else None
         self.world.reseed(config["seed"], 0, self.aug_rng)
@@ -538,7 +549,8 @@ def _check_recorded_data(run: Run) -> None:
 
 def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten digits
     """The untrained model, tried on two blank 28x28 images: options that build a model that cannot run on them,
-    or that gives anything but one score per class for each image, are bad input.
+    or that gives anything but one score per class for each image, are bad input. The images run through it
+    as training will, under bf16 autocast when the run's precision is bf16; the first run materializes lazy layers.
 
     Warnings of building are shown only for a model that fits.
     """
@@ -551,22 +563,42 @@ def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten dig
     defaults = spec.defaults
     options = ", ".join(f"{k}={format_value(v)}" for k, v in config["arch_options"].items() if format_value(v) != format_value(defaults.get(k)))
     label = f"{config['arch']}{' from ' + spec.source if spec.source != BUILTIN else ''}{' with ' + options if options else ''}"
+
+    def without_weights(model) -> None:
+        # a width of 0; not inputs a kernel left none of. A lazy layer has no shape before the model first runs.
+        empty = [name for name, p in model.named_parameters() if not torch.nn.parameter.is_lazy(p) and p.dim() and p.shape[0] == 0]
+        if empty:
+            raise UsageError(f"{label} has a layer without weights ({empty[0]})", "give every width and channel count 1 or more")
+
+    def scores_of(model, bf16: bool):
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model.eval()(torch.zeros(2, 1, 28, 28))
+
+    def failed(exc: Exception, bf16_only: bool = False) -> UsageError:
+        plain = isinstance(exc, (RuntimeError, ValueError))  # a shape that does not fit: the usual cause
+        reason = _first_line(exc) if plain or not str(exc).strip() else f"{type(exc).__name__}: {_first_line(exc)}"
+        if bf16_only:
+            return UsageError(f"{label} fails under bf16 precision: {reason}", "train it with --precision fp32")
+        return UsageError(
+            f"{label} does not fit 28x28 images: {reason}",
+            "choose smaller kernels or fewer blocks" if plain else "it failed on two blank images; MNISTCTL_DEBUG=1 shows where",
+        )
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = build_model(config)
-        empty = [name for name, p in model.named_parameters() if p.dim() and p.shape[0] == 0]  # a width of 0; not inputs a kernel left none of
-        if empty:
-            raise UsageError(f"{label} has a layer without weights ({empty[0]})", "give every width and channel count 1 or more")
+        without_weights(model)
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                scores = model.eval()(torch.zeros(2, 1, 28, 28))
+            scores = scores_of(model, bf16=False)
         except Exception as exc:
-            plain = isinstance(exc, (RuntimeError, ValueError))  # a shape that does not fit: the usual cause
-            reason = _first_line(exc) if plain or not str(exc).strip() else f"{type(exc).__name__}: {_first_line(exc)}"
-            raise UsageError(
-                f"{label} does not fit 28x28 images: {reason}",
-                "choose smaller kernels or fewer blocks" if plain else "it failed on two blank images; MNISTCTL_DEBUG=1 shows where",
-            ) from debug_cause(exc)
+            without_weights(model)  # a lazy layer made without weights fails in its first run
+            raise failed(exc) from debug_cause(exc)
+        without_weights(model)
+        if config.get("precision") == "bf16":
+            try:
+                scores_of(model, bf16=True)
+            except Exception as exc:
+                raise failed(exc, bf16_only=True) from debug_cause(exc)
     if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (2, classes):
         got = f"a tensor of shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor) else f"a value of type {type(scores).__name__}"
         changed = "num_classes" in config["arch_options"] and config["arch_options"]["num_classes"] != classes
@@ -578,6 +610,30 @@ def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten dig
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return model.train()
+
+
+def _ignored_rates(optimizer, config: dict[str, Any]) -> str:
+    """How the optimizer a factory built disregards --lr or --weight-decay ("" when it does not): no parameter group
+    holds the configured value (a group of its own, such as biases without weight decay, is no sign)."""
+    ignored = []
+    for key, flag in (("weight_decay", "--weight-decay"), ("lr", "--lr")):
+        held = [float(group[key]) for group in optimizer.param_groups if key in group]
+        want = float(config[key])
+        if held and not any(math.isclose(value, want, rel_tol=1e-6, abs_tol=0.0) for value in held):
+            have = ", ".join(dict.fromkeys(f"{value:g}" for value in held))
+            ignored.append(f"ignores {flag} {want:g} (its parameter groups have {have})")
+    return "; it ".join(ignored)
+
+
+def _required_arguments(method) -> list[str]:
+    """The parameters ``method`` cannot be called without."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # no signature to read, as of some builtins: assumed callable as it is
+        return []
+    return [p.name for p in parameters if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _first_line(exc: Exception) -> str:

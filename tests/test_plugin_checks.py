@@ -3,7 +3,7 @@
 import pytest
 
 from mnistctl import hookimpl, plugins
-from mnistctl.errors import UsageError
+from mnistctl.errors import RunError, UsageError
 from mnistctl.registry import Spec
 
 QUICK = {"arch": "lenet", "epochs": 1, "limit": 128, "batch_size": 64, "val_split": 0, "precision": "fp32", "scheduler": "none", "lr": 0.01}
@@ -152,3 +152,21 @@ def test_an_optimizer_ignoring_its_rates_is_warned_about_once(checked, small_dat
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings == ([f"warning: {warning}"] if warning else [])
 
+
+def test_a_model_branching_on_its_values_fails_to_export_in_one_line_naming_it(checked, small_data, tmp_path, capfd):
+    from mnistctl import data
+    from mnistctl.reading import export
+    from mnistctl.runs import Run
+
+    pytest.importorskip("onnxruntime")
+    trainer = _trainer(small_data, tmp_path / "runs", arch="branching")
+    trainer.run()
+    capfd.readouterr()
+    target = tmp_path / "branching.onnx"
+    with pytest.raises(RunError) as info:
+        export.export(Run(trainer.run_dir), "onnx", "best", target, dataset=data.load(small_data))
+    assert info.value.message.startswith("the architecture 'branching' from test_plugin_checks cannot be traced for ONNX: ")
+    assert "\n" not in info.value.message and "branches on tensor values" in info.value.hint
+    printed = capfd.readouterr()
+    assert printed.out == "" and printed.err == ""  # torch's graph dumps and advice are kept from the terminal
+    assert not target.exists()

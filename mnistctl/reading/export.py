@@ -59,7 +59,7 @@ def export_onnx(run: Run, which: str = "best", output: str | Path | None = None,
     output = Path(output) if named else default_path(run, which)
     with tempfile.TemporaryDirectory(prefix="mnistctl-export-") as scratch:  # its folder is made only for a model that passed
         checked = Path(scratch) / output.name
-        _write(_pipeline(model, mean, std), checked, images[:2])
+        _write(_pipeline(model, mean, std), checked, images[:2], _arch_label(run))
         _describe(checked, run, which, weights.digest, mean, std)
         parity = check(checked, model, images, mean, std)
         if not parity.ok:
@@ -74,6 +74,16 @@ def export_onnx(run: Run, which: str = "best", output: str | Path | None = None,
         except Taken:
             raise OutputAppeared(output) from None
     return output, parity
+
+
+def _arch_label(run: Run) -> str:
+    """The run's architecture as errors name it: ``the architecture 'dataop' from mnistctl-shapes2``."""
+    from mnistctl.plugins import spec_of
+
+    try:
+        return spec_of(run.config, "arch").label
+    except MnistctlError:
+        return f"the architecture '{run.config['arch']}'"
 
 
 def _require_onnx() -> None:
@@ -104,17 +114,22 @@ def _pipeline(model, mean: float, std: float):
     return Pipeline().eval()
 
 
-def _write(pipeline, path: Path, example) -> None:
+def _write(pipeline, path: Path, example, name: str | None = None) -> None:
+    """Trace ``pipeline`` into ``path``; ``name`` is the model as an error names it (its class name if not given).
+    What torch prints while tracing (graphs, advice) is kept from the terminal, shown on stderr under MNISTCTL_DEBUG=1."""
     import contextlib
     import io
+    import os
+    import sys
     import warnings
 
     import torch
 
     batch = torch.export.Dim("batch")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
+    printed = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 pipeline,
                 (example,),
@@ -126,13 +141,17 @@ def _write(pipeline, path: Path, example) -> None:
                 external_data=False,
                 verbose=False,
             )
-        except Exception as exc:
-            if interrupt := _interrupt(exc):  # Ctrl-C or SIGTERM during the trace, which torch.onnx wraps: an interruption, not a failure
-                raise interrupt from None
-            raise RunError(
-                f"{type(pipeline.model).__name__} cannot be traced for ONNX: {_root_cause(exc)}",
-                "only models written with torch operations export, not scratch-cnn's NumPy layers",
-            ) from exc
+    except Exception as exc:
+        if interrupt := _interrupt(exc):  # Ctrl-C or SIGTERM during the trace, which torch.onnx wraps: an interruption, not a failure
+            raise interrupt from None
+        raise RunError(
+            f"{name or type(pipeline.model).__name__} cannot be traced for ONNX: {_root_cause(exc)}",
+            "only a model whose forward is torch operations throughout exports; one that branches on tensor values, "
+            "e.g. on .item(), or leaves torch, e.g. for NumPy as scratch-cnn does, cannot be traced",
+        ) from exc
+    finally:
+        if printed.getvalue() and os.environ.get("MNISTCTL_DEBUG") == "1":
+            sys.stderr.write(printed.getvalue())
 
 
 def _interrupt(exc: BaseException) -> BaseException | None:
@@ -149,7 +168,8 @@ def _interrupt(exc: BaseException) -> BaseException | None:
 def _root_cause(exc: BaseException) -> str:
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _describe(path: Path, run: Run, which: str, digest: str, mean: float, std: float) -> None:

@@ -75,7 +75,23 @@ def build_model(config: dict[str, Any]):
     model = spec.build(**parse_options(spec, config.get("arch_options", {})))
     if not isinstance(model, nn.Module):
         raise spec.wrong_result(model, "a torch.nn.Module")
+    if any(nn.parameter.is_lazy(p) for p in model.parameters()):  # lazy layers take their shapes from a first input
+        _materialize(model)
     return model
+
+
+def _materialize(model) -> None:
+    """Run two blank images through ``model`` so its lazy layers get their weights, the random numbers drawn for
+    them not counted against the run's seed (as the check before training draws them)."""
+    import torch
+
+    training = model.training
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        try:
+            model.eval()(torch.zeros(2, 1, 28, 28))
+        except Exception:  # a model that does not fit 28x28 images: the check before training says so
+            pass
+    model.train(training)
 
 
 def misfit(expected: dict[str, Any], tensors: dict[str, Any]) -> str | None:

@@ -1,6 +1,7 @@
 """What a plugin's architecture, optimizer or scheduler must do to train, checked before the run folder is created."""
 
 import pytest
+import torch
 
 from mnistctl import hookimpl, plugins
 from mnistctl.errors import RunError, UsageError
@@ -115,6 +116,10 @@ def test_a_model_with_lazy_layers_trains_stops_and_resumes(checked, small_data, 
     assert resumed.run()["status"] == "finished"
     tensors, _ = checkpoint.load(run.weights_path("best"))
     assert tensors["3.weight"].shape == (10, 4 * 26 * 26)
+    from mnistctl.models import load_model
+
+    model = load_model(run)  # as eval, visualize, predict and export build it: the lazy layer takes the weights on disk
+    assert torch.equal(model.state_dict()["3.weight"].float(), tensors["3.weight"].float())
 
 
 def test_a_lazy_layer_without_weights_is_refused(checked, small_data, tmp_path):

@@ -22,7 +22,12 @@ from mnistctl.runs import checkpoint
 
 @pytest.fixture
 def run(short_run, tmp_path):
-    return runs.Run(shutil.copytree(short_run.path, tmp_path / "runs" / "copy"))
+    return runs.Run(fresh_copy(short_run, tmp_path / "runs" / "copy"))
+
+
+def fresh_copy(source, target: Path) -> Path:
+    """A copy of a run without what earlier tests may have saved into it (predictions, exports)."""
+    return shutil.copytree(source.path, target, ignore=shutil.ignore_patterns("reports", "exports"))
 
 
 def replace_best(run, tensors, meta, older_than):
@@ -136,7 +141,7 @@ def test_an_interrupt_while_tracing_is_an_interrupt_and_leaves_no_file(run, mnis
 def test_predictions_that_cannot_be_kept_are_used_from_memory_with_one_warning(short_run, tmp_path, monkeypatch):
     root = tmp_path / "runs"
     for name in ("a", "b"):
-        shutil.copytree(short_run.path, root / name)
+        fresh_copy(short_run, root / name)
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(root / "a" / "reports" / "predictions-test.safetensors"))
@@ -159,7 +164,7 @@ def test_eval_of_a_run_whose_reports_cannot_be_written_shows_the_result_with_a_w
     real_atomic_path = fsutil.atomic_path
 
     run_dir = tmp_path / "runs" / "a"
-    shutil.copytree(short_run.path, run_dir)
+    fresh_copy(short_run, run_dir)
 
     def read_only(path, *args, **kwargs):
         if Path(path).parent.name == "reports":

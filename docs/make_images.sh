@@ -7,4 +7,5 @@ runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 mnistctl train --preset fast --arch lenet --epochs 2 --log-layers --name lenet-fast --runs-dir "$runs" --quiet
 mnistctl eval lenet-fast --runs-dir "$runs"
-mnistctl visualize lenet-fast --runs-dir "$runs" --what all --out docs/images
+mnistctl visualize lenet-fast --runs-dir "$runs" --what all  # into the run's plots/, then over the old pictures
+cp "$runs"/lenet-fast/plots/*.png docs/images/

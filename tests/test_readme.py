@@ -42,3 +42,9 @@ def test_example_uses_existing_commands_and_options(example):
     known = {opt for param in cmd.params for opt in (*param.opts, *param.secondary_opts)} | {"--help"}
     used = {word.split("=")[0] for word in rest if word.startswith("-") and word != "-"}
     assert used <= known, f"{example}: unknown option(s) {sorted(used - known)}"
+
+
+def test_every_code_fence_is_a_line_of_its_own_so_the_prose_after_it_renders():
+    fences = [(n, line) for n, line in enumerate(README.read_text().splitlines(), 1) if line.lstrip().startswith("```")]
+    assert all(re.fullmatch(r"\s*```[a-z]*", line) for _, line in fences), [f for f in fences if not re.fullmatch(r"\s*```[a-z]*", f[1])]
+    assert len(fences) % 2 == 0

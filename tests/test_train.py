@@ -444,7 +444,7 @@ def test_a_one_cycle_with_few_steps_suggests_a_pct_start_within_the_range_it_giv
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     with pytest.raises(UsageError) as info:
         schedulers().get("onecycle").build(optimizer, 1, 4)
-    assert info.value.hint == "choose pct_start from 0.5 to 0.5, e.g. --sched-set pct_start=0.5"
+    assert info.value.hint == "with 4 steps, only --sched-set pct_start=0.5 leaves 2 to each phase"
     with pytest.raises(UsageError, match=r"this run has 3 \(1 epoch of 3\)"):
         schedulers().get("onecycle").build(optimizer, 1, 3)
 

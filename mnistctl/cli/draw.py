@@ -24,7 +24,7 @@ def command(
 
     Left button draws, right button erases; arrows move the cursor, space puts the pen down or lifts it, e switches to the eraser; c clears, f shows the first conv layer's feature maps, s saves the drawing into --out, q quits.
 
-    Example: mnistctl draw --run lenet-fast --out my-digits
+    Example: mnistctl draw --run fast --out my-digits
     """
     from mnistctl import runs
     from mnistctl.models import load_model, pick_device

@@ -60,7 +60,8 @@ def onecycle(optimizer, epochs, steps_per_epoch, pct_start: Fraction = 0.25, div
         if total >= 4:  # enough steps: pct_start leaves one phase too few of them
             raise UsageError(
                 f"one-cycle with pct_start={pct_start:g} warms up for {pct_start * total:g} of its {total} steps and anneals for {(1 - pct_start) * total:g}; each needs at least 2",
-                f"choose pct_start from {2 / total:.3g} to {1 - 2 / total:.3g}, e.g. --sched-set pct_start={min(max(0.25, 2 / total), 1 - 2 / total):.3g}",
+                f"choose pct_start from {2 / total:.3g} to {1 - 2 / total:.3g}, e.g. --sched-set pct_start={min(max(0.25, 2 / total), 1 - 2 / total):.3g}"
+                if total > 4 else "with 4 steps, only --sched-set pct_start=0.5 leaves 2 to each phase",
             )
         raise UsageError(
             f"one-cycle needs at least 2 steps to warm up and 2 to anneal; this run has {total} ({epochs} epoch{'s' * (epochs != 1)} of {steps_per_epoch})",

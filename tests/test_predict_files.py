@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -91,17 +92,38 @@ def test_save_input_never_overwrites_an_input_or_an_existing_file(short_run, tmp
     assert f"prepared images: 2 in {tmp_path}" in result.stderr
 
 
-def test_an_image_whose_prepared_file_cannot_be_saved_fails_alone(short_run, tmp_path):
-    longest = tmp_path / ("d" * 251 + ".png")  # its own name fits; as <stem>.prepared.png it would not
-    longest.write_bytes(_to_bytes(seven()))
-    other = tmp_path / "other.jpg"
+def test_an_image_whose_prepared_file_cannot_be_saved_fails_alone(short_run, tmp_path, monkeypatch):
+    import errno
+
+    first, other = tmp_path / "first.png", tmp_path / "other.jpg"
+    first.write_bytes(_to_bytes(seven()))
     other.write_bytes(_to_bytes(seven(200), "JPEG"))
     saved = tmp_path / "saved"
-    result = CliRunner().invoke(app, ["predict", str(longest), str(longest), str(other), "--run", str(short_run.path), "--save-input", str(saved), "--jsonl"])
+    real_save = predict.InputSaver.save
+
+    def full_for_the_first(self, result):
+        if Path(result.source).name == "first.png":
+            raise OSError(errno.ENOSPC, "No space left on device", str(saved / "first.png"))
+        return real_save(self, result)
+
+    monkeypatch.setattr(predict.InputSaver, "save", full_for_the_first)
+    result = CliRunner().invoke(app, ["predict", str(first), str(other), "--run", str(short_run.path), "--save-input", str(saved), "--jsonl"])
     assert result.exit_code == 1
-    assert [Path(json.loads(line)["image"]).name for line in result.stdout.splitlines()] == [longest.name, longest.name, "other.jpg"]
-    assert sorted(p.name for p in saved.iterdir()) == sorted([longest.name, "other.png"])
-    assert f"{longest}: its prepared image could not be saved in {saved} (File name too long)" in result.stderr.replace("\n", "")
+    assert [Path(json.loads(line)["image"]).name for line in result.stdout.splitlines()] == ["first.png", "other.jpg"]
+    assert sorted(p.name for p in saved.iterdir()) == ["other.png"]
+    assert f"{first}: its prepared image could not be saved in {saved} (No space left on device)" in result.stderr.replace("\n", "")
+
+
+def test_a_taken_name_near_the_longest_a_file_system_takes_is_shortened_to_fit(short_run, tmp_path):
+    longest = tmp_path / ("d" * 251 + ".png")  # its own name fits; as <stem>.prepared.png it would not
+    longest.write_bytes(_to_bytes(seven()))
+    saved = tmp_path / "saved"
+    result = CliRunner().invoke(app, ["predict", str(longest), str(longest), str(longest), "--run", str(short_run.path), "--save-input", str(saved), "--json"])
+    assert result.exit_code == 0, result.output
+    names = [Path(o["prepared"]).name for o in json.loads(result.stdout)]
+    assert names[0] == longest.name and names[1].endswith(".prepared.png") and names[2].endswith(".prepared-2.png")
+    assert all(len(os.fsencode(n)) <= 255 and n.startswith("d" * 200) for n in names)
+    assert sorted(p.name for p in saved.iterdir()) == sorted(names)
 
 
 def test_a_folder_with_symbolic_link_loops_is_walked_once(tmp_path):

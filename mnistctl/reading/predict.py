@@ -309,8 +309,18 @@ class InputSaver:
 
 def _names(stem: str) -> Iterator[str]:
     yield f"{stem}.png"
-    yield f"{stem}.prepared.png"
+    yield _fitting(stem, ".prepared.png")
     n = 2
     while True:
-        yield f"{stem}.prepared-{n}.png"
+        yield _fitting(stem, f".prepared-{n}.png")
         n += 1
+
+
+NAME_BYTES = 255  # the longest file name most file systems take
+
+
+def _fitting(stem: str, suffix: str) -> str:
+    """``stem + suffix``, the stem shortened (whole characters) when the name would be too long for a file system."""
+    while len(os.fsencode(stem + suffix)) > NAME_BYTES and stem:
+        stem = stem[:-1]
+    return stem + suffix

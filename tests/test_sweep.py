@@ -440,3 +440,38 @@ def test_show_never_cuts_a_value_or_a_header_of_many_searched_settings(tmp_path,
     for name in names:  # each header whole, on one line or split after its '.'
         assert name in text or all(part in text for part in name.replace(".", ".\n").split("\n")), name
     assert columns < 120 or max(Text(line).cell_len for line in table) <= columns
+
+
+def test_a_worker_with_other_fixed_settings_or_space_is_refused_before_any_trial(tmp_path, space, data_dir):
+    root = tmp_path / "runs"
+    url = f"sqlite:///{root.resolve() / 'optuna.db'}"
+    common = ["--study", "fix", "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet"]
+    sweep(*common, "--trials", "1", "--space", str(space), *TINY)
+    assert load("fix", url).user_attrs["mnistctl.sweep"]["fixed"]["limit"] == 256
+    other = ["--arch", "lenet", "--val-split", "256", "--batch-size", "32", "--epochs", "2", "--precision", "fp32"]  # no --limit, two epochs
+    with pytest.raises(UsageError, match=r"^study fix fixes epochs=1, limit=256; this worker gives epochs=2, limit=None \(") as refused:
+        sweep(*common, "--trials", "2", "--space", str(space), *other)
+    assert "start a new --study" in refused.value.hint
+    narrower = tmp_path / "narrower.toml"
+    narrower.write_text(SPACE.replace("0.01", "0.05"))
+    with pytest.raises(UsageError, match=r"^study fix searches lr=float \[0.01, 0.2\] log; this worker searches lr=float \[0.05, 0.2\] log \("):
+        sweep(*common, "--trials", "2", "--space", str(narrower), *TINY)
+    assert len(load("fix", url).get_trials()) == 1  # no trial was run by either
+    where = ["--device", "cpu", "--checkpoint-every", "2", "--runs-dir", str(tmp_path / "elsewhere"), "--storage", url]
+    joined = sweep("--study", "fix", "--trials", "1", "--space", str(space), "--data-dir", str(data_dir), *TINY, *where)
+    assert joined.exit_code == 0 and "this worker ran 0 trials" in joined.stdout  # where and how it runs is no difference
+
+
+def test_a_study_made_before_settings_were_recorded_is_joined_as_before(tmp_path, space, data_dir):
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    url = f"sqlite:///{root.resolve() / 'optuna.db'}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=url, study_name="old", direction="maximize")
+    study.add_trial(create_trial(params={"lr": 0.1}, distributions={"lr": FloatDistribution(0.01, 0.2, log=True)}, value=0.5))
+    joined = sweep("--study", "old", "--trials", "1", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), *TINY)
+    assert joined.exit_code == 0 and "this worker ran 0 trials" in joined.stdout
+    assert "mnistctl.sweep" not in load("old", url).user_attrs

@@ -79,6 +79,7 @@ def _sweep(options: dict[str, Any]) -> None:
     if options["storage"] is None:
         runs.make_root(runs.runs_dir(options["runs_dir"]))
     study = sweep.load_study(options["study"], sweep.open_storage(url), create=True, pruner=pruner)
+    sweep.join(study, sweep.fixed_settings(base, dimensions), sweep.space_record(dimensions))
     quiet = options["quiet"]
     worker = sweep.Worker(
         study, dimensions, flags, options["trials"], options["config"], options["preset"], options["runs_dir"],

@@ -8,6 +8,7 @@ checkpoint: the best epoch by --monitor (with val_loss, the accuracy at the lowe
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -146,6 +147,95 @@ def load_study(name: str, storage, create: bool = False, pruner=None):
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise UsageError(f"study '{name}' minimises its objective; mnistctl maximises validation accuracy", "pick another --study name")
     return study
+
+
+SETTINGS_ATTR = "mnistctl.sweep"  # the study's user attribute: the fixed settings and the space of the worker that made it
+UNFIXED = ("name", "preset", "device", "channels_last", "checkpoint_every", "log_every", "log_layers")  # where and how a trial runs
+OPTION_GROUPS = {"arch_options": ("arch", "set"), "optimizer_options": ("optimizer", "opt-set"), "scheduler_options": ("scheduler", "sched-set")}
+
+
+def fixed_settings(base: dict[str, Any], dimensions: list[space.Dimension]) -> dict[str, Any]:
+    """What every trial of this worker trains with: the resolved train settings, less those searched and those that only
+    say where and how it runs (device, checkpoints, logging, the run's name)."""
+    fixed = json.loads(json.dumps({k: v for k, v in base.items() if k not in UNFIXED}))
+    for dim in dimensions:
+        if dim.group:
+            (fixed.get(space.GROUPS[dim.group][1]) or {}).pop(dim.key, None)
+        elif dim.key in space.AUGMENT_KEYS:
+            if isinstance(fixed.get("augment"), dict):
+                fixed["augment"].pop(dim.key, None)
+        else:
+            fixed.pop(dim.key, None)
+    return fixed
+
+
+def space_record(dimensions: list[space.Dimension]) -> dict[str, Any]:
+    """The search space as the study records it: each setting's kind, values, log scale and step."""
+    return json.loads(json.dumps({d.name: {"kind": d.kind, "values": list(d.values), "log": d.log, "step": d.step} for d in dimensions}))
+
+
+def join(study, fixed: dict[str, Any], searched: dict[str, Any]) -> None:
+    """Records this worker's fixed settings and space in a study that has none yet; refuses a study made with other ones.
+    A study made before settings were recorded (it has trials but no record) is joined as it is."""
+    mine = {"fixed": fixed, "space": searched}
+    recorded = study.user_attrs.get(SETTINGS_ATTR)
+    if recorded is None:
+        if study.get_trials(deepcopy=False):
+            return
+        study.set_user_attr(SETTINGS_ATTR, mine)
+        recorded = study.user_attrs.get(SETTINGS_ATTR)  # read back: a worker creating the study at the same moment may have won
+    if not isinstance(recorded, dict) or recorded == mine:
+        return
+    theirs = recorded.get("fixed") or {}, recorded.get("space") or {}
+    parts = []
+    if theirs[0] != fixed:
+        keys = _differing(_flat(theirs[0]), _flat(fixed))
+        parts.append(f"study {study.study_name} fixes {_listed(_flat(theirs[0]), keys, theirs[1])}; this worker gives {_listed(_flat(fixed), keys, searched)}")
+    if theirs[1] != searched:
+        keys = _differing(theirs[1], searched)
+        parts.append(f"study {study.study_name} searches {_spaces(theirs[1], keys)}; this worker searches {_spaces(searched, keys)}")
+    raise UsageError("; ".join(parts), "give the same train options and space as the study's other workers, or start a new --study")
+
+
+def _flat(fixed: dict[str, Any]) -> dict[str, Any]:
+    """Fixed settings with the architecture's, optimizer's and scheduler's options as set.X, opt-set.X, sched-set.X; those of
+    one whose name differs are left out by :func:`_differing`."""
+    flat = {}
+    for key, value in fixed.items():
+        if key in OPTION_GROUPS and isinstance(value, dict):
+            flat.update({f"{OPTION_GROUPS[key][1]}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys whose values differ, in order; an option of an architecture, optimizer or scheduler named differently is left out."""
+    owners = {group: owner for owner, group in OPTION_GROUPS.values()}
+    missing = object()
+
+    def other_owner(key: str) -> bool:
+        owner = owners.get(key.split(".")[0]) if "." in key else None
+        return owner is not None and a.get(owner) != b.get(owner)
+
+    keys = list(a) + [k for k in b if k not in a]
+    return [k for k in keys if a.get(k, missing) != b.get(k, missing) and not other_owner(k)]
+
+
+def _listed(flat: dict[str, Any], keys: list[str], searched: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_shown(flat[k]) if k in flat else 'searched' if k in searched else '-'}" for k in keys)
+
+
+def _spaces(searched: dict[str, Any], keys: list[str]) -> str:
+    def spec(d: dict[str, Any]) -> str:
+        values = ", ".join(_shown(v) for v in d.get("values", []))
+        return f"{d.get('kind')} [{values}]" + " log" * bool(d.get("log")) + (f" step {_shown(d['step'])}" if d.get("step") is not None else "")
+
+    return ", ".join(f"{k}={spec(searched[k]) if k in searched else 'not searched'}" for k in keys)
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
 def make_pruner(name: str):

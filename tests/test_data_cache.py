@@ -56,3 +56,20 @@ def test_an_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_VAR, str(blocker / "decoded"))
     write_set(tmp_path / "set")
     assert data.load(tmp_path / "set", download=False).n_train == 20
+
+
+def test_only_the_entries_used_last_are_kept(tmp_path, store):
+    sets = [tmp_path / f"set{k}" for k in range(cache.KEEP + 2)]
+    for k, folder in enumerate(sets):
+        write_set(folder, seed=k)
+        data.load(folder, download=False)
+        for entry in store.glob("*.npz"):  # a second apart, as loads on different days would be
+            os.utime(entry, (entry.stat().st_mtime - 1,) * 2)
+    entries = {cache.entry(data.resolve(folder, download=False)) for folder in sets}
+    assert set(store.glob("*.npz")) == {cache.entry(data.resolve(folder, download=False)) for folder in sets[-cache.KEEP:]}
+    assert len(entries) == cache.KEEP + 2
+    data.load(sets[-cache.KEEP], download=False)  # read again: the newest use
+    write_set(tmp_path / "new", seed=99)
+    data.load(tmp_path / "new", download=False)
+    kept = set(store.glob("*.npz"))
+    assert cache.entry(data.resolve(sets[-cache.KEEP], download=False)) in kept and len(kept) == cache.KEEP

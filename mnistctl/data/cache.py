@@ -3,7 +3,8 @@
 An entry is keyed by the identity (path, size, modification time, inode) of its source files and
 of the checksum listings beside them: replace or touch a file and the set is read from it again.
 A damaged or unreadable entry is ignored, and failing to write one only costs speed. Entries live
-in ``$MNISTCTL_DATA_CACHE``, by default ``~/.cache/mnistctl/decoded``.
+in ``$MNISTCTL_DATA_CACHE``, by default ``~/.cache/mnistctl/decoded``; the KEEP used last are kept
+(55 MB each for MNIST), the others removed when a new one is written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mnistctl.fsutil import atomic_path
 
 ENV_VAR = "MNISTCTL_DATA_CACHE"
 FORMAT = 1
+KEEP = 3  # entries: a data folder or two beside MNIST; an entry of files since replaced is never read again
 
 
 def root() -> Path:
@@ -47,10 +49,15 @@ def entry(paths: dict[str, Path]) -> Path:
 def read(paths: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The arrays and facts stored for these files, or None."""
     try:
-        with np.load(entry(paths), allow_pickle=False) as stored:
-            return {"images": stored["images"], "labels": stored["labels"]}, json.loads(str(stored["facts"]))
+        with np.load(found := entry(paths), allow_pickle=False) as stored:
+            arrays, facts = {"images": stored["images"], "labels": stored["labels"]}, json.loads(str(stored["facts"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
+    try:
+        os.utime(found)  # used now: kept over entries used longer ago
+    except OSError:
+        pass
+    return arrays, facts
 
 
 def write(paths: dict[str, Path], arrays: dict[str, np.ndarray], facts: dict[str, Any]) -> None:
@@ -58,4 +65,15 @@ def write(paths: dict[str, Path], arrays: dict[str, np.ndarray], facts: dict[str
         with atomic_path(entry(paths)) as tmp, open(tmp, "wb") as out:
             np.savez(out, **arrays, facts=np.array(json.dumps(facts)))
     except OSError:
+        return
+    _prune()
+
+
+def _prune() -> None:
+    """Remove all but the KEEP entries used last."""
+    try:
+        entries = sorted(folder().glob("*.npz"), key=lambda path: path.stat().st_mtime, reverse=True)
+        for stale in entries[KEEP:]:
+            stale.unlink()
+    except OSError:  # another process pruning at the same time, or a read-only folder
         pass

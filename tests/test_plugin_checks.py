@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from test_plugins import registered
 
-from mnistctl import hookimpl, plugins
+from mnistctl import hookimpl
 from mnistctl.errors import RunError, UsageError
 from mnistctl.registry import Spec
 
@@ -66,12 +67,8 @@ class Checked:
 @pytest.fixture
 def checked():
     """The plugin above registered in this process for one test."""
-    pm = plugins.manager()
-    pm.register(Checked(), name="checked")
-    plugins.registry.cache_clear()
-    yield
-    pm.unregister(name="checked")
-    plugins.registry.cache_clear()
+    with registered(Checked(), "checked"):
+        yield
 
 
 @pytest.fixture(scope="module")

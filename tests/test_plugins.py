@@ -1,5 +1,6 @@
 """Plugins: third-party distributions found through entry points, broken ones skipped, throw-away ones in-process."""
 
+import contextlib
 import json
 import textwrap
 
@@ -145,14 +146,23 @@ class ThrowAway:
         register(Spec("throwaway-sched", lambda optimizer, epochs, steps_per_epoch: None))
 
 
+@contextlib.contextmanager
+def registered(plugin, name: str):
+    """``plugin`` registered in this process while the block runs, the registries rebuilt around it."""
+    pm = plugins.manager()
+    pm.register(plugin, name=name)
+    plugins.registry.cache_clear()
+    try:
+        yield
+    finally:
+        pm.unregister(name=name)
+        plugins.registry.cache_clear()
+
+
 @pytest.fixture
 def throwaway():
-    pm = plugins.manager()
-    pm.register(ThrowAway(), name="throwaway")
-    plugins.registry.cache_clear()
-    yield
-    pm.unregister(name="throwaway")
-    plugins.registry.cache_clear()
+    with registered(ThrowAway(), "throwaway"):
+        yield
 
 
 CLASH = "plugin 'throwaway' (test_plugins) registers the architecture 'lenet', which mnistctl already has; rename it"

@@ -6,13 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_plugins import registered
 from typer.testing import CliRunner
 
 from mnistctl import hookimpl
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.models import build_model
-from mnistctl.plugins import archs, manager, registry
+from mnistctl.plugins import archs
 from mnistctl.reading.figures import save
 from mnistctl.reading.visualize import KINDS, USED_BY, Options, Plots, conv_layers, refuse_unused
 from mnistctl.registry import Spec
@@ -198,12 +199,8 @@ class OddNamesPlugin:
 
 @pytest.fixture
 def odd_plugin():
-    pm = manager()
-    pm.register(OddNamesPlugin, name="odd-names-test")
-    registry.cache_clear()
-    yield
-    pm.unregister(name="odd-names-test")
-    registry.cache_clear()
+    with registered(OddNamesPlugin, "odd-names-test"):
+        yield
 
 
 def test_feature_maps_and_filters_of_a_third_party_architecture(odd_plugin, mnist, tmp_path):

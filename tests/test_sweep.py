@@ -475,3 +475,24 @@ def test_a_study_made_before_settings_were_recorded_is_joined_as_before(tmp_path
     joined = sweep("--study", "old", "--trials", "1", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), *TINY)
     assert joined.exit_code == 0 and "this worker ran 0 trials" in joined.stdout
     assert "mnistctl.sweep" not in load("old", url).user_attrs
+
+
+def test_show_gives_a_queued_trial_its_settings_and_no_run_or_epochs(tmp_path):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="c", direction="maximize")
+    drawn = {"lr": 0.0123, "scheduler": "onecycle"}
+    dists = {"lr": FloatDistribution(0.01, 0.2, log=True), "scheduler": CategoricalDistribution(["onecycle", "none"])}
+    study.add_trial(create_trial(state=TrialState.FAIL, params=drawn, distributions=dists, intermediate_values={0: 0.5},
+                                 user_attrs={"status": "interrupted", "run": "c-t0"}))
+    study.enqueue_trial(drawn, user_attrs={"retry_of": 0})  # as a sweep stopped by Ctrl-C leaves it
+    shown = sweep("--study", "c", "--show", "--runs-dir", str(root)).stdout
+    header = next(line for line in shown.splitlines() if line.startswith("┃"))
+    row = next(line for line in shown.splitlines() if line.startswith("│") and "waiting" in line)
+    cells = dict(zip([h.strip() for h in header.strip("┃").split("┃")], [c.strip() for c in row.strip("│").split("│")]))
+    assert cells["trial"] == "1" and cells["lr"] == "0.0123" and cells["scheduler"] == "onecycle", shown
+    assert cells["epochs"] in ("", "-") and cells["run"] == "" and "None" not in shown, shown

@@ -35,6 +35,14 @@ def best_val_acc(trial) -> float | None:
     return max(trial.intermediate_values.values(), default=None)
 
 
+def params(trial) -> dict[str, Any]:
+    """The trial's searched settings; for a queued trial (waiting, e.g. retried after Ctrl-C), those it was queued with."""
+    if trial.params or trial.state.name != "WAITING":
+        return trial.params
+    queued = trial.system_attrs.get("fixed_params")  # where Optuna keeps an enqueued trial's settings until it starts
+    return queued if isinstance(queued, dict) else {}
+
+
 def rows(study, root=None) -> list[dict[str, Any]]:
     """One row per trial, best validation accuracy first; test accuracy where the run is in this runs folder."""
     found = []
@@ -43,15 +51,16 @@ def rows(study, root=None) -> list[dict[str, Any]]:
         path = _run_dir(trial, root)
         summary = _summary(path) if path else None
         elapsed = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete and trial.datetime_start else None
+        waiting = trial.state.name == "WAITING"
         row = {
             "trial": trial.number,
             "status": status(trial),
-            **{f"param:{k}": v for k, v in trial.params.items()},
-            "epochs": len(trial.intermediate_values),
+            **{f"param:{k}": v for k, v in params(trial).items()},
+            "epochs": None if waiting else len(trial.intermediate_values),
             "val_acc": best_val_acc(trial),
             "test_acc": number((summary or {}).get("test_acc")),
             "time": elapsed,
-            "name": name,
+            "name": name if isinstance(name, str) else "",
             "ended_outside": False,
         }
         found.append(row | _ended_outside(row, summary))

@@ -4,8 +4,10 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from annotated_types import Len
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -302,6 +304,22 @@ def test_betas_must_be_two(tmp_path):
     path.write_text('optimizer = "adam"\n[optimizer_options]\nbetas = [0.9, 0.99, 0.5]\n')
     with pytest.raises(UsageError, match="expected a list of 2 numbers, each at least 0 and below 1"):
         trainconfig.resolve({}, path)
+
+
+@pytest.mark.parametrize("length, given, words", [
+    (Len(1, 3), [1, 2, 3, 4], "a list of 1 to 3 whole numbers"),
+    (Len(1), [], "a list of one or more whole numbers"),
+    (Len(2), [5], "a list of at least 2 whole numbers"),
+    (Len(0, 2), [1, 2, 3], "a list of at most 2 whole numbers"),
+])
+def test_a_list_option_names_its_length_bounds_when_refused(length, given, words):
+    from mnistctl.registry import Spec
+
+    def net(hidden: Annotated[list[int], length] = [32, 32]):  # noqa: B006 - a default, never mutated
+        return None
+
+    with pytest.raises(UsageError, match=f"expected {words}, e.g. 32,32"):
+        schema.check_options(Spec("net", net, kind="architecture"), {"hidden": given}, "architecture")
 
 
 # Property-based: whatever is thrown at the schema, the answer is a valid configuration or a clean UsageError.

@@ -147,7 +147,7 @@ def _option_field(default: Any, bounds: tuple, declared: type | None = None) -> 
     length = next((b for b in bounds if isinstance(b, Len)), None)
     listed = isinstance(default, (tuple, list))
     if listed:
-        count = f"{length.min_length} " if length and length.min_length == length.max_length else ""
+        count = _how_many(length)
         number = "whole number" if default and isinstance(default[0], int) else "number"
         each = f", each {within}" if within else ""
         description = f"a list of {count}{number}s{each}, e.g. {','.join(map(str, default))}"
@@ -157,6 +157,14 @@ def _option_field(default: Any, bounds: tuple, declared: type | None = None) -> 
         if within:
             description = f"a {'whole number' if base is Int else 'number'} {within}"
     return _type_of(default, bounds, declared), Field(default, description=description)
+
+
+def _how_many(length: Len | None) -> str:
+    """A list's length bounds in words, before "whole numbers": "2 ", "1 to 3 ", "one or more ", "at most 4 "."""
+    low, high = (length.min_length, length.max_length) if length else (0, None)
+    if high is not None:
+        return f"{low} " if low == high else f"{low} to {high} " if low else f"at most {high} "
+    return "one or more " if low == 1 else f"at least {low} " if low else ""
 
 
 def _type_of(default: Any, bounds: tuple = (), declared: type | None = None) -> Any:

@@ -187,9 +187,8 @@ def spec_of(config: dict[str, Any], setting: str) -> Spec:
     try:
         return registry(kind).get(name)
     except NotFoundError:
-        recorded = config.get("plugins", {}).get(setting) if isinstance(config.get("plugins"), dict) else None  # absent in older runs
-        package, version = (recorded.get("package"), recorded.get("version")) if isinstance(recorded, dict) else (None, None)
-        if not isinstance(package, str) or package == BUILTIN:
+        package, version = _recorded(config, setting)
+        if package is None:
             raise
         run = f"run {config['name']}" if config.get("name") else "this run"
         what = f"{run} needs the {KINDS[kind]} '{name}' from {package}" + (f" {version}" if version else "")
@@ -216,13 +215,22 @@ def at_fault(exc: BaseException) -> str | None:
     return culprit and f"plugin '{third_party[culprit]}' ({_distributions().get(culprit, culprit)})"
 
 
+def _recorded(config: dict[str, Any], setting: str) -> tuple[str | None, str | None]:
+    """The third-party package and version a run's config records for ``setting`` (absent in older runs): (None, None)
+    for a built-in or nothing recorded."""
+    entry = config.get("plugins", {}).get(setting) if isinstance(config.get("plugins"), dict) else None
+    package, version = (entry.get("package"), entry.get("version")) if isinstance(entry, dict) else (None, None)
+    if not isinstance(package, str) or package == BUILTIN:
+        return None, None
+    return package, version if isinstance(version, str) else None
+
+
 def changed_since(config: dict[str, Any]) -> str | None:
     """How the installed plugins differ from those a run's config recorded (``plugins``): ``trained with mnistctl-yours
     0.1.0, 0.2.0 is installed``, and what to install; None when none differs or nothing was recorded."""
-    recorded = config.get("plugins") if isinstance(config.get("plugins"), dict) else {}
-    for entry in recorded.values():
-        package, version = (entry.get("package"), entry.get("version")) if isinstance(entry, dict) else (None, None)
-        if isinstance(package, str) and package != BUILTIN and isinstance(version, str) and version and (now := _version(package)) != version:
+    for setting in SETTINGS:
+        package, version = _recorded(config, setting)
+        if package is not None and version and (now := _version(package)) != version:
             installed = f"{now} is installed" if now else "it is not installed"
             return f"it was trained with {package} {version} and {installed}: pip install {package}=={version}"
     return None

@@ -61,7 +61,12 @@ class Spec:
     def label(self) -> str:
         """The spec as a message names it: ``the scheduler 'warmpoly' from mnistctl-revplug``, ``the scheduler 'step'``."""
         kind = f"the {self.kind} " if self.kind else ""
-        return f"{kind}'{self.name}'" + (f" from {self.source}" if self.source and self.source != BUILTIN else "")
+        return f"{kind}'{self.name}'{self.provenance}"
+
+    @property
+    def provenance(self) -> str:
+        """`` from mnistctl-revplug`` for a third party's spec, else nothing."""
+        return f" from {self.source}" if self.source and self.source != BUILTIN else ""
 
     def build(self, *args: Any, **options: Any) -> Any:
         """Call the factory; an option it cannot work with becomes a UsageError naming the plugin."""
@@ -76,7 +81,7 @@ class Spec:
         except Exception as exc:
             given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
             defaults = self._defaults_or_empty()
-            changed = any(key not in defaults or not _same(value, defaults[key]) for key, value in options.items())
+            changed = any(key not in defaults or format_value(value) != format_value(defaults[key]) for key, value in options.items())
             raise UsageError(  # its own defaults failing is the plugin's fault
                 f"{self.label} cannot be built with {given or 'its defaults'}: {type(exc).__name__}: {exc}".splitlines()[0],
                 "check the values given with --set, --opt-set or --sched-set" if changed else self._elsewhere,
@@ -250,13 +255,6 @@ COMPARE = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operat
 def _spelled(annotation: Any) -> str:
     """An annotation as it is written: ``int``, ``Annotated[int, Ge(ge=1)]``."""
     return annotation.__name__ if isinstance(annotation, type) else repr(annotation).replace("typing.", "")
-
-
-def _same(value: Any, default: Any) -> bool:
-    """Whether an option's value is its default: a list is its tuple."""
-    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
-        return list(value) == list(default)
-    return value == default and isinstance(value, bool) == isinstance(default, bool)
 
 
 def with_article(noun: str) -> str:

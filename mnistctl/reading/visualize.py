@@ -95,14 +95,12 @@ def _builds_convs(config: str) -> bool:
 def arch_label(run: Run) -> str:
     """The run's architecture as messages name it, with the package of a plugin's."""
     from mnistctl.plugins import spec_of
-    from mnistctl.registry import BUILTIN
 
     arch = str(run.config.get("arch", "?"))
     try:
-        source = spec_of(run.config, "arch").source
+        return arch + spec_of(run.config, "arch").provenance
     except MnistctlError:
         return arch
-    return arch if source == BUILTIN else f"{arch} from {source}"
 
 
 def no_epochs(run: Run) -> str:

@@ -130,10 +130,10 @@ def name_width(result, shown) -> int:
 
 def name_text(row, shown) -> str:
     """The run's name, followed by its status in brackets when the status column is not shown and it did not complete."""
-    from mnistctl.reading.compare import COLUMN
+    from mnistctl.reading.compare import COLUMN, completed
     from mnistctl.runs import Status
 
-    if COLUMN["status"] in shown or "status" not in row or Status(row["status"]).completed:
+    if COLUMN["status"] in shown or completed(row):
         return str(row["name"])
     return f"{row['name']} ({Status(row['status']).label})"
 

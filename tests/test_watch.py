@@ -529,6 +529,30 @@ def test_quitting_the_dashboard_stops_training(tmp_path):
     assert events[-1]["status"] == "interrupted" and events[-2]["step"] < trainer.total_steps
 
 
+class InterruptedApp:
+    """What run_with_trainer sees when Ctrl-C lands inside the dashboard's event loop: ``run`` raises
+    KeyboardInterrupt, and the loop is closed, so posting to the app raises (textual 8)."""
+
+    def __init__(self, trainer: FakeTrainer):
+        self.trainer = trainer
+
+    def run(self) -> None:
+        metrics = self.trainer.run_dir / "metrics.jsonl"
+        while '"step"' not in (metrics.read_text() if metrics.exists() else ""):
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    def post_message(self, message) -> None:
+        raise RuntimeError("Event loop is closed")
+
+
+def test_ctrl_c_inside_the_dashboards_event_loop_stops_training_resumably(tmp_path, capsys):
+    trainer = FakeTrainer(tmp_path)
+    trainer.prepare()
+    assert run_with_trainer(trainer, InterruptedApp(trainer)) == 130
+    assert trainer.stop.is_set() and "Event loop is closed" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_train_tui_in_a_terminal_stops_training_resumably(tmp_path, data_dir, signum):
     import pty
@@ -543,15 +567,21 @@ def test_a_signal_to_train_tui_in_a_terminal_stops_training_resumably(tmp_path, 
     try:
         metrics = tmp_path / "tui" / "metrics.jsonl"
         deadline = time.monotonic() + 120
+        shown = bytearray()  # the terminal, drained so the app never blocks on it, and shown if the test fails
+
+        def drain() -> None:
+            if select.select([main], [], [], 0.1)[0]:
+                shown.extend(os.read(main, 65536))
+
         while '"step"' not in (metrics.read_text() if metrics.exists() else "") and time.monotonic() < deadline:
-            os.read(main, 65536) if select.select([main], [], [], 0.1)[0] else None  # keep the terminal drained
+            drain()
         proc.send_signal(signum)
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                os.read(main, 65536) if select.select([main], [], [], 0.1)[0] else None
+                drain()
             except OSError:
                 break
-        assert proc.wait(timeout=30) == 130
+        assert proc.wait(timeout=30) == 130, shown.decode(errors="replace")[-3000:]
     finally:
         proc.kill()
         os.close(main)

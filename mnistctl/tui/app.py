@@ -143,10 +143,12 @@ def run_with_trainer(trainer: Any, app: WatchApp | None = None) -> int:
     def train() -> None:
         try:
             outcome["summary"] = trainer.run()
-            app.post_message(TrainingEnded(run_dir, None))
         except BaseException as exc:  # noqa: BLE001 - reported after the app closes
             outcome["error"] = exc
-            app.post_message(TrainingEnded(run_dir, describe_error(exc)))
+        try:
+            app.post_message(TrainingEnded(run_dir, describe_error(outcome["error"]) if "error" in outcome else None))
+        except RuntimeError:  # Ctrl-C ended the app's event loop before the app could close
+            pass
 
     thread = threading.Thread(target=train, name="mnistctl-train", daemon=True)
     thread.start()

@@ -175,3 +175,11 @@ def test_a_config_file_that_is_not_a_regular_file_is_named_so_without_waiting(tm
     os.mkfifo(fifo)
     with pytest.raises(UsageError, match="is not a regular file"):
         load_file(fifo)  # opening a FIFO to read would wait for a writer
+
+
+def test_a_files_option_table_changes_only_the_options_it_names_over_its_preset(tmp_path):
+    path = _write(tmp_path, 'preset = "fast"\n[arch_options]\ndropout = 0.1\n[scheduler_options]\npct_start = 0.5\n')
+    config = trainconfig.resolve({}, path)
+    assert config["arch_options"]["channels"] == [16, 24] and config["arch_options"]["dropout"] == 0.1
+    assert config["scheduler_options"]["pct_start"] == 0.5 and config["optimizer_options"]["nesterov"] is True
+    assert trainconfig.resolve({}, _write(tmp_path, '[arch_options]\ndropout = 0.1\n'), "fast")["arch_options"]["channels"] == [16, 24]

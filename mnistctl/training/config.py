@@ -120,6 +120,9 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
         if unknown:
             raise UsageError(f"config file {config_file} has unknown setting '{unknown[0]}'", _setting_hint(unknown[0]))
         _new_plugins_start_afresh(config, file_settings)
+        for key in OPTIONS:  # a file's table changes only the options it names, as a flag does
+            if isinstance(file_settings.get(key), dict) and isinstance(config[key], dict):
+                file_settings[key] = {**config[key], **file_settings[key]}
         config.update(file_settings)
         schema.check(config)
     _new_plugins_start_afresh(config, flags)

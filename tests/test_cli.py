@@ -300,3 +300,11 @@ def test_a_control_character_in_a_path_is_printed_escaped_not_raw(tmp_path):
     shown = trained.stdout + evaluated.stdout
     assert f"training {tmp_path}/new\\nline/r on cpu" in shown and f"run saved in {tmp_path}/new\\nline/r" in shown
     assert f"wrote {tmp_path}/new\\nline/r/reports/eval-test.json" in shown and not any(line.startswith("line/") for line in shown.splitlines())
+
+
+def test_a_name_the_output_encoding_cannot_spell_is_escaped_not_a_crash(tmp_path):
+    from test_compare import make_run
+
+    make_run(tmp_path / "runs", "café", [0.9])
+    result = run_mnistctl("compare", "--all", str(tmp_path / "runs"), "--no-stats", PYTHONIOENCODING="ascii")
+    assert result.returncode == 0 and "caf\\xe9" in result.stdout, result.stderr

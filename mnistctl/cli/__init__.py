@@ -84,6 +84,8 @@ def main() -> None:
             os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt)
+    if getattr(sys.stdout, "errors", None) == "strict":  # a locale that cannot spell a name: escaped, as on stderr
+        sys.stdout.reconfigure(errors="backslashreplace")
     code = _run()
     _leave(-signal.SIGTERM if TERMINATED else code)
 

@@ -35,6 +35,12 @@ def test_export_writes_an_onnx_model_that_agrees_with_pytorch_on_the_test_set(ru
         assert (probs.argmax(1) == expected.argmax(1)).all()
 
 
+def test_a_control_character_in_the_output_path_is_printed_escaped(run, tmp_path):
+    result = CliRunner().invoke(app, ["export", str(run.path), "--output", str(tmp_path / "new\nline.onnx")])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path}/new\\nline.onnx\n" in result.stdout
+
+
 def test_export_defaults_to_the_run_folder(run, mnist):
     path, parity = export.export(run, "onnx", "last", dataset=mnist)
     assert path == run.path / "exports" / "last.onnx" and path.is_file()

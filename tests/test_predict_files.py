@@ -92,6 +92,15 @@ def test_save_input_never_overwrites_an_input_or_an_existing_file(short_run, tmp
     assert f"prepared images: 2 in {tmp_path}" in result.stderr
 
 
+def test_a_control_character_in_the_save_input_folder_is_printed_escaped(short_run, tmp_path):
+    photo, saved = tmp_path / "photo.png", tmp_path / "new\nline"
+    photo.write_bytes(_to_bytes(seven()))
+    result = CliRunner().invoke(app, ["predict", str(photo), "--run", str(short_run.path), "--save-input", str(saved), "--jsonl"])
+    assert result.exit_code == 0, result.output
+    assert f"prepared images: 1 in {tmp_path}/new\\nline" in result.stderr
+    assert not any(line.startswith("line") for line in result.stderr.splitlines())
+
+
 def test_an_image_whose_prepared_file_cannot_be_saved_fails_alone(short_run, tmp_path, monkeypatch):
     import errno
 

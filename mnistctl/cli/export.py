@@ -26,14 +26,14 @@ def command(
     Example: mnistctl export latest --format onnx -o digits.onnx
     """
     from mnistctl import runs
-    from mnistctl.console import out
+    from mnistctl.console import out, printable
     from mnistctl.reading import export
 
     options.new_typed_file(output, "--output", "ONNX", "digits.onnx")
     target, which = runs.resolve_checkpoint(run, which, runs_dir)
     dataset = target.dataset(data_dir, ignore_data_mismatch)
     path, parity = export.export(target, fmt, which, output, dataset)
-    out.print(f"wrote {path}", soft_wrap=True, markup=False)
+    out.print(f"wrote {printable(str(path))}", soft_wrap=True, markup=False)
     out.print(
         f"onnxruntime agrees with PyTorch on {parity.images:,} test images: "
         f"{parity.mismatches} different predictions, max probability difference {parity.max_difference:.1e}",

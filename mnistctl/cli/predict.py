@@ -38,7 +38,7 @@ def command(
     import sys
 
     from mnistctl import runs
-    from mnistctl.console import err, report, warn
+    from mnistctl.console import err, printable, report, warn
     from mnistctl.errors import UsageError
     from mnistctl.reading import predict
     from mnistctl.cli.predict_output import Output
@@ -79,14 +79,14 @@ def command(
             output.add(result)
     if saver is not None and saver.written:
         renamed = f" ({saver.renamed} under a new name, to leave existing files alone)" if saver.renamed else ""
-        err.print(f"prepared images: {len(saver.written)} in {save_input}{renamed}", soft_wrap=True, highlight=False, markup=False)
+        err.print(f"prepared images: {len(saver.written)} in {printable(str(save_input))}{renamed}", soft_wrap=True, highlight=False, markup=False)
     if explain is not None and explained:
         from mnistctl.reading.attributions import explain_predictions
 
         if explain_predictions(explained, members(), explain, min(top_k, 3)):
-            err.print(f"explained in {explain}", soft_wrap=True, highlight=False, markup=False)
+            err.print(f"explained in {printable(str(explain))}", soft_wrap=True, highlight=False, markup=False)
     elif explain is not None:
-        err.print(f"{explain} is not written: no image was read", soft_wrap=True, highlight=False, markup=False)
+        err.print(f"{printable(str(explain))} is not written: no image was read", soft_wrap=True, highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
 

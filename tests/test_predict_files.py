@@ -101,6 +101,32 @@ def test_a_control_character_in_the_save_input_folder_is_printed_escaped(short_r
     assert not any(line.startswith("line") for line in result.stderr.splitlines())
 
 
+def test_json_lines_on_a_narrow_terminal_stay_one_line_each(short_run, tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(_to_bytes(seven()))
+    main, terminal = os.openpty()
+    command = [sys.executable, "-m", "mnistctl", "predict", str(photo), str(photo), "--run", str(short_run.path), "--jsonl"]
+    done = subprocess.Popen(command, stdout=terminal, stderr=terminal, env={**os.environ, "COLUMNS": "40"})
+    os.close(terminal)
+    shown = b""
+    try:
+        while chunk := os.read(main, 65536):
+            shown += chunk
+    except OSError:  # the terminal closed
+        pass
+    finally:
+        os.close(main)
+    assert done.wait(timeout=120) == 0
+    pieces = re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()))
+    lines = [json.loads(piece) for piece in pieces if piece.startswith("{")]
+    assert [line["image"] for line in lines] == [str(photo)] * 2
+
+
 def test_an_image_whose_prepared_file_cannot_be_saved_fails_alone(short_run, tmp_path, monkeypatch):
     import errno
 

@@ -27,6 +27,7 @@ class Output:
         self.headed = False
         self.flushed = 0.0
         self.progress: Any = None
+        self.unfinished: str | None = None  # stdout shares the progress line's terminal: the line being written, printed whole above it
 
     def __enter__(self) -> Output:
         from mnistctl.console import err
@@ -40,7 +41,8 @@ class Output:
             )
 
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.completed} images read"), TimeElapsedColumn(),
-                                     console=err, transient=True, redirect_stdout=sys.stdout.isatty())
+                                     console=err, transient=True, redirect_stdout=False)
+            self.unfinished = "" if sys.stdout.isatty() else None
             self.progress.start()
             self.task = self.progress.add_task("predict", total=None)
         return self
@@ -62,6 +64,8 @@ class Output:
     def __exit__(self, kind, *exc) -> None:
         if self.kind == "json" and (self.count or kind is None):
             self._write("\n]" if self.count else "[]")
+        if self.unfinished:
+            self._write("")
         self._flush()
         if self.progress is not None:
             self.progress.stop()
@@ -75,7 +79,15 @@ class Output:
         self._write(f"{p.digit:>5}  {p.probability:>11.1%}  {top}  {printable(p.source)}")
 
     def _write(self, text: str, newline: bool = True) -> None:
-        sys.stdout.write(text + "\n" if newline else text)
+        text = text + "\n" if newline else text
+        if self.unfinished is None:
+            sys.stdout.write(text)
+            return
+        from rich.text import Text
+
+        *lines, self.unfinished = (self.unfinished + text).split("\n")
+        for line in lines:
+            self.progress.console.print(Text(line), soft_wrap=True)
 
     def _flush(self) -> None:
         sys.stdout.flush()

@@ -232,6 +232,13 @@ def test_script_debug_shows_traceback():
     assert "NotFoundError" in result.stderr
 
 
+@pytest.mark.parametrize("args", [("list", "archs", "lenett"), ("eval", "--bogus")])
+def test_debug_adds_the_traceback_but_keeps_the_error_line_and_the_exit_code(args):
+    plain, debug = run_mnistctl(*args), run_mnistctl(*args, MNISTCTL_DEBUG="1")
+    assert plain.returncode == debug.returncode == 2, debug.stderr
+    assert "Traceback" in debug.stderr and debug.stderr.splitlines()[-1] == plain.stderr.strip()
+
+
 def test_eval_and_compare_read_the_data_from_data_dir_when_the_usual_places_have_none(short_run, data_dir, tmp_path, monkeypatch):
     moved = [tmp_path / "moved", tmp_path / "moved-2"]
     for path in moved:

@@ -7,6 +7,7 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 
 import typer
 
@@ -117,8 +118,8 @@ def _run() -> int:
         err.print("[red]interrupted[/]")
         return 130
     except MnistctlError as exc:
-        if debug:
-            raise
+        if debug:  # the traceback, then the same line and exit code as without it
+            traceback.print_exc()
         report(exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -127,12 +128,12 @@ def _run() -> int:
         err.print("[red]interrupted[/]")
         return 130
     except Exception as exc:
-        if debug:
-            raise
         if type(exc).__name__ == "NoArgsIsHelpError":  # no command given: the help just shown is the answer
             if message := exc.format_message().strip():
                 print(message)
             return 2
+        if debug:
+            traceback.print_exc()
         if _is_usage_error(exc):
             where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mnistctl"
             report(exc.format_message().splitlines()[0], f"see {where} --help")
@@ -147,7 +148,7 @@ def _run() -> int:
         if "mnistctl.plugins" in sys.modules and (plugin := sys.modules["mnistctl.plugins"].at_fault(exc)):
             report(f"{plugin} failed: {type(exc).__name__}: {exc}".splitlines()[0], "report it to its authors; MNISTCTL_DEBUG=1 shows where")
             return 1
-        report(f"internal error: {type(exc).__name__}: {exc}", "rerun with MNISTCTL_DEBUG=1 for the traceback")
+        report(f"internal error: {type(exc).__name__}: {exc}", None if debug else "rerun with MNISTCTL_DEBUG=1 for the traceback")
         return 1
 
 

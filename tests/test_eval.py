@@ -180,3 +180,9 @@ def test_a_run_moved_from_another_machine_finds_the_data_through_the_usual_looku
     monkeypatch.setenv("MNISTCTL_DATA_DIR", str(data_dir))
     result = evaluate.evaluate(runs.Run(moved))
     assert result["accuracy"] == pytest.approx(trained_run.summary["test_acc"], abs=1e-6)
+
+
+def test_the_report_path_is_printed_whole_in_a_narrow_terminal(short_run):
+    result = run_mnistctl("eval", str(short_run.path), COLUMNS="30")
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {short_run.path / 'reports' / 'eval-test.json'} and eval-test.txt\n" in result.stdout

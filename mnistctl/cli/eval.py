@@ -49,4 +49,4 @@ def command(
         elsewhere = f"--json, or draw it: mnistctl visualize {literal(target.name)} --what confusion" if title.startswith("Confusion") else "--json"
         out.print(f"{title}: [yellow]needs {table_width(table)} columns, the terminal has {out.width}[/]; see {elsewhere}")
     if json_path is not None:
-        out.print(f"[dim]wrote {literal(json_path)} and {literal(text_path.name)}[/]")
+        out.print(f"[dim]wrote {literal(json_path)} and {literal(text_path.name)}[/]", soft_wrap=True)

@@ -1,5 +1,6 @@
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -598,3 +599,10 @@ def test_a_stop_before_training_begins_leaves_no_stub_run(tmp_path, data_dir, mo
     with pytest.raises(KeyboardInterrupt):
         Trainer(trainconfig.resolve({"arch": "lenet", "epochs": 1, "limit": 256, "name": "claim"}), None, tmp_path / "runs", data_dir).prepare()
     assert not any((tmp_path / "runs").iterdir())
+
+
+def test_the_hint_for_a_finished_run_names_its_config_as_a_shell_word(short_run, tmp_path):
+    run = runs.Run(shutil.copytree(short_run.path, tmp_path / "my runs" / "a run"))
+    with pytest.raises(UsageError, match="already finished") as info:
+        Trainer.resume(run)
+    assert shlex.split(info.value.hint.split("--config ", 1)[1]) == [str(run.config_path)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import shutil
 import threading
 import time
@@ -78,7 +79,7 @@ class Trainer:
         World.detect().lock(run).release()  # refused at once while another process trains into it
         status = run.status(stalled_after=math.inf)
         if status.completed:
-            raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {run.config_path}")
+            raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {shlex.quote(str(run.config_path))}")
         if not run.state_path.is_file():
             raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         return cls(config, observer, run.path.parent, data_dir, resume=run, ignore_data_mismatch=ignore_data_mismatch)
@@ -467,7 +468,7 @@ class Trainer:
     def _not_a_state(self, why: str) -> RunError:
         return RunError(
             f"{self.target.state_path} is not a resume state of run {self.target.name} ({why})",
-            f"it is damaged or from another run; start a new run, e.g. with --config {self.target.config_path}",
+            f"it is damaged or from another run; start a new run, e.g. with --config {shlex.quote(str(self.target.config_path))}",
         )
 
     def _state_problem(self, state: dict[str, Any]) -> str | None:

@@ -183,3 +183,10 @@ def test_a_files_option_table_changes_only_the_options_it_names_over_its_preset(
     assert config["arch_options"]["channels"] == [16, 24] and config["arch_options"]["dropout"] == 0.1
     assert config["scheduler_options"]["pct_start"] == 0.5 and config["optimizer_options"]["nesterov"] is True
     assert trainconfig.resolve({}, _write(tmp_path, '[arch_options]\ndropout = 0.1\n'), "fast")["arch_options"]["channels"] == [16, 24]
+
+
+@pytest.mark.parametrize("name", ["c.toml", "c.json"])
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + (b"epochs = 3\r\n" if name.endswith(".toml") else b'{"epochs": 3}'))
+    assert trainconfig.resolve({}, path)["epochs"] == 3

@@ -92,7 +92,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     if len(data) > MAX_JSON:
         raise UsageError(f"config file {path} is larger than {MAX_JSON // 2**20} MB", "a config file holds a few settings")
     try:
-        loaded = tomllib.loads(data.decode()) if kind == "TOML" else json.loads(data)
+        loaded = tomllib.loads(data.decode("utf-8-sig")) if kind == "TOML" else json.loads(data)  # a BOM, as JSON allows
     except ValueError as exc:  # not TOML or JSON, not UTF-8, or an integer too long to read
         raise UsageError(f"config file {path} is not valid {kind}: {parse_problem(exc)}", "fix the file or pass flags instead") from None
     except RecursionError:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
+from typing import Any
 
 from rich.console import Console
 
@@ -148,3 +151,21 @@ def run_app(app, **options) -> None:
     error = app._exception
     if error is not None:
         raise error.error if isinstance(error, WorkerFailed) else error
+
+
+def dumps(obj: Any, **options: Any) -> str:
+    """``json.dumps``, with NaN and infinity written as null: JSON has neither."""
+    try:
+        return json.dumps(obj, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_nulled(obj), **options)
+
+
+def _nulled(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _nulled(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nulled(item) for item in value]
+    return value

@@ -235,6 +235,22 @@ def _arch_plugin(module, *specs):
     return Plugin()
 
 
+def test_a_default_json_cannot_hold_is_listed_as_null(plug):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+
+    def clipped(max_norm=float("inf"), width=3):
+        return _net(width)
+
+    plug(_arch_plugin("mnistctl_clipped", Spec("clipped", clipped)), "clipped")
+    for args in (["list", "archs", "clipped", "--json"], ["list", "--json"]):
+        result = CliRunner().invoke(app, args)
+        listed = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+        rows = listed if isinstance(listed, list) else listed["archs"]
+        assert next(row for row in rows if row["name"] == "clipped")["defaults"] == {"max_norm": None, "width": 3}
+
+
 @pytest.mark.parametrize("order", [("twina", "twinb"), ("twinb", "twina")])
 def test_a_name_two_plugins_register_is_refused_naming_both(plug, capsys, order):
     for name in order:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,7 +28,7 @@ def command(
     top: Optional[int] = typer.Option(None, "--top", min=0, metavar="K", help="With --study: the K best runs (0: all) \\[default: 5].", show_default=False),
 ) -> None:
     """Compare runs: a table best first, McNemar p-values for each pair, and the ensemble's accuracy."""
-    from mnistctl.console import literal, out, print_whole, warn
+    from mnistctl.console import dumps, literal, out, print_whole, warn
     from mnistctl.errors import UsageError
     from mnistctl.reading.compare import column_key, compare
     from mnistctl.reading.compare import plot as plot_curves
@@ -52,7 +51,7 @@ def command(
     for message in result.warnings:
         warn(message)
     if as_json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(dumps(result.to_json(), indent=2))
     else:
         print_runs(result, shown, fit=not (wide or columns), keep=column_key(sort) if sort else None, wrap=not wide)
         if result.pairs:

@@ -23,10 +23,8 @@ def command(
 
     Writes RUN/reports/eval-SPLIT.json and .txt, and the per-sample predictions that compare reads.
     """
-    import json
-
     from mnistctl import runs
-    from mnistctl.console import err, literal, out, table_width, tighten, warn
+    from mnistctl.console import dumps, err, literal, out, table_width, tighten, warn
     from mnistctl.reading import evaluate
 
     target, which = runs.resolve_checkpoint(run, options.weights(which, checkpoint), runs_dir)
@@ -39,7 +37,7 @@ def command(
             json_path = text_path = None
             warn(f"the report could not be kept in {target.path / 'reports'} ({exc.strerror or exc}); it is shown only")
     if as_json:
-        print(json.dumps(result, indent=2))
+        print(dumps(result, indent=2))
         return
     for table in evaluate.tables(result):
         if tighten(table, out.width):  # closer columns at narrow widths, so that every count stays whole

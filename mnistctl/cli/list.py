@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
-from mnistctl.console import out
+from mnistctl.console import dumps, out
 
 app = typer.Typer(help="List registered architectures, schedulers, optimizers and plugins: all four, or the kind named.")
 
@@ -52,7 +50,7 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
 
     rows = _spec_rows(kind, pattern)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows, indent=2))
         return
     columns = ["name", "description", *(["params"] if kind == "archs" else []), "defaults", "source"]
     for row in rows:
@@ -117,7 +115,7 @@ def everything(ctx: typer.Context, as_json: bool = typer.Option(False, "--json",
             raise UsageError("--json goes after the kind", f"mnistctl list {ctx.invoked_subcommand} --json")
         return
     if as_json:
-        print(json.dumps({**{kind: _spec_rows(kind) for kind in KINDS}, "plugins": _plugin_rows()}, indent=2))
+        print(dumps({**{kind: _spec_rows(kind) for kind in KINDS}, "plugins": _plugin_rows()}, indent=2))
         return
     for kind in KINDS:
         _show_specs(kind, "*", False)
@@ -151,7 +149,7 @@ def plugins(as_json: bool = JSON) -> None:
 
     rows = _plugin_rows()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows, indent=2))
         return
 
     def table(shown: list[str], commas: bool, measuring: bool = False):

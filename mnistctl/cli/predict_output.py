@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from mnistctl.console import printable
+from mnistctl.console import dumps, printable
 from mnistctl.reading.predict import Prediction
 
 FLUSH_EVERY = 0.1
@@ -104,21 +104,3 @@ def json_line(result) -> str:
 
 def _number(value: float) -> str:
     return float.__repr__(value) if math.isfinite(value) else "null"
-
-
-def dumps(obj: Any, **options: Any) -> str:
-    """``json.dumps``, with NaN and infinity written as null: JSON has neither."""
-    try:
-        return json.dumps(obj, allow_nan=False, **options)
-    except ValueError:
-        return json.dumps(_nulled(obj), **options)
-
-
-def _nulled(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _nulled(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_nulled(item) for item in value]
-    return value

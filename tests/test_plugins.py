@@ -235,12 +235,12 @@ def _arch_plugin(module, *specs):
     return Plugin()
 
 
-def test_a_default_json_cannot_hold_is_listed_as_null(plug):
+def test_defaults_json_cannot_hold_are_listed_as_null_or_as_the_table_shows_them(plug):
     from typer.testing import CliRunner
 
     from mnistctl.cli import app
 
-    def clipped(max_norm=float("inf"), width=3):
+    def clipped(max_norm=float("inf"), width=3, activation=len):
         return _net(width)
 
     plug(_arch_plugin("mnistctl_clipped", Spec("clipped", clipped)), "clipped")
@@ -248,7 +248,7 @@ def test_a_default_json_cannot_hold_is_listed_as_null(plug):
         result = CliRunner().invoke(app, args)
         listed = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
         rows = listed if isinstance(listed, list) else listed["archs"]
-        assert next(row for row in rows if row["name"] == "clipped")["defaults"] == {"max_norm": None, "width": 3}
+        assert next(row for row in rows if row["name"] == "clipped")["defaults"] == {"max_norm": None, "width": 3, "activation": str(len)}
 
 
 @pytest.mark.parametrize("order", [("twina", "twinb"), ("twinb", "twina")])

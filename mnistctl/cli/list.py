@@ -50,7 +50,7 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
 
     rows = _spec_rows(kind, pattern)
     if as_json:
-        print(dumps(rows, indent=2))
+        print(dumps(rows, indent=2, default=str))  # a class or an enum default as the table shows it
         return
     columns = ["name", "description", *(["params"] if kind == "archs" else []), "defaults", "source"]
     for row in rows:
@@ -115,7 +115,7 @@ def everything(ctx: typer.Context, as_json: bool = typer.Option(False, "--json",
             raise UsageError("--json goes after the kind", f"mnistctl list {ctx.invoked_subcommand} --json")
         return
     if as_json:
-        print(dumps({**{kind: _spec_rows(kind) for kind in KINDS}, "plugins": _plugin_rows()}, indent=2))
+        print(dumps({**{kind: _spec_rows(kind) for kind in KINDS}, "plugins": _plugin_rows()}, indent=2, default=str))
         return
     for kind in KINDS:
         _show_specs(kind, "*", False)

@@ -350,3 +350,9 @@ def test_the_curves_legends_never_cover_a_point(n_epochs):
         points = np.concatenate([ax.transData.transform(line.get_xydata()) for line in ax.lines if line.get_marker() not in (None, "None", "")])
         inside = (points[:, 0] >= box.x0) & (points[:, 0] <= box.x1) & (points[:, 1] >= box.y0) & (points[:, 1] <= box.y1)
         assert not inside.any(), f"{ax.get_title()}: legend over {points[inside]}"
+
+
+def test_a_control_character_in_the_out_folder_is_printed_escaped(trained_run, tmp_path):
+    result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "curves", "--out", str(tmp_path / "new\nline")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{tmp_path}/new\\nline/curves.png\n"

@@ -35,7 +35,7 @@ def command(
     """
     from pathlib import Path
 
-    from mnistctl.console import err, literal, warn
+    from mnistctl.console import err, literal, printable, warn
     from mnistctl.console import out as console
     from mnistctl.errors import RunError, UsageError
     from mnistctl.reading.visualize import Options, Plots, expand, refuse_unused, unavailable
@@ -60,4 +60,4 @@ def command(
     for why, left_out in skipped.items():
         warn(f"skipped {', '.join(left_out)}: {why}")
     for path in paths:
-        console.print(str(path), soft_wrap=True, markup=False)
+        console.print(printable(str(path)), soft_wrap=True, markup=False)

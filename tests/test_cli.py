@@ -315,3 +315,14 @@ def test_a_name_the_output_encoding_cannot_spell_is_escaped_not_a_crash(tmp_path
     make_run(tmp_path / "runs", "café", [0.9])
     result = run_mnistctl("compare", "--all", str(tmp_path / "runs"), "--no-stats", PYTHONIOENCODING="ascii")
     assert result.returncode == 0 and "caf\\xe9" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "predict"])
+def test_a_closed_standard_output_drops_the_results_without_an_error(command, short_run, tmp_path):
+    from PIL import Image
+
+    Image.new("L", (28, 28)).save(tmp_path / "blank.png")
+    args = [str(tmp_path / "blank.png"), "--run", str(short_run.path), "--raw"] if command == "predict" else [str(short_run.path)]
+    done = subprocess.run([mnistctl_script(), command, *args, "--json"], stderr=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    assert done.stderr == "" and done.returncode == 0, done.stderr

@@ -79,6 +79,7 @@ def main() -> None:
 
     SIGTERM stops a command as Ctrl-C does, so that it removes its temporary files (training stops at a
     checkpoint its own way); the process then ends by SIGTERM, as its parent expects."""
+    _fill_closed_outputs()
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
         if hasattr(os, "register_at_fork"):  # forked workers end at once, as before
@@ -89,6 +90,18 @@ def main() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")
     code = _run()
     _leave(-signal.SIGTERM if TERMINATED else code)
+
+
+def _fill_closed_outputs() -> None:
+    """A standard output or error the caller closed (``>&-``) becomes /dev/null: what is written there is dropped,
+    and no file opened later takes its descriptor."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, "w", closefd=False))
 
 
 TERMINATED: list[int] = []

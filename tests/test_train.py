@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import shlex
@@ -606,3 +607,15 @@ def test_the_hint_for_a_finished_run_names_its_config_as_a_shell_word(short_run,
     with pytest.raises(UsageError, match="already finished") as info:
         Trainer.resume(run)
     assert shlex.split(info.value.hint.split("--config ", 1)[1]) == [str(run.config_path)]
+
+
+def test_a_run_recorded_before_monitor_and_ema_existed_resumes(tmp_path, data_dir):
+    observer = StopAt(1, 3)
+    trainer = observer.trainer = make(tmp_path, data_dir, observer)
+    assert trainer.run()["status"] == "interrupted"
+    run = runs.Run(trainer.run_dir)
+    recorded = run.config
+    for setting in ("monitor", "ema", "log_layers"):
+        del recorded[setting]
+    run.config_path.write_text(json.dumps(recorded))
+    assert Trainer.resume(run).run()["status"] == "finished"

@@ -207,7 +207,7 @@ def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:
             plugin_options(spec_of(config, key), settings[f"{key}_options"], kind)
     except UsageError as exc:
         raise UsageError(f"{source}: {exc.message}", "the run's settings were changed or damaged; start a new run") from None
-    return config
+    return {**json.loads(json.dumps(DEFAULTS)), **config}  # a setting added since the run was made: its default, as checked
 
 
 def _jsonable(obj: Any) -> Any:

@@ -496,3 +496,17 @@ def test_show_gives_a_queued_trial_its_settings_and_no_run_or_epochs(tmp_path):
     cells = dict(zip([h.strip() for h in header.strip("┃").split("┃")], [c.strip() for c in row.strip("│").split("│")]))
     assert cells["trial"] == "1" and cells["lr"] == "0.0123" and cells["scheduler"] == "onecycle", shown
     assert cells["epochs"] in ("", "-") and cells["run"] == "" and "None" not in shown, shown
+
+
+def test_a_failed_trials_line_says_why():
+    from types import SimpleNamespace
+
+    from mnistctl.cli.sweep import _trial_line
+
+    def trial(reported, **attrs):
+        return SimpleNamespace(number=2, state=SimpleNamespace(name="FAIL"), value=None, intermediate_values=reported,
+                               params={"lr": 1e30}, user_attrs={"status": "failed", "run": "s-t2", **attrs})
+
+    assert "failed[/] its loss diverged  lr=1e+30" in _trial_line(trial({}))
+    assert "failed[/] best val acc 91.00% its loss diverged  lr=1e+30" in _trial_line(trial({1: 0.91}))
+    assert "failed[/] batch_size 4,000 is too large  lr=1e+30" in _trial_line(trial({}, error="batch_size 4,000 is too large"))

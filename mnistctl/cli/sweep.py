@@ -126,10 +126,12 @@ def _trial_line(trial) -> str:
     from rich.markup import escape
 
     from mnistctl.reading.sweep import best_val_acc, status
+    from mnistctl.runs import Status
 
     params = " ".join(f"{k}={_value(v)}" for k, v in trial.params.items())
     acc = best_val_acc(trial)
-    result = f"best val acc {acc:.2%}" if acc is not None else escape(trial.user_attrs.get("error", ""))
+    reason = trial.user_attrs.get("error") or ("its loss diverged" if status(trial) is Status.FAILED else "")  # unfit settings carry an error
+    result = " ".join(part for part in (f"best val acc {acc:.2%}" if acc is not None else "", escape(reason)) if part)
     return f"trial {trial.number} [bold]{status(trial).label}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
 
 

@@ -186,3 +186,12 @@ def test_the_report_path_is_printed_whole_in_a_narrow_terminal(short_run):
     result = run_mnistctl("eval", str(short_run.path), COLUMNS="30")
     assert result.returncode == 0, result.stderr
     assert f"wrote {short_run.path / 'reports' / 'eval-test.json'} and eval-test.txt\n" in result.stdout
+
+
+def test_the_hint_to_draw_a_confusion_too_wide_names_the_run_by_its_path(short_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(short_run.path, "kept runs/a run")
+    result = run_mnistctl("eval", "kept runs/a run", COLUMNS="30")
+    assert result.returncode == 0, result.stderr
+    hint = " ".join(result.stdout.split()).split("draw it: ", 1)[1]
+    assert hint.startswith("mnistctl visualize 'kept runs/a run' --what confusion")

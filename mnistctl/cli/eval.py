@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 
 from mnistctl.cli import options
@@ -44,7 +46,7 @@ def command(
             out.print(table)
             continue
         title = str(table.title).split(" (")[0]
-        elsewhere = f"--json, or draw it: mnistctl visualize {literal(target.name)} --what confusion" if title.startswith("Confusion") else "--json"
+        elsewhere = f"--json, or draw it: mnistctl visualize {literal(shlex.quote(str(target.path)))} --what confusion" if title.startswith("Confusion") else "--json"
         out.print(f"{title}: [yellow]needs {table_width(table)} columns, the terminal has {out.width}[/]; see {elsewhere}")
     if json_path is not None:
         out.print(f"[dim]wrote {literal(json_path)} and {literal(text_path.name)}[/]", soft_wrap=True)

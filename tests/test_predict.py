@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -585,3 +586,11 @@ def test_a_small_or_turned_sheet_on_a_desk_is_read_without_the_desk(fill, angle,
     prepared = [imageprep.load_prepared(sheet_on_a_desk(d, size, angle)) for d in digits]
     likeness = [np.corrcoef(p.ravel().astype(float), d.ravel().astype(float))[0, 1] for p, d in zip(prepared, digits)]
     assert np.mean(likeness) > 0.6, likeness  # the desk's edges, read as ink, took it under 0.4
+
+
+def test_the_header_names_runs_of_the_same_name_from_different_folders_by_their_paths(run, mnist, tmp_path):
+    copy = shutil.copytree(run.path, tmp_path / "kept" / run.name)
+    (tmp_path / "d.png").write_bytes(png(mnist.test_images[0].numpy()))
+    header = invoke(tmp_path / "d.png", "--run", run.path, "--run", copy).stdout.splitlines()[0]
+    assert header == f"model: {run.path} + {copy}"
+    assert invoke(tmp_path / "d.png", "--run", run.path).stdout.splitlines()[0] == f"model: {run.name}"

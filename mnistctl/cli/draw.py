@@ -28,7 +28,7 @@ def command(
     """
     from mnistctl import runs
     from mnistctl.models import load_model, pick_device
-    from mnistctl.reading.predict import label
+    from mnistctl.reading.predict import labels
 
     options.output_folder(out, "--out")
     refs = run or ["latest"]
@@ -44,4 +44,4 @@ def command(
     from mnistctl.tui.draw import DrawApp
     from mnistctl.tui.reader import Reader
 
-    run_app(DrawApp(Reader(members, [label(r, weights) for r, weights in chosen], centre), out))
+    run_app(DrawApp(Reader(members, labels(chosen), centre), out))

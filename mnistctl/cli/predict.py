@@ -59,7 +59,7 @@ def command(
         return [predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen]
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
-    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", [predict.label(run, weights) for run, weights in chosen])
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", predict.labels(chosen))
     explained, failed = [], False
     results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin and sys.stdin.buffer, jobs=jobs)
     with output, contextlib.closing(results):  # closed on Ctrl-C or SIGTERM too, which ends its workers

@@ -60,9 +60,16 @@ class Failure:
         return {"image": self.source, "error": self.error.message, "hint": self.error.hint}
 
 
-def label(run: Run, which: str = "best") -> str:
-    """The name a run's weights are shown by: the run's name, with the weights when they are not the best."""
-    return run.name if which == "best" else f"{run.name} ({which})"
+def label(run: Run, which: str = "best", name: str | None = None) -> str:
+    """The name a run's weights are shown by: the run's name (or ``name``), with the weights when they are not the best."""
+    name = name or run.name
+    return name if which == "best" else f"{name} ({which})"
+
+
+def labels(chosen: list[tuple[Run, str]]) -> list[str]:
+    """Each model's label; runs of the same name from different folders are named by their paths, as compare does."""
+    names = [run.name for run, _ in chosen]
+    return [label(run, which, str(run.path) if names.count(run.name) > 1 else None) for run, which in chosen]
 
 
 def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True) -> Member:

@@ -326,3 +326,9 @@ def test_a_closed_standard_output_drops_the_results_without_an_error(command, sh
     done = subprocess.run([mnistctl_script(), command, *args, "--json"], stderr=subprocess.PIPE, text=True, timeout=120,
                           preexec_fn=lambda: os.close(1))
     assert done.stderr == "" and done.returncode == 0, done.stderr
+
+
+def test_a_file_named_like_an_option_gets_a_hint_to_name_it_as_a_path(tmp_path):
+    (tmp_path / "-photo.png").write_bytes(b"")
+    done = subprocess.run([mnistctl_script(), "predict", "-photo.png"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == "error: No such option: -p (for the file -photo.png, write ./-photo.png)\n"

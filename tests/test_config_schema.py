@@ -17,7 +17,7 @@ from mnistctl.training import config as trainconfig
 from mnistctl.training import schema
 from test_cli import run_mnistctl
 
-BAD_NAMES = ["../escape", "/tmp/absolute", "a/b", "a\\b", "c:name", ".", "..", "", ".hidden", "tab\there"]
+BAD_NAMES = ["../escape", "/tmp/absolute", "a/b", "a\\b", "c:name", ".", "..", "", ".hidden", "tab\there", "-x"]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)

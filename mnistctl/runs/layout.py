@@ -73,15 +73,16 @@ MAX_NAME_BYTES = 200  # of a file system's 255 for a folder name, leaving room f
 
 
 def validate_name(name: str) -> str:
-    """A run name is one folder name inside the runs folder: no separators, not empty, not hidden, not ``..``, not ``latest``."""
+    """A run name is one folder name inside the runs folder: no separators, not empty, not hidden, not ``..``, not ``latest``,
+    and not like an option (``-x``), which commands taking run names would read as one."""
     bad = (
-        not name or name.startswith(".") or name != name.strip()
+        not name or name.startswith((".", "-")) or name != name.strip()
         or any(c in SEPARATORS or ord(c) < 32 for c in name)
     )
     if bad:
         raise UsageError(
             f"run name {name!r} is not allowed: a run name is one folder name",
-            "it cannot be empty, start with '.', or hold / \\ : or control characters",
+            "it cannot be empty, start with '.' or '-' (read as an option), have spaces at its ends, or hold / \\ : or control characters",
         )
     if name == LATEST:
         raise UsageError(f"run name {name!r} is reserved: it always means the newest run", "pass another --name")

@@ -192,8 +192,6 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path, name):
     assert trainconfig.resolve({}, path)["epochs"] == 3
 
 
-def test_augment_true_or_false_in_a_file_turns_augmentation_on_or_off_as_the_flags_do(tmp_path):
+def test_augment_false_in_a_file_turns_its_presets_augmentation_off_as_no_augment_does(tmp_path):
     assert trainconfig.resolve({}, _write(tmp_path, 'preset = "best"\naugment = false\n'))["augment"] is None
-    assert trainconfig.resolve({}, _write(tmp_path, "augment = true\n"))["augment"] == {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 0.0}
-    on = trainconfig.resolve({"augment": {"zoom": 0.1}}, _write(tmp_path, "augment = true\n"), "best")["augment"]
-    assert on == {"rotation": 10.0, "shift": 0.1, "zoom": 0.1, "elastic": 0.0}
+    assert trainconfig.resolve({"augment": {"zoom": 0.1}}, _write(tmp_path, "augment = false\n"), "best")["augment"]["zoom"] == 0.1

@@ -123,8 +123,8 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
         for key in OPTIONS:  # a file's table changes only the options it names, as a flag does
             if isinstance(file_settings.get(key), dict) and isinstance(config[key], dict):
                 file_settings[key] = {**config[key], **file_settings[key]}
-        if isinstance(file_settings.get("augment"), bool):  # as --augment and --no-augment: TOML has no null
-            file_settings["augment"] = (config["augment"] or {}) if file_settings["augment"] else None
+        if file_settings.get("augment") is False:  # as --no-augment: TOML has no null
+            file_settings["augment"] = None
         config.update(file_settings)
         schema.check(config)
     _new_plugins_start_afresh(config, flags)

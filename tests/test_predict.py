@@ -594,3 +594,15 @@ def test_the_header_names_runs_of_the_same_name_from_different_folders_by_their_
     header = invoke(tmp_path / "d.png", "--run", run.path, "--run", copy).stdout.splitlines()[0]
     assert header == f"model: {run.path} + {copy}"
     assert invoke(tmp_path / "d.png", "--run", run.path).stdout.splitlines()[0] == f"model: {run.name}"
+
+
+def test_the_explain_title_names_runs_of_the_same_name_by_their_paths(run, mnist, tmp_path, monkeypatch):
+    from mnistctl.reading import attributions, figures
+
+    titles = []
+    monkeypatch.setattr(attributions, "explain_figure", lambda title, *args: titles.append(title))
+    monkeypatch.setattr(figures, "save", lambda figure, path, replace: path)
+    copy = shutil.copytree(run.path, tmp_path / "kept" / run.name)
+    (tmp_path / "d.png").write_bytes(png(mnist.test_images[0].numpy()))
+    invoke(tmp_path / "d.png", "--run", run.path, "--run", copy, "--explain", tmp_path / "why.png")
+    assert titles == [f"Why {run.path} + {copy} read this digit as they did"]

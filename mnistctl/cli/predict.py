@@ -54,12 +54,14 @@ def command(
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
     options.refuse_repeated_runs(refs, chosen)
 
+    names = predict.labels(chosen)
+
     @functools.cache
     def members() -> list[predict.Member]:
-        return [predict.member_from_run(run, weights, device, onnx=explain is None) for run, weights in chosen]
+        return [predict.member_from_run(run, weights, device, explain is None, name) for (run, weights), name in zip(chosen, names)]
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
-    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", predict.labels(chosen))
+    output = Output("jsonl" if jsonl_out else "json" if json_out else "table", names)
     explained, failed = [], False
     results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin and sys.stdin.buffer, jobs=jobs)
     with output, contextlib.closing(results):  # closed on Ctrl-C or SIGTERM too, which ends its workers

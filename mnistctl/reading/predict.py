@@ -72,8 +72,8 @@ def labels(chosen: list[tuple[Run, str]]) -> list[str]:
     return [label(run, which, str(run.path) if names.count(run.name) > 1 else None) for run, which in chosen]
 
 
-def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True) -> Member:
-    return load(run, which, device, name=label(run, which), onnx=onnx)
+def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True, name: str | None = None) -> Member:
+    return load(run, which, device, name=name or label(run, which), onnx=onnx)
 
 
 def member_from_checkpoint(path: str | Path, device: str = "auto", onnx: bool = True) -> Member:

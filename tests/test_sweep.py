@@ -510,3 +510,6 @@ def test_a_failed_trials_line_says_why():
     assert "failed[/] its loss diverged  lr=1e+30" in _trial_line(trial({}))
     assert "failed[/] best val acc 91.00% its loss diverged  lr=1e+30" in _trial_line(trial({1: 0.91}))
     assert "failed[/] batch_size 4,000 is too large  lr=1e+30" in _trial_line(trial({}, error="batch_size 4,000 is too large"))
+    crashed = trial({})
+    del crashed.user_attrs["status"]  # failed by an error that ended the sweep: Optuna's state only
+    assert "failed[/]" in _trial_line(crashed) and "diverged" not in _trial_line(crashed)

@@ -130,7 +130,8 @@ def _trial_line(trial) -> str:
 
     params = " ".join(f"{k}={_value(v)}" for k, v in trial.params.items())
     acc = best_val_acc(trial)
-    reason = trial.user_attrs.get("error") or ("its loss diverged" if status(trial) is Status.FAILED else "")  # unfit settings carry an error
+    failed = trial.user_attrs.get("status") == str(Status.FAILED)  # by the sweep: unfit settings (with an error) or a diverged loss
+    reason = trial.user_attrs.get("error") or ("its loss diverged" if failed else "")
     result = " ".join(part for part in (f"best val acc {acc:.2%}" if acc is not None else "", escape(reason)) if part)
     return f"trial {trial.number} [bold]{status(trial).label}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
 

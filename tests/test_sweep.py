@@ -226,6 +226,14 @@ def test_a_folder_given_as_space_file_is_named_a_folder(tmp_path):
         sweep("--study", "bad", "--space", "/dev/null", "--runs-dir", str(tmp_path / "runs"))
 
 
+def test_a_space_file_is_read_as_utf8_with_or_without_a_byte_order_mark(tmp_path):
+    from mnistctl.training.space import load
+
+    path = tmp_path / "space.toml"
+    path.write_bytes("\ufeff# taux d'apprentissage, échelle log\nlr = { float = [0.01, 0.1], log = true }\n".encode())
+    assert [dim.name for dim in load(path, {"arch": "lenet"})] == ["lr"]
+
+
 @pytest.mark.parametrize("show", [True, False])
 def test_a_folder_where_the_study_database_goes_is_named_a_folder(tmp_path, space, show):
     (tmp_path / "runs" / "optuna.db").mkdir(parents=True)

@@ -107,7 +107,7 @@ def load(path: str | Path, flags: dict[str, Any], config_file=None, preset: str 
     if not path.is_file():
         raise UsageError(f"space file {path} is not a regular file", "pass a TOML file, e.g. docs/sweep-space.toml")
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # UTF-8 whatever the locale, a BOM as config files allow
     except ValueError as exc:  # not TOML, not UTF-8, or an integer too long to read
         raise UsageError(f"space file {path} is not valid TOML: {parse_problem(exc)}", "fix the file; see the README's sweep section") from None
     base = settings(flags, config_file, preset)

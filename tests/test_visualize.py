@@ -352,6 +352,16 @@ def test_the_curves_legends_never_cover_a_point(n_epochs):
         assert not inside.any(), f"{ax.get_title()}: legend over {points[inside]}"
 
 
+def test_curves_of_events_without_a_learning_rate_say_it_was_not_logged():
+    from mnistctl.reading.figures.training import curves_figure
+
+    epochs = [{"epoch": e, "train_loss": 1 / e, "train_acc": 0.9, "val_loss": 1 / e, "val_acc": 0.9} for e in (1, 2)]
+    steps = [{"step": s, "loss": 1 / s} for s in (1, 2, 3)]
+    figure = curves_figure("run", epochs, steps, 2, None)
+    lr = figure.axes[2]
+    assert [t.get_text() for t in lr.texts] == ["not logged"] and len(lr.lines[0].get_xdata()) == 0
+
+
 def test_a_control_character_in_the_out_folder_is_printed_escaped(trained_run, tmp_path):
     result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "curves", "--out", str(tmp_path / "new\nline")])
     assert result.exit_code == 0, result.output

@@ -48,7 +48,11 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     elif len(steps) > 1 and all("lr" in s for s in steps):
         lr.plot([s["step"] / steps_per_epoch for s in steps], [s["lr"] for s in steps], color="purple")
     else:
-        lr.plot(x, [e["lr"] for e in epochs], "o-", color="purple")
+        logged = [e for e in epochs if "lr" in e]  # every run writes it; a hand-edited file may not
+        lr.plot([e["epoch"] for e in logged], [e["lr"] for e in logged], "o-", color="purple")
+        if not logged:
+            lr.text(0.5, 0.5, "not logged", transform=lr.transAxes, ha="center", va="center", color="grey")
+            lr.set(yticks=[], xlim=loss.get_xlim())
     rates = [line for line in lr.lines[0].get_ydata() if line > 0]
     if rates and max(rates) / min(rates) > 20:
         lr.set_yscale("log")

@@ -12,6 +12,7 @@ from mnistctl import runs
 from mnistctl.cli import app
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.reading import evaluate, split_predictions
+from mnistctl.runs import checkpoint
 from test_cli import run_mnistctl
 
 VAL_SPLIT = 1000
@@ -161,13 +162,17 @@ def test_a_run_stopped_in_its_first_epoch_is_pointed_to_its_last_weights(trained
     stopped = tmp_path / "stopped"
     (stopped / "weights").mkdir(parents=True)
     shutil.copy(trained_run.path / "config.json", stopped / "config.json")
-    shutil.copy(trained_run.path / "weights" / "last.safetensors", stopped / "weights" / "last.safetensors")
+    tensors, _ = checkpoint.load(trained_run.path / "weights" / "last.safetensors")
+    checkpoint.save(stopped / "weights" / "last.safetensors", tensors, {"epoch": 0, "step_in_epoch": 37})  # as the trainer saves it when stopped
     refused = CliRunner().invoke(app, ["eval", str(stopped)])
     assert isinstance(refused.exception, RunError) and "has no best weights" in refused.exception.message
     assert "pass --weights last" in refused.exception.hint
     result = CliRunner().invoke(app, ["eval", str(stopped), "--weights", "last", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["checkpoint"] == "last"
+    assert (json.loads(result.stdout)["epoch"], json.loads(result.stdout)["step_in_epoch"]) == (0, 37)
+    shown = CliRunner().invoke(app, ["eval", str(stopped), "--weights", "last"], env={"COLUMNS": "120"}).stdout
+    assert "last (37 steps into epoch 1)" in shown and "epoch 0" not in shown
 
 
 def test_a_run_moved_from_another_machine_finds_the_data_through_the_usual_lookup(trained_run, tmp_path, data_dir, monkeypatch):

@@ -58,6 +58,7 @@ def evaluate(run: Run, split: str = "test", which: str = "best", dataset=None) -
         "split": split,
         "checkpoint": which,
         "epoch": checkpoint_epoch(run, which, found.weights_meta),
+        **({"step_in_epoch": step} if (step := steps_into_epoch(found.weights_meta)) else {}),
         **metrics(found.probs, found.targets),
         "predictions": str(split_predictions.path(run, split).relative_to(run.path)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -79,6 +80,12 @@ def checkpoint_epoch(run: Run, which: str, meta: Any = None) -> int | None:
     return epoch
 
 
+def steps_into_epoch(meta: Any) -> int | None:
+    """The steps of an unfinished epoch that weights saved by a stopped run have trained on."""
+    step = meta.get("step_in_epoch") if isinstance(meta, dict) else None
+    return step if type(step) is int and step > 0 else None
+
+
 def report_paths(run: Run, split: str) -> tuple[Path, Path]:
     return run.report_path(f"eval-{split}.json"), run.report_path(f"eval-{split}.txt")
 
@@ -97,6 +104,8 @@ def tables(result: dict[str, Any]) -> list:
     from rich.table import Table
 
     epoch = f" (epoch {result['epoch']})" if result.get("epoch") is not None else ""
+    if result.get("step_in_epoch") and result.get("epoch") is not None:  # stopped mid-epoch: not the weights of the epoch before
+        epoch = f" ({result['step_in_epoch']:,} steps into epoch {result['epoch'] + 1})"
     summary = Table(title=f"Evaluation of {escape(result['run'])}", title_justify="left")
     for name in ("split", "checkpoint", "images", "accuracy", "loss", "errors"):
         summary.add_column(name, justify="left" if name in ("split", "checkpoint") else "right")

@@ -164,6 +164,17 @@ def test_corrupt_gzip_is_a_data_error(tmp_path):
         data.load(tmp_path, download=False)
 
 
+@pytest.mark.parametrize("gz", [True, False])
+def test_files_are_read_by_their_content_not_their_suffix(tmp_path, gz):
+    """A gzipped file saved without .gz, or a browser's gunzipped one still named .gz, is read all the same."""
+    arrays = write_set(tmp_path / "set", gz=gz)
+    for path in (tmp_path / "set").iterdir():
+        path.rename(path.with_name(path.name.removesuffix(".gz") if gz else path.name + ".gz"))
+    dataset = data.load(tmp_path / "set", download=False)
+    np.testing.assert_array_equal(dataset.train_images.numpy(), arrays["train_images"])
+    np.testing.assert_array_equal(dataset.test_labels.numpy(), arrays["test_labels"])
+
+
 @pytest.fixture
 def three_places(tmp_path, monkeypatch):
     """A --data-dir folder, a MNISTCTL_DATA_DIR folder and a cache folder, each a valid set."""

@@ -176,7 +176,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     for key, path in paths.items():
         stored = path.read_bytes()
         try:
-            raw = gzip.decompress(stored) if path.suffix == ".gz" else stored
+            raw = gzip.decompress(stored) if stored[:2] == b"\x1f\x8b" else stored  # by content: a download may be renamed
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path} is not a valid gzip file ({exc})", "download it again") from None
         md5[FILES[key]] = hashlib.md5(raw).hexdigest()

@@ -214,6 +214,29 @@ def test_an_output_path_through_a_file_is_one_usage_error(command, written, shor
     assert mine.read_text() == "the user's own file"
 
 
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_read_only_runs_folder_says_where_runs_can_go(exists, tmp_path, monkeypatch):
+    """A current folder (or runs folder) the user cannot write to: one line naming it and --runs-dir, nothing made."""
+    import errno
+
+    from mnistctl import runs
+    from mnistctl.errors import RunError
+
+    root = tmp_path / "runs"
+    if exists:
+        root.mkdir()
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(RunError) as caught:
+        runs.create(root, "fast")
+    assert str(caught.value) == (f"cannot write runs in {root}: Read-only file system "
+                                 "(pass --runs-dir DIR or set MNISTCTL_RUNS_DIR to a folder you can write to)")
+    assert root.exists() == exists and not (root / "fast").exists()
+
+
 def test_a_file_system_refusal_is_one_line_with_the_path(monkeypatch, capsys):
     import mnistctl.cli as cli
 

@@ -98,7 +98,13 @@ def make_root(root: str | Path) -> Path:
         root.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise UsageError(f"cannot keep runs in {root}: it or a folder above it is a file", f"pass --runs-dir DIR or set {RUNS_ENV} to a folder") from None
+    except OSError as exc:  # read-only, no permission
+        raise _unwritable(root, exc) from None
     return root
+
+
+def _unwritable(root: Path, exc: OSError) -> RunError:
+    return RunError(f"cannot write runs in {os.path.abspath(root)}: {exc.strerror}", f"pass --runs-dir DIR or set {RUNS_ENV} to a folder you can write to")
 
 
 def create(root: str | Path, name: str) -> Path:
@@ -112,6 +118,8 @@ def create(root: str | Path, name: str) -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise _unwritable(root, exc) from None
     raise RunError(f"too many runs named {name} in {root}", "pass another --name")
 
 

@@ -152,6 +152,19 @@ def test_a_one_process_run_resumes_on_two(tmp_path, env_data):
     assert 0 < first["train_acc"] <= 1 and first["images_per_s"] > 0
 
 
+def test_resuming_on_processes_that_do_not_split_the_batch_says_to_choose_other_processes(tmp_path, env_data):
+    box: list = []
+    trainer = Trainer(settings({"limit": 256, "batch_size": 32, "epochs": 2}), StopAt(box, 1, 3), tmp_path, env_data)
+    box.append(trainer)
+    assert trainer.run()["status"] == Status.INTERRUPTED
+    before = trainer.run_dir.joinpath("metrics.jsonl").read_bytes()
+    result = train(tmp_path, "--nproc", "3", "--resume", str(trainer.run_dir))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "does not split evenly across 3 processes" in result.stderr and "--batch-size" not in result.stderr  # refused on --resume
+    assert "number of processes that divides 32" in result.stderr
+    assert trainer.run_dir.joinpath("metrics.jsonl").read_bytes() == before
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():

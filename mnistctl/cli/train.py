@@ -87,7 +87,7 @@ def command(
     if launching:
         from mnistctl.training.distributed import launch
 
-        world.check_batch(trainer.config["batch_size"], nproc)
+        world.check_batch(trainer.config["batch_size"], nproc, resuming=resume is not None)
         trainer.check(on_cpu=True)
         del trainer  # its data and model: each worker loads its own
         raise typer.Exit(launch(nproc, sys.argv[1:]))

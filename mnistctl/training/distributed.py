@@ -128,10 +128,11 @@ class World:
         aug_rng.manual_seed(derived + 1)
 
     # sharding
-    def check_batch(self, batch_size: int, size: int | None = None) -> None:
+    def check_batch(self, batch_size: int, size: int | None = None, resuming: bool = False) -> None:
         size = size or self.size
         if batch_size % size:
-            raise UsageError(f"the batch size {batch_size} does not split evenly across {size} processes", f"pass a --batch-size that is a multiple of {size}")
+            hint = f"resume it on a number of processes that divides {batch_size}" if resuming else f"pass a --batch-size that is a multiple of {size}"
+            raise UsageError(f"the batch size {batch_size} does not split evenly across {size} processes", hint)
 
     def local_batch(self, batch_size: int) -> int:
         """``--batch-size`` is the global batch: each rank takes its share."""

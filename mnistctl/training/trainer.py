@@ -126,7 +126,7 @@ class Trainer:
         config = self.config
         self.device = self.world.pick_device("cpu" if on_cpu else config["device"])
         self.world.start(self.device)
-        self.world.check_batch(config["batch_size"])
+        self.world.check_batch(config["batch_size"], resuming=self.resuming)
         n = self.dataset.n_train
         if not self.resuming and config["val_split"] >= n:
             raise UsageError(f"--val-split {config['val_split']:,} leaves no training images: the data set has {n:,}", f"choose --val-split {n - 1:,} or less")

@@ -204,6 +204,21 @@ def test_named_folder_without_data_does_not_fall_back(three_places, tmp_path):
     assert str(tmp_path / "empty") in info.value.message
 
 
+def test_a_named_folder_says_what_it_lacks(tmp_path, monkeypatch):
+    """A half-copied folder names the files still missing; a mistyped one says it does not exist."""
+    write_set(tmp_path / "half")
+    for key in ("test_images", "test_labels"):
+        (tmp_path / "half" / f"{data.FILES[key]}.gz").unlink()
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "half"))
+    with pytest.raises(DataError) as info:
+        data.resolve(None, download=False)
+    assert info.value.message == (f"{data.ENV_VAR} {tmp_path / 'half'} holds 2 of the four MNIST IDX files: "
+                                  "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte missing")
+    with pytest.raises(DataError) as info:
+        data.resolve(tmp_path / "typo", download=False)
+    assert info.value.message == f"--data-dir {tmp_path / 'typo'} does not exist"
+
+
 def test_missing_data_names_the_four_files(tmp_path, monkeypatch):
     monkeypatch.delenv(data.ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -85,6 +85,17 @@ def locate(folder: Path) -> dict[str, Path] | None:
     return None
 
 
+def _lacking(folder: Path) -> str:
+    """What a named folder in which ``locate`` found no set lacks, for its error."""
+    if not folder.is_dir():
+        return "is not a folder" if folder.exists() else "does not exist"
+    bases = (folder, folder / "MNIST" / "raw")
+    missing = min(([name for name in FILES.values() if not (base / name).is_file() and not (base / f"{name}.gz").is_file()] for base in bases), key=len)
+    if len(missing) == len(FILES):
+        return "does not hold the four MNIST IDX files"
+    return f"holds {len(FILES) - len(missing)} of the four MNIST IDX files: {', '.join(missing)} missing"
+
+
 def cache_dir() -> Path:
     return cache.root() / "mnist"
 
@@ -95,7 +106,7 @@ def resolve(data_dir: str | Path | None = None, download: bool = True) -> dict[s
         if folder:
             found = locate(Path(folder).expanduser())
             if found is None:
-                raise DataError(f"{origin} {folder} does not hold the four MNIST IDX files", MISSING_HINT)
+                raise DataError(f"{origin} {folder} {_lacking(Path(folder).expanduser())}", MISSING_HINT)
             return found
     found = locate(cache_dir())
     if found is not None:

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -293,3 +294,25 @@ def test_a_failed_download_says_why_in_one_line(tmp_path, monkeypatch):
         data.load()
     assert str(caught.value).startswith("MNIST was not found and could not be downloaded (<urlopen error [Errno -2] Name or service not known>) (put ")
     assert "\n" not in str(caught.value)
+
+
+def test_a_download_cut_short_leaves_nothing_for_the_next_run(tmp_path, monkeypatch):
+    """The network drops in the last file: no partial set stays in the cache, and the next download lands whole."""
+    import torchvision.datasets
+
+    def cut_short(root, download):
+        raw = Path(root) / "MNIST" / "raw"
+        write_set(raw)
+        last = raw / "t10k-labels-idx1-ubyte.gz"
+        last.write_bytes(last.read_bytes()[:20])
+        raise RuntimeError("Error downloading t10k-labels-idx1-ubyte.gz:\nConnection reset by peer")
+
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(torchvision.datasets, "MNIST", cut_short)
+    with pytest.raises(DataError, match="could not be downloaded"):
+        data.load()
+    assert [path for path in data.cache_dir().rglob("*") if path.is_file()] == []
+    monkeypatch.setattr(torchvision.datasets, "MNIST", lambda root, download: write_set(Path(root) / "MNIST" / "raw"))
+    assert data.load().n_train == 20
+    assert sorted(path.name for path in data.cache_dir().iterdir()) == sorted(f"{name}.gz" for name in data.FILES.values())

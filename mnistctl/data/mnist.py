@@ -117,10 +117,18 @@ def resolve(data_dir: str | Path | None = None, download: bool = True) -> dict[s
 
 
 def _download(target: Path) -> dict[str, Path]:
+    """torchvision's download, made in a temporary folder and moved into ``target`` once all four files are in:
+    a download cut short leaves no partial file for the next run to find and refuse."""
+    import tempfile
+
     from torchvision.datasets import MNIST
 
     try:
-        MNIST(str(target), download=True)
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+            MNIST(tmp, download=True)
+            for path in (locate(Path(tmp)) or {}).values():
+                os.replace(path, target / path.name)
     except Exception as exc:
         reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), type(exc).__name__)
         raise DataError(f"MNIST was not found and could not be downloaded ({reason[:160]})", MISSING_HINT) from exc

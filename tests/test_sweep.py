@@ -273,6 +273,20 @@ def test_unreachable_storage_is_one_line_and_exit_2(tmp_path, space):
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_study_database_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, space):
+    db = tmp_path / "study.db"
+    optuna.create_study(storage=f"sqlite:///{db}", study_name="x", direction="maximize")
+    before = db.read_bytes()
+    url = f"sqlite:///file:{db}?mode=ro&uri=true"  # read-only as a read-only folder or mount makes it, even for root
+    result = subprocess.run(
+        [str(SCRIPT), "sweep", "--study", "x", "--space", str(space), "--storage", url, "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cannot write to the study storage" in result.stderr and "readonly database" in result.stderr
+    assert "internal error" not in result.stderr and db.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("name", ["../esc", ".hidden", "", "  ", "a/b", "lr search"])
 def test_a_study_name_its_trials_cannot_carry_is_refused_before_anything_is_stored(name, tmp_path, space):
     result = runner.invoke(app, ["sweep", "--study", name, "--trials", "1", "--space", str(space), "--preset", "fast", "--runs-dir", str(tmp_path / "runs")])

@@ -135,7 +135,12 @@ def load_study(name: str, storage, create: bool = False, pruner=None):
     import optuna
 
     if create:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner, load_if_exists=True)
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=pruner, load_if_exists=True)
+        except optuna.exceptions.StorageInternalError as exc:  # e.g. a read-only SQLite file or folder
+            reason = str(getattr(exc.__cause__, "orig", None) or exc.__cause__ or exc).strip().splitlines()[0]
+            raise UsageError(f"cannot write to the study storage {public_url(storage.url)}: {reason}",
+                             "make the database and its folder writable, or pass --storage URL or --runs-dir DIR") from None
     else:
         try:
             study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)

@@ -91,3 +91,9 @@ def test_a_resumed_run_names_its_epoch_counting_from_one_like_the_epoch_lines():
 def test_help_cuts_no_option_name_or_word_at_80_columns(command):
     result = run_mnistctl(command, "--help", COLUMNS="80")
     assert result.returncode == 0 and "…" not in result.stdout, [line for line in result.stdout.splitlines() if "…" in line]
+
+
+def test_watch_help_names_its_argument_and_option_values_as_the_other_commands_do():
+    usage, *rest = [line.strip() for line in run_mnistctl("watch", "--help", COLUMNS="80").stdout.splitlines() if line.strip()]
+    assert usage.startswith("Usage: mnistctl watch [OPTIONS] [RUN]")
+    assert any(line.startswith("│ --stalled-after        SECONDS ") for line in rest), rest

@@ -14,9 +14,9 @@ NAME = "watch"
 
 
 def command(
-    run: str = typer.Argument("latest", autocompletion=options.complete_runs, help="Run name or path; the newest run by default."),
+    run: str = typer.Argument("latest", metavar="RUN", autocompletion=options.complete_runs, help="Run name or path; the newest run by default."),
     runs_dir: options.RunsDir = None,
-    stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", help="Seconds without new metrics before a running run counts as stalled."),
+    stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", metavar="SECONDS", help="Seconds without new metrics before a running run counts as stalled."),
 ) -> None:
     """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events, per-layer statistics (q quits, ? keys, n/p switch runs, v layer view)."""
     from mnistctl import runs

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +263,20 @@ def test_normalize_and_identity_augment():
     assert torch.allclose(same, x, atol=1e-5)
     moved = data.augment(x, rotation=15.0, shift=0.1, generator=torch.Generator().manual_seed(0))
     assert moved.shape == x.shape and not torch.allclose(moved, x, atol=1e-2)
+
+
+def test_mnist_files_under_each_others_names_are_refused(data_dir, tmp_path):
+    """MNIST's training and test files swapped would train on the 10,000 test images: refused by their checksums."""
+    import shutil
+
+    swapped = {"train": "t10k", "t10k": "train"}
+    for path in data.resolve(data_dir, download=False).values():
+        split, rest = path.name.split("-", 1)
+        shutil.copy(path, tmp_path / f"{swapped[split]}-{rest}")
+    with pytest.raises(DataError) as caught:
+        data.load(tmp_path, download=False)
+    assert re.fullmatch(r".*/train-images-idx3-ubyte(\.gz)? holds MNIST's t10k-images-idx3-ubyte", caught.value.message)
+    assert "renamed or swapped" in caught.value.hint
 
 
 def test_real_mnist(mnist):

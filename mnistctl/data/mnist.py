@@ -32,6 +32,7 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+MNIST_MD5_NAMES = {digest: name for name, digest in MNIST_MD5.items()}
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 ENV_VAR = "MNISTCTL_DATA_DIR"
 MISSING_HINT = (
@@ -189,6 +190,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     cached = cache.read(paths)
     if cached is not None:
         arrays, facts = cached
+        _check_names(paths, facts["md5"])
         images, labels = torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
         return Dataset(images, labels, facts["n_train"], folder, facts["name"], facts["md5"])
     arrays, md5 = {}, {}
@@ -201,6 +203,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
         md5[FILES[key]] = hashlib.md5(raw).hexdigest()
         _verify_listed(path, stored, raw)
         arrays[key] = parse_idx(raw, str(path))
+    _check_names(paths, md5)
     _check_shapes(arrays)
     is_mnist = md5 == MNIST_MD5
     images = np.concatenate([arrays["train_images"], arrays["test_images"]]).astype(np.uint8)
@@ -228,6 +231,14 @@ def _verify_listed(path: Path, stored: bytes, raw: bytes) -> None:
                     f"{path} does not match its checksum in {listing.name}",
                     "the file is corrupt or was replaced; download it again",
                 )
+
+
+def _check_names(paths: dict[str, Path], md5: dict[str, str]) -> None:
+    """A file of MNIST's under another of its names: the training and test files swapped, say."""
+    for key, path in paths.items():
+        held = MNIST_MD5_NAMES.get(md5.get(FILES[key]), FILES[key])
+        if held != FILES[key]:
+            raise DataError(f"{path} holds MNIST's {held}", "the files were renamed or swapped: give each file the name of what it holds")
 
 
 def _check_shapes(arrays: dict[str, np.ndarray]) -> None:

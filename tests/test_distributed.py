@@ -193,6 +193,27 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
+def test_a_rank_that_stops_answering_fails_the_run_in_one_line_after_the_timeout(tmp_path, env_data, monkeypatch):
+    monkeypatch.setenv("MNISTCTL_DIST_TIMEOUT", "2")
+    launcher = train(tmp_path, "--nproc", "2", "--limit", "512", "--batch-size", "32", "--epochs", "50", *SMALL, wait=False)
+    run = started(tmp_path, launcher)
+    workers = {rank_of(pid): pid for pid in children(launcher.pid)}
+    os.kill(workers[1], signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + BOUND
+        while Path(f"/proc/{workers[0]}").exists() and b"zombie" not in Path(f"/proc/{workers[0]}/status").read_bytes():
+            assert time.monotonic() < deadline, "rank 0 never gave up on the silent rank"
+            time.sleep(0.1)
+    finally:
+        os.kill(workers[1], signal.SIGCONT)
+    _, err = launcher.communicate(timeout=BOUND)
+    assert launcher.returncode not in (0, 130)
+    assert "error: rank 0 waited 2 s for a training process that stopped answering (MNISTCTL_DIST_TIMEOUT)" in err, err
+    assert "internal error" not in err and "Traceback" not in err
+    assert run.summary["status"] == Status.FAILED
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--val-split", "60000"], "error: --val-split 60,000 leaves no training images"),
     (["--limit", "100", "--batch-size", "256"], "error: batch_size 256 is larger than the 100 training images"),

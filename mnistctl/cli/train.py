@@ -66,7 +66,7 @@ def command(
     from mnistctl.cli.progress import make_observer
     from mnistctl.training import space
     from mnistctl.registry import debug_cause
-    from mnistctl.training.distributed import World, peer_lost
+    from mnistctl.training.distributed import TIMEOUT_ENV, World, collective_timeout, peer_lost, peer_silent
     from mnistctl.training.trainer import Trainer
 
     world = World.detect()
@@ -103,6 +103,11 @@ def command(
         trainer.abandon()  # stopped before training began: no stub run is left
         if world.launched and peer_lost(exc):
             raise RunError(f"rank {world.rank} lost contact with the other training processes", "the launcher's line below names the one that stopped") from debug_cause(exc)
+        if world.launched and peer_silent(exc):
+            raise RunError(
+                f"rank {world.rank} waited {collective_timeout():g} s for a training process that stopped answering ({TIMEOUT_ENV})",
+                f"the launcher's line below names it; if it was only slow, set {TIMEOUT_ENV} higher",
+            ) from debug_cause(exc)
         raise
     if tui:
         if code == 130:

@@ -211,6 +211,12 @@ def peer_lost(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(words in text for words in ("Connection reset by peer", "Connection closed by peer", "Broken pipe"))
 
 
+def peer_silent(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that gave up waiting for a silent rank after :func:`collective_timeout`."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(words in text for words in ("Timed out waiting", "collective operation timeout"))
+
+
 def collective_timeout() -> float:
     """Seconds a collective may wait for a silent rank: MNISTCTL_DIST_TIMEOUT, a number above 0, else the default."""
     given = os.environ.get(TIMEOUT_ENV, "").strip()

@@ -224,6 +224,21 @@ def test_bad_input_is_refused_once_before_the_workers_start(tmp_path, env_data, 
     assert not any(tmp_path.iterdir())
 
 
+def test_ctrl_c_while_a_worker_imports_the_cli_exits_130_without_a_traceback():
+    stop_at_import = (
+        "import runpy, sys\n"
+        "class Stop:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'mnistctl.console':\n"
+        "            raise KeyboardInterrupt  # the launcher's SIGINT, arriving mid-import\n"
+        "sys.meta_path.insert(0, Stop())\n"
+        "sys.argv = ['mnistctl', 'list']\n"
+        "runpy.run_module('mnistctl', run_name='__main__', alter_sys=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", stop_at_import], capture_output=True, text=True, timeout=BOUND)
+    assert result.returncode == 130 and result.stderr == "interrupted\n", result.stderr
+
+
 def test_a_peer_gone_is_told_from_other_errors():
     from mnistctl.training.distributed import peer_lost
 

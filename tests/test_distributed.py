@@ -239,6 +239,23 @@ def test_ctrl_c_while_a_worker_imports_the_cli_exits_130_without_a_traceback():
     assert result.returncode == 130 and result.stderr == "interrupted\n", result.stderr
 
 
+def test_a_sigterm_as_a_worker_leaves_keeps_its_exit_code_without_a_traceback():
+    signal_on_leaving = (
+        "import os, signal, sys\n"
+        "import mnistctl.cli as cli\n"
+        "leave = cli._leave\n"
+        "def late(code):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # the launcher stopping the ranks as this one exits\n"
+        "    leave(code)\n"
+        "cli._leave = late\n"
+        "sys.argv = ['mnistctl', 'train', '--nproc', '0']\n"
+        "cli.main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", signal_on_leaving], capture_output=True, text=True, timeout=BOUND)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: Invalid value for '--nproc'") and result.stderr.count("\n") == 1
+
+
 def test_a_peer_gone_is_told_from_other_errors():
     from mnistctl.training.distributed import peer_lost
 

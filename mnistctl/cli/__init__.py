@@ -89,7 +89,11 @@ def main() -> None:
     if getattr(sys.stdout, "errors", None) == "strict":  # a locale that cannot spell a name: escaped, as on stderr
         sys.stdout.reconfigure(errors="backslashreplace")
     code = _run()
-    _leave(-signal.SIGTERM if TERMINATED else code)
+    code = -signal.SIGTERM if TERMINATED else code
+    try:
+        _leave(code)
+    except KeyboardInterrupt:  # a signal as the command ends (a launcher stopping its workers): its result stands
+        _leave(code)
 
 
 def _fill_closed_outputs() -> None:
@@ -170,7 +174,9 @@ def _run() -> int:
 def _leave(code: int) -> None:
     """Exit, or end by the signal a negative ``code`` names. A process that loaded torch or onnxruntime skips the
     interpreter's teardown of its modules (0.05-1 s): the command has closed its files, so only standard output
-    and error need flushing."""
+    and error need flushing. Ctrl-C and SIGTERM are ignored from here on: the command's result is decided."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     if code < 0 or "torch" in sys.modules or "onnxruntime" in sys.modules:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -74,27 +74,33 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def locate(folder: Path) -> dict[str, Path] | None:
     """The four files in a flat folder or in torchvision's MNIST/raw layout, or None."""
-    for base in (folder, folder / "MNIST" / "raw"):
-        found = {}
-        for key, name in FILES.items():
-            for candidate in (base / name, base / f"{name}.gz"):
-                if candidate.is_file():
-                    found[key] = candidate
-                    break
-        if len(found) == len(FILES):
-            return found
-    return None
+    return next((found for found in map(_files_in, _layouts(folder)) if len(found) == len(FILES)), None)
+
+
+def _layouts(folder: Path) -> tuple[Path, Path]:
+    return folder, folder / "MNIST" / "raw"
+
+
+def _files_in(base: Path) -> dict[str, Path]:
+    """Those of the four files ``base`` holds, gzipped or not."""
+    found = {}
+    for key, name in FILES.items():
+        for candidate in (base / name, base / f"{name}.gz"):
+            if candidate.is_file():
+                found[key] = candidate
+                break
+    return found
 
 
 def _lacking(folder: Path) -> str:
     """What a named folder in which ``locate`` found no set lacks, for its error."""
     if not folder.is_dir():
         return "is not a folder" if folder.exists() else "does not exist"
-    bases = (folder, folder / "MNIST" / "raw")
-    missing = min(([name for name in FILES.values() if not (base / name).is_file() and not (base / f"{name}.gz").is_file()] for base in bases), key=len)
-    if len(missing) == len(FILES):
+    found = max(map(_files_in, _layouts(folder)), key=len)
+    if not found:
         return "does not hold the four MNIST IDX files"
-    return f"holds {len(FILES) - len(missing)} of the four MNIST IDX files: {', '.join(missing)} missing"
+    missing = [name for key, name in FILES.items() if key not in found]
+    return f"holds {len(found)} of the four MNIST IDX files: {', '.join(missing)} missing"
 
 
 def cache_dir() -> Path:

@@ -94,10 +94,8 @@ def raise_unreadable(found: list[Run], warnings: list[str]) -> NoReturn:
 
 def _tell_apart(rows: list[dict[str, Any]], found: list[Run]) -> None:
     """Runs in folders of the same name, from different places, are named by their paths."""
-    names = [row["name"] for row in rows]
-    for row, run in zip(rows, found):
-        if names.count(row["name"]) > 1:
-            row["name"] = str(run.path)
+    for row, name in zip(rows, runs.shown_names(found)):
+        row["name"] = name
 
 
 def collect(refs: list[str], root: str | Path | None, all_runs: bool, warnings: list[str]) -> list[Run]:

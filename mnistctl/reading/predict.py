@@ -27,7 +27,7 @@ from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.data.imagefile import IMAGE_SUFFIXES
 from mnistctl.errors import DataError, MnistctlError, NotFoundError
 from mnistctl.reading.members import Member, load
-from mnistctl.runs import Run
+from mnistctl.runs import Run, shown_names
 
 STDIN = "-"
 CHUNK = 16
@@ -68,8 +68,8 @@ def label(run: Run, which: str = "best", name: str | None = None) -> str:
 
 def labels(chosen: list[tuple[Run, str]]) -> list[str]:
     """Each model's label; runs of the same name from different folders are named by their paths, as compare does."""
-    names = [run.name for run, _ in chosen]
-    return [label(run, which, str(run.path) if names.count(run.name) > 1 else None) for run, which in chosen]
+    names = shown_names([run for run, _ in chosen])
+    return [label(run, which, name) for (run, which), name in zip(chosen, names)]
 
 
 def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True, name: str | None = None) -> Member:

@@ -17,6 +17,7 @@ from mnistctl.runs.layout import (
     resolve,
     resolve_checkpoint,
     runs_dir,
+    shown_names,
     slug,
     validate_name,
 )
@@ -24,6 +25,6 @@ from mnistctl.runs.writer import RunWriter
 
 __all__ = [
     "CHECKPOINTS", "RUNS_ENV", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
-    "create", "is_run_dir", "list_runs", "make_root", "resolve", "resolve_checkpoint", "runs_dir", "slug",
+    "create", "is_run_dir", "list_runs", "make_root", "resolve", "resolve_checkpoint", "runs_dir", "shown_names", "slug",
     "validate_name",
 ]

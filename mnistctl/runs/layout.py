@@ -127,6 +127,12 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
 
 
+def shown_names(found: list[Run]) -> list[str]:
+    """How runs are named side by side: by name, or by path where runs from different places share one."""
+    names = [run.name for run in found]
+    return [str(run.path) if names.count(run.name) > 1 else run.name for run in found]
+
+
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".") and any((path / m).exists() for m in MARKERS)
 

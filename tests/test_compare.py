@@ -248,6 +248,22 @@ def test_cli_json(fixture_runs):
     assert data["ensemble"]["test_acc"] == pytest.approx(0.9)
 
 
+def test_json_has_the_settings_the_labels_print_as_numbers(tmp_path):
+    augment = {"rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 0.0}
+    make_run(tmp_path, "a", [0.9], summary={"test_acc": 0.91, "test_loss": 0.3}, optimizer="sgd", lr=0.05, weight_decay=1e-4,
+             ema=0.999, batch_size=64, augment=augment, scheduler="onecycle", scheduler_options={"pct_start": 0.3})
+    make_run(tmp_path, "b", [0.8])
+    result = CliRunner().invoke(app, ["compare", "--all", str(tmp_path), "--json", "--no-stats"])
+    assert result.exit_code == 0, result.output
+    a, b = json.loads(result.stdout)["runs"]
+    assert a["optimizer"] == "sgd lr=0.05 wd=0.0001 ema=0.999" and a["augment"] == "rot 10° shift 0.1"  # the table's text stays
+    assert (a["lr"], a["weight_decay"], a["ema"], a["batch_size"]) == (0.05, 0.0001, 0.999, 64)
+    assert a["augment_options"] == augment and a["scheduler_options"] == {"pct_start": 0.3} and a["arch_options"] == {}
+    numbers = ("params", "epochs", "best_epoch", "val_acc", "test_acc", "test_loss", "time", "throughput")
+    assert all(type(a[key]) in (int, float) for key in numbers), a
+    assert (b["lr"], b["ema"], b["augment"], b["augment_options"]) == (0.001, None, "none", {})
+
+
 def test_cli_tables_and_plot(fixture_runs, tmp_path):
     png = tmp_path / "out" / "curves.png"
     result = CliRunner().invoke(app, ["compare", "a", "b", "d", "--runs-dir", str(fixture_runs), "--plot", str(png)], env={"COLUMNS": "250"})

@@ -144,6 +144,7 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
         "optimizer": optimizer_label(config),
         "scheduler": scheduler_label(config),
         "augment": augment_label(config.get("augment")),
+        **settings(config),
         "epochs": summary.get("epochs_run", len(epochs)),
         "best_epoch": summary.get("best_epoch", best.get("epoch")),
         "val_acc": summary.get("best_val_acc", best.get("val_acc")),
@@ -269,6 +270,17 @@ def optimizer_label(config: dict[str, Any]) -> str:
     if isinstance(config.get("ema"), float):
         parts.append(f"ema={config['ema']:g}")
     return " ".join(parts)
+
+
+NUMBER_SETTINGS = ("lr", "weight_decay", "ema", "batch_size")
+OPTION_SETTINGS = ("arch_options", "optimizer_options", "scheduler_options")
+
+
+def settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What the labels hold as text, as values for --json: the learning rate, weight decay, weight average's decay and batch
+    size as numbers (None when unset or not a number); the options and the augmentation as the run's config.json has them."""
+    tables = {**{key: config.get(key) for key in OPTION_SETTINGS}, "augment_options": config.get("augment")}
+    return {**{key: number(config.get(key)) for key in NUMBER_SETTINGS}, **{key: t if isinstance(t, dict) else {} for key, t in tables.items()}}
 
 
 def augment_label(augment: dict[str, Any] | None) -> str:

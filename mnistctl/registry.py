@@ -166,7 +166,7 @@ class Registry:
             hint = suggest(name, self.names())
             if self.unloaded:  # one of them may have provided it
                 hint = f"{hint}; {'; '.join(self.unloaded)}"
-            raise NotFoundError(f"Unknown {self.kind} '{name}'", hint) from None
+            raise NotFoundError(f"unknown {self.kind} '{name}'", hint) from None
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs
@@ -305,7 +305,7 @@ def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[
 def split_pair(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise UsageError(f"Bad option '{item}'", "write it as key=value, e.g. dropout=0.3")
+        raise UsageError(f"bad option '{item}'", "write it as key=value, e.g. dropout=0.3")
     return key.strip(), value.strip()
 
 

@@ -12,7 +12,7 @@ from test_cli import run_mnistctl
         (["train", "--lr", "abc"], "Invalid value for '--lr'"),
         (["train", "--set", "dropout", "0.3"], "unexpected extra argument"),
         (["bogus"], "No such command 'bogus'"),
-        (["train", "--arch", "nope"], "Unknown architecture 'nope'"),
+        (["train", "--arch", "nope"], "unknown architecture 'nope'"),
         (["train", "--set", "nope=1"], "has no option 'nope'"),
         (["eval", "no-such-run"], "no run 'no-such-run'"),
         (["train", "--resume", "latest", "--epochs", "3", "--lr", "0.01"], "--lr, --epochs would be ignored"),

@@ -380,7 +380,7 @@ def test_resolve_gives_a_valid_configuration_or_a_usage_error(candidate, suffix)
             assert exc.exit_code == 2 and "\n" not in exc.message
             return
         except NotFoundError as exc:
-            assert exc.message.startswith("Unknown architecture")
+            assert exc.message.startswith("unknown architecture")
             return
     _valid(config)
 

@@ -324,7 +324,7 @@ def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(plug, monkeypa
     plug(_arch_plugin("mnistctl_nothing"), "nothing")  # clears the registries now and after the test
     with pytest.raises(NotFoundError) as info:
         plugins.archs().get("yournet")
-    assert info.value.message == "Unknown architecture 'yournet'"
+    assert info.value.message == "unknown architecture 'yournet'"
     assert info.value.hint.endswith("; plugin 'gone' (mnistctl-gone) failed to load: ModuleNotFoundError: No module named 'some_missing_dep'")
 
 
@@ -674,7 +674,7 @@ def test_a_run_names_the_distribution_it_needs_once_that_is_uninstalled(site, sm
     again = run_mnistctl("train", "--config", str(runs_dir / "tiny1" / "config.json"), **plain)
     assert again.returncode == 2 and again.stderr.startswith("error: run tiny1 needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0")
     other = run_mnistctl("train", "--config", str(runs_dir / "tiny1" / "config.json"), "--arch", "nosuchnet", **plain)
-    assert other.returncode == 2 and other.stderr.startswith("error: Unknown architecture 'nosuchnet'")  # not tinynet's package
+    assert other.returncode == 2 and other.stderr.startswith("error: unknown architecture 'nosuchnet'")  # not tinynet's package
 
 
 FLAKY = """
@@ -722,7 +722,7 @@ def test_a_run_recorded_before_plugins_were_recorded_still_says_unknown(throwawa
     from mnistctl.errors import NotFoundError
     from mnistctl.models import build_model
 
-    with pytest.raises(NotFoundError, match="Unknown architecture 'widenet'"):
+    with pytest.raises(NotFoundError, match="unknown architecture 'widenet'"):
         build_model({"name": "old", "arch": "widenet", "arch_options": {}})
     assert build_model({"name": "old", "arch": "throwaway-net", "arch_options": {}}) is not None
 

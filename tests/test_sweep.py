@@ -201,7 +201,7 @@ def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, d
         ("batch_size = { float = [16, 64] }", "batch_size takes whole numbers"),
         ("[set]\ndropot = { float = [0, 0.5] }", "arch 'lenet' has no option 'dropot'"),
         ("[opt-set]\nmomentum = { choice = [0.9] }\n[sched-set]\ngama = { float = [0.1, 0.5] }", "scheduler 'step' has no option 'gama'"),
-        ('scheduler = { choice = ["cosine", "cosin"] }', "Unknown scheduler 'cosin'"),
+        ('scheduler = { choice = ["cosine", "cosin"] }', "unknown scheduler 'cosin'"),
         ("epochs = { int = [0, 3] }", "epochs = 0: epochs = 0 is not allowed"),
         ("lr = { float = [0, 0.1], log = true }", "a log range must start above zero"),
         ("[opt-set]\nlr = { float = [0.001, 0.5], log = true }", "opt-set.lr: lr is not an optimizer option"),

@@ -88,7 +88,13 @@ def main() -> None:
         signal.signal(signal.SIGINT, _interrupt)
     if getattr(sys.stdout, "errors", None) == "strict":  # a locale that cannot spell a name: escaped, as on stderr
         sys.stdout.reconfigure(errors="backslashreplace")
-    code = _run()
+    outputs = [os.dup(fd) for fd in (1, 2)]  # kept: rich puts /dev/null in place of an output whose reader has gone
+    try:
+        code = _run()
+    except (BrokenPipeError, SystemExit) as exc:  # rich and click exit 1 when the reader of the output has gone (`| head`)
+        if not (isinstance(exc, BrokenPipeError) or _reader_gone(outputs)):
+            raise
+        code = -signal.SIGPIPE
     code = -signal.SIGTERM if TERMINATED else code
     try:
         _leave(code)
@@ -144,6 +150,8 @@ def _run() -> int:
             raise
         err.print("[red]interrupted[/]")
         return 130
+    except BrokenPipeError:
+        return -signal.SIGPIPE
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # no command given: the help just shown is the answer
             if message := exc.format_message().strip():
@@ -172,22 +180,39 @@ def _run() -> int:
 
 
 def _leave(code: int) -> None:
-    """Exit, or end by the signal a negative ``code`` names. A process that loaded torch or onnxruntime skips the
-    interpreter's teardown of its modules (0.05-1 s): the command has closed its files, so only standard output
-    and error need flushing. Ctrl-C and SIGTERM are ignored from here on: the command's result is decided."""
+    """Exit, or end by the signal a negative ``code`` names; an output whose reader has gone ends it by SIGPIPE, as
+    Unix tools end. A process that loaded torch or onnxruntime skips the interpreter's teardown of its modules
+    (0.05-1 s): the command has closed its files, so only standard output and error need flushing. Ctrl-C and
+    SIGTERM are ignored from here on: the command's result is decided."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            code = -signal.SIGPIPE if code >= 0 else code
+        except (OSError, ValueError):
+            pass
+    if code == -signal.SIGPIPE:  # what is still buffered goes nowhere: no "Exception ignored" as Python exits
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(null, fd)
     if code < 0 or "torch" in sys.modules or "onnxruntime" in sys.modules:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
         if code < 0:
             signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
         os._exit(code)
     sys.exit(code)
+
+
+def _reader_gone(fds: list[int]) -> bool:
+    """Whether a pipe among ``fds`` has lost its reader."""
+    import select
+
+    poll = select.poll()
+    for fd in fds:
+        poll.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poll.poll(0))
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -1,5 +1,6 @@
 """``mnistctl sweep``: tiny real trials in a shared Optuna study, pruning, reading the study back, and bad input."""
 
+import json
 import os
 import pwd
 import shutil
@@ -99,6 +100,15 @@ def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, 
     config = root / f"tiny-t{best.number}" / "config.json"
     assert f"train it again with: mnistctl train --config {config}\n" in shown
     assert_trains_again(config, runs[best.number])
+    data = json.loads(sweep("--study", "tiny", "--show", "--json", "--runs-dir", str(root)).stdout)
+    assert [t["number"] for t in data["trials"]] == [best.number, 1 - best.number] and data["study"] == "tiny"
+    for listed in data["trials"]:
+        run = runs[listed["number"]]
+        assert (listed["status"], listed["state"], listed["reason"], listed["epochs"]) == ("finished", "COMPLETE", None, 1)
+        assert listed["run"] == run.name and listed["path"] == str(run.path) and listed["test_acc"] == run.summary["test_acc"]
+        assert listed["params"] == trials[listed["number"]].params and type(listed["time"]) is float
+    assert data["best"] == data["trials"][0] | {"config": str(config)} and data["best"]["value"] == best.value
+    assert set(data["importances"]) == ({"lr", "scheduler"} if trials[0].value != trials[1].value else set())
     elsewhere = sweep("--study", "tiny", "--show", "--storage", url, "--runs-dir", str(tmp_path / "other")).stdout
     assert "its searched settings, to add to the sweep's own train options:" in elsewhere  # the run is not in this runs folder
     assert f"--scheduler {best.params['scheduler']}" in elsewhere and f"--lr {best.params['lr']!r}" in elsewhere
@@ -518,6 +528,39 @@ def test_show_gives_a_queued_trial_its_settings_and_no_run_or_epochs(tmp_path):
     cells = dict(zip([h.strip() for h in header.strip("┃").split("┃")], [c.strip() for c in row.strip("│").split("│")]))
     assert cells["trial"] == "1" and cells["lr"] == "0.0123" and cells["scheduler"] == "onecycle", shown
     assert cells["epochs"] in ("", "-") and cells["run"] == "" and "None" not in shown, shown
+
+
+def test_show_json_says_each_trials_state_and_why_it_failed(tmp_path):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="j", direction="maximize")
+    dists = {"lr": FloatDistribution(0.01, 0.2, log=True), "scheduler": CategoricalDistribution(["onecycle", "none"])}
+
+    def add(state, lr, value=None, reported=None, **attrs):
+        study.add_trial(create_trial(state=state, params={"lr": lr, "scheduler": "none"}, distributions=dists, value=value,
+                                     intermediate_values=reported or {}, user_attrs=attrs))
+
+    add(TrialState.FAIL, 0.2, status="failed", run="j-t0", error="batch_size 4,000 is too large")
+    add(TrialState.FAIL, 0.15, reported={0: 0.3}, status="failed", run="j-t1")
+    assert json.loads(sweep("--study", "j", "--show", "--json", "--runs-dir", str(root)).stdout)["best"] is None
+    add(TrialState.COMPLETE, 0.05, 0.5, {0: 0.5}, status="finished", run="j-t2")
+    add(TrialState.PRUNED, 0.01, None, {0: 0.1}, status="pruned", run="j-t3")
+    study.enqueue_trial({"lr": 0.0123, "scheduler": "onecycle"})
+    data = json.loads(sweep("--study", "j", "--show", "--json", "--runs-dir", str(root)).stdout)
+    shown = {t["number"]: t for t in data["trials"]}
+    assert [t["number"] for t in data["trials"]] == [2, 1, 3, 0, 4]  # best validation accuracy first, none last
+    assert {n: (t["status"], t["state"]) for n, t in shown.items()} == {
+        0: ("failed", "FAIL"), 1: ("failed", "FAIL"), 2: ("finished", "COMPLETE"), 3: ("pruned", "PRUNED"), 4: ("waiting", "WAITING")}
+    assert [shown[n]["reason"] for n in range(5)] == ["batch_size 4,000 is too large", "its loss diverged", None, None, None]
+    assert (shown[1]["value"], shown[1]["val_acc"], shown[0]["val_acc"], shown[3]["val_acc"]) == (None, 0.3, None, 0.1)
+    assert shown[4]["params"] == {"lr": 0.0123, "scheduler": "onecycle"} and shown[4]["run"] is None and shown[4]["epochs"] is None
+    assert data["best"] == shown[2] | {"config": None} and shown[2]["path"] is None  # its run is not in this runs folder
+    with pytest.raises(UsageError, match="--json prints the study that --show reads"):
+        sweep("--study", "j", "--json", "--runs-dir", str(root))
 
 
 def test_a_failed_trials_line_says_why():

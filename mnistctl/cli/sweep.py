@@ -26,6 +26,7 @@ def _options(
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage: a database URL, such as sqlite:///studies.db or postgresql://user@host/db \\[default: sqlite in the runs folder].", rich_help_panel=PANEL, show_default=False),
     pruner: str = typer.Option("median", "--pruner", metavar="median|halving|none", help="Stop hopeless trials early.", rich_help_panel=PANEL),
     show: bool = typer.Option(False, "--show", help="Print the study's trials best first, the best settings and the parameter importances; train nothing.", rich_help_panel=PANEL),
+    as_json: bool = typer.Option(False, "--json", help="With --show: print the study as JSON instead of tables.", rich_help_panel=PANEL),
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", parser=cli_options.given_path, help="Write the optimisation history and the importances to this new PNG; train nothing.", rich_help_panel=PANEL, show_default=False),
 ) -> None:
     """The sweep's own options; the train options follow."""
@@ -33,6 +34,10 @@ def _options(
 
 def command(**options: Any) -> None:
     """Search training settings with Optuna: each trial is an ordinary run; run it in several terminals to share the work."""
+    if options["as_json"] and not options["show"]:
+        from mnistctl.errors import UsageError
+
+        raise UsageError("--json prints the study that --show reads", "add --show: mnistctl sweep --study NAME --show --json")
     if options["show"] or options["plot"] is not None:
         _report(options)
         return
@@ -125,14 +130,11 @@ def _is_run_name(name: str) -> bool:
 def _trial_line(trial) -> str:
     from rich.markup import escape
 
-    from mnistctl.reading.sweep import best_val_acc, status
-    from mnistctl.runs import Status
+    from mnistctl.reading.sweep import best_val_acc, failure, status
 
     params = " ".join(f"{k}={_value(v)}" for k, v in trial.params.items())
     acc = best_val_acc(trial)
-    failed = trial.user_attrs.get("status") == str(Status.FAILED)  # by the sweep: unfit settings (with an error) or a diverged loss
-    reason = trial.user_attrs.get("error") or ("its loss diverged" if failed else "")
-    result = " ".join(part for part in (f"best val acc {acc:.2%}" if acc is not None else "", escape(reason)) if part)
+    result = " ".join(part for part in (f"best val acc {acc:.2%}" if acc is not None else "", escape(failure(trial) or "")) if part)
     return f"trial {trial.number} [bold]{status(trial).label}[/] {result}  {escape(params)}  -> {escape(trial.user_attrs.get('run', '-'))}"
 
 
@@ -147,7 +149,7 @@ def _quiet_optuna() -> None:
 
 
 def _report(options: dict[str, Any]) -> None:
-    from mnistctl.console import literal, out
+    from mnistctl.console import dumps, literal, out
     from mnistctl.reading import sweep as reading
     from mnistctl.training import sweep
 
@@ -156,10 +158,14 @@ def _report(options: dict[str, Any]) -> None:
     _quiet_optuna()
     url = sweep.storage_url(options["storage"], options["runs_dir"])
     study = sweep.load_study(options["study"], sweep.open_storage(url, create=False))
-    if options["show"]:
+    if options["as_json"]:
+        print(dumps(reading.as_json(study, options["runs_dir"]), indent=2))
+    elif options["show"]:
         _print_study(study, options["runs_dir"])
     if plot is not None:
-        out.print(f"figure written to [bold]{literal(reading.plot(study, plot))}[/]", soft_wrap=True)
+        written = reading.plot(study, plot)
+        if not options["as_json"]:
+            out.print(f"figure written to [bold]{literal(written)}[/]", soft_wrap=True)
 
 
 def _print_study(study, runs_dir) -> None:

@@ -43,6 +43,13 @@ def params(trial) -> dict[str, Any]:
     return queued if isinstance(queued, dict) else {}
 
 
+def failure(trial) -> str | None:
+    """Why the trial failed, when it is known: the error that made its settings unfit, or a loss that diverged (failed by
+    the sweep without an error). None for a trial that did not fail, or that an error ending the sweep failed."""
+    failed = trial.user_attrs.get("status") == str(Status.FAILED)
+    return trial.user_attrs.get("error") or ("its loss diverged" if failed else None)
+
+
 def rows(study, root=None) -> list[dict[str, Any]]:
     """One row per trial, best validation accuracy first; test accuracy where the run is in this runs folder."""
     found = []
@@ -65,6 +72,26 @@ def rows(study, root=None) -> list[dict[str, Any]]:
         }
         found.append(row | _ended_outside(row, summary))
     return sorted(found, key=lambda r: (r["val_acc"] is None, -(r["val_acc"] or 0), r["trial"]))
+
+
+def as_json(study, root=None) -> dict[str, Any]:
+    """The study as ``sweep --show`` prints it, for --json: its trials best first, the best one and the importances."""
+    found = {trial.number: trial for trial in trials(study)}
+    listed = []
+    for row in rows(study, root):
+        trial = found[row["trial"]]
+        path = _run_dir(trial, root)
+        listed.append({
+            "number": trial.number, "status": row["status"], "state": trial.state.name, "value": trial.value,
+            "val_acc": row["val_acc"], "test_acc": row["test_acc"], "epochs": row["epochs"], "time": row["time"],
+            "params": params(trial), "run": row["name"] or None, "path": str(path) if path and runs.is_run_dir(path) else None,
+            "reason": failure(trial), "ended_outside": row["ended_outside"],
+        })
+    best = best_trial(study)
+    if best is not None:
+        config = run_config(study, best, root)
+        best = next(t for t in listed if t["number"] == best.number) | {"config": str(config) if config else None}
+    return {"study": study.study_name, "trials": listed, "best": best, "importances": importances(study)}
 
 
 def _ended_outside(row: dict[str, Any], summary: dict[str, Any] | None) -> dict[str, Any]:

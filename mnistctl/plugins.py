@@ -101,7 +101,7 @@ def registry(kind: str) -> Registry:
     """The registry of ``archs``, ``schedulers`` or ``optimizers``, filled by every plugin's hook, the built-ins' first.
 
     A spec that cannot be registered is left out with a warning; the plugin's other specs are registered."""
-    reg = Registry(KINDS[kind])
+    reg = Registry(KINDS[kind], warn=warn)
     hook = getattr(manager().hook, f"register_{kind}")
     reg.unloaded = [_failure(info) for info in _unloadable]
     for key in [key for key in _problems if key[1] == kind]:
@@ -132,7 +132,6 @@ def registry(kind: str) -> Registry:
             _problem(name, kind, f"plugin '{name}' ({source}): register_{kind} returned {with_article(type(returned).__name__)}, which is ignored (call register(spec) for each spec instead)")
     for spec_name in reg.ambiguous:
         clash = reg.clash(spec_name)
-        warn(f"{clash.message}; {clash.hint}")
         for name in {name for source in reg.ambiguous[spec_name] for name in names_of.get(source, [])}:
             _problem(name, kind, f"{clash.message}; {clash.hint}", warning=False)
     return reg

@@ -106,8 +106,10 @@ class Spec:
 class Registry:
     """Specs of one kind, by name. A built-in's name stays the built-in's; a name two plugins register is refused to both."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, warn: Callable[[str], None] | None = None):
         self.kind = kind
+        self._warn = warn  # says each clash when the registry is first used, unless that use is the name, whose error says it
+        self._said = False
         self._specs: dict[str, Spec] = {}
         self.ambiguous: dict[str, list[str]] = {}  # a name several plugins register: their sources
         self.left_out: dict[str, UsageError] = {}  # a name registered with a spec that cannot be used: why
@@ -148,13 +150,27 @@ class Registry:
             f"uninstall {'one' if len(others) == 1 else 'all but one'} of them to use it",
         )
 
+    def _say_clashes(self, used: str | None = None) -> None:
+        if self._said or self._warn is None:
+            return
+        self._said = True
+        for name in self.ambiguous:
+            if name != used:
+                clash = self.clash(name)
+                self._warn(f"{clash.message}; {clash.hint}")
+
     def names(self) -> list[str]:
+        self._say_clashes()
         return sorted(self._specs)
 
     def list(self, pattern: str = "*") -> list[Spec]:
+        """The specs whose names match ``pattern``; a name several plugins register, given whole, is refused as ``get`` refuses it."""
+        if pattern in self.ambiguous:
+            self.get(pattern)
         return [self._specs[n] for n in self.names() if fnmatch.fnmatch(n, pattern)]
 
     def get(self, name: str) -> Spec:
+        self._say_clashes(used=name)
         if name in self.ambiguous:
             raise self.clash(name)
         if name in self.left_out and name not in self._specs:
@@ -169,9 +185,11 @@ class Registry:
             raise NotFoundError(f"unknown {self.kind} '{name}'", hint) from None
 
     def __contains__(self, name: str) -> bool:
+        self._say_clashes()
         return name in self._specs
 
     def __len__(self) -> int:
+        self._say_clashes()
         return len(self._specs)
 
 

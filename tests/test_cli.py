@@ -78,6 +78,7 @@ def test_list_pattern_matching_nothing_suggests_a_name():
     result = runner.invoke(app, ["list", "archs", "lenett"])
     assert result.exit_code != 0
     assert isinstance(result.exception, NotFoundError)
+    assert result.exception.message == "no architecture matches 'lenett'"
     assert "'lenet'" in result.exception.hint
 
 
@@ -304,7 +305,7 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(args, tmp_pat
                             env={**os.environ, "COLUMNS": "200", "MNISTCTL_RUNS_DIR": str(tmp_path / "runs")})
     option = args[args.index("") - 1]
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: Invalid value for '{option}'") and "is empty; name a path" in result.stderr
+    assert result.stderr.startswith(f"error: invalid value for '{option}'") and "is empty; name a path" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not list(tmp_path.iterdir())
 
 
@@ -354,4 +355,4 @@ def test_a_closed_standard_output_drops_the_results_without_an_error(command, sh
 def test_a_file_named_like_an_option_gets_a_hint_to_name_it_as_a_path(tmp_path):
     (tmp_path / "-photo.png").write_bytes(b"")
     done = subprocess.run([mnistctl_script(), "predict", "-photo.png"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr == "error: No such option: -p (for the file -photo.png, write ./-photo.png)\n"
+    assert done.returncode == 2 and done.stderr == "error: no such option: -p (for the file -photo.png, write ./-photo.png)\n"

@@ -9,9 +9,11 @@ from test_cli import run_mnistctl
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["train", "--lr", "abc"], "Invalid value for '--lr'"),
+        (["train", "--lr", "abc"], "invalid value for '--lr'"),
         (["train", "--set", "dropout", "0.3"], "unexpected extra argument"),
-        (["bogus"], "No such command 'bogus'"),
+        (["bogus"], "no such command 'bogus'"),
+        (["train", "--lr"], "option '--lr' requires an argument"),
+        (["predict"], "missing argument 'images'"),
         (["train", "--arch", "nope"], "unknown architecture 'nope'"),
         (["train", "--set", "nope=1"], "has no option 'nope'"),
         (["eval", "no-such-run"], "no run 'no-such-run'"),
@@ -19,7 +21,7 @@ from test_cli import run_mnistctl
         (["train", "--resume", "latest", "--no-augment", "--no-channels-last"], "--no-channels-last, --no-augment would be ignored"),
         (["train", "--no-augment", "--rotation", "15"], "--no-augment turns augmentation off, so --rotation would be ignored"),
         (["visualize", "--what", "confusoin"], "did you mean 'confusion'"),
-        (["compare", "--study", "s", "--top", "-1"], "Invalid value for '--top'"),
+        (["compare", "--study", "s", "--top", "-1"], "invalid value for '--top'"),
     ],
 )
 def test_every_input_mistake_is_one_line_with_exit_code_2(args, says):
@@ -27,6 +29,7 @@ def test_every_input_mistake_is_one_line_with_exit_code_2(args, says):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
+    assert not lines[0].removeprefix("error: ")[0].isupper(), result.stderr  # click's own messages too
     assert "Traceback" not in result.stderr and "╭" not in result.stderr
 
 

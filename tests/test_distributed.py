@@ -253,7 +253,7 @@ def test_a_sigterm_as_a_worker_leaves_keeps_its_exit_code_without_a_traceback():
     )
     result = subprocess.run([sys.executable, "-c", signal_on_leaving], capture_output=True, text=True, timeout=BOUND)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.startswith("error: Invalid value for '--nproc'") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: invalid value for '--nproc'") and result.stderr.count("\n") == 1
 
 
 def test_a_peer_gone_is_told_from_other_errors():

@@ -163,7 +163,8 @@ def _run() -> int:
             where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mnistctl"
             option = getattr(exc, "option_name", None)  # a file named like an option: -photo.png
             path = next((arg for arg in sys.argv[1:] if option and arg.startswith(option) and os.path.exists(arg)), None)
-            report(exc.format_message().splitlines()[0], f"for the file {path}, write ./{path}" if path else f"see {where} --help")
+            message = exc.format_message().splitlines()[0]
+            report(message[:1].lower() + message[1:], f"for the file {path}, write ./{path}" if path else f"see {where} --help")
             return 2
         if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:  # a folder to create, a file in the way
             report(f"cannot write to {exc.filename}: it or a folder above it is a file", "choose another path")

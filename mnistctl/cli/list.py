@@ -22,7 +22,7 @@ def _spec_rows(kind: str, pattern: str = "*") -> list[dict]:
 
     specs = registry(kind).list(pattern)
     if not specs:
-        raise NotFoundError(f"No {registry(kind).kind} matches '{pattern}'", suggest(pattern, registry(kind).names()))
+        raise NotFoundError(f"no {registry(kind).kind} matches '{pattern}'", suggest(pattern, registry(kind).names()))
     return [
         {
             "name": s.name,

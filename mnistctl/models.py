@@ -60,10 +60,11 @@ def loss_and_accuracy(probs, labels) -> tuple[float, float]:
     return -picked.log().mean().item(), (probs.argmax(1) == labels).sum().item() / len(labels)
 
 
-def build_model(config: dict[str, Any]):
+def build_model(config: dict[str, Any], needed_by: str = "this run"):
     """The architecture a run config names, with its options, untrained (the process keeps freed memory from here on).
 
-    A factory that builds something other than a torch module is bad input naming its plugin."""
+    A factory that builds something other than a torch module is bad input naming its plugin; an architecture no longer
+    installed names the run as ``needed_by`` (``run NAME``)."""
     from torch import nn
 
     from mnistctl.allocator import keep_freed_memory
@@ -71,7 +72,7 @@ def build_model(config: dict[str, Any]):
     from mnistctl.registry import parse_options
 
     keep_freed_memory()
-    spec = spec_of(config, "arch")
+    spec = spec_of(config, "arch", needed_by)
     model = spec.build(**parse_options(spec, config.get("arch_options", {})))
     if not isinstance(model, nn.Module):
         raise spec.wrong_result(model, "a torch.nn.Module")
@@ -118,7 +119,7 @@ def load_model(run: Run, which: str = "best", tensors: dict | None = None):
     if not isinstance(run.config.get("arch"), str):
         raise RunError(f"{run.config_path} names no architecture", "the run directory is damaged")
     try:
-        model = build_model(run.config)
+        model = build_model(run.config, f"run {run.name}")
     except UsageError as exc:  # the run's own options: no flag of this command to fix
         from mnistctl.plugins import changed_since
 

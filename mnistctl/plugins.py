@@ -179,9 +179,10 @@ def provenance(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     return provided
 
 
-def spec_of(config: dict[str, Any], setting: str) -> Spec:
+def spec_of(config: dict[str, Any], setting: str, needed_by: str = "this run") -> Spec:
     """The spec a run's config names in ``setting`` (arch, optimizer or scheduler). One the run recorded as coming
-    from a distribution that is no longer installed, or no longer has it, is a NotFoundError saying what to install."""
+    from a distribution that is no longer installed, or no longer has it, is a NotFoundError saying what to install,
+    naming the run as the user gave it in ``needed_by`` (``run NAME``, ``config file PATH``)."""
     kind, name = SETTINGS[setting], config.get(setting)
     try:
         return registry(kind).get(name)
@@ -189,8 +190,7 @@ def spec_of(config: dict[str, Any], setting: str) -> Spec:
         package, version = _recorded(config, setting)
         if package is None:
             raise
-        run = f"run {config['name']}" if config.get("name") else "this run"
-        what = f"{run} needs the {KINDS[kind]} '{name}' from {package}" + (f" {version}" if version else "")
+        what = f"{needed_by} needs the {KINDS[kind]} '{name}' from {package}" + (f" {version}" if version else "")
         hint = f"pip install {package}=={version}" if version else f"pip install {package}"
         installed = _version(package)
         failed = next((info for info in _unloadable if info.package == package), None)

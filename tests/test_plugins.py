@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import shutil
 import textwrap
 
 import pytest
@@ -347,9 +348,9 @@ def test_a_run_whose_installed_plugin_failed_to_load_says_so(plug, monkeypatch):
     monkeypatch.setattr(plugins, "_unloadable", [failed])
     monkeypatch.setattr(plugins, "_version", lambda package: "0.1.0" if package == "mnistctl-gone" else "")
     plug(_arch_plugin("mnistctl_nothing"), "nothing")
-    config = {"name": "y1", "arch": "yournet", "plugins": {"arch": {"name": "yournet", "package": "mnistctl-gone", "version": "0.1.0"}}}
+    config = {"arch": "yournet", "plugins": {"arch": {"name": "yournet", "package": "mnistctl-gone", "version": "0.1.0"}}}
     with pytest.raises(NotFoundError) as info:
-        plugins.spec_of(config, "arch")
+        plugins.spec_of(config, "arch", "run y1")
     assert str(info.value) == (
         "run y1 needs the architecture 'yournet' from mnistctl-gone 0.1.0, and mnistctl-gone 0.1.0 is installed but failed to load: "
         "ModuleNotFoundError: No module named 'some_missing_dep' (MNISTCTL_DEBUG=1 shows why; install what it needs, or report it to the authors of mnistctl-gone)"
@@ -686,7 +687,12 @@ def test_a_run_names_the_distribution_it_needs_once_that_is_uninstalled(site, sm
     assert resumed.returncode == 2
     assert "needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0" in resumed.stderr
     again = run_mnistctl("train", "--config", str(runs_dir / "tiny1" / "config.json"), **plain)
-    assert again.returncode == 2 and again.stderr.startswith("error: run tiny1 needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0")
+    assert again.returncode == 2
+    assert again.stderr.startswith(f"error: config file {runs_dir / 'tiny1' / 'config.json'} needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0")
+    shutil.copytree(runs_dir / "tiny1", tmp_path / "copied")  # named by the folder given, not by the name its config.json keeps
+    for args in (["eval", str(tmp_path / "copied")], ["train", "--resume", str(tmp_path / "copied")]):
+        copied = run_mnistctl(*args, **plain)
+        assert copied.returncode == 2 and copied.stderr.startswith("error: run copied needs the architecture 'tinynet' from mnistctl-tinynet 0.3.0")
     other = run_mnistctl("train", "--config", str(runs_dir / "tiny1" / "config.json"), "--arch", "nosuchnet", **plain)
     assert other.returncode == 2 and other.stderr.startswith("error: unknown architecture 'nosuchnet'")  # not tinynet's package
 

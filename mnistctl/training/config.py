@@ -139,8 +139,8 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
 
     config = schema.check(config)
     provenance = recorded.get("plugins") if isinstance(recorded.get("plugins"), dict) else {}
-    from_file = {"name": config.get("name"), "plugins": {k: v for k, v in provenance.items() if not flags.get(k)}}  # what to install, if a plugin is gone
-    arch, optimizer, scheduler = (spec_of({**config, **from_file}, setting) for setting in ("arch", "optimizer", "scheduler"))
+    from_file = {"plugins": {k: v for k, v in provenance.items() if not flags.get(k)}}  # what to install, if a plugin is gone
+    arch, optimizer, scheduler = (spec_of({**config, **from_file}, setting, f"config file {config_file}") for setting in ("arch", "optimizer", "scheduler"))
     flagged = {key: flags[key] if isinstance(flags.get(key), dict) else {} for key in OPTIONS}
     config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, typed["arch_options"], "architecture", flagged["arch_options"])}
     optimizer_options = plugin_options(optimizer, typed["optimizer_options"], "optimizer", flagged["optimizer_options"])
@@ -200,13 +200,14 @@ def plugin_options(spec, given: dict[str, Any], kind: str, flagged: dict[str, An
 
 
 def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:
-    """A run's recorded settings, checked as a config file is before the run is resumed."""
+    """A run's recorded settings (its ``source``, config.json), checked as a config file is before the run is resumed."""
     from mnistctl.plugins import spec_of
+    from mnistctl.runs import Run
 
     try:
         settings = schema.check({key: config.get(key, DEFAULTS[key]) for key in DEFAULTS if key != "name"})
         for key, kind in (("arch", "architecture"), ("optimizer", "optimizer"), ("scheduler", "scheduler")):
-            plugin_options(spec_of(config, key), settings[f"{key}_options"], kind)
+            plugin_options(spec_of(config, key, f"run {Run(Path(source).parent).name}"), settings[f"{key}_options"], kind)
     except UsageError as exc:
         raise UsageError(f"{source}: {exc.message}", "the run's settings were changed or damaged; start a new run") from None
     return {**json.loads(json.dumps(DEFAULTS)), **config}  # a setting added since the run was made: its default, as checked

@@ -17,6 +17,7 @@ from mnistctl.errors import MnistctlError
 
 COMMANDS = ("train", "sweep", "eval", "visualize", "predict", "draw", "compare", "watch", "export")
 GROUPS = ("list",)
+PIPE_GONE = -signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1  # the reader of an output has gone (no SIGPIPE on Windows)
 
 
 def _version(value: bool) -> None:
@@ -94,7 +95,7 @@ def main() -> None:
     except (BrokenPipeError, SystemExit) as exc:  # rich and click exit 1 when the reader of the output has gone (`| head`)
         if not (isinstance(exc, BrokenPipeError) or _reader_gone(outputs)):
             raise
-        code = -signal.SIGPIPE
+        code = PIPE_GONE
     code = -signal.SIGTERM if TERMINATED else code
     try:
         _leave(code)
@@ -151,7 +152,7 @@ def _run() -> int:
         err.print("[red]interrupted[/]")
         return 130
     except BrokenPipeError:
-        return -signal.SIGPIPE
+        return PIPE_GONE
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # no command given: the help just shown is the answer
             if message := exc.format_message().strip():
@@ -191,10 +192,10 @@ def _leave(code: int) -> None:
         try:
             stream.flush()
         except BrokenPipeError:
-            code = -signal.SIGPIPE if code >= 0 else code
+            code = PIPE_GONE if code >= 0 else code
         except (OSError, ValueError):
             pass
-    if code == -signal.SIGPIPE:  # what is still buffered goes nowhere: no "Exception ignored" as Python exits
+    if code == PIPE_GONE:  # what is still buffered goes nowhere: no "Exception ignored" as Python exits
         null = os.open(os.devnull, os.O_WRONLY)
         for fd in (1, 2):
             os.dup2(null, fd)
@@ -207,9 +208,11 @@ def _leave(code: int) -> None:
 
 
 def _reader_gone(fds: list[int]) -> bool:
-    """Whether a pipe among ``fds`` has lost its reader."""
+    """Whether a pipe among ``fds`` has lost its reader (not known where ``poll`` is missing: Windows)."""
     import select
 
+    if not hasattr(select, "poll"):
+        return False
     poll = select.poll()
     for fd in fds:
         poll.register(fd, select.POLLOUT)

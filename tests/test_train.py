@@ -619,3 +619,66 @@ def test_a_run_recorded_before_monitor_and_ema_existed_resumes(tmp_path, data_di
         del recorded[setting]
     run.config_path.write_text(json.dumps(recorded))
     assert Trainer.resume(run).run()["status"] == "finished"
+
+
+def stop_in_the_test_pass(monkeypatch, box: list) -> list:
+    """predict_proba that requests a stop of ``box[0]`` once it has scored a chunk of test images; returns their counts."""
+    from mnistctl.training import trainer as engine
+
+    scored, predict = [], engine.predict_proba
+
+    def score(model, images, *args, **kwargs):
+        probs = predict(model, images, *args, **kwargs)
+        if images.untyped_storage().data_ptr() == box[0].dataset.test_images.untyped_storage().data_ptr():
+            scored.append(len(images))
+            box[0].request_stop()
+        return probs
+
+    monkeypatch.setattr(engine, "predict_proba", score)
+    return scored
+
+
+def test_a_stop_in_the_test_pass_ends_it_and_keeps_the_run_complete(tmp_path, data_dir, monkeypatch):
+    box = [make(tmp_path, data_dir, epochs=1)]
+    scored = stop_in_the_test_pass(monkeypatch, box)
+    summary = box[0].run()
+    run = runs.Run(box[0].run_dir)
+    assert len(scored) == 1 and scored[0] < len(box[0].dataset.test_images)  # one chunk of the test images, then it stopped
+    assert summary["status"] == run.status() == Status.FINISHED and summary["test_acc"] is None and run.summary == summary
+    assert not list(run.events(Kind.TEST)) and "mnistctl eval" in run.last(Kind.END)["message"]
+    assert run.weights("best").is_file() and run.weights("last").is_file()
+    with pytest.raises(UsageError, match="already finished"):
+        Trainer.resume(run)
+
+
+class StopAfterEpoch(Observer):
+    def epoch(self, event):
+        self.trainer.request_stop()
+
+
+def test_a_stop_as_the_last_epoch_ends_leaves_the_run_complete_and_untested(tmp_path, data_dir):
+    observer = StopAfterEpoch()
+    trainer = observer.trainer = make(tmp_path, data_dir, observer, epochs=1)
+    summary = trainer.run()
+    run = runs.Run(trainer.run_dir)
+    assert summary["status"] == run.status() == Status.FINISHED and summary["test_acc"] is None and trainer.test_stopped
+    assert not list(run.events(Kind.TEST)) and [e["epoch"] for e in run.epochs()] == [1]
+
+
+def test_ctrl_c_in_the_test_pass_exits_130_and_says_to_test_with_eval(tmp_path, data_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app, train
+
+    box = []
+    stop_in_the_test_pass(monkeypatch, box)
+    run_with_signals = train.run_with_signals
+    monkeypatch.setattr(train, "run_with_signals", lambda trainer: run_with_signals(box.append(trainer) or trainer))
+    runs_dir = tmp_path / "my runs"
+    result = CliRunner().invoke(app, ["train", "--arch", "lenet", "--epochs", "1", "--limit", "512", "--val-split", "500", "--name", "t",
+                                      "--runs-dir", str(runs_dir), "--data-dir", str(data_dir)])
+    assert result.exit_code == 130, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"stopped in the test pass: training is complete and saved in {runs_dir / 't'}"
+    assert lines[1].startswith("test it with: mnistctl eval ") and shlex.split(lines[1])[-1] == str(runs_dir / "t")
+    assert "--resume" not in result.stderr and runs.Run(runs_dir / "t").status() == Status.FINISHED

@@ -111,7 +111,7 @@ def command(
         raise
     if tui:
         if code == 130:
-            _print_resume(trainer)
+            _print_stopped(trainer)
         elif code == 0:
             _report(trainer, runs.Run(trainer.run_dir).summary, quiet)
         raise typer.Exit(code)
@@ -195,13 +195,19 @@ def run_with_signals(trainer) -> dict:
             signal.signal(sig, handler)
 
 
-def _print_resume(trainer) -> None:
+def _print_stopped(trainer) -> None:
+    """How to go on: resume an interrupted run, or test one whose test pass was stopped after training completed."""
     from rich.markup import escape
 
     from mnistctl.console import err, literal
 
+    path = escape(shlex.quote(str(trainer.run_dir)))
+    if trainer.test_stopped:
+        err.print(f"[yellow]stopped[/] in the test pass: training is complete and saved in {literal(trainer.run_dir)}", soft_wrap=True)
+        err.print(f"test it with: mnistctl eval {path}", soft_wrap=True)
+        return
     err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {literal(trainer.run_dir)}", soft_wrap=True)
-    err.print(f"resume with: mnistctl train --resume {escape(shlex.quote(str(trainer.run_dir)))}", soft_wrap=True)
+    err.print(f"resume with: mnistctl train --resume {path}", soft_wrap=True)
 
 
 def _report(trainer, summary: dict, quiet: bool) -> None:
@@ -209,10 +215,10 @@ def _report(trainer, summary: dict, quiet: bool) -> None:
     from mnistctl.console import literal, out
     from mnistctl.runs import Status
 
-    if summary["status"] == Status.INTERRUPTED:
+    if summary["status"] == Status.INTERRUPTED or trainer.test_stopped:
         if not trainer.world.is_main:
             raise typer.Exit(0)  # rank 0 reports the stop: a launcher tears the run down at the first non-zero exit
-        _print_resume(trainer)
+        _print_stopped(trainer)
         raise typer.Exit(130)
     if not quiet and trainer.world.is_main:
         out.print(summary_line(summary), soft_wrap=True)

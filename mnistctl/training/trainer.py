@@ -22,6 +22,8 @@ from mnistctl.training.averaging import WeightAverage
 from mnistctl.training.distributed import World
 from mnistctl.training.layerstats import LayerStats
 
+TEST_CHUNK = 1024  # test images between looks at a stop request: whole batches of predict_proba, so the same figures
+
 
 class Observer:
     """Receives the run's events as they are written; the default shows nothing."""
@@ -68,6 +70,7 @@ class Trainer:
         self._lock = None
         self._stop = threading.Event()
         self._stop_status = Status.INTERRUPTED
+        self.test_stopped = False  # a stop came in the test pass, after training completed
 
     @classmethod
     def resume(cls, run: Run, observer: Observer | None = None, data_dir=None, ignore_data_mismatch: bool = False, device: str | None = None) -> "Trainer":
@@ -89,7 +92,8 @@ class Trainer:
         return self.target.path if self.target else None
 
     def request_stop(self, status: Status = Status.INTERRUPTED) -> None:
-        """Stop after the current step: ``interrupted`` (resumable, the Ctrl-C path) or ``pruned``."""
+        """Stop after the current step: ``interrupted`` (resumable, the Ctrl-C path) or ``pruned``.
+        An interrupt after the last epoch stops the test pass: training is complete."""
         self._stop_status = Status(status)
         self._stop.set()
 
@@ -300,6 +304,8 @@ class Trainer:
                 status = Status.EARLY_STOPPED
                 break
             if self._stopping():
+                if self.epoch == config["epochs"] and self._stop_status == Status.INTERRUPTED:
+                    break  # training is complete: the stop ends the test pass instead
                 self._save_last()
                 return self._finish(self._stop_status, message=f"stopped after epoch {self.epoch}")
         self._save_last()
@@ -521,6 +527,8 @@ class Trainer:
         }
         if status.completed and self.world.is_main:
             summary.update(self._test())
+            if self.test_stopped:
+                message = "stopped in the test pass: training is complete; mnistctl eval gives the test figures"
         self.writer.summary(summary)
         tested = {k: summary[k] for k in ("test_acc", "test_loss") if summary[k] is not None}
         self.writer.event(Kind.END, status=str(status), message=message, step=step, **tested)
@@ -528,11 +536,19 @@ class Trainer:
         return summary
 
     def _test(self) -> dict[str, Any]:
-        """Test the best checkpoint: reported, never used for a choice."""
+        """Test the best checkpoint: reported, never used for a choice. A stop request ends it between chunks,
+        untested ({}): training is complete, ``eval`` tests it later."""
+        import torch
+
         tensors, _ = checkpoint.load(self.target.weights_path("best"))
         self.model.load_state_dict(tensors)
-        probs = predict_proba(self.model, self.dataset.test_images, self.mean, self.std)
-        test_loss, test_acc = loss_and_accuracy(probs, self.dataset.test_labels)
+        images, chunks = self.dataset.test_images, []
+        for start in range(0, len(images), TEST_CHUNK):
+            if self._stop.is_set():
+                self.test_stopped = True
+                return {}
+            chunks.append(predict_proba(self.model, images[start : start + TEST_CHUNK], self.mean, self.std))
+        test_loss, test_acc = loss_and_accuracy(torch.cat(chunks), self.dataset.test_labels)
         self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=test_loss, test_acc=test_acc)
         return {"test_acc": test_acc, "test_loss": test_loss}
 

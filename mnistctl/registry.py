@@ -10,7 +10,8 @@ import operator
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Callable, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Callable, Literal, Union, get_args, get_origin
 
 from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 
@@ -53,9 +54,9 @@ class Spec:
         return {p.name: p.default for p in self.options() if p.default is not p.empty}
 
     @property
-    def types(self) -> dict[str, type]:
-        """The options annotated with a plain bool, int, float or str (or ``Annotated`` one): they take that type, whatever their default."""
-        return {p.name: base for p in self.options() if (base := _base(p.annotation)) in TYPES}
+    def allowed(self) -> dict[str, Allowed]:
+        """What each option's annotation allows; an option annotated with a plain type takes that type, whatever its default."""
+        return {p.name: allowed(p.annotation) for p in self.options()}
 
     @property
     def label(self) -> str:
@@ -211,7 +212,7 @@ def _refusal(spec: Spec, by: str) -> UsageError | None:
     if required := [p.name for p in options if p.default is p.empty and p.name not in rates]:
         return UsageError(f"{what} '{spec.name}' with the option '{required[0]}', which has no default", "every option needs a default; it is left out")
     for p in options:
-        if p.annotation is not p.empty and p.name not in rates and not _fits(p.default, p.annotation):
+        if p.annotation is not p.empty and p.name not in rates and not _fits(p.default, allowed(p.annotation)):
             return UsageError(
                 f"{what} '{spec.name}' with the option '{p.name}' defaulting to {p.default!r}, which its annotation {_spelled(p.annotation)} does not allow",
                 "a default must be a value the option takes; it is left out",
@@ -231,25 +232,62 @@ def signature(factory: Callable[..., Any]) -> inspect.Signature:
         return inspect.signature(factory)
 
 
-def _base(annotation: Any) -> Any:
-    """``int`` for ``int`` and for ``Annotated[int, ...]``."""
-    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+@dataclass(frozen=True)
+class Allowed:
+    """What an option's annotation allows: a ``base`` of bool, int, float or str (None: the option is typed by its default),
+    the ``choices`` of a ``Literal``, None when ``optional``, within the ``bounds`` of an ``Annotated``."""
+
+    base: Any = None
+    choices: tuple = ()
+    optional: bool = False
+    bounds: tuple = ()
 
 
-def _fits(default: Any, annotation: Any) -> bool:
+def allowed(annotation: Any) -> Allowed:
+    """``Allowed(int, optional=True, bounds=(Ge(1),))`` for ``Optional[Annotated[int, Ge(1)]]`` or ``Annotated[int | None, Ge(1)]``."""
+    bounds, optional = [], False
+    while True:
+        if get_origin(annotation) is Annotated:
+            bounds += annotation.__metadata__
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType) and type(None) in get_args(annotation):
+            optional, rest = True, tuple(a for a in get_args(annotation) if a is not type(None))
+            annotation = rest[0] if len(rest) == 1 else Union[rest]
+        else:
+            break
+    if get_origin(annotation) is Literal:
+        choices = get_args(annotation)
+        return Allowed(None, tuple(c for c in choices if c is not None), optional or None in choices, tuple(bounds))
+    return Allowed(annotation if annotation in TYPES else None, (), optional, tuple(bounds))
+
+
+def is_choice(value: Any, choice: Any) -> bool:
+    """Whether ``value`` is a ``Literal``'s ``choice``: of its type (a whole number for a float too), so ``True`` is not ``1``."""
+    return value == choice and (type(value) is type(choice) or type(choice) is float and type(value) is int)
+
+
+def either(choices: tuple) -> str:
+    """``max or avg``, ``1, 2 or 4``."""
+    *others, last = map(format_value, choices)
+    return f"{', '.join(others)} or {last}" if others else last
+
+
+def _fits(default: Any, takes: Allowed) -> bool:
     """Whether a default is a value its option takes, as the schema checks one given in a file: of the annotated
-    bool, int, float or str, and within ``Annotated`` bounds (``Gt``, ``Ge``, ``Lt``, ``Le``, ``Interval``; ``Len``
-    bounds a list's length, the others each of its items). None is taken by any option defaulting to it."""
+    bool, int, float or str, one of a ``Literal``'s choices, and within ``Annotated`` bounds (``Gt``, ``Ge``, ``Lt``,
+    ``Le``, ``Interval``; ``Len`` bounds a list's length, the others each of its items). None is taken by any option defaulting to it."""
     if default is None:
         return True
-    base = _base(annotation)
+    if takes.choices and not any(is_choice(default, choice) for choice in takes.choices):
+        return False
+    base = takes.base
     if base is bool and not isinstance(default, bool) or base is str and not isinstance(default, str):
         return False
     if base in (int, float) and (isinstance(default, bool) or not isinstance(default, (int, float) if base is float else int)):
         return False
     if base is float and not math.isfinite(default):
         return False
-    bounds = get_args(annotation)[1:] if get_origin(annotation) is Annotated else ()
+    bounds = takes.bounds
     listed = isinstance(default, (list, tuple))
     try:
         for bound in bounds:
@@ -286,7 +324,9 @@ def debug_cause(exc: BaseException) -> BaseException | None:
 
 
 def format_value(value: Any) -> str:
-    """An option value as it is typed on the command line: lists as ``32,64``."""
+    """An option value as it is typed on the command line: lists as ``32,64``, None as ``none``."""
+    if value is None:
+        return "none"
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
@@ -300,13 +340,14 @@ def suggest(name: str, choices: list[str], n: int = 3) -> str:
 
 def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[str, Any] | None = None, parse: bool = True) -> dict[str, Any]:
     """Validate ``key=value`` strings (or a dict) against the factory's options (or ``defaults``), typed by their
-    annotations when plain (``dropout: float = 0`` takes 0.3), else by their defaults.
+    annotations (``dropout: float = 0`` takes 0.3, ``pool: Literal[1, 2] = 1`` takes 2), else by their defaults.
 
-    ``parse=False`` leaves strings as they are: a file's values are typed already, and text for a number is refused later.
+    ``parse=False`` leaves strings as they are, but ``none`` for an option that takes None: a file's values are typed
+    already (TOML has no null), and text for a number is refused later.
     """
     pairs = items.items() if isinstance(items, dict) else map(split_pair, items)
     defaults = spec.defaults if defaults is None else defaults
-    types = spec.types
+    annotations = spec.allowed
     options: dict[str, Any] = {}
     for key, value in pairs:
         key = key.replace("-", "_")
@@ -316,7 +357,11 @@ def parse_options(spec: Spec, items: list[str] | dict[str, Any], defaults: dict[
                 f"'{spec.name}' has no option '{key}'",
                 f"valid options: {valid}",
             )
-        options[key] = value if isinstance(value, str) and not parse else _coerce(value, defaults[key], types.get(key))
+        takes = annotations.get(key, Allowed())
+        if isinstance(value, str) and not parse:
+            options[key] = None if takes.optional and _none(value, takes) else value
+        else:
+            options[key] = _coerce(value, defaults[key], takes)
     return options
 
 
@@ -327,16 +372,24 @@ def split_pair(item: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _coerce(value: Any, default: Any, kind: type | None = None) -> Any:
-    """A string typed as ``kind`` (a plain annotation's), else as the default is; a value of a file, or text that is not of that type, as it is."""
+def _none(text: str, takes: Allowed) -> bool:
+    """Whether ``text`` spells None: ``none``, unless it is one of the option's choices."""
+    return text.lower() == "none" and text not in takes.choices
+
+
+def _coerce(value: Any, default: Any, takes: Allowed = Allowed()) -> Any:
+    """A string typed as the annotation allows (its plain type, or the ``Literal`` choice it spells), else as the default is;
+    a value of a file, or text that is not of that type, as it is."""
     if not isinstance(value, str):
         if isinstance(default, tuple) and isinstance(value, list):
             return tuple(value)
         return value
-    if default is None and value.lower() == "none":
+    if (default is None or takes.optional) and _none(value, takes):
         return None
+    if takes.choices:
+        return next((choice for choice in takes.choices if is_choice(_coerce(value, choice), choice)), value)
     listed = isinstance(default, (tuple, list))
-    kind = kind or next((t for t in TYPES if isinstance(default, t)), None)
+    kind = takes.base or next((t for t in TYPES if isinstance(default, t)), None)
     try:
         if listed:
             item = type(default[0]) if default else float

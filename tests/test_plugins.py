@@ -314,11 +314,17 @@ def test_a_default_its_own_annotation_refuses_is_left_out_with_a_warning(plug, c
     def falsy(flag: bool = 0):
         return _net()
 
+    def offlist(pool: Literal["max", "avg"] = "sum"):
+        return _net()
+
+    def optional_below(width: Annotated[int, Ge(1)] | None = 0):
+        return _net()
+
     def fine(a: float = 1, b: Optional[int] = None, c: int = None, d: Literal["x", "y"] = "x", e: Annotated[float, Interval(gt=0, le=1)] = 1.0,
              f: Annotated[tuple[int, ...], Ge(1), Len(1)] = (1, 2), g: "tuple[int, int]" = (2, 3), h=-3):
         return _net()
 
-    bad = [floatint, below, outside, long, falsy]
+    bad = [floatint, below, outside, long, falsy, offlist, optional_below]
     plug(_arch_plugin("mnistctl_defaults", *[Spec(f.__name__, f) for f in [*bad, fine]]), "defaults")
     assert "fine" in plugins.archs() and not {f.__name__ for f in bad} & set(plugins.archs().names())
     said = "warning: plugin 'defaults' (mnistctl_defaults) registers the architecture '{}' with the option '{}' defaulting to {}, which its annotation {} does not allow; a default must be a value the option takes; it is left out"
@@ -328,9 +334,73 @@ def test_a_default_its_own_annotation_refuses_is_left_out_with_a_warning(plug, c
         said.format("outside", "sizes", "(4, 0)", "Annotated[tuple[int, ...], Ge(ge=1)]"),
         said.format("long", "sizes", "(1, 2, 3)", "Annotated[list[int], Len(min_length=1, max_length=2)]"),
         said.format("falsy", "flag", "0", "bool"),
+        said.format("offlist", "pool", "'sum'", "Literal['max', 'avg']"),
+        said.format("optional_below", "width", "0", "Optional[Annotated[int, Ge(ge=1)]]"),
     ]
     with pytest.raises(NotFoundError, match="the architecture 'floatint' is left out: plugin 'defaults'"):
         plugins.archs().get("floatint")
+
+
+CHOOSY = """
+from typing import Literal, Optional
+
+import mnistctl
+from mnistctl.registry import Spec
+
+
+def choosy(pool: Literal["max", "avg"] = "max", groups: Literal[1, 2, 4] = 1, width: Optional[int] = None, depth: int | None = 2,
+           act: Literal["relu", "gelu"] | None = None):
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+
+@mnistctl.hookimpl
+def register_archs(register):
+    register(Spec("choosy", choosy))
+"""
+
+
+def test_literal_and_optional_options_take_only_what_their_annotations_allow(plug, tmp_path):
+    from mnistctl.training import config as trainconfig
+
+    source = {}
+    exec(CHOOSY, source)
+    plug(_arch_plugin("mnistctl_choosy", Spec("choosy", source["choosy"])), "choosy")
+
+    def resolved(config_file=None, **options):
+        return trainconfig.resolve({"arch": "choosy", "arch_options": options}, config_file)["arch_options"]
+
+    def refused(config_file=None, **options):
+        with pytest.raises(UsageError) as info:
+            resolved(config_file, **options)
+        assert info.value.exit_code == 2
+        return info.value.message
+
+    assert resolved() == {"pool": "max", "groups": 1, "width": None, "depth": 2, "act": None}
+    assert resolved(pool="avg", groups="4", width="8", depth="none", act="gelu") == {"pool": "avg", "groups": 4, "width": 8, "depth": None, "act": "gelu"}
+    assert resolved(width="None", act="none")["act"] is None
+    for option, value, expected in [("pool", "sum", "max or avg"), ("groups", "3", "1, 2 or 4"), ("groups", "true", "1, 2 or 4"),
+                                    ("width", "abc", "a whole number, or none"), ("act", "tanh", "relu or gelu, or none")]:
+        assert refused(**{option: value}) == f"architecture 'choosy' option {option} = '{value}' is not allowed: expected {expected}"
+    toml = tmp_path / "choosy.toml"
+    toml.write_text('arch = "choosy"\n[arch_options]\ngroups = 2\ndepth = "none"\npool = "avg"\n')  # TOML has no null
+    assert resolved(toml) == {"pool": "avg", "groups": 2, "width": None, "depth": None, "act": None}
+    for table, message in [("groups = 2.0", "groups = 2.0 is not allowed: expected 1, 2 or 4"), ("act = 1", "act = 1 is not allowed: expected relu or gelu, or none")]:
+        toml.write_text(f'arch = "choosy"\n[arch_options]\n{table}\n')
+        assert refused(toml) == f"architecture 'choosy' option {message}"
+
+
+def test_a_value_outside_a_literal_is_one_line_naming_the_choices_and_list_shows_the_defaults(tmp_path):
+    install(tmp_path, "mnistctl-choosy", "mnistctl_choosy", CHOOSY, "choosy")
+    listed = run_mnistctl("list", "archs", "choosy", "--json", PYTHONPATH=str(tmp_path))
+    assert json.loads(listed.stdout)[0]["defaults"] == {"pool": "max", "groups": 1, "width": None, "depth": 2, "act": None}
+    table = run_mnistctl("list", "archs", "choosy", PYTHONPATH=str(tmp_path)).stdout
+    assert all(f" {option} " in table for option in ("pool=max", "width=none", "depth=2", "act=none"))  # as --set takes them
+    refused = run_mnistctl("train", "--arch", "choosy", "--set", "pool=sum", PYTHONPATH=str(tmp_path), MNISTCTL_RUNS_DIR=str(tmp_path / "runs"))
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        "error: architecture 'choosy' option pool = 'sum' is not allowed: expected max or avg (fix --set or the config file)"
+    ]
 
 
 def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(plug, monkeypatch):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal, Optional, get_origin
+from typing import Annotated, Any, Literal, Optional
 
 from annotated_types import Len
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
 
 from mnistctl.errors import UsageError
-from mnistctl.registry import signature
+from mnistctl.registry import Allowed, either, is_choice
 
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**32 - 1
@@ -117,13 +117,14 @@ FLAGS = {  # a setting's flag, where it is not --<setting>
 
 def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
     """A plugin's options, typed by their annotations when plain (``dropout: float = 0`` takes 0.3), else by their defaults:
-    a tuple default of ints takes only whole numbers, and so on.
+    a tuple default of ints takes only whole numbers, and so on. ``Literal[...]`` takes only its choices, and
+    ``Optional[...]`` (``int | None``) None too.
 
     A parameter annotated with annotated_types bounds, e.g. ``gamma: Annotated[float, Interval(gt=0, le=1)] = 0.1``,
     takes only values within them (a list, item by item; ``Len`` bounds a list's length).
     """
-    bounds, types = _bounds(spec.factory), spec.types
-    fields = {key: _option_field(default, bounds.get(key, ()), types.get(key)) for key, default in spec.defaults.items()}
+    annotations = spec.allowed
+    fields = {key: _option_field(default, annotations.get(key, Allowed())) for key, default in spec.defaults.items()}
     model = create_model(f"{spec.name} options", __config__=ConfigDict(extra="forbid"), **fields)
     try:
         checked = model.model_validate(options)
@@ -132,17 +133,12 @@ def check_options(spec, options: dict[str, Any], kind: str) -> dict[str, Any]:
     return {key: getattr(checked, key) for key in options}
 
 
-def _bounds(factory) -> dict[str, tuple]:
-    """The ``Annotated`` metadata of each parameter of the factory that has some."""
-    parameters = signature(factory).parameters.values()
-    return {p.name: p.annotation.__metadata__ for p in parameters if get_origin(p.annotation) is Annotated}
-
-
 LIMITS = {"gt": "above {}", "ge": "at least {}", "lt": "below {}", "le": "at most {}"}
 
 
-def _option_field(default: Any, bounds: tuple, declared: type | None = None) -> tuple[Any, Any]:
-    """The option's type and default, described in words: "a number above 0 and at most 1", "a whole number"."""
+def _option_field(default: Any, takes: Allowed) -> tuple[Any, Any]:
+    """The option's type and default, described in words: "a number above 0 and at most 1", "a whole number", "max or avg, or none"."""
+    bounds = takes.bounds
     within = " and ".join(text.format(getattr(b, key)) for b in bounds for key, text in LIMITS.items() if getattr(b, key, None) is not None)
     length = next((b for b in bounds if isinstance(b, Len)), None)
     listed = isinstance(default, (tuple, list))
@@ -151,12 +147,16 @@ def _option_field(default: Any, bounds: tuple, declared: type | None = None) -> 
         number = "whole number" if default and isinstance(default[0], int) else "number"
         each = f", each {within}" if within else ""
         description = f"a list of {count}{number}s{each}, e.g. {','.join(map(str, default))}"
+    elif takes.choices:
+        description = either(takes.choices)
     else:
-        base = _scalar_type(default, declared)
+        base = _scalar_type(default, takes.base)
         description = {Bool: "true or false", Int: "a whole number", Float: "a finite number", Str: "text"}.get(base, "a number, text, true/false or nothing")
         if within:
             description = f"a {'whole number' if base is Int else 'number'} {within}"
-    return _type_of(default, bounds, declared), Field(default, description=description)
+    if takes.optional:
+        description += ", or none"
+    return _type_of(default, takes), Field(default, description=description)
 
 
 def _how_many(length: Len | None) -> str:
@@ -167,15 +167,28 @@ def _how_many(length: Len | None) -> str:
     return "one or more " if low == 1 else f"at least {low} " if low else ""
 
 
-def _type_of(default: Any, bounds: tuple = (), declared: type | None = None) -> Any:
+def _type_of(default: Any, takes: Allowed = Allowed()) -> Any:
+    bounds = takes.bounds
     if isinstance(default, (tuple, list)):
         length = tuple(b for b in bounds if isinstance(b, Len))
-        items = tuple(b for b in bounds if not isinstance(b, Len))
+        items = Allowed(bounds=tuple(b for b in bounds if not isinstance(b, Len)))
         listed = tuple[_type_of(default[0], items) if default else Float, ...]
-        return Annotated[listed, *length] if length else listed
-    kind = _scalar_type(default, declared)
-    kind = Optional[kind] if default is None and kind is not Scalar else kind  # `width: int = None` keeps its default
+        listed = Annotated[listed, *length] if length else listed
+        return Optional[listed] if takes.optional else listed
+    if takes.choices:
+        kind, bounds = Annotated[Any, AfterValidator(lambda value: _choice(value, takes.choices))], ()
+    else:
+        kind = _scalar_type(default, takes.base)
+    kind = Optional[kind] if (default is None or takes.optional) and kind is not Scalar else kind  # `width: int = None` keeps its default
     return Annotated[kind, *bounds] if bounds else kind
+
+
+def _choice(value: Any, choices: tuple) -> Any:
+    """The ``Literal`` choice ``value`` is; ValueError for any other value."""
+    for choice in choices:
+        if is_choice(value, choice):
+            return choice
+    raise ValueError(f"one of {either(choices)}")
 
 
 def _scalar_type(default: Any, declared: type | None) -> Any:

@@ -190,6 +190,7 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     _, err = launcher.communicate(timeout=BOUND)
     assert launcher.returncode not in (0, 130)
     assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1] and "internal error" not in err
+    assert "running out of memory" in err.splitlines()[-1] and "(train in one process: leave --nproc out)" in err.splitlines()[-1]
     assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
 
 
@@ -293,6 +294,48 @@ def test_the_error_names_the_rank_that_caused_the_failure(codes, cause):
 
     failures = {rank: SimpleNamespace(exitcode=code, timestamp=1000) for rank, code in codes.items()}
     assert _root_cause(failures)[0] == cause
+
+
+@pytest.mark.parametrize("nproc, hint", [(2, "train in one process: leave --nproc out"), (8, "train with fewer processes, e.g. --nproc 4")])
+def test_a_rank_killed_by_sigkill_points_at_memory(nproc, hint):
+    from types import SimpleNamespace
+
+    from mnistctl.training.distributed import _failed
+
+    error = _failed(1, SimpleNamespace(exitcode=-signal.SIGKILL, pid=42, signal_name=lambda: "SIGKILL"), nproc)
+    assert "rank 1 (pid 42) was killed (SIGKILL), usually by the system running out of memory" in error.message and error.hint == hint
+    assert "out of memory" not in _failed(1, SimpleNamespace(exitcode=-signal.SIGSEGV, pid=42, signal_name=lambda: "SIGSEGV"), nproc).message
+
+
+def test_workers_that_cannot_fit_in_memory_are_refused_before_any_starts(tmp_path, env_data, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.errors import UsageError
+    from mnistctl.training import distributed
+
+    monkeypatch.setattr(distributed, "available_mib", lambda: 3 * distributed.WORKER_MIB + 100)
+    monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", lambda *a, **k: pytest.fail("the workers were started"))
+    result = CliRunner().invoke(app, ["train", "--nproc", "64", "--arch", "lenet", "--epochs", "1", "--limit", "512", "--runs-dir", str(tmp_path)])
+    error = result.exception
+    assert isinstance(error, UsageError) and error.exit_code == 2, result.output  # the CLI prints it as one line, exit 2
+    assert error.message.startswith(f"--nproc 64 needs at least {64 * distributed.WORKER_MIB / 1024:.1f} GiB of memory")
+    assert error.hint == "pass --nproc 3 or fewer" and not any(tmp_path.iterdir())
+    monkeypatch.setattr(distributed, "available_mib", lambda: None)  # where MemAvailable cannot be read, nothing is refused
+    distributed.check_memory(64)
+
+
+def test_more_processes_than_cores_on_the_cpu_are_warned_of(monkeypatch, capsys):
+    from mnistctl.training import distributed
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(distributed, "_cores", lambda: 2)
+    monkeypatch.setattr(distributed, "check_memory", lambda nproc: None)
+    monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", lambda config, entrypoint: lambda *args: None)
+    assert distributed.launch(4, ["train"]) == 0
+    assert capsys.readouterr().err == "warning: --nproc 4 starts more processes than the 2 CPU cores here: training is slower than with --nproc 2\n"
+    assert distributed.launch(2, ["train"]) == 0 and distributed.launch(4, ["train"], on_cpu=False) == 0  # one GPU a process
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])

@@ -85,12 +85,15 @@ def command(
     else:
         trainer = Trainer(space.settings(given, config, preset), observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
     if launching:
+        import torch
+
         from mnistctl.training.distributed import launch
 
         world.check_batch(trainer.config["batch_size"], nproc, resuming=resume is not None)
         trainer.check(on_cpu=True)
+        on_cpu = trainer.config["device"] == "cpu" or not torch.cuda.is_available()
         del trainer  # its data and model: each worker loads its own
-        raise typer.Exit(launch(nproc, sys.argv[1:]))
+        raise typer.Exit(launch(nproc, sys.argv[1:], on_cpu))
     try:
         trainer.prepare()
         if tui:

@@ -314,13 +314,13 @@ def test_workers_that_cannot_fit_in_memory_are_refused_before_any_starts(tmp_pat
     from mnistctl.errors import UsageError
     from mnistctl.training import distributed
 
-    monkeypatch.setattr(distributed, "available_mib", lambda: 3 * distributed.WORKER_MIB + 100)
+    monkeypatch.setattr(distributed, "available_mib", lambda: 3 * distributed.USUAL_WORKER_MIB + 100)
     monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", lambda *a, **k: pytest.fail("the workers were started"))
     result = CliRunner().invoke(app, ["train", "--nproc", "64", "--arch", "lenet", "--epochs", "1", "--limit", "512", "--runs-dir", str(tmp_path)])
     error = result.exception
     assert isinstance(error, UsageError) and error.exit_code == 2, result.output  # the CLI prints it as one line, exit 2
     assert error.message.startswith(f"--nproc 64 needs at least {64 * distributed.WORKER_MIB / 1024:.1f} GiB of memory")
-    assert error.hint == "pass --nproc 3 or fewer" and not any(tmp_path.iterdir())
+    assert error.hint == f"pass --nproc 3 or fewer (a process usually takes {distributed.USUAL_WORKER_MIB} MiB)" and not any(tmp_path.iterdir())
     monkeypatch.setattr(distributed, "available_mib", lambda: None)  # where MemAvailable cannot be read, nothing is refused
     distributed.check_memory(64)
 

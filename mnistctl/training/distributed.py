@@ -22,6 +22,7 @@ TIMEOUT_ENV = "MNISTCTL_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0  # seconds a collective may wait for a silent rank before the run fails
 SEED_STRIDE = 1_000_003  # ranks above 0 draw dropout and augmentation from seed + rank * stride + step
 WORKER_MIB = 384  # the least memory a worker takes: 405-450 MiB each measured (lenet, 4 to 32 workers; torch alone 280)
+USUAL_WORKER_MIB = 450  # what a worker usually takes: the count to suggest
 
 
 class SilentWriter(RunWriter):
@@ -249,11 +250,11 @@ def check_memory(nproc: int) -> None:
     available = available_mib()
     if available is None or nproc * WORKER_MIB <= available:
         return
-    fits = available // WORKER_MIB
+    fits = available // USUAL_WORKER_MIB
     raise UsageError(
         f"--nproc {nproc} needs at least {nproc * WORKER_MIB / 1024:.1f} GiB of memory ({WORKER_MIB} MiB a process), "
         f"but {available / 1024:.1f} GiB is available",
-        f"pass --nproc {fits} or fewer" if fits > 1 else "train in one process: leave --nproc out",
+        f"pass --nproc {fits} or fewer (a process usually takes {USUAL_WORKER_MIB} MiB)" if fits > 1 else "train in one process: leave --nproc out",
     )
 
 

@@ -320,7 +320,7 @@ def test_workers_that_cannot_fit_in_memory_are_refused_before_any_starts(tmp_pat
     error = result.exception
     assert isinstance(error, UsageError) and error.exit_code == 2, result.output  # the CLI prints it as one line, exit 2
     assert error.message.startswith(f"--nproc 64 needs at least {64 * distributed.WORKER_MIB / 1024:.1f} GiB of memory")
-    assert error.hint == f"pass --nproc 3 or fewer (a process usually takes {distributed.USUAL_WORKER_MIB} MiB)" and not any(tmp_path.iterdir())
+    assert error.hint == f"pass --nproc 3 or fewer: a process usually takes {distributed.USUAL_WORKER_MIB} MiB" and not any(tmp_path.iterdir())
     monkeypatch.setattr(distributed, "available_mib", lambda: None)  # where MemAvailable cannot be read, nothing is refused
     distributed.check_memory(64)
 

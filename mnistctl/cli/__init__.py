@@ -161,10 +161,11 @@ def _run() -> int:
         if debug:
             traceback.print_exc()
         if _is_usage_error(exc):
-            where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mnistctl"
+            named = sys.argv[1:2] if sys.argv[1:2] and sys.argv[1] in (*COMMANDS, *GROUPS) else []  # click gives no context for an option missing its value
+            where = exc.ctx.command_path if getattr(exc, "ctx", None) else " ".join(["mnistctl", *named])
             option = getattr(exc, "option_name", None)  # a file named like an option: -photo.png
             path = next((arg for arg in sys.argv[1:] if option and arg.startswith(option) and os.path.exists(arg)), None)
-            message = exc.format_message().splitlines()[0]
+            message = exc.format_message().splitlines()[0].removesuffix(".")
             report(message[:1].lower() + message[1:], f"for the file {path}, write ./{path}" if path else f"see {where} --help")
             return 2
         if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:  # a folder to create, a file in the way

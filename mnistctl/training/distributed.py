@@ -254,7 +254,7 @@ def check_memory(nproc: int) -> None:
     raise UsageError(
         f"--nproc {nproc} needs at least {nproc * WORKER_MIB / 1024:.1f} GiB of memory ({WORKER_MIB} MiB a process), "
         f"but {available / 1024:.1f} GiB is available",
-        f"pass --nproc {fits} or fewer (a process usually takes {USUAL_WORKER_MIB} MiB)" if fits > 1 else "train in one process: leave --nproc out",
+        f"pass --nproc {fits} or fewer: a process usually takes {USUAL_WORKER_MIB} MiB" if fits > 1 else "train in one process: leave --nproc out",
     )
 
 

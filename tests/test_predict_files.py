@@ -204,3 +204,16 @@ def test_an_empty_image_path_or_a_closed_stdin_is_refused_before_any_work(tmp_pa
         done = subprocess.run([sys.executable, "-m", "mnistctl", "predict", image, "--run", "no-such-run"], preexec_fn=lambda: os.close(0),
                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert done.returncode == 2 and done.stderr.startswith(message) and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_the_last_line_names_the_images_that_could_not_be_read_however_far_up_their_errors_are(short_run, tmp_path):
+    good, empty, text = tmp_path / "good.png", tmp_path / "empty.png", tmp_path / "notes.png"
+    good.write_bytes(_to_bytes(seven()))
+    empty.write_bytes(b"")
+    text.write_bytes(b"not a picture")
+    result = CliRunner().invoke(app, ["predict", str(empty), *[str(good)] * 4, str(text), "--run", str(short_run.path)])
+    assert result.exit_code == 1
+    last = result.stderr.replace("\n", "").rsplit("error: ", 1)[-1]
+    assert last.startswith(f"2 of 6 images could not be read: {empty}, {text}")
+    alone = CliRunner().invoke(app, ["predict", str(empty), "--run", str(short_run.path)])
+    assert alone.exit_code == 1 and alone.stderr.count("error: ") == 1  # one image: its own error is the last line

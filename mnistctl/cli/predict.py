@@ -62,12 +62,13 @@ def command(
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
     output = Output("jsonl" if jsonl_out else "json" if json_out else "table", names)
-    explained, failed = [], False
+    explained, failed, unread = [], False, []
     results = predict.predict(predict.expand(images), members, top_k, raw, stdin=sys.stdin and sys.stdin.buffer, jobs=jobs)
     with output, contextlib.closing(results):  # closed on Ctrl-C or SIGTERM too, which ends its workers
         for result in results:
             if isinstance(result, predict.Failure):
                 failed = True
+                unread.append(result.source)
                 report(result.error.message, result.error.hint)
             else:
                 if saver is not None:
@@ -89,8 +90,15 @@ def command(
             err.print(f"explained in {printable(str(explain))}", soft_wrap=True, highlight=False, markup=False)
     elif explain is not None:
         err.print(f"{printable(str(explain))} is not written: no image was read", soft_wrap=True, highlight=False, markup=False)
+    if unread and output.count > 1:  # the last line names them, however far up their errors scrolled
+        report(f"{len(unread):,} of {output.count:,} images could not be read: {_some(unread)}", "each one's error is above")
     if failed:
         raise typer.Exit(1)
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _check_images(images: List[str], stdin) -> None:

@@ -403,6 +403,19 @@ def test_a_value_outside_a_literal_is_one_line_naming_the_choices_and_list_shows
     ]
 
 
+def test_list_shows_what_a_literal_option_takes_in_the_table_and_in_json(tmp_path):
+    install(tmp_path, "mnistctl-choosy", "mnistctl_choosy", CHOOSY, "choosy")
+    listed = json.loads(run_mnistctl("list", "archs", "choosy", "--json", PYTHONPATH=str(tmp_path)).stdout)[0]
+    assert listed["choices"] == {"pool": ["max", "avg"], "groups": [1, 2, 4], "act": ["relu", "gelu", None]}
+    everything = json.loads(run_mnistctl("list", "--json", PYTHONPATH=str(tmp_path)).stdout)
+    assert {row["name"]: row["choices"] for row in everything["archs"]}["simplecnn"] == {}  # every row has them
+    table = run_mnistctl("list", "archs", "choosy", PYTHONPATH=str(tmp_path)).stdout
+    assert all(f" {option} " in table for option in ("pool=max (max|avg)", "groups=1 (1|2|4)", "act=none (relu|gelu|none)", "width=none"))
+    narrow = run_mnistctl("list", "archs", "choosy", PYTHONPATH=str(tmp_path), COLUMNS="30").stdout.splitlines()
+    cells = [line.split("│")[2].strip() for line in narrow if line.count("│") >= 3]
+    assert cells[cells.index("act=none") + 1] == "(relu|gelu|none)"  # a default too wide with its choices: they go below it, whole
+
+
 def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(plug, monkeypatch):
     failed = plugins.PluginInfo("gone", "mnistctl_gone", "mnistctl-gone", "1.0", (), "ModuleNotFoundError: No module named 'some_missing_dep'")
     monkeypatch.setattr(plugins, "_unloadable", [failed])

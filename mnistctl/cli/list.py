@@ -29,10 +29,16 @@ def _spec_rows(kind: str, pattern: str = "*") -> list[dict]:
             "description": s.description,
             **({"params": s.params} if kind == "archs" else {}),
             "defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in s.defaults.items()},
+            "choices": choices(s),
             "source": s.source,
         }
         for s in specs
     ]
+
+
+def choices(spec) -> dict[str, list]:
+    """The values each ``Literal`` option takes, none last for an ``Optional`` one: ``{"pool": ["max", "avg"]}``."""
+    return {key: [*takes.choices, *([None] if takes.optional else [])] for key, takes in spec.allowed.items() if takes.choices}
 
 
 def _plugin_rows() -> list[dict]:
@@ -54,29 +60,53 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
         return
     columns = ["name", "description", *(["params"] if kind == "archs" else []), "defaults", "source"]
     for row in rows:
-        row["options"] = [f"{k}={format_value(v)}" for k, v in row["defaults"].items()] or ["-"]
+        row["options"] = [(f"{k}={format_value(v)}", _choices_text(row["choices"].get(k))) for k, v in row["defaults"].items()] or [("-", "")]
 
     def table(shown: list[str], commas: bool, measuring: bool = False):
         from rich.markup import escape
         from rich.table import Table
 
-        from mnistctl.console import least_width, wrap_at
+        from rich.cells import cell_len
 
-        narrowest = max(least_width(option, ",") for row in rows for option in row["options"])
+        from mnistctl.console import least_width
+
+        narrowest = max(max(least_width(option, ","), min(cell_len(takes), CHOICES_WIDTH), least_width(takes, "|")) for row in rows for option, takes in row["options"])
         table = Table(title=f"{registry(kind).kind.capitalize()}s", title_justify="left")
         for column in shown:
             table.add_column(column, justify="right" if column == "params" else "left", no_wrap=column != "description",
                              style={"name": "bold cyan", "defaults": "dim", "source": "green"}.get(column),
                              max_width=READABLE if measuring and column == "description" else None)
         for row in rows:
-            # one option a line, a long list broken after its commas: an option's name is never cut
-            options = [line for option in row["options"] for line in (wrap_at(option, narrowest, ",", hard=False) if commas else [option])]
+            # one option a line, a long list broken after its commas, its choices on the next line: an option's name is never cut
+            options = [line for option, takes in row["options"] for line in _option_lines(option, takes, narrowest if commas else None)]
             cells = {"name": row["name"], "description": row["description"], "params": f"{row['params']:,}" if row.get("params") else "?",
                      "defaults": "\n".join(options), "source": row["source"]}
             table.add_row(*(escape(cells[c]) for c in shown))
         return table
 
     _print_fitted(table, columns, ("commas", "source", "params", "description"))
+
+
+CHOICES_WIDTH = 30  # a Literal's choices up to this wide stay on one line
+
+
+def _choices_text(choices: list | None) -> str:
+    """``(max|avg)``: what a ``Literal`` option takes, shown after its default."""
+    from mnistctl.registry import format_value
+
+    return f"({'|'.join(map(format_value, choices))})" if choices else ""
+
+
+def _option_lines(option: str, takes: str, width: int | None) -> list[str]:
+    """``pool=max (max|avg)`` on one line, or in lines of ``width``: the default broken after its commas, the choices below it."""
+    from rich.cells import cell_len
+
+    from mnistctl.console import wrap_at
+
+    whole = f"{option} {takes}".rstrip()
+    if width is None or cell_len(whole) <= width:
+        return [whole]
+    return wrap_at(option, width, ",", hard=False) + (wrap_at(takes, width, "|", hard=False) if takes else [])
 
 
 def _print_fitted(table, columns: list[str], steps: tuple[str, ...]) -> None:

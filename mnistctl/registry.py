@@ -217,11 +217,32 @@ def _refusal(spec: Spec, by: str) -> UsageError | None:
                 f"{what} '{spec.name}' with the option '{p.name}' defaulting to {p.default!r}, which its annotation {_spelled(p.annotation)} does not allow",
                 "a default must be a value the option takes; it is left out",
             )
+    if unheld := next((p for p in options if not _recordable(p.default)), None):
+        return UsageError(
+            f"{what} '{spec.name}' with the option '{unheld.name}' defaulting to {unheld.default!r}, which a run's config.json cannot hold",
+            "a default is none, true or false, a finite number, text, or a list of numbers or of text, all of one type; it is left out",
+        )
     try:
         signature(spec.factory).bind(*passed, **{p.name: p.default for p in options} | dict.fromkeys(rates))
     except TypeError:
         return UsageError(f"{what} '{spec.name}' with a factory that does not take {takes}", "it is left out")
     return None
+
+
+def _recordable(value: Any) -> bool:
+    """Whether a run's config.json holds ``value`` and gives it back as the option takes it: none, a bool, a whole or finite
+    number, text, or a list of them all of the first's type (whole numbers in a list of numbers too)."""
+    if isinstance(value, (list, tuple)) and value:
+        first = _scalar_kind(value[0])
+        takes = {first, int} if first is float else {first}
+        return first is not None and all(_scalar_kind(item) in takes for item in value)
+    return isinstance(value, (list, tuple)) or value is None or _scalar_kind(value) is not None
+
+
+def _scalar_kind(value: Any) -> type | None:
+    """bool, int, float (finite) or str, as JSON holds them; None for anything else."""
+    kind = next((t for t in TYPES if isinstance(value, t)), None)
+    return None if kind is float and not math.isfinite(value) else kind
 
 
 def signature(factory: Callable[..., Any]) -> inspect.Signature:

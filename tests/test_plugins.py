@@ -236,20 +236,30 @@ def _arch_plugin(module, *specs):
     return Plugin()
 
 
-def test_defaults_json_cannot_hold_are_listed_as_null_or_as_the_table_shows_them(plug):
+@pytest.mark.parametrize("default", [float("inf"), len, {}, ((1, 2), (3, 4)), (1, 2.5), (1, True)], ids=repr)
+def test_a_default_a_runs_config_cannot_hold_leaves_the_spec_out_naming_the_option(plug, capsys, default):
     from typer.testing import CliRunner
 
     from mnistctl.cli import app
 
-    def clipped(max_norm=float("inf"), width=3, activation=len):
+    def clipped(max_norm=default, width=3):
         return _net(width)
 
-    plug(_arch_plugin("mnistctl_clipped", Spec("clipped", clipped)), "clipped")
-    for args in (["list", "archs", "clipped", "--json"], ["list", "--json"]):
-        result = CliRunner().invoke(app, args)
-        listed = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
-        rows = listed if isinstance(listed, list) else listed["archs"]
-        assert next(row for row in rows if row["name"] == "clipped")["defaults"] == {"max_norm": None, "width": 3, "activation": str(len)}
+    plug(_arch_plugin("mnistctl_clipped", Spec("clipped", clipped), Spec("kept", _net)), "clipped")
+    assert "clipped" not in plugins.archs() and "kept" in plugins.archs()
+    assert f"registers the architecture 'clipped' with the option 'max_norm' defaulting to {default!r}, which a run's config.json cannot hold" in capsys.readouterr().err
+    with pytest.raises(NotFoundError, match="the architecture 'clipped' is left out"):
+        plugins.archs().get("clipped")
+    listed = json.loads(CliRunner().invoke(app, ["list", "--json"]).stdout, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert "clipped" not in {row["name"] for row in listed["archs"]}
+
+
+def test_defaults_a_runs_config_holds_are_kept(plug):
+    def held(a=None, b=True, c=3, d=0.5, e="x,y", f=(), g=(0.5, 1), h=["a", "b"], i=(True, False)):
+        return _net()
+
+    plug(_arch_plugin("mnistctl_held", Spec("held", held)), "held")
+    assert "held" in plugins.archs()
 
 
 @pytest.mark.parametrize("order", [("twina", "twinb"), ("twinb", "twina")])

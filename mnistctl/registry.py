@@ -22,6 +22,7 @@ PASSED = {  # what mnistctl passes a factory of each kind before its options: th
     "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
     "optimizer": ("params",),
 }
+OPTION_FLAGS = {"architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set"}  # the flag of a plugin's options, by its kind
 RATES = ("lr", "weight_decay")  # an optimizer factory is passed these by keyword too: settings of their own, not options
 TYPES = (bool, int, float, str)  # an annotation that types an option by itself
 
@@ -80,12 +81,13 @@ class Spec:
         except ImportError as exc:  # a module the plugin imports lazily: not the options' fault
             raise UsageError(f"{self.label} cannot be built: {type(exc).__name__}: {exc}".splitlines()[0], self._elsewhere) from debug_cause(exc)
         except Exception as exc:
-            given = " ".join(f"{k}={format_value(v)}" for k, v in options.items())
             defaults = self._defaults_or_empty()
-            changed = any(key not in defaults or format_value(value) != format_value(defaults[key]) for key, value in options.items())
+            changed = [key for key, value in options.items() if key not in defaults or format_value(value) != format_value(defaults[key])]
+            given = " ".join(f"{key}={format_value(options[key])}" for key in changed)
+            flags = dict.fromkeys(f"--{key.replace('_', '-')}" if key in RATES else OPTION_FLAGS.get(self.kind, "--set") for key in changed)
             raise UsageError(  # its own defaults failing is the plugin's fault
                 f"{self.label} cannot be built with {given or 'its defaults'}: {type(exc).__name__}: {exc}".splitlines()[0],
-                "check the values given with --set, --opt-set or --sched-set" if changed else self._elsewhere,
+                f"check the values given with {' and '.join(flags)} or in the config file" if changed else self._elsewhere,
             ) from debug_cause(exc)
 
     def _defaults_or_empty(self) -> dict[str, Any]:

@@ -601,13 +601,23 @@ def test_a_factory_failing_at_its_defaults_or_an_import_is_the_plugins_fault_not
         Spec("lazy", lazy, source="mnistctl-lazy", kind="architecture").build(width=4)
     assert str(imported.value) == f"the architecture 'lazy' from mnistctl-lazy cannot be built: ModuleNotFoundError: No module named 'some_missing_dep' ({elsewhere})"
     spec = Spec("picky", picky, source="mnistctl-lazy", kind="architecture")
-    for options in ({}, {"width": 8}, {"width": 8, "depth": 2}):
+    for options in ({}, {"width": 8}, {"width": 8, "depth": 2}):  # a run's config holds every option, the defaults too
         with pytest.raises(UsageError) as defaults:
             spec.build(**options)
+        assert defaults.value.message == "the architecture 'picky' from mnistctl-lazy cannot be built with its defaults: ValueError: width and depth do not fit"
         assert defaults.value.hint == elsewhere
     with pytest.raises(UsageError) as given:
         spec.build(width=8, depth=3)
-    assert given.value.hint == "check the values given with --set, --opt-set or --sched-set"
+    assert given.value.message == "the architecture 'picky' from mnistctl-lazy cannot be built with depth=3: ValueError: width and depth do not fit"
+    assert given.value.hint == "check the values given with --set or in the config file"
+
+    def fussy(params, lr=0.1, weight_decay=0.0, momentum=0.9):
+        raise ValueError("lr and momentum do not fit")
+
+    with pytest.raises(UsageError) as rates:
+        Spec("fussy", fussy, kind="optimizer").build([], lr=0.5, weight_decay=0.0, momentum=0.99)
+    assert rates.value.message == "the optimizer 'fussy' cannot be built with lr=0.5 momentum=0.99: ValueError: lr and momentum do not fit"
+    assert rates.value.hint == "check the values given with --lr and --opt-set or in the config file"
 
 
 def test_debug_keeps_the_cause_of_a_factory_failure(monkeypatch):

@@ -14,7 +14,7 @@ from annotated_types import Len
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
 
 from mnistctl.errors import UsageError
-from mnistctl.registry import Allowed, either, is_choice
+from mnistctl.registry import OPTION_FLAGS, Allowed, either, is_choice
 
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**32 - 1
@@ -108,7 +108,6 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
         raise _usage(exc, Settings, settings) from None
 
 
-OPTION_FLAGS = {"architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set"}  # a plugin's options, by its kind
 FLAGS = {  # a setting's flag, where it is not --<setting>
     "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom/--elastic",
     "log_layers": "--log-layers-every", "log_every": None,  # None: only a config file sets it

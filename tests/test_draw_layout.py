@@ -55,13 +55,30 @@ def test_the_pad_follows_a_resize_at_once(tmp_path, start, then):
 
     async def test(pilot):
         canvas = app.query_one(Canvas)
-        assert canvas.scale == (2 if start == (150, 45) else 1)
+        assert canvas.scale == (3 if start == (150, 45) else 1)
         await pilot.resize_terminal(*then)
         await pilot.pause()
-        assert canvas.scale == (2 if then == (150, 45) else 1)
+        assert canvas.scale == (3 if then == (150, 45) else 1)
         assert fits(app, canvas) and fits(app, app.query_one("#status")) and fits(app, app.query_one("#side"))
 
     drive(app, test, size=start)
+
+
+@pytest.mark.parametrize("size, scale, beside", [((100, 31), 2, True), ((100, 32), 2, True), ((100, 30), 1, False),
+                                                 ((150, 45), 3, True), ((150, 44), 2, False)])
+def test_the_pad_takes_the_rows_the_help_would_leave_by_moving_beside_it(tmp_path, size, scale, beside):
+    app = DrawApp(reader("long1"), tmp_path)
+
+    async def test(pilot):
+        await pilot.press(*ONE)
+        await read_after(pilot, app)
+        await pilot.pause()
+        canvas, help_ = app.query_one(Canvas), app.query_one("#side-status" if beside else "#status")
+        assert canvas.scale == scale and fits(app, canvas) and help_.display and fits(app, help_)
+        assert lines_of(help_)[0].startswith("mouse: left draws,")
+        assert help_.region.bottom <= app.query_one("Footer").region.y and fits(app, app.query_one(Probabilities))
+
+    drive(app, test, size=size)
 
 
 @pytest.mark.parametrize("size, bar", [((150, 45), 22), ((80, 24), 22), ((60, 19), 13)])

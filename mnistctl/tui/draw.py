@@ -105,7 +105,7 @@ class DrawApp(App):
 
     def on_resize(self, event: events.Resize) -> None:
         width, height = event.size  # self.size is still the old size here
-        scale = max(1, min(3, (width - SIDE_PANEL - 4) // SIDE, 2 * (height - 5) // SIDE))
+        scale = max(1, min(3, (width - SIDE_PANEL - 4) // SIDE, 2 * (height - 3) // SIDE))  # the pad, its border and the footer; the help can go beside
         self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
         if self.query(Canvas):  # none yet on the very first resize
             self.canvas.set_scale(scale)

@@ -488,3 +488,23 @@ def test_the_plot_names_the_runs_without_a_curve(fixture_runs, tmp_path, monkeyp
     compare.plot([Run(fixture_runs / "a"), Run(fixture_runs / "z")], tmp_path / "curves.png")
     title = drawn[0]._suptitle.get_text()
     assert "1 of 2 runs" in title and "z (running)" in title
+
+
+def test_a_run_stopped_in_its_test_pass_is_compared_with_the_test_result_eval_kept(fixture_runs):
+    import os
+
+    from mnistctl.reading import evaluate
+
+    path = make_run(fixture_runs, "untested", [0.9, 0.92])  # finished, but no test event and a summary without test figures
+    run = Run(path)
+    probs = probs_for({0, 1, 2}, 0.9, 0.6)
+    checkpoint.save(run.weights_path("best"), {"w": torch.ones(1)})
+    split_predictions.save(run, "test", "best", probs, TARGETS, digest=checkpoint.read(run.weights_path("best")).digest)
+    evaluate.save(run, {"run": "untested", "split": "test", "checkpoint": "best", "epoch": 2, **evaluate.metrics(probs, TARGETS)})
+    result = compare.compare(["a", "untested"], fixture_runs)
+    row = next(r for r in result.rows if r["name"] == "untested")
+    assert row["test_acc"] == pytest.approx(17 / 20) and row["test_loss"] > 0
+    assert set(result.ensemble["runs"]) == {"a", "untested"} and len(result.pairs) == 1
+    later = run.weights_path("best").stat().st_mtime + 10  # weights newer than the report: it is of other weights
+    os.utime(run.weights_path("best"), (later, later))
+    assert next(r for r in compare.compare(["untested"], fixture_runs, stats=False).rows)["test_acc"] is None

@@ -366,3 +366,18 @@ def test_a_control_character_in_the_out_folder_is_printed_escaped(trained_run, t
     result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "--what", "curves", "--out", str(tmp_path / "new\nline")])
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{tmp_path}/new\\nline/curves.png\n"
+
+
+def test_the_curves_of_a_run_stopped_in_its_test_pass_show_the_test_result_eval_kept(trained_run, mnist, tmp_path):
+    import shutil
+
+    from mnistctl.reading import evaluate
+
+    copy = Run(shutil.copytree(trained_run.path, tmp_path / "untested"))
+    lines = [line for line in copy.metrics_path.read_text().splitlines() if json.loads(line)["event"] != "test"]
+    copy.metrics_path.write_text("\n".join(lines) + "\n")
+    star = lambda: [line.get_label() for line in Plots(copy, dataset=mnist).curves()[1].axes[1].lines if line.get_label().startswith("test")]
+    assert star() == []
+    evaluate.save(copy, evaluate.evaluate(copy, "test", "best", mnist))
+    kept = json.loads((copy.path / "reports" / "eval-test.json").read_text())["accuracy"]
+    assert star() == [f"test, best checkpoint: {kept:.2%}"]

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from mnistctl import runs
 from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
+from mnistctl.reading.evaluate import kept_test
 from mnistctl.registry import format_value, suggest
 from mnistctl.runs import Kind, Run, Status
 
@@ -153,6 +154,8 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
         "time": summary.get("wall_time", epochs[-1].get("elapsed") if epochs else None),
         "throughput": summary.get("images_per_s", sum(rates) / len(rates) if rates else None),
     }
+    if row["test_acc"] is None and status.completed and (kept := kept_test(run)):  # stopped in the test pass, then evaluated
+        row["test_acc"], row["test_loss"] = kept["test_acc"], kept["test_loss"]
     if warnings is not None and status.ended and (why := run.summary_problem):
         warnings.append(f"{why}; shown: the values in {run.metrics_path.name}")
     if wrong and warnings is not None:
@@ -414,4 +417,6 @@ def _legend_label(run: Run) -> str:
     """The run's name, with its test accuracy when it has one, else its status."""
     status = run.status()
     test_acc = summary_value(run, "test_acc") if status.ended else None
+    if test_acc is None and status.completed and (kept := kept_test(run)):
+        test_acc = kept["test_acc"]
     return f"{run.name} (test {100 * test_acc:.2f}%)" if test_acc is not None else f"{run.name} ({status.label})"

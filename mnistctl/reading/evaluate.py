@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-from mnistctl.fsutil import write_json, write_text
+from mnistctl.errors import MnistctlError
+from mnistctl.fsutil import read_json, write_json, write_text
 from mnistctl.reading import split_predictions
 from mnistctl.runs import Run
 
@@ -84,6 +86,24 @@ def steps_into_epoch(meta: Any) -> int | None:
     """The steps of an unfinished epoch that weights saved by a stopped run have trained on."""
     step = meta.get("step_in_epoch") if isinstance(meta, dict) else None
     return step if type(step) is int and step > 0 else None
+
+
+def kept_test(run: Run) -> dict[str, Any] | None:
+    """The test result ``eval`` kept for the best weights, as a test event: what a run stopped in its final test pass
+    has instead of its own. None when there is none, it is damaged, or the weights are newer than it."""
+    path = report_paths(run, "test")[0]
+    try:
+        report = read_json(path)
+        if path.stat().st_mtime < run.weights_path("best").stat().st_mtime:
+            return None
+    except (OSError, ValueError, RecursionError, MnistctlError):
+        return None
+    if not isinstance(report, dict) or report.get("split") != "test" or report.get("checkpoint") != "best":
+        return None
+    acc, loss, epoch = report.get("accuracy"), report.get("loss"), report.get("epoch")
+    if not all(type(v) in (int, float) and math.isfinite(v) for v in (acc, loss)) or not 0 <= acc <= 1 or loss < 0:
+        return None
+    return {"event": "test", "checkpoint": "best", "epoch": epoch if type(epoch) is int else None, "test_acc": acc, "test_loss": loss}
 
 
 def report_paths(run: Run, split: str) -> tuple[Path, Path]:

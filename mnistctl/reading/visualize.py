@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from mnistctl.errors import MnistctlError, NotFoundError, RunError, UsageError
 from mnistctl.reading import split_predictions
 from mnistctl.reading.compare import augment_label
+from mnistctl.reading.evaluate import kept_test
 from mnistctl.reading.figures import save
 from mnistctl.reading.figures.layers import feature_maps_figure, filters_figure
 from mnistctl.reading.figures.layerstats import FEW_POINTS, layer_stats_figure
@@ -302,7 +303,7 @@ class Plots:
             raise RunError(no_epochs(self.run), "it ended before its first epoch was done" if ended else "plot curves once the first epoch is done")
         reached = max(e["epoch"] for e in epochs) if epochs else math.ceil(steps[-1]["step"] / steps_per_epoch)
         rates = learning_rates(self.run.config, steps_per_epoch, steps, reached) if steps_per_epoch else None
-        figure = curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST), rates, averaged=bool(self.run.config.get("ema")))
+        figure = curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST) or kept_test(self.run), rates, averaged=bool(self.run.config.get("ema")))
         return self.file_name("curves"), figure
 
     def confusion(self) -> tuple[str, Figure]:

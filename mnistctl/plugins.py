@@ -57,7 +57,8 @@ def manager() -> pluggy.PluginManager:
             raise
         except BaseException as exc:  # a broken third-party plugin must not break the CLI, even one calling sys.exit
             _debug_traceback()
-            _skip(ep, _describe(exc), loading=True)
+            misfit = isinstance(exc, pluggy.PluginValidationError) and _misfit_hooks(pm, exc.plugin)
+            _skip(ep, misfit or _describe(exc), loading=True)
     _check_hook_names(pm)
     return pm
 
@@ -75,6 +76,30 @@ def _check_hook_names(pm: pluggy.PluginManager) -> None:
         for hook in hooks:
             if inspect.isroutine(getattr(plugin, hook, None)) and pm.parse_hookimpl_opts(plugin, hook) is None:
                 _problem(name, "hooks", f"plugin '{name}' ({_package_of(plugin)}) defines {hook} without @mnistctl.hookimpl, so it is never called")
+
+
+def _misfit_hooks(pm: pluggy.PluginManager, plugin) -> str | None:
+    """What is wrong with the first of ``plugin``'s hooks that cannot take the one argument mnistctl passes, ``register``."""
+    for kind in KINDS:
+        hook = f"register_{kind}"
+        if inspect.isroutine(function := getattr(plugin, hook, None)) and pm.parse_hookimpl_opts(plugin, hook) is not None:
+            if misfit := _misfit(function, hook):
+                return misfit
+    return None
+
+
+def _misfit(function, hook: str) -> str | None:
+    """``register_archs(reg) does not take register, ...``: a hook mnistctl cannot call with ``register=``; None when it can."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    takes = any(p.name == "register" and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD for p in parameters)
+    needed = [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "register"]
+    if takes and not needed:
+        return None
+    problem = f"needs {', '.join(needed)}, which mnistctl does not pass" if takes else "does not take register, the one argument mnistctl passes"
+    return f"{hook}{inspect.signature(function)} {problem}; write it as def {hook}(register)"
 
 
 _failed: list[PluginInfo] = []  # the entry points that were not loaded, and why
@@ -120,6 +145,9 @@ def registry(kind: str) -> Registry:
             except UsageError as exc:
                 _problem(_name, kind, f"{exc.message}; {exc.hint}")
 
+        if misfit := _misfit(impl.function, f"register_{kind}"):
+            _problem(name, kind, f"plugin '{name}' ({source}): {misfit}")
+            continue
         try:
             returned = impl.function(register=register)
         except KeyboardInterrupt:

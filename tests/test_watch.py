@@ -349,6 +349,20 @@ def test_missing_metrics_file_waits_then_stalls_then_follows(tmp_path):
     drive(app, check)
 
 
+def test_a_run_deleted_while_watched_is_said_to_be_gone(tmp_path):
+    import shutil
+
+    path = make_run(tmp_path, "doomed", [start(time_=time.time())])
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "running", "running")
+        shutil.rmtree(path)
+        await until(pilot, lambda: "is gone: the run was deleted or moved" in text(app.query_one(EventLog)), "the run said to be gone")
+
+    drive(app, check)
+
+
 def test_old_unfinished_run_is_stalled(tmp_path):
     path = make_run(tmp_path, "abandoned", [start()] + steps(1, T0))
     os.utime(path / "metrics.jsonl", (T0, T0))

@@ -105,7 +105,10 @@ class Dashboard(Vertical):
                     self.post_message(ConfigRead(None, exc.message))
                 config_read = True
             chunk = tail.read()
-            if chunk.events or chunk.corrupt or chunk.restarted or chunk.mtime != last_mtime:
+            if chunk.mtime is None and last_mtime is not None:  # it was there: the run was deleted or moved
+                last_mtime = None
+                self.post_message(Note(f"{run.metrics_path.name} is gone: the run was deleted or moved", "error"))
+            elif chunk.events or chunk.corrupt or chunk.restarted or chunk.mtime != last_mtime:
                 last_mtime = chunk.mtime
                 self.post_message(MetricsRead(chunk))
             time.sleep(self.poll)

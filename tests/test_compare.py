@@ -508,3 +508,11 @@ def test_a_run_stopped_in_its_test_pass_is_compared_with_the_test_result_eval_ke
     later = run.weights_path("best").stat().st_mtime + 10  # weights newer than the report: it is of other weights
     os.utime(run.weights_path("best"), (later, later))
     assert next(r for r in compare.compare(["untested"], fixture_runs, stats=False).rows)["test_acc"] is None
+
+
+def test_the_footer_counts_one_column_left_out_in_the_singular(fixture_runs):
+    from mnistctl.cli.compare import footer
+
+    shown = [c for c in compare.COLUMNS if c.key != "throughput"]
+    assert footer(shown).endswith("; 1 more column with --wide or --columns")
+    assert footer(shown[:-1]).endswith("; 2 more columns with --wide or --columns")

@@ -155,10 +155,11 @@ def name_cell(row, shown, width: int | None):
 
 
 def footer(shown, rows=()) -> str:
+    from mnistctl.console import counted
     from mnistctl.reading.compare import COLUMNS, COMPLETED_ONLY, completed
 
     hidden = sum(c not in shown for c in COLUMNS) if set(shown) <= set(COLUMNS) else 0
-    more = f"; {hidden} more columns with --wide or --columns" if hidden else ""
+    more = f"; {counted(hidden, 'more column')} with --wide or --columns" if hidden else ""
     if any(c.key in COMPLETED_ONLY for c in shown) and not all(completed(row) for row in rows):
         more = f" (accuracy, loss and time: of completed runs only){more}"
     return f"[bold green]green[/]: best in its column{more}"

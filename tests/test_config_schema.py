@@ -123,8 +123,8 @@ def test_a_plugin_named_wrongly_in_a_file_is_told_to_be_fixed_with_its_own_flag(
         ({"augment": {"elastic": -1}}, "augment.elastic", "-1"),
         ({"augment": True}, "augment", "True"),
         ({"arch_options": [1, 2]}, "arch_options", "[1, 2]"),
-        ({"arch_options": {"channels": [16, "a"]}}, "channels", "(16, 'a')"),
-        ({"arch_options": {"channels": [True, 32]}}, "channels", "(True, 32)"),
+        ({"arch_options": {"channels": [16, "a"]}}, "channels", "[16, 'a']"),
+        ({"arch_options": {"channels": [True, 32]}}, "channels", "[True, 32]"),
         ({"arch_options": {"channels": {"a": 1}}}, "channels", "{'a': 1}"),
         ({"arch_options": {"dropout": [0.5]}}, "dropout", "[0.5]"),
         ({"arch_options": {"hidden": 1.5}}, "hidden", "1.5"),
@@ -304,6 +304,15 @@ def test_betas_must_be_two(tmp_path):
     path.write_text('optimizer = "adam"\n[optimizer_options]\nbetas = [0.9, 0.99, 0.5]\n')
     with pytest.raises(UsageError, match="expected a list of 2 numbers, each at least 0 and below 1"):
         trainconfig.resolve({}, path)
+
+
+def test_a_refused_list_is_shown_as_a_list_whether_a_flag_or_a_file_gave_it(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('optimizer = "adam"\n[optimizer_options]\nbetas = [0.9, 0.99, 0.5]\n')
+    for flags, config_file in (({"optimizer": "adam", "optimizer_options": {"betas": "0.9,0.99,0.5"}}, None), ({}, path)):
+        with pytest.raises(UsageError) as info:
+            trainconfig.resolve(flags, config_file)
+        assert info.value.message.startswith("optimizer 'adam' option betas = [0.9, 0.99, 0.5] is not allowed")
 
 
 @pytest.mark.parametrize("length, given, words", [

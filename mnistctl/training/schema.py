@@ -229,8 +229,9 @@ def _expected(error: dict[str, Any]) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
+    """The value as a message shows it: a list as a file writes it, ``[32, 64]``, whether a flag or a file gave it."""
     try:
-        text = repr(value)
+        text = repr(list(value) if isinstance(value, tuple) else value)
     except RecursionError:
         text = "a deeply nested value"
     return text if len(text) <= limit else text[: limit - 3] + "..."

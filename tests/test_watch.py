@@ -758,3 +758,18 @@ def test_an_ended_run_with_nothing_logged_says_so_and_a_narrow_chart_keeps_its_w
         assert len(title(loss)) <= loss.size.width - 4
 
     drive(app, check, size=(120, 30))
+
+
+def test_a_run_without_validation_shows_its_best_epoch_as_the_latest_not_a_dash(tmp_path):
+    first = epoch(1, T0 + 20)
+    for event in first:
+        event.update(val_acc=None, **({"val_loss": None} if event["event"] == "epoch" else {}))
+    path = make_run(tmp_path, "noval", [start(epochs=1), *first, {"event": "end", "time": T0 + 21, "status": "finished", "message": ""}])
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: "best epoch 1 saved" in text(app.query_one(EventLog)), "the best checkpoint logged")
+        assert "best epoch 1 saved: the latest (no validation)" in text(app.query_one(EventLog))
+        assert "best  epoch 1 (no val)" in text(app.query_one(RatesPanel))
+
+    drive(app, check)

@@ -151,7 +151,7 @@ class RatesPanel(Static):
         lr = f"{step['lr']:.2e}" if "lr" in step else "-"
         speed = f"{step['images_per_s']:,.0f}" if "images_per_s" in step else "-"
         best = state.best
-        best_text = f"{percent(best['val_acc'])} (ep {best['epoch']})" if best else "-"
+        best_text = "-" if not best else f"epoch {best['epoch']} (no val)" if best.get("val_acc") is None else f"{percent(best['val_acc'])} (ep {best['epoch']})"
         self.update(Text.assemble(("lr    ", "dim"), lr, ("\nimg/s ", "dim"), speed, ("\nbest  ", "dim"), best_text))
 
 
@@ -263,6 +263,8 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
         return f"started: {counted(e.get('epochs', '?'), 'epoch')} × {counted(e.get('steps_per_epoch', '?'), 'step')}", "bold"
     if kind == Kind.CHECKPOINT:
         if e.get("kind") == "best":
+            if e.get("val_acc") is None:  # trained without validation: every epoch is kept as the best
+                return f"best epoch {e.get('epoch')} saved: the latest (no validation)", "green"
             val_loss = e.get("val_loss")
             loss_text = f", loss {val_loss:.4f}" if isinstance(val_loss, (int, float)) else ""
             return f"best epoch {e.get('epoch')} saved: val {percent(e.get('val_acc'))}{loss_text}", "green"

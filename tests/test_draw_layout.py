@@ -224,3 +224,18 @@ def test_under_the_pad_the_reading_shows_in_the_rows_left_the_bars_only_where_th
         assert (len(lines) == 13 and lines[3 + best].endswith(f"{reading.probs[best]:.1%}")) == (shown == "bars")
 
     drive(app, test, size=size)
+
+
+@pytest.mark.parametrize("size, help_shown", [((50, 20), False), ((50, 21), False), ((54, 21), False), ((55, 22), True)])
+def test_a_short_narrow_terminal_shows_the_reading_the_help_giving_way(tmp_path, size, help_shown):
+    app = DrawApp(reader("fast"), tmp_path)
+
+    async def test(pilot):
+        reading, probs, lines = await one_read(pilot, app)
+        footer = app.query_one("Footer")
+        assert app.has_class("narrow") and fits(app, probs) and probs.region.bottom <= footer.region.y
+        assert any(line.startswith(f"reads  {int(reading.probs.argmax())} ") for line in lines[: probs.content_region.height])
+        status = app.query_one("#status")
+        assert status.display == help_shown and (not help_shown or status.region.bottom <= probs.region.y)
+
+    drive(app, test, size=size)

@@ -189,8 +189,13 @@ class DrawApp(App):
             if text.count("\n") >= height - 1 - READING_ROWS:
                 text = phrase_wrap(["left draws, right erases", f"arrows move, space {verb} the {tool}"], room)
         self.query_one("#side-status" if beside else "#status", Static).update(Text(text, style="dim"))
-        below = height - 1 - (canvas.rows + 2) - (0 if beside else text.count("\n") + 1) - 2 * (width < COMPACT_FOOTER)
-        self.query_one(Probabilities).styles.max_height = max(3, below) if narrow else None  # under the pad: what is left
+        below = height - (2 if width < COMPACT_FOOTER else 1) - (canvas.rows + 2)  # under the pad, above the footer
+        help_rows = 0 if beside else text.count("\n") + 1
+        short = narrow and below - help_rows < 3  # the reading comes first: the help gives way (the footer names the keys)
+        self.set_class(short, "help-hidden")
+        below -= 0 if short else help_rows
+        self.set_class(narrow and below < 3, "tight")  # a row or two: the reading without its border
+        self.query_one(Probabilities).styles.max_height = max(1, below) if narrow else None
 
 
 def phrase_wrap(lines: list[str], width: int) -> str:

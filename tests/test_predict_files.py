@@ -217,3 +217,11 @@ def test_the_last_line_names_the_images_that_could_not_be_read_however_far_up_th
     assert last.startswith(f"2 of 6 images could not be read: {empty}, {text}")
     alone = CliRunner().invoke(app, ["predict", str(empty), "--run", str(short_run.path)])
     assert alone.exit_code == 1 and alone.stderr.count("error: ") == 1  # one image: its own error is the last line
+
+
+def test_one_run_with_two_of_its_weights_is_named_by_its_name_and_two_runs_of_one_name_by_their_paths(tmp_path):
+    from mnistctl.runs import Run
+
+    here, there = tmp_path / "fast", tmp_path / "elsewhere" / "fast"
+    assert predict.labels([(Run(here), "best"), (Run(str(here) + "/"), "last")]) == ["fast", "fast (last)"]
+    assert predict.labels([(Run(here), "best"), (Run(there), "last")]) == [str(here), f"{there} (last)"]

@@ -67,9 +67,11 @@ def label(run: Run, which: str = "best", name: str | None = None) -> str:
 
 
 def labels(chosen: list[tuple[Run, str]]) -> list[str]:
-    """Each model's label; runs of the same name from different folders are named by their paths, as compare does."""
-    names = shown_names([run for run, _ in chosen])
-    return [label(run, which, name) for (run, which), name in zip(chosen, names)]
+    """Each model's label; runs of the same name from different folders are named by their paths, as compare does
+    (one run's best and last weights are one run: named by its name)."""
+    found = {run.path.resolve(): run for run, _ in chosen}
+    names = dict(zip(found, shown_names(list(found.values()))))
+    return [label(run, which, names[run.path.resolve()]) for run, which in chosen]
 
 
 def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True, name: str | None = None) -> Member:

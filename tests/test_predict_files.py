@@ -225,3 +225,11 @@ def test_one_run_with_two_of_its_weights_is_named_by_its_name_and_two_runs_of_on
     here, there = tmp_path / "fast", tmp_path / "elsewhere" / "fast"
     assert predict.labels([(Run(here), "best"), (Run(str(here) + "/"), "last")]) == ["fast", "fast (last)"]
     assert predict.labels([(Run(here), "best"), (Run(there), "last")]) == [str(here), f"{there} (last)"]
+
+
+def test_a_digit_too_faint_to_tell_from_the_paper_is_not_called_blank_alone():
+    faint = Image.new("L", (120, 120), 255)
+    ImageDraw.Draw(faint).line([(24, 24), (96, 24), (54, 102)], fill=240, width=10)  # a light pencil stroke
+    with pytest.raises(DataError) as raised:
+        imageprep.load_prepared(_to_bytes(faint), name="pencil.png")
+    assert "too faint" in raised.value.message and "faint" in raised.value.hint

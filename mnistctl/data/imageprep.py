@@ -99,7 +99,8 @@ def prepare(gray: np.ndarray, name: str = "image") -> np.ndarray:
         if ink is None or max(_cropped(ink).shape) < 2 * BOX:  # too few pixels for this digit: look closer
             ink = _found_ink(x)
     if ink is None:
-        raise DataError(f"{name} has no ink (the image is blank)", "photograph a digit written in dark ink on light paper, or light on dark")
+        raise DataError(f"{name} has no ink that stands out from the paper (it is blank, or the ink is too faint)",
+                        "photograph a digit written in dark ink on light paper, or light on dark; darken a faint pencil digit")
     ink = _cropped(ink)
     if max(ink.shape) > WORK_SIDE:  # ink along a strip the working size kept long: thickened at that size, not with a kernel as long as it
         ink = _resize(ink, WORK_SIDE / max(ink.shape))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mnistctl.cli import app
 from mnistctl.data import imagefile, imageprep
-from mnistctl.errors import DataError, UsageError
+from mnistctl.errors import DataError, NotFoundError, UsageError
 from mnistctl.reading import predict
 
 
@@ -233,3 +233,13 @@ def test_a_digit_too_faint_to_tell_from_the_paper_is_not_called_blank_alone():
     with pytest.raises(DataError) as raised:
         imageprep.load_prepared(_to_bytes(faint), name="pencil.png")
     assert "too faint" in raised.value.message and "faint" in raised.value.hint
+
+
+def test_a_pattern_the_shell_matched_to_nothing_is_said_to_match_no_file(tmp_path):
+    pattern = str(tmp_path / "*.jpeg")  # what the shell passes on when no file matches
+    with pytest.raises(NotFoundError) as raised:
+        imageprep.load_prepared(pattern, name=pattern)
+    assert raised.value.message == f"{pattern} does not exist" and "no file matches this pattern" in raised.value.hint
+    with pytest.raises(NotFoundError, match="does not exist") as missing:
+        imageprep.load_prepared(str(tmp_path / "photo.jpg"))
+    assert missing.value.hint == "check the path"

@@ -126,6 +126,8 @@ def _file_size(path: str | Path, name: str) -> int:
 
 
 def _unreadable(name: str, exc: OSError) -> NotFoundError:
+    if isinstance(exc, FileNotFoundError) and any(c in Path(name).name for c in "*?["):
+        return NotFoundError(f"{name} does not exist", "no file matches this pattern: the shell passes on a pattern that matches nothing as it is")
     if isinstance(exc, FileNotFoundError):
         return NotFoundError(f"{name} does not exist", "check the path")
     if isinstance(exc, NotRegular):

@@ -121,7 +121,7 @@ def test_a_model_with_lazy_layers_trains_stops_and_resumes(checked, small_data, 
 
 def test_a_lazy_layer_without_weights_is_refused(checked, small_data, tmp_path):
     error = _refused(_trainer(small_data, tmp_path / "runs", arch="lazyempty"), tmp_path / "runs")
-    assert error.message == "lazyempty from test_plugin_checks has a layer without weights (1.weight)"
+    assert error.message == "the architecture 'lazyempty' from test_plugin_checks has a layer without weights (1.weight)"
 
 
 def test_a_scheduler_whose_step_needs_an_argument_is_refused(checked, small_data, tmp_path):
@@ -136,7 +136,7 @@ def test_a_scheduler_whose_step_needs_an_argument_is_refused(checked, small_data
 def test_a_model_failing_only_under_bf16_is_refused_with_the_way_around(checked, small_data, tmp_path):
     runs = tmp_path / "runs"
     error = _refused(_trainer(small_data, runs, arch="leaving", precision="bf16"), runs)
-    assert error.message.startswith("leaving from test_plugin_checks fails under bf16 precision: ") and "BFloat16" in error.message
+    assert error.message.startswith("the architecture 'leaving' from test_plugin_checks fails under bf16 precision: ") and "BFloat16" in error.message
     assert "--precision fp32" in error.hint
     _trainer(small_data, runs, arch="leaving", precision="fp32").prepare()  # in fp32 it trains
 

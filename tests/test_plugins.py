@@ -771,15 +771,15 @@ def small_data(tmp_path_factory):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"arch": "five"}, "five from test_plugins gives a tensor of shape (2, 5) for 2 images, not scores of shape (2, 10)"),
-    ({"arch": "eleven"}, "eleven from test_plugins gives a tensor of shape (2, 11) for 2 images, not scores of shape (2, 10)"),
-    ({"arch": "fourd"}, "fourd from test_plugins gives a tensor of shape (2, 10, 28, 28) for 2 images, not scores of shape (2, 10)"),
-    ({"arch": "pair"}, "pair from test_plugins gives a value of type tuple for 2 images, not scores of shape (2, 10)"),
-    ({"arch": "asserting"}, "asserting from test_plugins does not fit 28x28 images: AssertionError: expects 32x32 input"),
+    ({"arch": "five"}, "the architecture 'five' from test_plugins gives a tensor of shape (2, 5) for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "eleven"}, "the architecture 'eleven' from test_plugins gives a tensor of shape (2, 11) for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "fourd"}, "the architecture 'fourd' from test_plugins gives a tensor of shape (2, 10, 28, 28) for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "pair"}, "the architecture 'pair' from test_plugins gives a value of type tuple for 2 images, not scores of shape (2, 10)"),
+    ({"arch": "asserting"}, "the architecture 'asserting' from test_plugins does not fit 28x28 images: AssertionError: expects 32x32 input"),
     ({"arch": "notmodule"}, "the architecture 'notmodule' from test_plugins built a dict, not a torch.nn.Module"),
-    ({"arch": "lenet", "arch_options": {"num_classes": "11"}}, "lenet with num_classes=11 gives a tensor of shape (2, 11) for 2 images"),
-    ({"arch": "simplecnn", "arch_options": {"hidden": "0"}}, "simplecnn with hidden=0 has a layer without weights (classifier.1.weight)"),
-    ({"arch": "lenet", "arch_options": {"channels": "0,0"}}, "lenet with channels=0,0 has a layer without weights (features.0.weight)"),
+    ({"arch": "lenet", "arch_options": {"num_classes": "11"}}, "the architecture 'lenet' with num_classes=11 gives a tensor of shape (2, 11) for 2 images"),
+    ({"arch": "simplecnn", "arch_options": {"hidden": "0"}}, "the architecture 'simplecnn' with hidden=0 has a layer without weights (classifier.1.weight)"),
+    ({"arch": "lenet", "arch_options": {"channels": "0,0"}}, "the architecture 'lenet' with channels=0,0 has a layer without weights (features.0.weight)"),
     ({"optimizer": "listopt"}, "the optimizer 'listopt' from test_plugins built a list, not a torch.optim.Optimizer"),
     ({"scheduler": "floatsched"}, "the scheduler 'floatsched' from test_plugins built a float, not a scheduler with step(), state_dict() and load_state_dict()"),
     ({"scheduler": "ducksched"}, "the scheduler 'ducksched' from test_plugins built a Duck, not a scheduler with step()"),

@@ -209,8 +209,8 @@ def test_a_resume_from_a_damaged_state_fails_and_leaves_the_run_as_it_was(tmp_pa
 
 
 @pytest.mark.parametrize("arch, options, message", [
-    ("lenet", {"kernel_size": "15"}, "lenet with kernel_size=15 does not fit 28x28 images: Calculated padded input size"),
-    ("deep-dropout", {"channels": "8,8,8,8,8"}, "deep-dropout with channels=8,8,8,8,8 does not fit 28x28 images: Given input size"),
+    ("lenet", {"kernel_size": "15"}, "the architecture 'lenet' with kernel_size=15 does not fit 28x28 images: Calculated padded input size"),
+    ("deep-dropout", {"channels": "8,8,8,8,8"}, "the architecture 'deep-dropout' with channels=8,8,8,8,8 does not fit 28x28 images: Given input size"),
 ])
 def test_options_that_do_not_fit_28x28_images_are_a_usage_error_and_write_nothing(tmp_path, data_dir, recwarn, arch, options, message):
     with pytest.raises(UsageError) as info:

@@ -579,7 +579,7 @@ def fitting_model(config: dict[str, Any], classes: int = 10):  # MNIST's ten dig
     spec = spec_of(config, "arch")
     defaults = spec.defaults
     options = ", ".join(f"{k}={format_value(v)}" for k, v in config["arch_options"].items() if format_value(v) != format_value(defaults.get(k)))
-    label = f"{config['arch']}{spec.provenance}{' with ' + options if options else ''}"
+    label = f"{spec.label}{' with ' + options if options else ''}"
 
     def without_weights(model) -> None:
         # a width of 0; not inputs a kernel left none of. A lazy layer has no shape before the model first runs.

@@ -352,7 +352,8 @@ def test_bad_input_fails_alone(kind, run, tmp_path):
     result = invoke(bad, tmp_path / "good.jpg", "--run", run.path, "--json")
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0] and str(bad) in errors[0]
+    assert len(errors) == 2 and message in errors[0] and str(bad) in errors[0]
+    assert errors[1].startswith(f"error: 1 of 2 images could not be read: {bad}")  # the last line names it
     failed, good = json.loads(result.stdout)
     assert message in failed["error"] and good["digit"] == 2
 

@@ -682,3 +682,18 @@ def test_ctrl_c_in_the_test_pass_exits_130_and_says_to_test_with_eval(tmp_path, 
     assert lines[0] == f"stopped in the test pass: training is complete and saved in {runs_dir / 't'}"
     assert lines[1].startswith("test it with: mnistctl eval ") and shlex.split(lines[1])[-1] == str(runs_dir / "t")
     assert "--resume" not in result.stderr and runs.Run(runs_dir / "t").status() == Status.FINISHED
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved"])
+def test_a_run_folder_deleted_or_moved_while_training_is_not_made_again(tmp_path, data_dir, how):
+    class TakeAway(Observer):
+        def epoch(self, event):
+            if event["epoch"] == 1:
+                shutil.rmtree(trainer.run_dir) if how == "deleted" else trainer.run_dir.rename(tmp_path / "elsewhere")
+
+    trainer = make(tmp_path, data_dir, TakeAway())
+    with pytest.raises(RunError, match="was deleted or moved while it trained"):
+        trainer.run()
+    assert not trainer.run_dir.exists()
+    if how == "moved":  # the moved run keeps what it had, and no event of the failure
+        assert runs.Run(tmp_path / "elsewhere").epochs()[-1]["epoch"] == 1

@@ -25,6 +25,7 @@ class RunWriter:
         _own_file(run.metrics_path)  # before training starts, so a refused run is left as it was
 
     def config(self, config: dict[str, Any]) -> None:
+        self._still_there()
         write_json(self.run.config_path, config)
 
     def event(self, kind: Kind | str, /, **fields: Any) -> dict[str, Any]:
@@ -33,6 +34,7 @@ class RunWriter:
             self._metrics = _append_to(self.run.metrics_path)
             if self._metrics.tell() and not _ends_a_line(self.run.metrics_path):  # a line torn by a crash: ours start on the next
                 self._metrics.write("\n")
+        self._still_there()
         record = {"event": str(kind), "time": round(time.time(), 3), **fields}
         with naming(self.run.metrics_path):
             self._metrics.write(json.dumps(record) + "\n")
@@ -40,13 +42,21 @@ class RunWriter:
         return record
 
     def summary(self, summary: dict[str, Any]) -> None:
+        self._still_there()
         write_json(self.run.summary_path, summary)
 
     def weights(self, which: str, model, meta: dict[str, Any] | None = None) -> None:
+        self._still_there()
         checkpoint.save_model(self.run.weights_path(which), model, meta)
 
     def state(self, state: dict[str, Any]) -> None:
+        self._still_there()
         checkpoint.save_state(self.run.state_path, state)
+
+    def _still_there(self) -> None:
+        """Refuse to write into a run whose folder was deleted or moved while it trained: no part of it is made again."""
+        if not self.run.path.is_dir() or (self._metrics is not None and os.fstat(self._metrics.fileno()).st_nlink == 0):
+            raise RunError(f"the run folder {self.run.path} was deleted or moved while it trained", "nothing more was written; train it again")
 
     def close(self) -> None:
         if self._metrics is not None:

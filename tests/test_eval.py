@@ -158,6 +158,15 @@ def test_bad_input_fails_with_a_project_error(trained_run, tmp_path, args, error
     assert message in result.exception.message and result.exception.hint
 
 
+
+def test_a_trained_run_whose_weights_are_gone_is_not_said_to_be_unfinished(trained_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run.path, copy)
+    shutil.rmtree(copy / "weights")
+    refused = CliRunner().invoke(app, ["eval", str(copy)])
+    assert isinstance(refused.exception, RunError) and "has no best weights" in refused.exception.message
+    assert refused.exception.hint == "its weights were deleted or moved"
+
 def test_a_run_stopped_in_its_first_epoch_is_pointed_to_its_last_weights(trained_run, tmp_path):
     stopped = tmp_path / "stopped"
     (stopped / "weights").mkdir(parents=True)

@@ -268,7 +268,8 @@ class Run:
         except FileNotFoundError:
             other = next((w for w in ("last", "initial") if w != which and self.weights_path(w).is_file()), None)
             use = {"last": ": pass --weights last for the weights it stopped at", "initial": ": pass --weights initial for its untrained weights"}
-            raise RunError(f"run {self.name} has no {which} weights ({path})", f"the run may not have finished an epoch yet{use.get(other, '')}") from None
+            why = "its weights were deleted or moved" if self.epochs() else "the run may not have finished an epoch yet"
+            raise RunError(f"run {self.name} has no {which} weights ({path})", f"{why}{use.get(other, '')}") from None
         except OSError as exc:
             raise unreadable(path, exc) from None
         return path

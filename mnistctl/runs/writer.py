@@ -55,7 +55,7 @@ class RunWriter:
 
     def _still_there(self) -> None:
         """Refuse to write into a run whose folder was deleted or moved while it trained: no part of it is made again."""
-        if not self.run.path.is_dir() or (self._metrics is not None and os.fstat(self._metrics.fileno()).st_nlink == 0):
+        if not self.run.path.is_dir():
             raise RunError(f"the run folder {self.run.path} was deleted or moved while it trained", "nothing more was written; train it again")
 
     def close(self) -> None:

@@ -264,6 +264,20 @@ def test_json_has_the_settings_the_labels_print_as_numbers(tmp_path):
     assert (b["lr"], b["ema"], b["augment"], b["augment_options"]) == (0.001, None, "none", {})
 
 
+def test_the_settings_json_gives_as_numbers_sort_and_pick_the_table(tmp_path):
+    make_run(tmp_path, "fast", [0.9], lr=0.1, weight_decay=1e-4, batch_size=256)
+    make_run(tmp_path, "slow", [0.95], lr=0.001, batch_size=64)
+    make_run(tmp_path, "mid", [0.8], lr=0.01, weight_decay=5e-4, batch_size=128)
+    result = CliRunner().invoke(app, ["compare", "--all", str(tmp_path), "--no-stats", "--sort", "lr", "--columns", "weight-decay,batch_size"],
+                                env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    rows = [[c.strip() for c in line.strip("│").split("│")] for line in result.stdout.splitlines() if line.startswith("│")]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("┃"))
+    assert [c.strip() for c in header.strip("┃").split("┃")] == ["run", "weight decay", "batch size", "lr"]
+    assert rows == [["slow", "0", "64", "0.001"], ["mid", "0.0005", "128", "0.01"], ["fast", "0.0001", "256", "0.1"]]
+    assert "lr, weight_decay, batch_size" in " ".join(CliRunner().invoke(app, ["compare", "--help"], env={"COLUMNS": "300"}).stdout.split())
+
+
 def test_cli_tables_and_plot(fixture_runs, tmp_path):
     png = tmp_path / "out" / "curves.png"
     result = CliRunner().invoke(app, ["compare", "a", "b", "d", "--runs-dir", str(fixture_runs), "--plot", str(png)], env={"COLUMNS": "250"})
@@ -361,7 +375,7 @@ def test_title_and_footer_of_a_narrow_table_are_whole_lines(fixture_runs):
     result = CliRunner().invoke(app, ["compare", "a", "b", "--runs-dir", str(fixture_runs), "--columns", "name", "--no-stats"], env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == "Runs, best first" and lines[-1] == "green: best in its column; 13 more columns with --wide or --columns"
+    assert lines[0] == "Runs, best first" and lines[-1] == f"green: best in its column; {len(compare.COLUMNS) - 1} more columns with --wide or --columns"
 
 
 def test_the_column_sorted_by_is_shown_beside_the_columns_asked_for(fixture_runs):

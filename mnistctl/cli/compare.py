@@ -16,12 +16,12 @@ def command(
     refs: Optional[list[str]] = typer.Argument(None, metavar="[RUN]...", autocompletion=options.complete_runs, help="Runs by name or path; with --all, the runs folder.", show_default=False),
     all_runs: bool = typer.Option(False, "--all", help="Compare every run in the folder (default: $MNISTCTL_RUNS_DIR or ./runs)."),
     runs_dir: options.RunsDir = None,
-    sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort best first by this column, e.g. test_acc (default), val_acc, test_loss, params, time, throughput, name.", show_default=False),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort by this column: test_acc (default), val_acc, test_loss, params, time, throughput best first; others smallest first, e.g. lr, weight_decay, batch_size, epochs, name.", show_default=False),
     as_json: options.Json = False,
     plot: Optional[Path] = typer.Option(None, "--plot", metavar="PNG", parser=options.given_path, help="Write the validation accuracy and loss curves of the runs to this new PNG.", show_default=False),
     stats: bool = typer.Option(True, "--stats/--no-stats", help="McNemar p-values and the ensemble (computes test predictions of runs that have none saved)."),
     wide: bool = typer.Option(False, "--wide", help="Show every column, values whole, the table wider than the terminal if need be."),
-    columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. test_acc,arch (see --wide for all).", show_default=False),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="COL,COL", help="The columns to show, e.g. test_acc,arch,lr (see --wide for all; weight_decay and batch_size too).", show_default=False),
     ignore_data_mismatch: options.IgnoreDataMismatch = False,
     data_dir: options.DataDir = None,
     study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Compare the runs of this sweep study, best validation accuracy first.", show_default=False),
@@ -80,7 +80,7 @@ def pick_columns(asked: str | None, sort: str | None = None):
     return [COLUMN[k] for k in dict.fromkeys(["name", *keys, *([column_key(sort)] if sort else [])])]
 
 
-DROP_FIRST = ("throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))
+DROP_FIRST = ("weight_decay", "lr", "batch_size", "throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))
 
 
 NAME_FLOOR = 10  # a name wraps no narrower than this before the columns asked for are printed wider than the terminal
@@ -291,4 +291,7 @@ FORMATS = {
     "test_loss": lambda v: f"{v:.4f}",
     "time": duration,
     "throughput": lambda v: f"{v:,.0f}",
+    "lr": lambda v: f"{v:g}",
+    "weight_decay": lambda v: f"{v:g}",
+    "batch_size": lambda n: f"{n:,}",
 }

@@ -524,6 +524,29 @@ def test_a_run_stopped_in_its_test_pass_is_compared_with_the_test_result_eval_ke
     assert next(r for r in compare.compare(["untested"], fixture_runs, stats=False).rows)["test_acc"] is None
 
 
+def test_runs_stopped_in_their_test_pass_are_hinted_once_under_the_table_to_be_tested_with_eval(fixture_runs):
+    import shlex
+
+    from mnistctl.reading import evaluate
+
+    def shown(*names):
+        result = CliRunner().invoke(app, ["compare", *names, "--runs-dir", str(fixture_runs), "--no-stats"], env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        return result.stdout.splitlines()
+
+    path = make_run(fixture_runs, "untested one", [0.9, 0.92])  # finished, but no test event and a summary without test figures
+    lines = shown("a", "untested one")
+    assert lines[-2].startswith("green: best in its column")
+    assert lines[-1].startswith("untested one has no test result: mnistctl eval ") and lines[-1].endswith(" tests its best weights")
+    assert shlex.split(lines[-1].split("mnistctl eval ")[1])[0] == str(path)
+    make_run(fixture_runs, "untested two", [0.9])
+    lines = shown("a", "untested one", "untested two", "d")
+    assert [line for line in lines if "no test result" in line] == ["untested one, untested two have no test result: mnistctl eval RUN tests the best weights of each"]
+    checkpoint.save(Run(path).weights_path("best"), {"w": torch.ones(1)})
+    evaluate.save(Run(path), {"run": "untested one", "split": "test", "checkpoint": "best", "epoch": 2, **evaluate.metrics(probs_for({0}, 0.9, 0.6), TARGETS)})
+    assert not any("no test result" in line for line in shown("a", "untested one", "d"))
+
+
 def test_the_footer_counts_one_column_left_out_in_the_singular(fixture_runs):
     from mnistctl.cli.compare import footer
 

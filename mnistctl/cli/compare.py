@@ -118,6 +118,24 @@ def print_runs(result, shown, fit: bool, keep: str | None = None, wrap: bool = T
     out.print("Runs, best first", style="table.title")
     print_whole(table)
     out.print(footer(shown, result.rows), style="table.caption")
+    if {"test_acc", "test_loss"} & {c.key for c in shown} and (hint := untested_hint(result.rows)):
+        out.print(hint, style="dim", soft_wrap=True)
+
+
+def untested_hint(rows) -> str | None:
+    """How to test the runs that completed training without a test result (stopped in their final test pass), or None."""
+    import shlex
+
+    from mnistctl.console import literal
+    from mnistctl.reading.compare import completed
+
+    untested = [row for row in rows if completed(row) and row["test_acc"] is None]
+    if len(untested) == 1:
+        row = untested[0]
+        return f"{literal(row['name'])} has no test result: mnistctl eval {literal(shlex.quote(row['path']))} tests its best weights"
+    if untested:
+        return f"{', '.join(literal(row['name']) for row in untested)} have no test result: mnistctl eval RUN tests the best weights of each"
+    return None
 
 
 def name_width(result, shown) -> int:

@@ -90,6 +90,46 @@ def test_a_damaged_line_is_skipped_with_a_warning_by_every_reader(replayed_run, 
     assert compare.describe(run)["epochs"] == 4
 
 
+def copy_cut(run, where, keep):
+    """A copy of ``run`` whose metrics.jsonl keeps only its first ``keep`` events, quiet long enough to be stalled."""
+    import os
+    import shutil
+    import time
+
+    shutil.copytree(run.path, where)
+    metrics = where / run.metrics_path.name
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:keep]))
+    then = time.time() - runs.STALLED_AFTER - 10
+    os.utime(metrics, (then, then))
+    return runs.Run(where)
+
+
+def test_a_finished_run_whose_metrics_lost_their_end_is_finished_with_the_test_figures_of_its_summary(replayed_run, tmp_path):
+    events = list(replayed_run.events())
+    tested = next(i for i, e in enumerate(events) if e["event"] == Kind.TEST)
+    run = copy_cut(replayed_run, tmp_path / "cut", tested)  # the test and end events lost, summary.json whole
+    assert run.status() == Status.FINISHED
+    row = compare.describe(run)
+    assert (row["status"], row["test_acc"], row["test_loss"]) == (Status.FINISHED, run.summary["test_acc"], run.summary["test_loss"])
+    with pytest.raises(Exception, match="already finished"):
+        Trainer.resume(run)
+
+
+def test_a_resumed_run_is_not_ended_by_the_summary_of_its_earlier_stop(replayed_run, tmp_path):
+    import json
+    import os
+
+    events = list(replayed_run.events())
+    resumed = [i for i, e in enumerate(events) if e["event"] == Kind.START][-1]
+    run = copy_cut(replayed_run, tmp_path / "resumed", resumed + 2)  # crashed, resumed, then quiet: no end yet
+    run.summary_path.write_text(json.dumps({**replayed_run.summary, "status": "failed", "test_acc": None, "test_loss": None}))
+    before = events[resumed]["time"] - 5  # the summary the crash wrote, before the resume
+    os.utime(run.summary_path, (before, before))
+    assert run.status() == Status.STALLED and compare.describe(run)["status"] == Status.STALLED
+    os.utime(run.summary_path)  # written after the resume started: its end
+    assert run.status() == Status.FAILED
+
+
 def test_import_layers_hold():
     """import-linter's layer contracts in pyproject.toml: no upward import, no circle."""
     lint = Path(sys.executable).with_name("lint-imports")

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from mnistctl.errors import DataError, NotFoundError, RunError, UsageError
 from mnistctl.fsutil import read_json, regular
 from mnistctl.registry import with_article
-from mnistctl.runs.events import Kind, Status, derive_status
+from mnistctl.runs.events import Kind, Status, derive_status, problem
 from mnistctl.runs.reader import Chunk, latest_per_epoch, read_events, unreadable
 
 DEFAULT_RUNS_DIR = "runs"
@@ -278,11 +278,29 @@ class Run:
         last = None
         for last in (e for e in self.events() if e["event"] in (Kind.START, Kind.END)):
             pass
+        if last is None or last["event"] != Kind.END:
+            last = self.summary_end(last) or last
         try:
             idle = time.time() - (self.metrics_path if self.metrics_path.exists() else self.path).stat().st_mtime
         except FileNotFoundError:
             idle = None
         return derive_status(last, idle, stalled_after)
+
+    def summary_end(self, start: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The end event summary.json stands for when metrics.jsonl lost its last lines: the summary (written as the run
+        ends) of an ended run, written after ``start``, the last start event (a resumed run keeps the summary of its earlier
+        stop until it ends again). Its test figures when they are usable; None when there is no such summary."""
+        try:
+            summary, written = self.summary, self.summary_path.stat().st_mtime
+        except (RunError, OSError):
+            return None
+        if summary is None or (start is not None and written < start.get("time", math.inf)):
+            return None
+        end = {"event": str(Kind.END), "time": written, "status": summary.get("status"), "message": f"from {SUMMARY}: the end of {METRICS} is missing"}
+        if problem(end) or not Status(end["status"]).ended:
+            return None
+        tested = {**end, **{k: summary[k] for k in ("test_acc", "test_loss") if summary.get(k) is not None}}
+        return end if problem(tested) else tested
 
     def dataset(self, data_dir: str | Path | None = None, ignore_mismatch: bool = False):
         """The data set the run was trained on: ``data_dir``, else its recorded folder if it is still there, else the usual lookup.

@@ -347,10 +347,11 @@ def debug_cause(exc: BaseException) -> BaseException | None:
 
 
 def format_value(value: Any) -> str:
-    """An option value as it is typed on the command line: lists as ``32,64``, None as ``none``."""
+    """An option value as it is typed on the command line: lists as ``32,64``, None as ``none``, an empty list or text as
+    ``""`` (the shell passes the empty value ``--set name=`` takes)."""
     if value is None:
         return "none"
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return (",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)) or '""'
 
 
 def suggest(name: str, choices: list[str], n: int = 3) -> str:

@@ -452,6 +452,27 @@ def test_list_shows_what_a_literal_option_takes_in_the_table_and_in_json(tmp_pat
     assert cells[cells.index("act=none") + 1] == "(relu|gelu|none)"  # a default too wide with its choices: they go below it, whole
 
 
+def test_an_empty_default_is_listed_as_the_command_line_takes_it(plug):
+    import re
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.registry import parse_options
+
+    def bare(hidden=(), label="", width=3):
+        return _net(width)
+
+    spec = Spec("bare", bare)
+    plug(_arch_plugin("mnistctl_bare", spec), "bare")
+    result = CliRunner().invoke(app, ["list", "archs", "bare"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    shown = re.findall(r"\b(?:hidden|label|width)=\S*", result.stdout)
+    assert shown == ['hidden=""', 'label=""', "width=3"]
+    assert parse_options(spec, [shlex.split(option)[0] for option in shown]) == spec.defaults  # as a shell passes them to --set
+
+
 def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(plug, monkeypatch):
     failed = plugins.PluginInfo("gone", "mnistctl_gone", "mnistctl-gone", "1.0", (), "ModuleNotFoundError: No module named 'some_missing_dep'")
     monkeypatch.setattr(plugins, "_unloadable", [failed])

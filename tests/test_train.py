@@ -564,6 +564,30 @@ def test_the_progress_bar_shows_a_dash_until_there_are_figures(monkeypatch):
         bar.end({})
 
 
+@pytest.mark.parametrize("width", [60, 80, 100, 200])
+def test_the_progress_bar_fits_the_terminal_whole_and_leaves_room_for_the_echoed_ctrl_c(monkeypatch, width):
+    import io
+
+    from rich.console import Console
+
+    from mnistctl.cli import progress
+
+    monkeypatch.setattr(progress, "out", Console(file=io.StringIO(), force_terminal=True, width=width))
+    bar = progress.RichProgress()
+    bar.start({"epochs": 40, "steps_per_epoch": 430, "start_epoch": 0, "start_step": 0, "resumed": False, "dir": "x", "device": "cpu", "params": 1})
+    try:
+        bar.step(12, 207, 430, 1.0734, 0.6878)
+        screen = Console(file=io.StringIO(), width=width, color_system=None)
+        screen.print(*bar.progress.get_renderables())
+        line = screen.file.getvalue().rstrip("\n")
+    finally:
+        bar.end({})
+    assert "\n" not in line and len(line) <= width - 2  # a full line would wrap at the "^C" echoed on Ctrl-C, leaving the bar behind
+    assert "…" not in line
+    assert "epoch 12/40" in line and "207/430" in line and "loss 1.0734  acc 68.78%" in line and "eta" in line
+    assert ("━" in line) == (width >= 80)
+
+
 def test_the_progress_bar_is_hidden_after_the_last_epoch(monkeypatch):
     import io
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mnistctl.console import counted, out
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mnistctl.console import counted, out, table_width
 from mnistctl.runs import Status
 from mnistctl.training.trainer import Observer
 
@@ -54,6 +57,50 @@ def figures(loss: float | None, acc: float | None) -> dict[str, str]:
     return {"loss": f"{loss:.4f}", "acc": f"{acc:.2%}"}
 
 
+BAR_WIDTH, LEAST_BAR = 40, 10
+ECHO_ROOM = 2  # the "^C" a terminal echoes after the bar: on a full line it would wrap, and the bar would be left behind
+
+
+class FittedProgress(Progress):
+    """The bar's line fitted to the terminal: in a narrow one the elapsed time goes first, then the bar shrinks,
+    then it goes, rather than figures being cut to an ellipsis."""
+
+    def __init__(self, console, **options: Any) -> None:
+        self.screen = console  # Progress.console is not there yet when its first render is made
+        self.label = TextColumn("[bold blue]epoch {task.fields[epoch]:>2}/{task.fields[epochs]}")
+        self.count = MofNCompleteColumn()
+        self.figures = TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}")
+        self.elapsed = TimeElapsedColumn()
+        self.eta = (TextColumn("eta"), TimeRemainingColumn())
+        super().__init__(self.label, BarColumn(BAR_WIDTH), self.count, self.figures, self.elapsed, *self.eta, console=console, **options)
+
+    def layouts(self) -> list[tuple[bool, list]]:
+        """(with a bar, the other columns), widest first."""
+        return [
+            (True, [self.count, self.figures, self.elapsed, *self.eta]),
+            (True, [self.count, self.figures, *self.eta]),
+            (False, [self.count, self.figures, *self.eta]),
+            (False, [self.count, self.figures]),
+            (True, [self.count]),
+        ]
+
+    def table(self, columns: list) -> Table:
+        table = Table.grid(*(column.get_table_column().copy() for column in columns), padding=(0, 1))
+        for task in self.tasks:
+            if task.visible:
+                table.add_row(*(column(task) for column in columns))
+        return table
+
+    def get_renderables(self):
+        width = self.screen.width - ECHO_ROOM
+        for bar, columns in self.layouts():
+            rest = table_width(self.table([self.label, *columns]), self.screen)
+            bar_width = min(BAR_WIDTH, width - rest - 1) if bar else 0
+            if rest <= width and (not bar or bar_width >= LEAST_BAR):
+                break
+        yield self.table([self.label, BarColumn(max(bar_width, 1)), *columns] if bar else [self.label, *columns])
+
+
 class LogLines(Observer):
     def start(self, event: dict[str, Any]) -> None:
         self.epochs = event["epochs"]
@@ -67,28 +114,9 @@ class RichProgress(Observer):
     """An epoch bar with live loss and accuracy and an ETA, and a line per finished epoch."""
 
     def start(self, event: dict[str, Any]) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.epochs = event["epochs"]
         out.print(start_line(event), soft_wrap=True)
-        self.progress = Progress(
-            TextColumn("[bold blue]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=out,
-            transient=True,
-        )
+        self.progress = FittedProgress(out, transient=True)
         self.task = self.progress.add_task("train", total=event["steps_per_epoch"], epoch=event["start_epoch"] + 1, epochs=self.epochs, **figures(None, None))
         self.progress.update(self.task, completed=event["start_step"])
         self.progress.start()

@@ -243,3 +243,44 @@ def test_a_pattern_the_shell_matched_to_nothing_is_said_to_match_no_file(tmp_pat
     with pytest.raises(NotFoundError, match="does not exist") as missing:
         imageprep.load_prepared(str(tmp_path / "photo.jpg"))
     assert missing.value.hint == "check the path"
+
+
+def several(fmt: str, count: int, **options) -> bytes:
+    """A picture of ``count`` frames or pages: a 7, then the 7 turned a little more each frame."""
+    buffer = io.BytesIO()
+    seven().save(buffer, fmt, save_all=True, append_images=[seven().rotate(30 * i) for i in range(1, count)], **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_picture_of_several_frames_is_read_from_its_first_with_one_warning(tmp_path, capsys, jobs):
+    files = {"anim.gif": several("GIF", 12), "pages.tiff": several("TIFF", 3), "anim.png": several("PNG", 4),
+             "anim.webp": several("WEBP", 2, lossless=True), "still.gif": several("GIF", 1), "plain.png": _to_bytes(seven())}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    sources = [str(tmp_path / name) for name in files] * (1 if jobs == 1 else 4)  # more than a chunk: read in worker processes
+    results = list(predict.predict(sources, [lambda images: np.full((len(images), 10), 0.1, np.float32)], jobs=jobs))
+    first = imageprep.load_prepared(_to_bytes(seven()))
+    assert [type(r) for r in results] == [predict.Prediction] * len(sources) and all(np.array_equal(r.image, first) for r in results)
+    said = [f"warning: {tmp_path / name} has {count}; read the first" for name, count in
+            [("anim.gif", "12 frames"), ("pages.tiff", "3 pages"), ("anim.png", "4 frames"), ("anim.webp", "2 frames")]]
+    assert capsys.readouterr().err.splitlines() == said * (1 if jobs == 1 else 4)
+
+
+def test_a_picture_whose_later_frames_cannot_be_counted_is_read_from_its_first():
+    class Damaged:  # Pillow stops counting at a damaged frame, on the frame it reached
+        format, frame = "GIF", 0
+
+        @property
+        def n_frames(self):
+            self.frame = 3
+            raise IndexError("index out of range")
+
+        def tell(self):
+            return self.frame
+
+        def seek(self, frame):
+            self.frame = frame
+
+    image = Damaged()
+    assert imagefile._frames(image) == "more than one frame" and image.frame == 0

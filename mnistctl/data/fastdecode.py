@@ -5,9 +5,10 @@ is installed, ISA-L inflates a PNG's image data at twice zlib's speed, and libsp
 it (:func:`_inflated_png`).
 
 Only files that these decoders read as Pillow would (to within a grey level) qualify: 8-bit PNGs
-(grey, RGB or palette) without transparency or EXIF, and 8-bit grey or colour JPEGs, each complete
-(ending with its end marker). :func:`header` reads their size from the bytes without decoding
-anything, so that the caller can check the bounds first; anything else is None and left to Pillow.
+(grey, RGB or palette) without transparency, EXIF or animation (whose frames Pillow counts), and
+8-bit grey or colour JPEGs, each complete (ending with its end marker). :func:`header` reads their
+size from the bytes without decoding anything, so that the caller can check the bounds first;
+anything else is None and left to Pillow.
 libpng and libjpeg print their complaints about damaged files on the C-level standard error, which
 is muted while they decode: the caller reports the damage in one line of its own.
 """
@@ -25,7 +26,7 @@ import numpy as np
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 PNG_FLAT_COLOURS = (0, 2, 3)
-PNG_REFUSED = (b"tRNS", b"eXIf")
+PNG_REFUSED = (b"tRNS", b"eXIf", b"acTL")  # transparency, EXIF orientation, animation: left to Pillow
 PNG_CHANNELS = {0: 1, 2: 3, 3: 1}
 ZLIB_STORED = b"\x78\x01"  # a zlib header for uncompressed blocks
 STORED_BLOCK = 65535

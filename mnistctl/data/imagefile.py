@@ -3,7 +3,9 @@
 Decoding is bounded: only the formats in :data:`FORMATS`, at most :data:`MAX_BYTES` bytes and
 :data:`MAX_PIXELS` pixels, checked from the header before any pixel is decoded. Plain PNGs and
 JPEGs go straight to grey through libspng and OpenCV (:mod:`mnistctl.data.fastdecode`), JPEGs at a
-reduced size; every other picture through Pillow (JPEG draft mode, EXIF orientation, transparency).
+reduced size; every other picture through Pillow (JPEG draft mode, EXIF orientation, transparency). A picture
+of several frames or pages (an animated GIF, PNG or WebP, a multi-page TIFF) is read from its first, with a
+warning (kept for the caller inside :func:`held_warnings`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +30,31 @@ FORMAT_NAMES = "PNG, JPEG, BMP, GIF, TIFF, WEBP, PBM, PGM or PPM"  # Pillow's PP
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}  # the names those files go by
 MAX_PIXELS = 40_000_000
 MAX_BYTES = 100 * 2**20
+MULTI_FRAME = ("GIF", "PNG", "TIFF", "WEBP")  # formats whose further frames are pictures of their own, not a JPEG's previews
+_held: ContextVar[list[str] | None] = ContextVar("held", default=None)
+_said: set[str] = set()  # a picture read again in this process is not warned of again
+
+
+@contextmanager
+def held_warnings() -> Iterator[list[str]]:
+    """The warnings of the pictures read inside, kept in the list yielded instead of printed: for worker processes,
+    whose warnings travel as values."""
+    held = _held.set([])
+    try:
+        yield _held.get()
+    finally:
+        _held.reset(held)
+
+
+def _warn(message: str) -> None:
+    held = _held.get()
+    if held is not None:
+        held.append(message)
+    elif message not in _said:
+        from mnistctl.console import warn
+
+        _said.add(message)
+        warn(message)
 
 
 def read_gray(source: str | Path | bytes | BinaryIO, name: str | None = None, side: int | None = None) -> np.ndarray:
@@ -56,6 +86,8 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
     try:
         image = _open_unguarded(source)
         _check_size(*image.size, name)
+        if frames := _frames(image):
+            _warn(f"{name} has {frames}; read the first")
         if side:
             _draft(image, side)
         image.load()
@@ -68,6 +100,24 @@ def open_image(source: str | Path | bytes | BinaryIO, name: str | None = None, s
         raise DataError(f"{name} is not an image in a supported format", f"use a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name} is truncated or corrupt ({exc})", "save or copy the image again") from None
+
+
+def _frames(image) -> str | None:
+    """How many frames or pages a picture holds, in words, when more than one (counted from their headers, none decoded),
+    else None; the picture is left at its first frame."""
+    if image.format not in MULTI_FRAME:
+        return None
+    try:
+        count = image.n_frames
+    except Exception:  # a frame after the first is damaged: the first is still read
+        count = None
+    seen = image.tell()
+    if seen:
+        image.seek(0)
+    frame = "page" if image.format == "TIFF" else "frame"
+    if count is None:
+        return f"more than one {frame}" if seen else None
+    return f"{count} {frame}s" if count > 1 else None
 
 
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}

@@ -6,7 +6,8 @@ already prepared, so results start at once and memory stays flat however large t
 chunk holds about :data:`CHUNK_SECONDS` of work, sized from what the chunks so far cost: many
 small images, or a few photos, so that every core stays busy to the end. A bad image (missing, not
 an image, truncated, blank, too large) becomes a :class:`Failure` in its place; the other images
-are still predicted.
+are still predicted. What an image's reading warns of (a picture of several frames read from its
+first) travels with its chunk and is warned here, once per image, before its result.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mnistctl.allocator import keep_freed_memory
+from mnistctl.console import warn
 from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.data.imagefile import IMAGE_SUFFIXES
 from mnistctl.errors import DataError, MnistctlError, NotFoundError
@@ -156,6 +158,8 @@ def predict(
         digits, chances = order.tolist(), np.take_along_axis(probs, order, axis=1).tolist()
         row = 0
         for position, source in enumerate(chunk.names):
+            for message in chunk.warnings.get(position, ()):
+                warn(message)
             error = chunk.errors.get(position)
             if error is not None:
                 yield Failure(source, error)
@@ -167,12 +171,14 @@ def predict(
 
 @dataclass
 class Chunk:
-    """Sources prepared together: their names, the uint8 (n, 28, 28) images of the good ones in order, the errors by position."""
+    """Sources prepared together: their names, the uint8 (n, 28, 28) images of the good ones in order, the errors
+    and the warnings by position."""
 
     names: list[str]
     images: np.ndarray
     errors: dict[int, MnistctlError]
     seconds: float
+    warnings: dict[int, list[str]] = field(default_factory=dict)
 
 
 def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: int, started: Callable[[], None]) -> Iterator[Chunk]:
@@ -261,16 +267,19 @@ def _payload(source: str, stdin: BinaryIO | None) -> tuple[str, Any]:
 
 def _prepare_chunk(chunk: list[tuple[str, Any]], raw: bool) -> Chunk:
     start = time.perf_counter()
-    names, images, errors = [], [], {}
+    names, images, errors, warned = [], [], {}, {}
     for position, (name, source) in enumerate(chunk):
         names.append(name)
-        prepared = _prepare_one(name, source, raw)
+        with imagefile.held_warnings() as said:
+            prepared = _prepare_one(name, source, raw)
+        if said:
+            warned[position] = said
         if isinstance(prepared, np.ndarray):
             images.append(prepared)
         else:
             errors[position] = prepared
     stacked = np.stack(images) if images else np.zeros((0, imageprep.SIDE, imageprep.SIDE), np.uint8)
-    return Chunk(names, stacked, errors, time.perf_counter() - start)
+    return Chunk(names, stacked, errors, time.perf_counter() - start, warned)
 
 
 def _prepare_one(name: str, source: Any, raw: bool) -> Any:

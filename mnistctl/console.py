@@ -38,6 +38,11 @@ def counted(n, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def loss_figure(value: float) -> str:
+    """A loss to 4 decimals; one too large for them (a run blowing up) in 3 significant digits, ``6.89e+19``."""
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
+
+
 NAME_BREAKS = "-_./ "  # a run or plugin name may wrap after these
 
 

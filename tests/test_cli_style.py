@@ -83,6 +83,17 @@ def test_epoch_lines_fit_in_90_columns():
     assert "★" in epoch_line(event, 12)
 
 
+def test_a_loss_blowing_up_is_written_short_in_the_epoch_line_the_bar_and_the_summary():
+    from mnistctl.cli.progress import epoch_line, figures, summary_line
+
+    event = {"epoch": 1, "train_loss": 6.894679318527046e19, "train_acc": 0.0984, "val_loss": 3.2e5, "val_acc": 0.1074,
+             "lr": 30.0, "epoch_time": 4.1, "images_per_s": 1500.0, "best": True}  # fmt: skip
+    assert "train 6.89e+19 9.84%  val 3.2e+05 10.74%" in epoch_line(event, 12)
+    assert figures(2.15e20, 0.1)["loss"] == "2.15e+20" and figures(0.0909, 0.9)["loss"] == "0.0909"
+    summary = {"status": "finished", "test_acc": 0.101, "test_loss": 1.5e12, "best_epoch": 1, "epochs_run": 2, "wall_time": 8.0}
+    assert "(loss 1.5e+12)" in summary_line(summary)
+
+
 def test_a_resumed_run_names_its_epoch_counting_from_one_like_the_epoch_lines():
     from mnistctl.cli.progress import start_line
 

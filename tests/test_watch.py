@@ -773,3 +773,20 @@ def test_a_run_without_validation_shows_its_best_epoch_as_the_latest_not_a_dash(
         assert "best  epoch 1 (no val)" in text(app.query_one(RatesPanel))
 
     drive(app, check)
+
+
+def test_a_run_blowing_up_keeps_its_losses_short_in_the_chart_and_the_table(tmp_path):
+    events = [start(epochs=2), {"event": "step", "time": T0 + 1, "epoch": 1, "step": 5, "loss": 2.1545799029406e20, "lr": 30.0, "images_per_s": 1.0}]
+    events += steps(1, T0)[1:] + epoch(1, T0 + 10)
+    events[-3]["train_loss"] = 6.894679318527046e19
+    app = WatchApp(make_run(tmp_path, "blown", events), poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(EpochTable).row_count == 1, "table filled")
+        await pilot.pause(0.1)
+        chart = app.query_one(LossChart)
+        labels = [line.split("┤")[0].strip() for line in str(chart.render()).splitlines() if "┤" in line]
+        assert labels[0] == "2.15e+20" and all(len(label) <= 8 for label in labels), labels
+        assert "6.89e+19" in [str(cell) for cell in app.query_one(EpochTable).get_row("1")]
+
+    drive(app, check, size=(100, 30))

@@ -8,7 +8,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mnistctl.console import counted, out, table_width
+from mnistctl.console import counted, loss_figure, out, table_width
 from mnistctl.runs import Status
 from mnistctl.training.trainer import Observer
 
@@ -23,10 +23,10 @@ def epoch_line(event: dict[str, Any], epochs: int) -> str:
     """One finished epoch in under 90 columns: loss and accuracy of train and val, lr, time, speed."""
     val = ""
     if event.get("val_acc") is not None:
-        val = f"  val {event['val_loss']:.4f} {event['val_acc']:.2%}"
+        val = f"  val {loss_figure(event['val_loss'])} {event['val_acc']:.2%}"
     star = " [green]★[/]" if event.get("best") else ""
     return (
-        f"epoch {event['epoch']:>2}/{epochs}  train {event['train_loss']:.4f} {event['train_acc']:.2%}{val}"
+        f"epoch {event['epoch']:>2}/{epochs}  train {loss_figure(event['train_loss'])} {event['train_acc']:.2%}{val}"
         f"  lr {event['lr']:.3g}  {event['epoch_time']:.1f}s {event['images_per_s']:,.0f} img/s{star}"
     )
 
@@ -45,7 +45,7 @@ def summary_line(summary: dict[str, Any]) -> str:
         return f"[yellow]{Status(summary['status']).label}[/] after {counted(summary['epochs_run'], 'epoch')}"
     return (
         f"[bold green]{Status(summary['status']).label}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
-        f"(loss {summary['test_loss']:.4f}) with the best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+        f"(loss {loss_figure(summary['test_loss'])}) with the best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
         f"{summary['wall_time']:.0f}s"
     )
 
@@ -54,7 +54,7 @@ def figures(loss: float | None, acc: float | None) -> dict[str, str]:
     """The bar's loss and accuracy, a dash until the epoch's first sync."""
     if loss is None or acc is None:
         return {"loss": "-", "acc": "-"}
-    return {"loss": f"{loss:.4f}", "acc": f"{acc:.2%}"}
+    return {"loss": loss_figure(loss), "acc": f"{acc:.2%}"}
 
 
 BAR_WIDTH, LEAST_BAR = 40, 10

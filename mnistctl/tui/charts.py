@@ -27,6 +27,9 @@ class MetricChart(PlotextPlot):
     def on_mount(self) -> None:
         super().on_mount()
         self._retitle()
+        self._frame()
+
+    def _frame(self) -> None:
         self.plt.xaxes(True, False)  # no frame line above the data, where the title was
         self.plt.yaxes(True, False)
 
@@ -34,7 +37,10 @@ class MetricChart(PlotextPlot):
         raise NotImplementedError
 
     def render(self):
-        self.plt.yfrequency(y_labels(self.size.height - 2))  # less the x axis and its labels
+        labels = y_labels(self.size.height - 2)  # less the x axis and its labels
+        self.plt.yfrequency(labels)
+        if ticks := short_ticks([y for _, ys in self.series.values() for y in ys], labels):
+            self.plt.yticks(*ticks)  # cleared with the figure when the series change
         return super().render()
 
     def on_resize(self) -> None:
@@ -59,7 +65,8 @@ class MetricChart(PlotextPlot):
         self.series, self._epochs, self._ended = series, epochs, ended
         self._retitle()
         plt = self.plt
-        plt.clear_data()
+        plt.clear_figure()
+        self._frame()
         if epochs:
             plt.xlim(0, epochs)
             plt.xticks(list(range(0, epochs + 1, math.ceil(epochs / 6))))
@@ -93,6 +100,17 @@ def y_labels(rows: int, most: int = 7) -> int:
     """How many evenly spaced y labels fit ``rows`` rows of data with a row or more between them,
     so that no two round to the same row (plotext would drop one, and the rest would look uneven)."""
     return max(2, min(most, (rows - 1) // 2 + 1))
+
+
+def short_ticks(values: list[float], count: int) -> tuple[list[float], list[str]] | None:
+    """Ticks labelled in 3 significant digits where values are too large for plotext's own labels (a loss
+    blowing up to 2e+20 took half the chart's width); None, plotext's own, otherwise."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite or max(abs(v) for v in finite) < 1e4:
+        return None
+    low, high = min(finite), max(finite)
+    ticks = [low + (high - low) * i / (count - 1) for i in range(count)] if high > low else [low]
+    return ticks, [f"{t:.3g}" for t in ticks]
 
 
 SHORT = {"train (steps)": "steps"}

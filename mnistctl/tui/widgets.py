@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, RichLog, Static
 
-from mnistctl.console import TONE_STYLE, counted
+from mnistctl.console import TONE_STYLE, counted, loss_figure
 from mnistctl.reading.compare import augment_label
 from mnistctl.registry import format_value
 from mnistctl.runs import Kind, Status
@@ -162,6 +162,10 @@ def _number(key: str, spec: str) -> Callable[[dict[str, Any]], str]:
     return lambda e: "-" if e.get(key) is None else format(e[key], spec)
 
 
+def _loss(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda e: "-" if e.get(key) is None else loss_figure(e[key])
+
+
 def _percent(key: str) -> Callable[[dict[str, Any]], str]:
     return lambda e: percent(e.get(key))
 
@@ -171,9 +175,9 @@ class EpochTable(DataTable):
 
     COLUMNS: tuple[Column, ...] = (  # (label, priority: lower stays longer, cell)
         ("epoch", 0, lambda e: f"{e['epoch']}{' ★' if e.get('best') else ''}"),
-        ("train loss", 1, _number("train_loss", ".4f")),
+        ("train loss", 1, _loss("train_loss")),
         ("train acc", 3, _percent("train_acc")),
-        ("val loss", 1, _number("val_loss", ".4f")),
+        ("val loss", 1, _loss("val_loss")),
         ("val acc", 0, _percent("val_acc")),
         ("lr", 4, _number("lr", ".2e")),
         ("time", 2, lambda e: "-" if e.get("epoch_time") is None else f"{e['epoch_time']:.1f}s"),
@@ -266,13 +270,13 @@ def describe(e: dict[str, Any]) -> tuple[str, str]:
             if e.get("val_acc") is None:  # trained without validation: every epoch is kept as the best
                 return f"best epoch {e.get('epoch')} saved: the latest (no validation)", "green"
             val_loss = e.get("val_loss")
-            loss_text = f", loss {val_loss:.4f}" if isinstance(val_loss, (int, float)) else ""
+            loss_text = f", loss {loss_figure(val_loss)}" if isinstance(val_loss, (int, float)) else ""
             return f"best epoch {e.get('epoch')} saved: val {percent(e.get('val_acc'))}{loss_text}", "green"
         return f"{e.get('kind', '?')} checkpoint saved: epoch {e.get('epoch')}", "dim"
     if kind == Kind.EARLY_STOP:
         return f"early stopping at epoch {e.get('epoch')}: no gain for {counted(e.get('patience'), 'epoch')}, best {e.get('best_epoch')}", "yellow"
     if kind == Kind.TEST:
-        return f"test {percent(e.get('test_acc'))}, loss {e.get('test_loss', 0):.4f} ({e.get('checkpoint')}, epoch {e.get('epoch')})", "bold cyan"
+        return f"test {percent(e.get('test_acc'))}, loss {loss_figure(e.get('test_loss', 0))} ({e.get('checkpoint')}, epoch {e.get('epoch')})", "bold cyan"
     if kind == Kind.END:
         status = Status(e["status"])
         message = f": {e['message']}" if e.get("message") else ""

@@ -53,9 +53,23 @@ def test_relu_statistics_are_exact_on_a_known_input():
     assert layers["1"]["mean"] == pytest.approx(relu.mean().item(), rel=1e-3)
     assert layers["1"]["std"] == pytest.approx(relu.std().item(), rel=1e-3)
     assert layers["0"]["zeros"] == 0.125  # the one exact zero of the input passes the identity
-    assert layers["1"]["grad"] == pytest.approx(math.sqrt(8), rel=1e-3)  # d(sum)/d(output) is all ones
-    assert layers["0"]["grad"] == pytest.approx(math.sqrt(4), rel=1e-3)  # ones where the ReLU let through
+    assert layers["1"]["grad"] == pytest.approx(math.sqrt(8) * math.sqrt(2), rel=1e-3)  # d(sum)/d(output) is all ones; times √batch
+    assert layers["0"]["grad"] == pytest.approx(math.sqrt(4) * math.sqrt(2), rel=1e-3)  # ones where the ReLU let through
     assert layers["0"]["params"]["weight"]["norm"] == 2.0
+
+
+def test_the_output_gradient_does_not_depend_on_the_batch_size():
+    """An epoch's shorter last batch (always logged: it is the run's last step) reads like the full ones."""
+
+    def output_grads(x):
+        model = identity_net()
+        stats = LayerStats(model, every=1)
+        assert stats.begin(1, epoch=1)
+        model(x).mean(dim=1).mean().backward()  # a batch-mean loss, as training's
+        stats.before_step()
+        return {name: rec["grad"] for name, rec in stats.after_step()["layers"].items()}
+
+    assert output_grads(X.repeat(64, 1)) == pytest.approx(output_grads(X), rel=1e-3)
 
 
 def test_update_ratio_is_lr_times_gradient_over_weight_for_plain_sgd():

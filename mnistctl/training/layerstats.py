@@ -2,7 +2,8 @@
 
 Works on any nn.Module: it watches every module that owns parameters and every leaf activation module
 (recognised by class name, so third-party activations count too). On a logging step, forward hooks take
-each output's mean, std and fraction of zeros, and a hook on that output its gradient norm; around
+each output's mean, std and fraction of zeros, and a hook on that output its gradient norm times the square
+root of the batch size, so that batches of any size (an epoch's shorter last one too) read alike; around
 ``optimizer.step()`` each parameter's gradient norm and update-to-weight ratio are taken. Everything
 stays on the device until one transfer at the end of the step; the hooks are then removed. Other
 steps cost an integer test: no hook, no host sync.
@@ -117,7 +118,8 @@ class LayerStats:
                 stats = (out.mean(), out.std() if out.numel() > 1 else out.new_zeros(()), (out == 0).float().mean())
             self.outputs[entry] = (name, stats)
             if output.requires_grad:
-                output.register_hook(lambda grad: self.grads.__setitem__(entry, grad.detach().float().norm()))
+                root_batch = math.sqrt(output.shape[0]) if output.dim() else 1.0  # a batch-mean loss's gradient norm shrinks as 1/√batch
+                output.register_hook(lambda grad: self.grads.__setitem__(entry, grad.detach().float().norm() * root_batch))
 
         return hook
 

@@ -20,7 +20,7 @@ PANELS: tuple[tuple[str, Getter, bool], ...] = (  # (title, value of a layer rec
     ("Activation mean", lambda r: r.get("mean"), False),
     ("Activation std", lambda r: r.get("std"), True),
     ("Fraction of zeros (dead units)", lambda r: r.get("zeros"), False),
-    ("Gradient norm of the output", lambda r: r.get("grad"), True),
+    ("Gradient norm of the output (× √batch)", lambda r: r.get("grad"), True),
     ("Gradient norm of the weights", lambda r: main_param(r).get("grad"), True),
     ("Update / weight ratio  ||Δw|| / ||w||", lambda r: main_param(r).get("update"), True),
 )

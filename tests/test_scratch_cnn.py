@@ -21,7 +21,7 @@ from test_train import StopAt
 from torch.autograd.gradcheck import GradcheckError, gradcheck
 
 from mnistctl import runs
-from mnistctl.models import build_model, load_model
+from mnistctl.models import build_model, load_model, predict_proba
 from mnistctl.reading.visualize import conv_layers
 from mnistctl.runs import checkpoint
 from mnistctl.training import config as trainconfig
@@ -197,3 +197,19 @@ def test_resume_after_a_stop_is_bit_exact(trained, tmp_path, data_dir):
     b, _ = checkpoint.load(broken.run_dir / "weights" / "last.safetensors")
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_export_traces_torch_layers_in_place_of_numpy_and_checks_them_against_it(trained, mnist, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    from mnistctl.reading import export
+
+    trainer, _ = trained
+    run = runs.Run(trainer.run_dir)
+    path, parity = export.export(run, "onnx", "best", tmp_path / "scratch.onnx", dataset=mnist)
+    assert parity.ok and parity.images == 10_000
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs = session.run(["probs"], {"images": mnist.test_images[:300].numpy()})[0]
+    expected = predict_proba(load_model(run), mnist.test_images[:300], *run.normalization).numpy()
+    assert (probs.argmax(1) == expected.argmax(1)).all() and abs(probs - expected).max() < export.TOLERANCE

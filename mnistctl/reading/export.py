@@ -147,7 +147,7 @@ def _write(pipeline, path: Path, example, name: str | None = None) -> None:
         raise RunError(
             f"{name or type(pipeline.model).__name__} cannot be traced for ONNX: {_root_cause(exc)}",
             "only a model whose forward is torch operations throughout exports; one that branches on tensor values, "
-            "e.g. on .item(), or leaves torch, e.g. for NumPy as scratch-cnn does, cannot be traced",
+            "e.g. on .item(), or leaves torch, e.g. for NumPy, cannot be traced",
         ) from exc
     finally:
         if printed.getvalue() and os.environ.get("MNISTCTL_DEBUG") == "1":

@@ -3,7 +3,9 @@
 A Function's forward turns tensors into NumPy arrays (float32, or float64 when given float64),
 runs ``ops``, and returns tensors on the input's device; its backward does the same with the
 gradients. The modules subclass torch's own layers, so they keep their parameters, initialisation
-and attributes, and code that looks for ``nn.Conv2d`` finds the convolutions.
+and attributes, and code that looks for ``nn.Conv2d`` finds the convolutions. While torch traces the
+model (ONNX export, torch.export, torch.compile), which NumPy code cannot pass, torch's own layer
+computes the same function in its place; export then checks the traced model against the NumPy one.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ class LinearFunction(torch.autograd.Function):
         return grads_like(ops.linear_backward(to_numpy(grad, ctx.dtype), ctx.x, ctx.w), ctx.inputs)
 
 
+def traced() -> bool:
+    return torch.compiler.is_compiling()
+
+
 class NumpyConv2d(nn.Conv2d):
     """nn.Conv2d (weights, init, attributes) whose forward is the NumPy im2col convolution."""
 
@@ -130,6 +136,8 @@ class NumpyConv2d(nn.Conv2d):
             raise ValueError("NumpyConv2d supports only groups=1, dilation=1 and numeric zero padding")
 
     def forward(self, x):
+        if traced():
+            return super().forward(x)
         return Conv2dFunction.apply(x, self.weight, self.bias, self.stride, self.padding)
 
 
@@ -138,11 +146,15 @@ class NumpyMaxPool2d(nn.MaxPool2d):
         super().__init__(kernel_size, stride)
 
     def forward(self, x):
+        if traced():
+            return super().forward(x)
         return MaxPool2dFunction.apply(x, _pair(self.kernel_size), _pair(self.stride))
 
 
 class NumpyReLU(nn.ReLU):
     def forward(self, x):
+        if traced():
+            return super().forward(x)
         return ReLUFunction.apply(x)
 
 
@@ -150,15 +162,21 @@ class NumpyDropout(nn.Dropout):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
+        if traced():
+            return super().forward(x)
         keep = torch.rand(x.shape, device=x.device) >= self.p
         return DropoutFunction.apply(x, keep, self.p)
 
 
 class NumpyFlatten(nn.Flatten):
     def forward(self, x):
+        if traced():
+            return super().forward(x)
         return FlattenFunction.apply(x)
 
 
 class NumpyLinear(nn.Linear):
     def forward(self, x):
+        if traced():
+            return super().forward(x)
         return LinearFunction.apply(x, self.weight, self.bias)

@@ -1,5 +1,7 @@
 """mnistctl export --format onnx: a self-contained ONNX model that onnxruntime runs exactly like PyTorch."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -33,6 +35,21 @@ def test_export_writes_an_onnx_model_that_agrees_with_pytorch_on_the_test_set(ru
         assert probs.shape == (batch, 10)
         assert np.abs(probs - expected).max() < export.TOLERANCE
         assert (probs.argmax(1) == expected.argmax(1)).all()
+
+
+def test_the_file_and_the_readme_tell_a_deployer_how_to_feed_it_and_read_it(run, mnist, tmp_path, monkeypatch, capsys):
+    export.export(run, "onnx", "best", tmp_path / "digits.onnx", dataset=mnist)
+    proto = onnx.load(str(tmp_path / "digits.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", 20)]
+    assert meta["mnistctl.input"].startswith("images: uint8 (N, 28, 28), pixels 0-255") and "normalised inside the model" in meta["mnistctl.input"]
+    assert meta["mnistctl.output"] == "probs: float32 (N, 10), the probability of each digit, 0 to 9 in order"
+    assert proto.doc_string.startswith(f"MNIST digit classifier from mnistctl run {run.name} (best weights)")
+    readme = (Path(__file__).parents[1] / "README.md").read_text().split("## Export to ONNX")[1]
+    snippet = readme.split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+    assert capsys.readouterr().out.startswith("[")
 
 
 def test_a_control_character_in_the_output_path_is_printed_escaped(run, tmp_path):

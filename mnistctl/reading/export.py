@@ -16,6 +16,9 @@ from mnistctl.errors import MnistctlError, OutputAppeared, RunError, UsageError
 from mnistctl.runs import Run
 
 FORMATS = ("onnx",)
+OPSET = 20  # onnxruntime 1.17 or later
+INPUT = "images: uint8 (N, 28, 28), pixels 0-255, white digit on black in MNIST form (fitted in 20x20, centred by mass); normalised inside the model"
+OUTPUT = "probs: float32 (N, 10), the probability of each digit, 0 to 9 in order"
 TOLERANCE = 1e-4
 BATCH = 1000
 
@@ -135,6 +138,7 @@ def _write(pipeline, path: Path, example, name: str | None = None) -> None:
                 (example,),
                 str(path),
                 dynamo=True,
+                opset_version=OPSET,
                 input_names=["images"],
                 output_names=["probs"],
                 dynamic_shapes={"images": {0: batch}},
@@ -186,11 +190,12 @@ def _describe(path: Path, run: Run, which: str, digest: str, mean: float, std: f
         WEIGHTS_DIGEST: digest,
         "mnistctl.mean": str(mean),
         "mnistctl.std": str(std),
-        "mnistctl.input": "uint8 (N, 28, 28), white digit on black, MNIST form",
-        "mnistctl.output": "probabilities (N, 10)",
+        "mnistctl.input": INPUT,
+        "mnistctl.output": OUTPUT,
     }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    proto.doc_string = f"MNIST digit classifier from mnistctl run {run.name} ({which} weights). Input {INPUT}. Output {OUTPUT}."
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 

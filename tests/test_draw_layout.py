@@ -239,3 +239,40 @@ def test_a_short_narrow_terminal_shows_the_reading_the_help_giving_way(tmp_path,
         assert status.display == help_shown and (not help_shown or status.region.bottom <= probs.region.y)
 
     drive(app, test, size=size)
+
+
+@pytest.mark.parametrize("size, least", [((40, 15), "32x19"), ((31, 40), "32x19"), ((55, 17), "32x18"), ((60, 16), "32x17")])
+def test_a_terminal_too_small_for_the_pad_says_how_large_until_it_is_resized(tmp_path, size, least):
+    app = DrawApp(reader("fast"), tmp_path)
+
+    async def test(pilot):
+        await pilot.pause()
+        notice = app.query_one("#too-small")
+        assert notice.display and not app.query_one("#main").display and not app.query_one("Footer").display
+        assert notice.region == app.screen.region and " ".join(lines_of(notice)).split() == [
+            "terminal", "too", "small:", "at", "least", least, "(now", f"{size[0]}x{size[1]};", "q", "quits)"]
+        await pilot.press(*ONE, "s", "f")  # the hidden pad takes no keys, nor do the app's but q
+        canvas = app.query_one(Canvas)
+        assert canvas.blank and not list(tmp_path.iterdir()) and not app.query_one(FeatureMaps).display
+        await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        assert not notice.display and fits(app, canvas) and app.focused is canvas
+        assert len(await footer_keys(pilot, app.query_one("Footer"))) == 6
+        await pilot.press(*ONE)
+        assert not canvas.blank
+
+    drive(app, test, size=size)
+
+
+@pytest.mark.parametrize("size", [(32, 19), (51, 18), (56, 17)])
+def test_the_least_size_the_notice_names_shows_the_pad_whole_and_a_reading(tmp_path, size):
+    app = DrawApp(reader("fast"), tmp_path)
+
+    async def test(pilot):
+        reading, probs, lines = await one_read(pilot, app)
+        footer = app.query_one("Footer")
+        assert not app.query_one("#too-small").display and fits(app, app.query_one(Canvas)) and fits(app, probs)
+        assert probs.region.height >= 1 and probs.region.bottom <= footer.region.y and fits(app, footer)
+        assert any(line.startswith(f"reads  {int(reading.probs.argmax())} ") for line in lines[: probs.content_region.height])
+
+    drive(app, test, size=size)

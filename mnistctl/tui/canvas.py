@@ -76,7 +76,7 @@ class Canvas(Widget, can_focus=True):
 
     def _redraw(self) -> None:
         colour = (ERASER if self.eraser else PEN) if self.pen_down else CURSOR
-        marks = {self.cursor: colour} if self.has_focus else {}
+        marks = {self.cursor: colour} if self.screen.focused is self else {}  # has_focus follows only after on_focus
         self._lines = [Strip(line) for line in halfblock_rows(self.image, self.scale, marks)]
         self.refresh()
 

@@ -1,7 +1,8 @@
 """The ``mnistctl draw`` app: a drawing pad read live by a run's model, in a worker thread.
 
 The pad posts ``Canvas.Changed``; the app hands the newest drawing to one reading thread, which
-skips drawings made while it was busy (debounce) and posts each ``Read`` back.
+skips drawings made while it was busy (debounce) and posts each ``Read`` back. In a terminal too
+small for the pad whole, a centred notice says how large it must be until it is resized.
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ SIDE_MIN = 24
 FULL_FOOTER = 60  # columns the footer's keys take with their padding
 COMPACT_FOOTER = 51  # and without it
 READING_ROWS = 15  # the probabilities panel once it reads: 13 lines and its border
+PAD_WIDTH = SIDE + 4  # the pad at its smallest, with its border and padding
+PAD_ROWS = SIDE // 2 + 2  # and its rows, with the border
+
+
+def least_size(width: int) -> tuple[int, int]:
+    """The smallest terminal that shows the pad whole at ``width`` columns (or more, when fewer than the pad needs):
+    the pad, the reading beside it or a row of it below, and the footer (two rows under COMPACT_FOOTER columns)."""
+    width = max(width, PAD_WIDTH)
+    below = 0 if width - PAD_WIDTH >= SIDE_MIN else 1
+    return PAD_WIDTH, PAD_ROWS + below + (1 if width >= COMPACT_FOOTER else 2)
 
 
 class Read(Message):
@@ -62,6 +73,7 @@ class KeysFooter(Footer):
 class DrawApp(App):
     CSS_PATH = Path(__file__).with_name("draw.tcss")
     TITLE = "mnistctl draw"
+    AUTO_FOCUS = None  # the pad has the keys only while it is shown (see _too_small)
     BINDINGS = [
         Binding("c", "clear", "Clear"),
         Binding("s", "save", "Save"),
@@ -91,6 +103,7 @@ class DrawApp(App):
                 yield Static(id="side-status")
                 yield FeatureMaps(id="maps")
         yield KeysFooter(show_command_palette=False)
+        yield Static(id="too-small")
 
     @property
     def canvas(self) -> Canvas:
@@ -98,13 +111,14 @@ class DrawApp(App):
 
     def on_mount(self) -> None:
         self.sub_title = " + ".join(self.reader.names)
-        self.canvas.focus()
         self.query_one(Probabilities).show(None, self.sub_title)
         self.run_worker(self._read_loop, thread=True, group="reader", name="reader")
         self._status()
+        self._too_small(*self.size)
 
     def on_resize(self, event: events.Resize) -> None:
         width, height = event.size  # self.size is still the old size here
+        self._too_small(width, height)
         scale = max(1, min(3, (width - SIDE_PANEL - 4) // SIDE, 2 * (height - 3) // SIDE))  # the pad, its border and the footer; the help can go beside
         self.set_class(width - SIDE * scale - 4 < SIDE_MIN, "narrow")  # no room beside the pad: the panel goes below
         if self.query(Canvas):  # none yet on the very first resize
@@ -113,6 +127,24 @@ class DrawApp(App):
             footer.compact = width < FULL_FOOTER
             footer.show_in_rows(width < COMPACT_FOOTER)
             self._status(event.size)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only quitting while the terminal is too small: the pad is not shown."""
+        return action == "quit" or not self.has_class("too-small")
+
+    def _too_small(self, width: int, height: int) -> None:
+        """In a terminal too small for the pad whole, a centred notice instead, until it is resized."""
+        least_width, least_height = least_size(width)
+        small = width < least_width or height < least_height
+        if small != self.has_class("too-small"):
+            self.set_class(small, "too-small")
+            self.refresh_bindings()  # the footer's keys go and come back with the pad
+        if self.query(Canvas):
+            self.set_focus(None if small else self.canvas)  # the hidden pad takes no keys
+        if small and self.query("#too-small"):  # none yet on the very first resize
+            notice = f"terminal too small: at least {least_width}x{least_height}"
+            notice = notice.replace(": ", ":\n") if len(notice) > width else notice
+            self.query_one("#too-small", Static).update(f"{notice}\n(now {width}x{height}; q quits)")
 
     # reading, off the UI thread
     def on_canvas_changed(self, _: Canvas.Changed) -> None:

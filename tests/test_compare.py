@@ -239,6 +239,13 @@ def test_an_infinite_summary_value_is_warned_as_not_a_number_and_the_table_still
     assert "wall_time=-inf" in result.output and "Runs, best first" in result.stdout
 
 
+
+def test_a_test_loss_that_blew_up_is_shown_in_three_significant_digits(tmp_path):
+    make_run(tmp_path, "blown", [0.1], summary={"test_acc": 0.098, "test_loss": 6.8946793185270456e19})
+    result = CliRunner().invoke(app, ["compare", "--all", str(tmp_path), "--no-stats"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "6.89e+19" in result.stdout and "68946793" not in result.stdout
+
 def test_cli_json(fixture_runs):
     result = CliRunner().invoke(app, ["compare", "--all", str(fixture_runs), "--json", "--sort", "test_loss"])
     assert result.exit_code == 0, result.output

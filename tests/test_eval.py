@@ -27,6 +27,17 @@ def one_hot(predicted, classes=10):
     return torch.nn.functional.one_hot(torch.tensor(predicted), classes).float() * 0.9 + 0.01
 
 
+
+def test_a_loss_that_blew_up_is_shown_in_three_significant_digits():
+    from rich.console import Console
+
+    targets = torch.tensor([0, 1, 2])
+    result = {"run": "blown", "split": "test", "checkpoint": "best", "epoch": 1, **evaluate.metrics(one_hot([0, 1, 1], classes=3), targets)}
+    result["loss"] = 6.8946793185270456e19
+    console = Console(width=200, record=True)
+    console.print(evaluate.tables(result)[0])
+    assert "6.89e+19" in console.export_text()
+
 def test_metrics_count_the_confusions():
     targets = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
     probs = one_hot([0, 1, 1, 1, 2, 2, 0, 0, 2], classes=3)

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from mnistctl.cli import options
+from mnistctl.console import loss_figure
 
 NAME = "compare"
 
@@ -306,7 +307,7 @@ FORMATS = {
     "params": lambda n: f"{n:,}",
     "val_acc": lambda v: f"{100 * v:.2f}%",
     "test_acc": lambda v: f"{100 * v:.2f}%",
-    "test_loss": lambda v: f"{v:.4f}",
+    "test_loss": loss_figure,
     "time": duration,
     "throughput": lambda v: f"{v:,.0f}",
     "lr": lambda v: f"{v:g}",

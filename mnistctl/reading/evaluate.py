@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mnistctl.console import loss_figure
 from mnistctl.errors import MnistctlError
 from mnistctl.fsutil import read_json, write_json, write_text
 from mnistctl.reading import split_predictions
@@ -131,7 +132,7 @@ def tables(result: dict[str, Any]) -> list:
         summary.add_column(name, justify="left" if name in ("split", "checkpoint") else "right")
     summary.add_row(
         result["split"], result["checkpoint"] + epoch, f"{result['n']:,}",
-        f"[bold green]{result['accuracy']:.2%}[/]", f"{result['loss']:.4f}", f"{result['errors']:,}",
+        f"[bold green]{result['accuracy']:.2%}[/]", loss_figure(result["loss"]), f"{result['errors']:,}",
     )
 
     report = Table(title="Per-class report", title_justify="left")

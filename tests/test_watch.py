@@ -733,6 +733,13 @@ def test_the_header_names_a_weight_average():
     assert training_terms({"epochs": 40, "optimizer": "sgd", "lr": 0.05, "ema": None})[1] == "sgd lr 0.05"
 
 
+def test_the_header_names_the_scheduler_as_a_schedule():
+    from mnistctl.tui.widgets import training_terms
+
+    assert training_terms({"epochs": 12, "optimizer": "sgd", "lr": 0.05, "scheduler": "step"}) == ["12 epochs", "sgd lr 0.05", "step schedule"]
+    assert training_terms({"epochs": 12, "optimizer": "sgd", "lr": 0.05, "scheduler": "none"}) == ["12 epochs", "sgd lr 0.05"]
+
+
 def title(chart) -> str:
     """A chart's border title as plain text (Textual keeps it as markup)."""
     from rich.text import Text

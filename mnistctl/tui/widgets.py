@@ -59,7 +59,7 @@ def training_terms(c: dict[str, Any]) -> list[str]:
         optimizer += f" wd {short_number(c['weight_decay'])}"
     if c.get("ema"):
         optimizer += f" ema {short_number(c['ema'])}"
-    scheduler = [str(c["scheduler"])] if c.get("scheduler") not in (None, "none", "constant") else []
+    scheduler = [f"{c['scheduler']} schedule"] if c.get("scheduler") not in (None, "none", "constant") else []  # not a bare "step"
     return [counted(c.get('epochs', '?'), "epoch"), optimizer, *scheduler]
 
 

@@ -377,6 +377,20 @@ def test_old_unfinished_run_is_stalled(tmp_path):
     drive(app, check)
 
 
+
+def test_a_finished_run_whose_metrics_lost_their_end_ends_as_its_summary_says(tmp_path):
+    path = make_run(tmp_path, "cut", [start()] + steps(1, T0))
+    os.utime(path / "metrics.jsonl", (T0, T0))
+    (path / "summary.json").write_text(json.dumps({"status": "finished", "test_acc": 0.9876, "test_loss": 0.04}))
+    app = WatchApp(path, stalled_after=60, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: app.query_one(StatusBadge).status == "finished", "finished, as summary.json says")
+        assert "the end of metrics.jsonl is missing" in text(app.query_one(EventLog))
+        assert "stalled" not in text(app.query_one(EventLog))
+
+    drive(app, check)
+
 def test_the_clock_of_a_run_seen_to_stall_stops_where_it_was(tmp_path):
     path = make_run(tmp_path, "stalling")
     app = WatchApp(path, stalled_after=2.0, poll=0.05)

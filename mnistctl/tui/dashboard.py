@@ -152,6 +152,9 @@ class Dashboard(Vertical):
         """The time-dependent panels: status (stalled?), ETA, elapsed; and the event log."""
         now = time.time()
         status = self.state.status(now, self.stalled_after)
+        if status == Status.STALLED != self.status and (end := Run(self.run_path).summary_end(self.state.start)):
+            self.state.apply(end)  # metrics.jsonl lost its end: the summary written after the last start says how it ended
+            status = self.state.status(now, self.stalled_after)
         if status != self.status:
             if status == Status.STALLED:
                 since = now - (self.state.mtime or self.state.watched_since)

@@ -258,12 +258,14 @@ def signature(factory: Callable[..., Any]) -> inspect.Signature:
 @dataclass(frozen=True)
 class Allowed:
     """What an option's annotation allows: a ``base`` of bool, int, float or str (None: the option is typed by its default),
-    the ``choices`` of a ``Literal``, None when ``optional``, within the ``bounds`` of an ``Annotated``."""
+    the ``choices`` of a ``Literal``, None when ``optional``, within the ``bounds`` of an ``Annotated``; a list's ``item``
+    type of int or float (``list[int]``), which types the items of a list defaulting to none."""
 
     base: Any = None
     choices: tuple = ()
     optional: bool = False
     bounds: tuple = ()
+    item: Any = None
 
 
 def allowed(annotation: Any) -> Allowed:
@@ -281,7 +283,9 @@ def allowed(annotation: Any) -> Allowed:
     if get_origin(annotation) is Literal:
         choices = get_args(annotation)
         return Allowed(None, tuple(c for c in choices if c is not None), optional or None in choices, tuple(bounds))
-    return Allowed(annotation if annotation in TYPES else None, (), optional, tuple(bounds))
+    items = get_args(annotation)[:1] if get_origin(annotation) in (list, tuple) else ()
+    item = items[0] if items and items[0] in (int, float) else None
+    return Allowed(annotation if annotation in TYPES else None, (), optional, tuple(bounds), item)
 
 
 def is_choice(value: Any, choice: Any) -> bool:
@@ -416,7 +420,7 @@ def _coerce(value: Any, default: Any, takes: Allowed = Allowed()) -> Any:
     kind = takes.base or next((t for t in TYPES if isinstance(default, t)), None)
     try:
         if listed:
-            item = type(default[0]) if default else float
+            item = type(default[0]) if default else takes.item or float
             return tuple(item(v) for v in value.split(",") if v.strip())
         if kind is bool:
             lowered = value.lower()

@@ -427,6 +427,29 @@ def test_literal_and_optional_options_take_only_what_their_annotations_allow(plu
         assert refused(toml) == f"architecture 'choosy' option {message}"
 
 
+
+def test_a_list_option_defaulting_to_none_takes_the_items_its_annotation_names(plug, tmp_path):
+    from mnistctl.training import config as trainconfig
+
+    def listy(extra: list[int] = [], scales: list[float] = []):  # noqa: B006
+        from torch import nn
+
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    plug(_arch_plugin("mnistctl_listy", Spec("listy", listy)), "listy")
+
+    def resolved(config_file=None, **options):
+        return trainconfig.resolve({"arch": "listy", "arch_options": options}, config_file)["arch_options"]
+
+    assert resolved(extra="64,32", scales="1,2") == {"extra": [64, 32], "scales": [1.0, 2.0]}
+    assert type(resolved(extra="64")["extra"][0]) is int
+    with pytest.raises(UsageError) as info:
+        resolved(extra="a")
+    assert info.value.message.endswith("expected a list of whole numbers"), info.value.message
+    toml = tmp_path / "listy.toml"
+    toml.write_text('arch = "listy"\n[arch_options]\nextra = [64, 32]\n')
+    assert resolved(toml)["extra"] == [64, 32]
+
 def test_a_value_outside_a_literal_is_one_line_naming_the_choices_and_list_shows_the_defaults(tmp_path):
     install(tmp_path, "mnistctl-choosy", "mnistctl_choosy", CHOOSY, "choosy")
     listed = run_mnistctl("list", "archs", "choosy", "--json", PYTHONPATH=str(tmp_path))

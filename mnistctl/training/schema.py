@@ -143,9 +143,10 @@ def _option_field(default: Any, takes: Allowed) -> tuple[Any, Any]:
     listed = isinstance(default, (tuple, list))
     if listed:
         count = _how_many(length)
-        number = "whole number" if default and isinstance(default[0], int) else "number"
+        number = "whole number" if (isinstance(default[0], int) if default else takes.item is int) else "number"
         each = f", each {within}" if within else ""
-        description = f"a list of {count}{number}s{each}, e.g. {','.join(map(str, default))}"
+        example = f", e.g. {','.join(map(str, default))}" if default else ""
+        description = f"a list of {count}{number}s{each}{example}"
     elif takes.choices:
         description = either(takes.choices)
     else:
@@ -171,7 +172,7 @@ def _type_of(default: Any, takes: Allowed = Allowed()) -> Any:
     if isinstance(default, (tuple, list)):
         length = tuple(b for b in bounds if isinstance(b, Len))
         items = Allowed(bounds=tuple(b for b in bounds if not isinstance(b, Len)))
-        listed = tuple[_type_of(default[0], items) if default else Float, ...]
+        listed = tuple[_type_of(default[0], items) if default else _scalar_type(None, takes.item or float), ...]
         listed = Annotated[listed, *length] if length else listed
         return Optional[listed] if takes.optional else listed
     if takes.choices:

@@ -111,3 +111,13 @@ def test_watch_help_names_its_argument_and_option_values_as_the_other_commands_d
     usage, *rest = [line.strip() for line in run_mnistctl("watch", "--help", COLUMNS="80").stdout.splitlines() if line.strip()]
     assert usage.startswith("Usage: mnistctl watch [OPTIONS] [RUN]")
     assert any(line.startswith("│ --stalled-after        SECONDS ") for line in rest), rest
+
+
+def test_an_early_stop_says_why_in_the_last_line(tmp_path, data_dir):
+    import json
+
+    result = run_mnistctl("train", "--arch", "lenet", "--epochs", "8", "--limit", "3000", "--early-stopping", "1", "--lr", "0.5",
+                          "--runs-dir", str(tmp_path), "--name", "es", MNISTCTL_DATA_DIR=str(data_dir))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "es" / "summary.json").read_text())["status"] == "early_stopped"  # lr 0.5 stalls lenet at once
+    assert "early stopped (no better val_acc for 1 epoch): test accuracy" in result.stdout

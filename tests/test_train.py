@@ -314,6 +314,9 @@ def test_a_stop_signal_checkpoints_and_resume_finishes(tmp_path, data_dir, stop)
     assert run.status() == "interrupted"
     state = checkpoint.load_state(run.state_path)
     assert state["epoch"] >= 1
+    step, steps = state["step_in_epoch"], run.events("start").__next__()["steps_per_epoch"]
+    where = f"in epoch {state['epoch'] + 1}, at step {step} of {steps}" if step else f"after epoch {state['epoch']}"
+    assert f"stopped {where}: the last checkpoint is saved in" in stderr, stderr  # where it stopped, as its state has it
     resumed = subprocess.run([sys.executable, "-m", "mnistctl", "train", "--resume", str(run.path), "--quiet"], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert run.summary["status"] == "finished" and run.summary["epochs_run"] == 3

@@ -40,11 +40,15 @@ def start_line(event: dict[str, Any]) -> str:
     return f"{verb} [bold]{literal(event['dir'])}[/] on {where}, {event['params']:,} parameters"
 
 
-def summary_line(summary: dict[str, Any]) -> str:
+def summary_line(summary: dict[str, Any], config: dict[str, Any] | None = None) -> str:
+    """How the run ended; an early stop says why, from the run's ``config``: ``early stopped (no better val_loss for 3 epochs)``."""
+    label = Status(summary["status"]).label
+    if summary["status"] == Status.EARLY_STOPPED and config and config.get("early_stopping"):
+        label += f" (no better {config.get('monitor', 'val_acc')} for {counted(config['early_stopping'], 'epoch')})"
     if summary.get("test_acc") is None:
-        return f"[yellow]{Status(summary['status']).label}[/] after {counted(summary['epochs_run'], 'epoch')}"
+        return f"[yellow]{label}[/] after {counted(summary['epochs_run'], 'epoch')}"
     return (
-        f"[bold green]{Status(summary['status']).label}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
+        f"[bold green]{label}[/]: test accuracy [bold]{summary['test_acc']:.2%}[/] "
         f"(loss {loss_figure(summary['test_loss'])}) with the best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
         f"{summary['wall_time']:.0f}s"
     )

@@ -209,8 +209,15 @@ def _print_stopped(trainer) -> None:
         err.print(f"[yellow]stopped[/] in the test pass: training is complete and saved in {literal(trainer.run_dir)}", soft_wrap=True)
         err.print(f"test it with: mnistctl eval {path}", soft_wrap=True)
         return
-    err.print(f"[yellow]stopped[/]: the last checkpoint is saved in {literal(trainer.run_dir)}", soft_wrap=True)
+    err.print(f"[yellow]stopped[/] {_where(trainer)}: the last checkpoint is saved in {literal(trainer.run_dir)}", soft_wrap=True)
     err.print(f"resume with: mnistctl train --resume {path}", soft_wrap=True)
+
+
+def _where(trainer) -> str:
+    """Where training stopped: ``in epoch 2, at step 31 of 157``, ``after epoch 1``."""
+    if trainer.step_in_epoch:
+        return f"in epoch {trainer.epoch + 1}, at step {trainer.step_in_epoch:,} of {trainer.steps_per_epoch:,}"
+    return f"after epoch {trainer.epoch}" if trainer.epoch else "before its first step"
 
 
 def _report(trainer, summary: dict, quiet: bool) -> None:
@@ -224,5 +231,5 @@ def _report(trainer, summary: dict, quiet: bool) -> None:
         _print_stopped(trainer)
         raise typer.Exit(130)
     if not quiet and trainer.world.is_main:
-        out.print(summary_line(summary), soft_wrap=True)
+        out.print(summary_line(summary, trainer.config), soft_wrap=True)
         out.print(f"run saved in [bold]{literal(trainer.run_dir)}[/]", soft_wrap=True)

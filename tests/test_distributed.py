@@ -188,10 +188,10 @@ def test_a_dead_rank_makes_the_launcher_fail(tmp_path, env_data):
     workers = {rank_of(pid): pid for pid in children(launcher.pid)}
     os.kill(workers[1], signal.SIGKILL)
     _, err = launcher.communicate(timeout=BOUND)
-    assert launcher.returncode not in (0, 130)
-    assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1] and "internal error" not in err
-    assert "running out of memory" in err.splitlines()[-1] and "(train in one process: leave --nproc out)" in err.splitlines()[-1]
-    assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes()
+    assert launcher.returncode not in (0, 130), err
+    assert "rank 1" in err and "SIGKILL" in err and "Traceback" not in err.splitlines()[-1] and "internal error" not in err, err
+    assert "running out of memory" in err.splitlines()[-1] and "(train in one process: leave --nproc out)" in err.splitlines()[-1], err
+    assert not Path(f"/proc/{workers[0]}").exists() or b"zombie" in Path(f"/proc/{workers[0]}/status").read_bytes(), err
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")

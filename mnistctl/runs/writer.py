@@ -30,11 +30,11 @@ class RunWriter:
 
     def event(self, kind: Kind | str, /, **fields: Any) -> dict[str, Any]:
         """Append one event, flushed at once so readers see whole lines; returns the record."""
+        self._still_there()
         if self._metrics is None:
             self._metrics = _append_to(self.run.metrics_path)
             if self._metrics.tell() and not _ends_a_line(self.run.metrics_path):  # a line torn by a crash: ours start on the next
                 self._metrics.write("\n")
-        self._still_there()
         record = {"event": str(kind), "time": round(time.time(), 3), **fields}
         with naming(self.run.metrics_path):
             self._metrics.write(json.dumps(record) + "\n")

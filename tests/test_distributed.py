@@ -329,7 +329,7 @@ def test_more_processes_than_cores_on_the_cpu_are_warned_of(monkeypatch, capsys)
     from mnistctl.training import distributed
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr(distributed, "_cores", lambda: 2)
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 2)
     monkeypatch.setattr(distributed, "check_memory", lambda nproc: None)
     monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", lambda config, entrypoint: lambda *args: None)
     assert distributed.launch(4, ["train"]) == 0

@@ -25,6 +25,7 @@ import numpy as np
 
 from mnistctl.allocator import keep_freed_memory
 from mnistctl.console import warn
+from mnistctl.cpus import usable_cores
 from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.data.imagefile import IMAGE_SUFFIXES
 from mnistctl.errors import DataError, MnistctlError, NotFoundError
@@ -190,7 +191,7 @@ def _prepared(sources: Iterable[str], raw: bool, stdin: BinaryIO | None, jobs: i
     payloads = (_payload(source, stdin) for source in sources)
     head = list(islice(payloads, CHUNK + 1))
     payloads, sizer = chain(head, payloads), _Sizer()
-    jobs = jobs or _cores()
+    jobs = jobs or usable_cores()
     if len(head) <= CHUNK or jobs < 2:
         started()
         while batch := list(islice(payloads, sizer.size())):
@@ -249,8 +250,6 @@ class _Sizer:
         return chunk
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _payload(source: str, stdin: BinaryIO | None) -> tuple[str, Any]:

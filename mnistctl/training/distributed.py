@@ -13,6 +13,7 @@ import sys
 from datetime import timedelta
 from typing import Any, Callable
 
+from mnistctl.cpus import usable_cores
 from mnistctl.errors import RunError, UsageError
 from mnistctl.models import pick_device
 from mnistctl.runs import Run, RunWriter
@@ -272,7 +273,7 @@ def launch(nproc: int, args: list[str], on_cpu: bool = True) -> int:
 
     collective_timeout()  # a bad value is refused once, here, not by every rank
     check_memory(nproc)
-    if on_cpu and nproc > (cores := _cores()):
+    if on_cpu and nproc > (cores := usable_cores()):
         from mnistctl.console import warn
 
         warn(f"--nproc {nproc} starts more processes than the {cores} CPU cores here: training is slower than with --nproc {cores}")
@@ -280,7 +281,7 @@ def launch(nproc: int, args: list[str], on_cpu: bool = True) -> int:
         for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // nproc) if hasattr(os, "sched_getaffinity") else 1)
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"mnistctl-{os.getpid()}",
         rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
@@ -310,8 +311,6 @@ def _failed(rank: int, failure, nproc: int) -> RunError:
     return RunError(f"rank {rank} (pid {failure.pid}) {how}; the launcher stopped the other ranks", "its own error, if any, is printed above")
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _root_cause(failures: dict) -> tuple[int, Any]:

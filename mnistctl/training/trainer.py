@@ -14,6 +14,7 @@ from typing import Any
 
 from mnistctl import data, runs
 from mnistctl.allocator import release_freed_memory
+from mnistctl.cpus import KNOWS_AFFINITY, usable_cores
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.models import build_model, loss_and_accuracy, predict_proba
 from mnistctl.runs import Kind, Run, RunWriter, Status, checkpoint
@@ -169,8 +170,8 @@ class Trainer:
         from mnistctl.plugins import spec_of
 
         config = self.config
-        if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
-            torch.set_num_threads(len(os.sched_getaffinity(0)))
+        if "OMP_NUM_THREADS" not in os.environ and KNOWS_AFFINITY:  # elsewhere torch's own count stands
+            torch.set_num_threads(usable_cores())
         torch.manual_seed(config["seed"])
         ds = self.dataset
         self.train_x = ds.train_images[train_idx].to(self.device)

@@ -567,6 +567,37 @@ def test_the_progress_bar_shows_a_dash_until_there_are_figures(monkeypatch):
         bar.end({})
 
 
+def test_until_an_epochs_first_sync_the_bar_shows_the_last_epochs_figures_dimmed(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mnistctl.cli import progress
+
+    monkeypatch.setattr(progress, "out", Console(file=io.StringIO(), force_terminal=True))
+    bar = progress.RichProgress()
+    bar.start({"epochs": 3, "steps_per_epoch": 8, "start_epoch": 0, "start_step": 0, "resumed": False, "dir": "x", "device": "cpu", "params": 1})
+    epoch = {"val_loss": None, "val_acc": None, "lr": 0.1, "epoch_time": 1.0, "images_per_s": 8.0, "best": False}
+
+    def line(styled: bool = False):
+        screen = Console(file=io.StringIO(), width=150, force_terminal=True, color_system="standard")
+        screen.print(bar.progress.make_tasks_table(bar.progress.tasks))
+        shown = screen.file.getvalue()
+        return shown if styled else re.sub(r"\x1b\[[0-9;]*m", "", shown)
+
+    try:
+        bar.step(1, 8, 8, None, None)  # an epoch shorter than the sync interval: no figures all through it
+        assert "loss -  acc -" in line()
+        bar.epoch({**epoch, "epoch": 1, "train_loss": 0.5123, "train_acc": 0.8765})
+        assert "loss 0.5123  acc 87.65%" in line() and "\x1b[2m0.5123" in line(styled=True)
+        bar.step(2, 3, 8, None, None)
+        assert "loss 0.5123  acc 87.65%" in line() and "\x1b[2m0.5123" in line(styled=True)
+        bar.step(2, 8, 8, 0.25, 0.9)  # the epoch's own, at its first sync
+        assert "loss 0.2500  acc 90.00%" in line() and "\x1b[2m0.25" not in line(styled=True)
+    finally:
+        bar.end({})
+
+
 @pytest.mark.parametrize("width", [60, 80, 100, 200])
 def test_the_progress_bar_fits_the_terminal_whole_and_leaves_room_for_the_echoed_ctrl_c(monkeypatch, width):
     import io

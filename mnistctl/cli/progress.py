@@ -54,11 +54,12 @@ def summary_line(summary: dict[str, Any], config: dict[str, Any] | None = None) 
     )
 
 
-def figures(loss: float | None, acc: float | None) -> dict[str, str]:
-    """The bar's loss and accuracy, a dash until the epoch's first sync."""
+def figures(loss: float | None, acc: float | None, style: str = "") -> dict[str, str]:
+    """The bar's loss and accuracy, in ``style`` when given; a dash when there are none."""
     if loss is None or acc is None:
         return {"loss": "-", "acc": "-"}
-    return {"loss": loss_figure(loss), "acc": f"{acc:.2%}"}
+    shown = {"loss": loss_figure(loss), "acc": f"{acc:.2%}"}
+    return {k: f"[{style}]{v}[/]" for k, v in shown.items()} if style else shown
 
 
 BAR_WIDTH, LEAST_BAR = 40, 10
@@ -115,7 +116,11 @@ class LogLines(Observer):
 
 
 class RichProgress(Observer):
-    """An epoch bar with live loss and accuracy and an ETA, and a line per finished epoch."""
+    """An epoch bar with live loss and accuracy and an ETA, and a line per finished epoch.
+
+    The trainer hands the running figures only at its syncs, every ``log_every`` steps: until an epoch's first,
+    the bar shows the last finished epoch's figures, dimmed.
+    """
 
     def start(self, event: dict[str, Any]) -> None:
         self.epochs = event["epochs"]
@@ -125,17 +130,20 @@ class RichProgress(Observer):
         self.progress.update(self.task, completed=event["start_step"])
         self.progress.start()
         self._last = 0.0
+        self.finished: tuple[float | None, float | None] = (None, None)  # the last finished epoch's train loss and accuracy
 
     def step(self, epoch: int, step: int, steps: int, loss: float | None, acc: float | None) -> None:
         now = time.monotonic()
         if now - self._last > 0.1 or step == steps:
             self._last = now
-            self.progress.update(self.task, completed=step, epoch=epoch, **figures(loss, acc))
+            shown = figures(loss, acc) if loss is not None else figures(*self.finished, "dim")
+            self.progress.update(self.task, completed=step, epoch=epoch, **shown)
 
     def epoch(self, event: dict[str, Any]) -> None:
         self.progress.console.print(epoch_line(event, self.epochs), soft_wrap=True)
         done = event["epoch"] >= self.epochs  # the test pass follows: no empty bar for an epoch that will not come
-        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs), epochs=self.epochs, visible=not done, **figures(None, None))
+        self.finished = (event["train_loss"], event["train_acc"])
+        self.progress.reset(self.task, epoch=min(event["epoch"] + 1, self.epochs), epochs=self.epochs, visible=not done, **figures(*self.finished, "dim"))
 
     def end(self, summary: dict[str, Any]) -> None:
         self.progress.stop()

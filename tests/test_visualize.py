@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from mnistctl import hookimpl
 from mnistctl.cli import app
+from mnistctl.data import imageprep
 from mnistctl.errors import NotFoundError, RunError, UsageError
 from mnistctl.models import build_model
 from mnistctl.plugins import archs
@@ -223,14 +224,18 @@ def test_all_of_a_model_without_conv_layers_skips_its_layer_plots_with_a_note(od
     assert isinstance(named.exception, UsageError) and named.exception.message == "flat from test_visualize has no Conv2d layers"
 
 
-def test_feature_maps_of_a_user_image(trained_run, mnist, tmp_path):
+def test_feature_maps_of_a_user_image_read_and_decoded_once(trained_run, mnist, tmp_path, monkeypatch):
     digit = 255 - np.kron(mnist.test_images[0].numpy(), np.ones((4, 4), dtype=np.uint8))  # dark ink on paper, 112x112
     path = tmp_path / "my-seven.png"
     Image.fromarray(digit).save(path)
+    decoded = []
+    read_gray = imageprep.read_gray
+    monkeypatch.setattr(imageprep, "read_gray", lambda source, *args, **kwargs: decoded.append(source) or read_gray(source, *args, **kwargs))
     result = CliRunner().invoke(app, ["visualize", str(trained_run.path), "-w", "feature-maps", "--image", str(path), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert Path(result.output.strip()) == tmp_path / "feature-maps-my-seven.png"
     check_png(tmp_path / "feature-maps-my-seven.png")
+    assert decoded == [str(path)]  # not once for each check, file name and drawing
 
 
 @pytest.mark.parametrize(

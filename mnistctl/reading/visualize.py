@@ -232,7 +232,7 @@ class Plots:
         if kind in ("filters", "initial-filters"):
             return f"{kind}-{pick_layer(self.initial_model if kind == 'initial-filters' else self.model, self.options.layer, self.arch)}{weights}.png"
         if kind == "feature-maps":
-            return f"feature-maps-{self.input_image()[2]}{weights}.png"
+            return f"feature-maps-{self.input_image[2]}{weights}.png"
         names = {"confusion": f"confusion-{split}", "wrong": f"wrong-{split}", "saliency": f"saliency-{self.options.method}-{split}"}
         return f"{names.get(kind, kind)}{weights}.png"
 
@@ -246,7 +246,7 @@ class Plots:
         if {"filters", "feature-maps"} & set(kinds):
             pick_layer(self.model, self.options.layer, self.arch)
         if "feature-maps" in kinds:
-            self.input_image()
+            self.input_image  # read and prepared here, once
         if "saliency" in kinds:
             from mnistctl.reading.attributions import check_method
 
@@ -324,8 +324,9 @@ class Plots:
     def initial_filters(self) -> tuple[str, Figure]:
         return self.filters("initial")
 
+    @cached_property
     def input_image(self) -> tuple[np.ndarray, str, str, int | None]:
-        """The image for feature maps: (uint8 28x28, caption, file stem, true label or None)."""
+        """The image for feature maps: (uint8 28x28, caption, file stem, true label or None); a user's is read and prepared once."""
         if self.options.image:
             from mnistctl.data.imageprep import load_prepared
 
@@ -341,7 +342,7 @@ class Plots:
 
         from mnistctl.data import normalize
 
-        image, caption, _, label = self.input_image()
+        image, caption, _, label = self.input_image
         x = normalize(torch.from_numpy(np.ascontiguousarray(image))[None], *self.run.normalization)
         captured = capture_feature_maps(self.model, x)
         probs = torch.softmax(captured.pop("logits").float(), 1)[0].numpy()

@@ -466,6 +466,37 @@ def test_layout_fits_the_terminal(tmp_path, size):
     drive(app, check, size)
 
 
+@pytest.mark.parametrize("width", [40, 60, 80, 120])
+def test_a_narrow_terminal_leaves_the_last_parts_of_a_line_out_whole(tmp_path, width):
+    path = make_run(tmp_path, "lenet-fixture", finished_history())
+    (path / "config.json").write_text(json.dumps({**config("lenet-fixture"), "arch_options": {"channels": "32,64", "hidden": 128, "dropout": 0.25}}))
+    app = WatchApp(path, poll=0.05)
+    whole = {  # each line with every part, as in a wide terminal
+        "#title": "lenet-fixture  lenet · 3 epochs · adamw lr 0.002 · cosine schedule",
+        "#setup": "batch 64 · fp32 · cpu · channels=32,64 hidden=128 dropout=0.25",
+        "#eta": "ETA done  elapsed 0:30  step 30/30",
+    }
+
+    async def check(pilot):
+        await until(pilot, lambda: "finished" in text(app.query_one(EventLog)), "the history read")
+        await pilot.pause(0.1)
+        for name, line in whole.items():
+            shown, room = text(app.query_one(name)), app.query_one(name).region.width
+            assert line.startswith(shown) and len(shown) <= room, (name, shown, room)
+            assert shown == line or line[len(shown)] == " ", (name, shown)  # the parts left out are left out whole
+            assert shown.count(" ") >= 2, (name, shown)  # the first parts stay
+        assert (text(app.query_one("#eta")) == whole["#eta"]) == (width >= 80)
+        for name, label in (("epoch", "epoch 3/3"), ("step", "step 10/10")):
+            assert text(app.query_one(f"#{name}-label")) == label and app.query_one(f"#{name}-bar").region.width >= 6
+        rates = app.query_one(RatesPanel)
+        assert all(len(line) <= rates.content_region.width for line in text(rates).split("\n"))
+        assert "96.87%" in text(rates)
+        log = app.query_one(EventLog)
+        assert log.max_scroll_x == 0 and "best epoch 2 saved: val 96.87%" in text(log)  # wrapped, not cut
+
+    drive(app, check, (width, 30))
+
+
 def test_a_very_short_terminal_keeps_the_charts_and_leaves_out_the_epochs_and_events(tmp_path):
     app = WatchApp(make_run(tmp_path, "lenet-fixture", finished_history()), poll=0.05)
 

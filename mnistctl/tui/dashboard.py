@@ -31,6 +31,7 @@ from mnistctl.tui.widgets import (
 TOP_ROWS = 5  # the header and the progress row
 CHART_ROWS = 8  # the fewest a chart reads in
 BOTTOM_ROWS = 5  # the epoch table and events: borders, a header and a row
+NARROW = 60  # fewer columns: the rates panel shrinks, the epochs and events share the width evenly
 
 
 class ConfigRead(Message, bubble=False):
@@ -72,7 +73,7 @@ class Dashboard(Vertical):
             yield AccuracyChart(id="acc-chart")
         with Horizontal(id="bottom"):
             yield EpochTable(id="epochs")
-            yield EventLog(id="events", wrap=True, markup=False, min_width=20)
+            yield EventLog(id="events", wrap=True, markup=False, min_width=1)
         yield LayerPanel(id="layers")
 
     def on_mount(self) -> None:
@@ -87,7 +88,9 @@ class Dashboard(Vertical):
         """The epochs and events take 35% of the height, less when the charts need it, none in a very short terminal."""
         bottom = min(round(0.35 * event.size.height), event.size.height - TOP_ROWS - CHART_ROWS)
         self.set_class(bottom < BOTTOM_ROWS, "short")
+        self.set_class(event.size.width < NARROW, "narrow")
         self.query_one("#bottom").styles.height = max(bottom, BOTTOM_ROWS)
+        self.tick()
 
     @work(thread=True, exclusive=True, group="tail")
     def follow(self) -> None:
@@ -165,5 +168,5 @@ class Dashboard(Vertical):
             self.status = status
         self.query_one(StatusBadge).show(status)
         self.query_one(ProgressPanel).show(self.state, status, now)
-        self.query_one(RatesPanel).show(self.state)
+        self.query_one(RatesPanel).show(self.state, self.has_class("narrow"))
         self.query_one(EventLog).show(self.state)

@@ -29,28 +29,54 @@ def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
 
 
+def leading(parts: list[Text], width: int) -> Text:
+    """The first part and as many of the next as fit ``width`` whole, in order; all of them while the width is unknown.
+    Each part after the first starts with its separator."""
+    shown = parts[0].copy() if parts else Text()
+    for part in parts[1:]:
+        if 0 < width < shown.cell_len + part.cell_len:
+            break
+        shown.append_text(part)
+    return shown
+
+
+class Parts(Label):
+    """A line of parts, the later ones left out whole when it is too narrow for them, never a word cut."""
+
+    DEFAULT_CSS = "Parts { width: 1fr; }"  # the room it has, not the parts it showed last
+    parts: list[Text] = []
+
+    def show_parts(self, parts: list[Text]) -> None:
+        self.parts = parts
+        self.update(leading(parts, self.size.width))
+
+    def on_resize(self) -> None:
+        self.update(leading(self.parts, self.size.width))
+
+
 class RunHeader(Vertical):
-    """The run's name, architecture and key hyperparameters beside its status, and its setup on a second line."""
+    """The run's name, architecture and key hyperparameters beside its status, and its setup on a second line;
+    in a narrow terminal the last terms of each line are left out."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="title-row"):
-            yield Label(id="title")
+            yield Parts(id="title")
             yield StatusBadge(id="status")
-        yield Label(id="setup")
+        yield Parts(id="setup")
 
     def show(self, state: RunState) -> None:
         c = state.config
         if c is None:
             problem = state.config_problem
-            self.query_one("#title", Label).update(Text(problem, style="red") if problem else Text("waiting for config.json…", style="dim"))
+            self.query_one("#title", Parts).show_parts([Text(problem, style="red") if problem else Text("waiting for config.json…", style="dim")])
             return
-        first = Text.assemble((c.get("name", "?"), "bold"), "  ", (c.get("arch", "?"), "bold cyan"))
-        first.append(" · " + " · ".join(training_terms(c)), "dim")
-        second = Text(" · ".join(setup_terms(c, (state.start or {}).get("device"))), style="dim")
-        if c.get("arch_options"):
-            second.append(" · " + " ".join(f"{k}={format_value(v)}" for k, v in c["arch_options"].items()), "cyan")
-        self.query_one("#title", Label).update(first)
-        self.query_one("#setup", Label).update(second)
+        title = [Text(c.get("name", "?"), "bold"), Text.assemble("  ", (c.get("arch", "?"), "bold cyan"))]
+        title += [Text(" · " + term, "dim") for term in training_terms(c)]
+        setup = [Text(term if i == 0 else " · " + term, "dim") for i, term in enumerate(setup_terms(c, (state.start or {}).get("device")))]
+        options = [f"{k}={format_value(v)}" for k, v in (c.get("arch_options") or {}).items()]
+        setup += [Text.assemble((" · " if i == 0 else " ", "dim"), (option, "cyan")) for i, option in enumerate(options)]
+        self.query_one("#title", Parts).show_parts(title)
+        self.query_one("#setup", Parts).show_parts(setup)
 
 
 def training_terms(c: dict[str, Any]) -> list[str]:
@@ -97,23 +123,32 @@ class StatusBadge(Static):
 
 
 class ProgressPanel(Vertical):
-    """Epoch and step progress bars with the ETA."""
+    """Epoch and step progress bars with the ETA; in a narrow terminal the percentages, then the elapsed time
+    and the run's step count, are left out."""
+
+    LEAST_BAR = 12  # the cells of a bar with its percentage; in fewer the percentage is left out
 
     def compose(self) -> ComposeResult:
         with Horizontal():
-            yield Label("epoch", id="epoch-label", classes="progress-label")
+            yield Label("epoch", id="epoch-label")
             yield ProgressBar(id="epoch-bar", show_eta=False)
         with Horizontal():
-            yield Label("step", id="step-label", classes="progress-label")
+            yield Label("step", id="step-label")
             yield ProgressBar(id="step-bar", show_eta=False)
-        yield Label("", id="eta")
+        yield Parts("", id="eta")
 
     def show(self, state: RunState, status: Status, now: float | None = None) -> None:
         p = state.progress
-        self.query_one("#epoch-label", Label).update(f"epoch {p.current}/{p.epochs or '?'}")
-        self.query_one("#epoch-bar", ProgressBar).update(total=p.epochs or None, progress=p.epoch)
-        self.query_one("#step-label", Label).update(f"step {p.step_in_epoch}/{p.steps_per_epoch or '?'}")
-        self.query_one("#step-bar", ProgressBar).update(total=p.steps_per_epoch or None, progress=p.step_in_epoch)
+        epochs, per_epoch = p.epochs or "?", p.steps_per_epoch or "?"
+        labels = {"epoch": (f"epoch {p.current}/{epochs}", f"epoch {epochs}/{epochs}"), "step": (f"step {p.step_in_epoch}/{per_epoch}", f"step {per_epoch}/{per_epoch}")}
+        label_width = 1 + max(len(widest) for _, widest in labels.values())  # the bars do not move as the counts grow
+        for name, total, done in (("epoch", p.epochs, p.epoch), ("step", p.steps_per_epoch, p.step_in_epoch)):
+            label = self.query_one(f"#{name}-label", Label)
+            label.update(labels[name][0])
+            label.styles.width = label_width
+            bar = self.query_one(f"#{name}-bar", ProgressBar)
+            bar.update(total=total or None, progress=done)
+            bar.show_percentage = not 0 < self.size.width - label_width < self.LEAST_BAR
         now = time.time() if now is None else now
         until = now
         if status.ended:
@@ -122,11 +157,10 @@ class ProgressPanel(Vertical):
             eta, until = "stalled", state.stalled_at or state.last_logged or now
         else:
             eta = duration(state.eta(now))
-        line = f"ETA {eta}  elapsed {duration(elapsed_seconds(state, until))}"
-        total = f"  step {p.step:,}/{p.steps:,}" if p.steps else ""
-        if len(line) + len(total) > self.size.width > 0:  # left out, not cut to a number that reads whole
-            total = ""
-        self.query_one("#eta", Label).update(line + total)
+        parts = [Text(f"ETA {eta}"), Text(f"  elapsed {duration(elapsed_seconds(state, until))}")]
+        if p.steps:
+            parts.append(Text(f"  step {p.step:,}/{p.steps:,}"))
+        self.query_one("#eta", Parts).show_parts(parts)
 
 
 def elapsed_seconds(state: RunState, now: float) -> float | None:
@@ -143,15 +177,20 @@ def elapsed_seconds(state: RunState, now: float) -> float | None:
 
 
 class RatesPanel(Static):
-    """Learning rate, throughput and the best validation accuracy so far."""
+    """Learning rate, throughput and the best validation accuracy so far; ``narrow``, the best without its epoch."""
 
-    def show(self, state: RunState) -> None:
+    def show(self, state: RunState, narrow: bool = False) -> None:
         latest = [e for e in (state.last_step, state.epochs.get(max(state.epochs, default=0))) if e]
         step = max(latest, key=lambda e: e["time"]) if latest else {}
         lr = f"{step['lr']:.2e}" if "lr" in step else "-"
         speed = f"{step['images_per_s']:,.0f}" if "images_per_s" in step else "-"
         best = state.best
-        best_text = "-" if not best else f"epoch {best['epoch']} (no val)" if best.get("val_acc") is None else f"{percent(best['val_acc'])} (ep {best['epoch']})"
+        if not best:
+            best_text = "-"
+        elif best.get("val_acc") is None:
+            best_text = "no val" if narrow else f"epoch {best['epoch']} (no val)"
+        else:
+            best_text = percent(best["val_acc"]) + ("" if narrow else f" (ep {best['epoch']})")
         self.update(Text.assemble(("lr    ", "dim"), lr, ("\nimg/s ", "dim"), speed, ("\nbest  ", "dim"), best_text))
 
 

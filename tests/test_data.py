@@ -2,7 +2,10 @@
 
 import gzip
 import hashlib
+import os
 import re
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +166,45 @@ def test_corrupt_gzip_is_a_data_error(tmp_path):
     raw[10] = 0xFF  # the first deflate block now has the reserved block type
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="not a valid gzip file"):
+        data.load(tmp_path, download=False)
+
+
+BOMB = 64 * 2**20
+
+
+def _bomb(path, gz):
+    """An IDX file of two 28x28 images followed by 64 MB of zeros: a few KB gzipped, or a sparse file."""
+    head = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (2, 28, 28))
+    if gz:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+        path.write_bytes(deflate.compress(head) + b"".join(deflate.compress(bytes(2**20)) for _ in range(BOMB // 2**20)) + deflate.flush())
+    else:
+        path.write_bytes(head)
+        os.truncate(path, BOMB)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_a_file_far_longer_than_its_header_is_refused_without_reading_it_all(tmp_path, gz):
+    """A gzip bomb, or a huge file, named as MNIST costs no more memory than the set its header declares."""
+    write_set(tmp_path, n_train=2)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.unlink()
+    _bomb(path if gz else path.with_suffix(""), gz)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"\(2, 28, 28\)"):
+            data.load(tmp_path, download=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < BOMB // 4
+
+
+def test_a_header_larger_than_a_small_gzip_file_could_hold_is_refused(tmp_path):
+    write_set(tmp_path)
+    head = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (2**31, 28, 28))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(head + bytes(1000)))
+    with pytest.raises(DataError, match="too short to hold"):
         data.load(tmp_path, download=False)
 
 

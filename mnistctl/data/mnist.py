@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -35,6 +37,8 @@ MNIST_MD5 = {
 MNIST_MD5_NAMES = {digest: name for name, digest in MNIST_MD5.items()}
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 ENV_VAR = "MNISTCTL_DATA_DIR"
+GZIP_MAGIC = b"\x1f\x8b"
+DEFLATE_MAX_RATIO = 1032  # the most deflate inflates one byte to
 MISSING_HINT = (
     "put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
     "t10k-labels-idx1-ubyte (optionally .gz) in a folder and pass --data-dir DIR or set MNISTCTL_DATA_DIR"
@@ -43,6 +47,17 @@ MISSING_HINT = (
 
 def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     """Decode the bytes of an IDX file into an array of its declared type and shape."""
+    shape, dtype, header, expected = _declared(raw, name)
+    if len(raw) != expected:
+        raise DataError(
+            f"{name} has {len(raw)} bytes but its header {shape} needs {expected}",
+            "the file is truncated or corrupt; download it again",
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _declared(raw: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """The shape and type an IDX file's header declares, the header's length and the file's length."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
         raise DataError(f"{name} is not an IDX file (bad magic number {raw[:4].hex()})", "check that the file is not corrupt")
     ndim = raw[3]
@@ -51,13 +66,7 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
         raise DataError(f"{name} is truncated inside its header", "download the file again")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DataError(
-            f"{name} has {len(raw)} bytes but its header {shape} needs {expected}",
-            "the file is truncated or corrupt; download it again",
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return shape, dtype, header, header + math.prod(shape) * dtype.itemsize
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -201,11 +210,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
         return Dataset(images, labels, facts["n_train"], folder, facts["name"], facts["md5"])
     arrays, md5 = {}, {}
     for key, path in paths.items():
-        stored = path.read_bytes()
-        try:
-            raw = gzip.decompress(stored) if stored[:2] == b"\x1f\x8b" else stored  # by content: a download may be renamed
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path} is not a valid gzip file ({exc})", "download it again") from None
+        stored, raw = _read_idx(path)
         md5[FILES[key]] = hashlib.md5(raw).hexdigest()
         _verify_listed(path, stored, raw)
         arrays[key] = parse_idx(raw, str(path))
@@ -217,6 +222,39 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     dataset = Dataset(torch.from_numpy(images), torch.from_numpy(labels), len(arrays["train_images"]), folder, "mnist" if is_mnist else "custom", md5)
     cache.write(paths, {"images": images, "labels": labels}, {"n_train": dataset.n_train, "name": dataset.name, "md5": md5})
     return dataset
+
+
+def _read_idx(path: Path) -> tuple[bytes, bytes]:
+    """A data file's bytes as stored and as IDX (gunzipped by content: a download may be renamed). No more is read or
+    inflated than its header declares, so a gzip bomb or a huge file is refused at the cost of the set it claims to be."""
+    with open(path, "rb") as f:
+        if f.read(2) != GZIP_MAGIC:
+            f.seek(0)
+            raw = _idx_from(f, str(path), os.fstat(f.fileno()).st_size)
+            return raw, raw
+        f.seek(0)
+        stored = f.read()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(stored)) as inflated:
+            raw = _idx_from(inflated, str(path), None, DEFLATE_MAX_RATIO * len(stored))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is not a valid gzip file ({exc})", "download it again") from None
+    return stored, raw
+
+
+def _idx_from(stream: BinaryIO, name: str, size: int | None, most: int | None = None) -> bytes:
+    """An IDX file's bytes from ``stream``, whose length is ``size`` (None: unknown, and can be no more than ``most``)."""
+    raw = stream.read(4)
+    raw += stream.read(4 * raw[3]) if len(raw) == 4 else b""
+    shape, _, _, expected = _declared(raw, name)
+    if size is not None and size != expected:
+        raise DataError(f"{name} has {size} bytes but its header {shape} needs {expected}", "the file is truncated or corrupt; download it again")
+    if most is not None and expected > most:
+        raise DataError(f"{name} is too short to hold the {expected} bytes its header {shape} needs", "the file is truncated or corrupt; download it again")
+    raw += stream.read(expected - len(raw) + 1)
+    if len(raw) > expected:
+        raise DataError(f"{name} holds more than the {expected} bytes its header {shape} needs", "the file is corrupt; download it again")
+    return raw
 
 
 def _verify_listed(path: Path, stored: bytes, raw: bytes) -> None:

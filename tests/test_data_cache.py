@@ -73,3 +73,25 @@ def test_only_the_entries_used_last_are_kept(tmp_path, store):
     data.load(tmp_path / "new", download=False)
     kept = set(store.glob("*.npz"))
     assert cache.entry(data.resolve(sets[-cache.KEEP], download=False)) in kept and len(kept) == cache.KEEP
+
+
+@pytest.mark.parametrize("damage", ["facts a list", "facts without md5", "n_train a string", "images cut short", "images as floats", "labels in a column"])
+def test_an_entry_that_reads_but_holds_no_whole_set_is_read_again(tmp_path, store, damage):
+    """A valid archive whose contents are not a set as load stores one (damaged, or written otherwise) is not trusted."""
+    write_set(tmp_path / "set")
+    first = data.load(tmp_path / "set", download=False)
+    paths = data.resolve(tmp_path / "set", download=False)
+    (arrays, facts) = cache.read(paths)
+    changed = {
+        "facts a list": lambda: (arrays, []),
+        "facts without md5": lambda: (arrays, {k: v for k, v in facts.items() if k != "md5"}),
+        "n_train a string": lambda: (arrays, {**facts, "n_train": "20"}),
+        "images cut short": lambda: ({**arrays, "images": arrays["images"][:3], "labels": arrays["labels"][:3]}, facts),
+        "images as floats": lambda: ({**arrays, "images": arrays["images"].astype(np.float64)}, facts),
+        "labels in a column": lambda: ({**arrays, "labels": arrays["labels"].reshape(-1, 1)}, facts),
+    }[damage]
+    cache.write(paths, *changed())
+    again = data.load(tmp_path / "set", download=False)
+    _same(first, again)
+    assert (again.images.dtype, again.labels.dtype) == (torch.uint8, torch.int64)
+    assert cache.read(paths)[0]["images"].shape == first.images.shape  # replaced by a whole entry

@@ -203,7 +203,7 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     paths = resolve(data_dir, download)
     folder = str(paths["train_images"].parent.resolve())
     cached = cache.read(paths)
-    if cached is not None:
+    if cached is not None and _whole(*cached):
         arrays, facts = cached
         _check_names(paths, facts["md5"])
         images, labels = torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
@@ -222,6 +222,19 @@ def load(data_dir: str | Path | None = None, download: bool = True) -> Dataset:
     dataset = Dataset(torch.from_numpy(images), torch.from_numpy(labels), len(arrays["train_images"]), folder, "mnist" if is_mnist else "custom", md5)
     cache.write(paths, {"images": images, "labels": labels}, {"n_train": dataset.n_train, "name": dataset.name, "md5": md5})
     return dataset
+
+
+def _whole(arrays: dict[str, np.ndarray], facts) -> bool:
+    """Whether a cache entry holds a set as :func:`load` stores one: an entry damaged or made otherwise is read again from the files."""
+    images, labels = arrays["images"], arrays["labels"]
+    return (
+        isinstance(facts, dict) and type(facts.get("n_train")) is int and isinstance(facts.get("name"), str)
+        and isinstance(facts.get("md5"), dict) and sorted(facts["md5"]) == sorted(FILES.values())
+        and all(isinstance(digest, str) for digest in facts["md5"].values())
+        and images.dtype == np.uint8 and images.ndim == 3 and images.shape[1:] == (28, 28)
+        and labels.dtype == np.int64 and labels.shape == images.shape[:1] and 0 < facts["n_train"] < len(labels)
+        and 0 <= labels.min() and labels.max() <= 9
+    )
 
 
 def _read_idx(path: Path) -> tuple[bytes, bytes]:

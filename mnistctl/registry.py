@@ -25,6 +25,7 @@ PASSED = {  # what mnistctl passes a factory of each kind before its options: th
 OPTION_FLAGS = {"architecture": "--set", "optimizer": "--opt-set", "scheduler": "--sched-set"}  # the flag of a plugin's options, by its kind
 RATES = ("lr", "weight_decay")  # an optimizer factory is passed these by keyword too: settings of their own, not options
 TYPES = (bool, int, float, str)  # an annotation that types an option by itself
+PRECISIONS = ("fp32", "bf16")  # what --precision names besides auto
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,16 @@ class Spec:
     """A registered thing: its factory builds it, the rest describes it without importing torch.
 
     ``params`` is the parameter count at the default options (architectures only);
-    a test checks it against the built model. ``source`` and ``kind`` are filled in when it is registered.
+    a test checks it against the built model. ``precisions`` (architectures only) are those its model computes in:
+    ``("fp32",)`` for one whose arithmetic is float32 whatever autocast asks (NumPy layers); ``--precision auto``
+    picks among them and another is refused. ``source`` and ``kind`` are filled in when it is registered.
     """
 
     name: str
     factory: Callable[..., Any]
     description: str = ""
     params: int | None = None
+    precisions: tuple[str, ...] = PRECISIONS
     source: str = field(default="", compare=False)
     kind: str = field(default="", compare=False)
 
@@ -129,6 +133,7 @@ class Registry:
             if isinstance(spec.name, str):
                 self.left_out[spec.name] = refused
             raise refused
+        spec = replace(spec, precisions=tuple(p for p in PRECISIONS if p in spec.precisions))  # a list too, in one order
         if by in self._by.get(spec.name, []):
             raise UsageError(f"{by} registers the {self.kind} '{spec.name}' twice", "the first is kept; register each name once")
         held = self._specs.get(spec.name)
@@ -204,6 +209,9 @@ def _refusal(spec: Spec, by: str) -> UsageError | None:
         return UsageError(f"{what} {spec.name!r}, a name that is not allowed", "a name is lowercase letters, digits, '-', '_' and '.', starting with a letter or digit; rename it")
     if not callable(spec.factory):
         return UsageError(f"{what} '{spec.name}' with {with_article(type(spec.factory).__name__)} for a factory", "a factory is a function; it is left out")
+    precisions = spec.precisions
+    if not isinstance(precisions, (tuple, list)) or not precisions or not all(isinstance(p, str) and p in PRECISIONS for p in precisions):
+        return UsageError(f"{what} '{spec.name}' with precisions={precisions!r}, not one or both of {' and '.join(PRECISIONS)}", "give a tuple such as precisions=('fp32',); it is left out")
     passed = PASSED.get(spec.kind, ())
     rates = RATES if spec.kind == "optimizer" else ()  # without a default, --lr and --weight-decay are needed
     takes = f"({', '.join([*passed, *rates, '**options'])})"

@@ -496,6 +496,42 @@ def test_an_empty_default_is_listed_as_the_command_line_takes_it(plug):
     assert parse_options(spec, [shlex.split(option)[0] for option in shown]) == spec.defaults  # as a shell passes them to --set
 
 
+def test_an_architecture_declares_the_precisions_it_computes_in_and_a_wrong_declaration_is_left_out(plug, capsys):
+    plug(_arch_plugin("mnistctl_exact", Spec("exact", _net, precisions=["fp32"]), Spec("both", _net), Spec("fp16net", _net, precisions=("fp16",)),
+                      Spec("wordnet", _net, precisions="fp32"), Spec("nonenet", _net, precisions=())), "exact")
+    assert plugins.archs().get("exact").precisions == ("fp32",) and plugins.archs().get("both").precisions == ("fp32", "bf16")
+    assert not {"fp16net", "wordnet", "nonenet"} & set(plugins.archs().names())
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: plugin 'exact' (mnistctl_exact) registers the architecture '{name}' with precisions={given!r}, not one or both of fp32 and bf16; "
+        "give a tuple such as precisions=('fp32',); it is left out"
+        for name, given in (("fp16net", ("fp16",)), ("wordnet", "fp32"), ("nonenet", ()))
+    ]
+
+
+def test_an_fp32_only_architecture_trains_in_fp32_by_default_refuses_bf16_and_list_says_so(plug, monkeypatch):
+    import torch
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.training import config as trainconfig
+
+    monkeypatch.setattr(trainconfig, "cpu_has_bf16", lambda: True)
+    plug(_arch_plugin("mnistctl_exact", Spec("exact", _net, "float32 arithmetic", precisions=("fp32",))), "exact")
+    precisions = plugins.archs().get("exact").precisions
+    assert trainconfig.resolve_precision("auto", torch.device("cpu"), precisions) == "fp32"
+    assert trainconfig.resolve_precision("auto", torch.device("cpu")) == "bf16"  # what any other architecture gets here
+    assert trainconfig.resolve({"arch": "exact", "precision": "fp32"})["precision"] == "fp32"
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({"arch": "exact", "precision": "bf16"})
+    assert (info.value.message, info.value.hint, info.value.exit_code) == (
+        "the architecture 'exact' from mnistctl_exact computes in fp32 only, not bf16", "use --precision fp32 or auto", 2)
+    listed = CliRunner().invoke(app, ["list", "archs", "--json"]).stdout
+    assert {row["name"]: row["precisions"] for row in json.loads(listed)}["exact"] == ["fp32"]
+    assert {row["name"]: row["precisions"] for row in json.loads(listed)}["lenet"] == ["fp32", "bf16"]
+    assert "float32 arithmetic (fp32 only)" in CliRunner().invoke(app, ["list", "archs", "exact"], env={"COLUMNS": "200"}).stdout
+    assert "only)" not in CliRunner().invoke(app, ["list", "archs", "lenet"], env={"COLUMNS": "200"}).stdout
+
+
 def test_an_unknown_name_mentions_the_plugins_that_failed_to_load(plug, monkeypatch):
     failed = plugins.PluginInfo("gone", "mnistctl_gone", "mnistctl-gone", "1.0", (), "ModuleNotFoundError: No module named 'some_missing_dep'")
     monkeypatch.setattr(plugins, "_unloadable", [failed])

@@ -199,6 +199,42 @@ def test_resume_after_a_stop_is_bit_exact(trained, tmp_path, data_dir):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_scratch_cnn_computes_in_fp32_so_auto_records_fp32_where_the_cpu_has_bf16(monkeypatch, tmp_path, data_dir):
+    from mnistctl.plugins import archs
+
+    monkeypatch.setattr(trainconfig, "cpu_has_bf16", lambda: True)
+    assert archs().get("scratch-cnn").precisions == ("fp32",)
+    trainer = Trainer(trainconfig.resolve({**QUICK, "precision": "auto", "name": "auto"}), None, tmp_path, data_dir)
+    trainer.prepare()
+    trainer.abandon()
+    assert trainer.config["precision"] == "fp32"  # written to config.json, which list, compare and watch read
+
+
+def test_scratch_cnn_with_bf16_is_one_line_of_error_before_any_work(tmp_path):
+    from test_cli import run_mnistctl
+
+    result = run_mnistctl("train", "--arch", "scratch-cnn", "--precision", "bf16", "--epochs", "1", "--limit", "256", MNISTCTL_RUNS_DIR=str(tmp_path / "runs"))
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, ["error: the architecture 'scratch-cnn' computes in fp32 only, not bf16 (use --precision fp32 or auto)"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_recorded_as_bf16_before_scratch_cnn_said_fp32_resumes_as_recorded(trained, tmp_path, data_dir):
+    import json
+
+    whole, _ = trained
+    stop = StopAt(2, 3)
+    old = stop.trainer = Trainer(trainconfig.resolve({**QUICK, "name": "old"}), stop, tmp_path, data_dir)
+    assert old.run()["status"] == "interrupted"
+    recorded = json.loads(old.run_dir.joinpath("config.json").read_text())
+    old.run_dir.joinpath("config.json").write_text(json.dumps({**recorded, "precision": "bf16"}))
+    assert Trainer.resume(runs.Run(old.run_dir)).run()["status"] == "finished"
+    assert json.loads(old.run_dir.joinpath("config.json").read_text())["precision"] == "bf16"
+    a, _ = checkpoint.load(whole.run_dir / "weights" / "last.safetensors")
+    b, _ = checkpoint.load(old.run_dir / "weights" / "last.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)  # autocast leaves NumPy's float32 arithmetic as it is
+
+
 def test_export_traces_torch_layers_in_place_of_numpy_and_checks_them_against_it(trained, mnist, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime

@@ -27,7 +27,7 @@ def _spec_rows(kind: str, pattern: str = "*") -> list[dict]:
         {
             "name": s.name,
             "description": s.description,
-            **({"params": s.params} if kind == "archs" else {}),
+            **({"params": s.params, "precisions": list(s.precisions)} if kind == "archs" else {}),
             "defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in s.defaults.items()},
             "choices": choices(s),
             "source": s.source,
@@ -52,7 +52,7 @@ READABLE = 15  # the narrowest a description (or a plugin's error) wraps to befo
 
 def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
     from mnistctl.plugins import registry
-    from mnistctl.registry import format_value
+    from mnistctl.registry import PRECISIONS, format_value
 
     rows = _spec_rows(kind, pattern)
     if as_json:
@@ -60,6 +60,8 @@ def _show_specs(kind: str, pattern: str, as_json: bool) -> None:
         return
     columns = ["name", "description", *(["params"] if kind == "archs" else []), "defaults", "source"]
     for row in rows:
+        if len(row.get("precisions", PRECISIONS)) < len(PRECISIONS):
+            row["description"] = f"{row['description']} ({' and '.join(row['precisions'])} only)".lstrip()
         row["options"] = [(f"{k}={format_value(v)}", _choices_text(row["choices"].get(k))) for k, v in row["defaults"].items()] or [("-", "")]
 
     def table(shown: list[str], commas: bool, measuring: bool = False):

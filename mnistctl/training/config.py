@@ -12,7 +12,7 @@ from typing import Any
 from mnistctl import __version__
 from mnistctl.errors import NotFoundError, UsageError, parse_problem
 from mnistctl.fsutil import MAX_JSON, NotRegular, open_regular
-from mnistctl.registry import parse_options, suggest
+from mnistctl.registry import PRECISIONS, parse_options, suggest
 from mnistctl.training import schema
 
 DEFAULTS: dict[str, Any] = {
@@ -141,6 +141,8 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
     provenance = recorded.get("plugins") if isinstance(recorded.get("plugins"), dict) else {}
     from_file = {"plugins": {k: v for k, v in provenance.items() if not flags.get(k)}}  # what to install, if a plugin is gone
     arch, optimizer, scheduler = (spec_of({**config, **from_file}, setting, f"config file {config_file}") for setting in ("arch", "optimizer", "scheduler"))
+    if config["precision"] not in ("auto", *arch.precisions):
+        raise UsageError(f"{arch.label} computes in {' and '.join(arch.precisions)} only, not {config['precision']}", f"use --precision {arch.precisions[0]} or auto")
     flagged = {key: flags[key] if isinstance(flags.get(key), dict) else {} for key in OPTIONS}
     config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, typed["arch_options"], "architecture", flagged["arch_options"])}
     optimizer_options = plugin_options(optimizer, typed["optimizer_options"], "optimizer", flagged["optimizer_options"])
@@ -231,7 +233,7 @@ def finish(config: dict[str, Any], dataset, device, n_train: int, n_val: int, co
     (with the distribution and version providing its architecture, optimizer and scheduler)."""
     from mnistctl import plugins
 
-    config = dict(config, precision=resolve_precision(config["precision"], device))
+    config = dict(config, precision=resolve_precision(config["precision"], device, plugins.spec_of(config, "arch").precisions))
     mean, std = dataset.stats()
     config["data"] = {
         "dir": dataset.folder,
@@ -246,13 +248,16 @@ def finish(config: dict[str, Any], dataset, device, n_train: int, n_val: int, co
     return {**config, **provenance(command), "plugins": plugins.provenance(config)}
 
 
-def resolve_precision(requested: str, device) -> str:
-    """``auto``: bf16 autocast where the hardware has bf16 arithmetic (CUDA, AMX or AVX512-BF16 CPUs), else fp32.
+def resolve_precision(requested: str, device, supported: tuple[str, ...] = PRECISIONS) -> str:
+    """``auto``: bf16 autocast where the hardware has bf16 arithmetic (CUDA, AMX or AVX512-BF16 CPUs), else fp32;
+    for an architecture that computes in one precision only (``supported``), that one.
 
     Measured on an AVX-512 CPU without bf16 arithmetic, bf16 autocast halved simplecnn's throughput.
     """
     if requested != "auto":
         return requested
+    if len(supported) == 1:
+        return supported[0]
     import torch
 
     if device.type == "cuda":

@@ -24,5 +24,6 @@ def register_archs(register):
             scratch_cnn,
             "Hand-written NumPy layers (im2col conv, max pool, ReLU, dropout, fc), forward and backward: slower, for learning",
             params=206_922,
+            precisions=("fp32",),  # NumPy computes in float32: bf16 autocast would only add casts
         )
     )

@@ -365,11 +365,14 @@ def _user_exists(name: str) -> bool:
 
 def test_two_workers_share_a_postgresql_study(tmp_path, space, data_dir, postgres):
     root = tmp_path / "runs"
-    args = ["--study", "pg", "--trials", "2", "--space", str(space), "--storage", postgres, "--runs-dir", str(root), *TINY]
-    procs = [sweep_process(*args, data_dir=data_dir) for _ in range(2)]
+    secret = postgres.replace("mnistctl@", "mnistctl:hunter2@")  # the server trusts local users: the password is not checked
+    args = ["--study", "pg", "--trials", "2", "--space", str(space), "--runs-dir", str(root), *TINY]
+    procs = [sweep_process(*args, *storage, data_dir=data_dir) for storage in (["--storage", secret], [f"--storage={secret}"])]
     check_workers(procs, "pg", postgres, root, 2)
     assert not (root / "optuna.db").exists()
     assert all(run.config["study"]["storage"] == postgres for run in study_runs(root, "pg").values())
+    for run in study_runs(root, "pg").values():
+        assert "hunter2" not in run.config_path.read_text() and postgres in run.config["command"]
 
 
 def test_study_runs_picks_the_study_best_validation_first(tmp_path):

@@ -88,7 +88,7 @@ def _sweep(options: dict[str, Any]) -> None:
     quiet = options["quiet"]
     worker = sweep.Worker(
         study, dimensions, flags, options["trials"], options["config"], options["preset"], options["runs_dir"],
-        options["data_dir"], shlex.join(["mnistctl", *sys.argv[1:]]), lambda: make_observer(quiet), train.run_with_signals,
+        options["data_dir"], _command(sys.argv[1:], options["storage"]), lambda: make_observer(quiet), train.run_with_signals,
         sweep.public_url(url),
     )
     if not quiet:
@@ -105,6 +105,16 @@ def _sweep(options: dict[str, Any]) -> None:
     if not quiet:
         out.print(f"this worker ran {ran} trial{'s' * (ran != 1)}; the study holds {worker.counted()} of {options['trials']}")
         _print_study(study, options["runs_dir"])
+
+
+def _command(argv: list[str], storage: str | None) -> str:
+    """The command line as each trial's config.json records it, the storage URL without its password."""
+    from mnistctl.training.sweep import public_url
+
+    if storage is None:
+        return shlex.join(["mnistctl", *argv])
+    shown = public_url(storage)
+    return shlex.join(["mnistctl", *(shown if arg == storage else f"--storage={shown}" if arg == f"--storage={storage}" else arg for arg in argv)])
 
 
 def _check_study_name(name: str) -> None:

@@ -44,7 +44,7 @@ def test_the_file_and_the_readme_tell_a_deployer_how_to_feed_it_and_read_it(run,
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", 20)]
     assert meta["mnistctl.input"].startswith("images: uint8 (N, 28, 28), pixels 0-255") and "normalised inside the model" in meta["mnistctl.input"]
     assert meta["mnistctl.output"] == "probs: float32 (N, 10), the probability of each digit, 0 to 9 in order"
-    assert proto.doc_string.startswith(f"MNIST digit classifier from mnistctl run {run.name} (best weights)")
+    assert proto.doc_string.startswith(f"MNIST digit classifier from mnistctl run {run.name} (best weights, from epoch ")
     readme = (Path(__file__).parents[1] / "README.md").read_text().split("## Export to ONNX")[1]
     snippet = readme.split("```python\n")[1].split("```")[0]
     monkeypatch.chdir(tmp_path)
@@ -126,3 +126,33 @@ def test_a_failed_export_leaves_no_folder_behind(run, mnist, tmp_path, monkeypat
     with pytest.raises(RunError):
         export.export(run, "onnx", "best", tmp_path / "exports" / "best.onnx", dataset=mnist)
     assert not (tmp_path / "exports").exists()
+
+
+def test_export_says_which_epoch_it_wrote_and_the_file_records_it(run, tmp_path):
+    best = max((e for e in run.epochs()), key=lambda e: e["val_acc"])["epoch"]
+    result = CliRunner().invoke(app, ["export", str(run.path), "-o", str(tmp_path / "best.onnx")])
+    assert result.exit_code == 0, result.output
+    assert f"\nweights: best, from epoch {best} of 2\n" in result.stdout
+    meta = export.recorded(tmp_path / "best.onnx")
+    assert (meta["mnistctl.weights"], meta["mnistctl.epoch"], meta["mnistctl.epochs"]) == ("best", str(best), "2")
+    assert "mnistctl.step_in_epoch" not in meta
+
+
+def test_export_of_a_run_still_training_says_its_weights_are_from_partway_through_an_epoch(run, tmp_path):
+    import json
+    import shutil
+
+    from mnistctl.runs import Run, checkpoint
+
+    training = Run(shutil.copytree(run.path, tmp_path / "training"))
+    (training.path / "summary.json").unlink()
+    events = training.metrics_path.read_text().splitlines()
+    training.metrics_path.write_text("".join(line + "\n" for line in events if json.loads(line)["event"] != "end"))
+    tensors, _ = checkpoint.load(training.weights("last"))
+    checkpoint.save(training.weights("last"), tensors, {"epoch": 1, "step_in_epoch": 3})  # stopped at step 3 of epoch 2
+    result = CliRunner().invoke(app, ["export", str(training.path), "--weights", "last", "-o", str(tmp_path / "last.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "\nweights: last, from partway through epoch 2 of 2, at step 3; the run is still training\n" in result.stdout
+    meta = export.recorded(tmp_path / "last.onnx")
+    assert (meta["mnistctl.weights"], meta["mnistctl.epoch"], meta["mnistctl.step_in_epoch"]) == ("last", "2", "3")
+    assert "(last weights, from partway through epoch 2 of 2, at step 3)" in onnx.load(str(tmp_path / "last.onnx")).doc_string

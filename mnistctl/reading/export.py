@@ -36,6 +36,64 @@ class Parity:
         return self.mismatches == 0 and self.max_difference < TOLERANCE
 
 
+@dataclass
+class Trained:
+    """Which weights an export is of, and when they were saved: their epoch, and the step into it for weights
+    saved partway through one (a run stopped or still training); None for weights that do not record it."""
+
+    which: str
+    epoch: int | None = None
+    step: int = 0
+    epochs: int | None = None
+
+    @classmethod
+    def of(cls, run: Run, which: str, meta) -> Trained:
+        """From a checkpoint's metadata: best records the epoch it ended, last the epochs done and the steps into the next."""
+        planned = run.config.get("epochs")
+        planned = planned if type(planned) is int else None
+        meta = meta if isinstance(meta, dict) else {}
+        done, step = meta.get("epoch"), meta.get("step_in_epoch", 0)
+        if which == "initial":
+            return cls(which, 0, 0, planned)
+        if type(done) is not int or type(step) is not int:
+            return cls(which, epochs=planned)
+        return cls(which, done + 1 if step else done, step, planned)
+
+    @classmethod
+    def recorded(cls, metadata: dict[str, str]) -> Trained:
+        """From the metadata of an export."""
+        epoch, step, epochs = (int(metadata[key]) if metadata.get(key, "").isdigit() else None for key in (EPOCH, STEP, EPOCHS))
+        return cls(metadata.get("mnistctl.weights", "best"), epoch, step or 0, epochs)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        found = {EPOCH: self.epoch, STEP: self.step or None, EPOCHS: self.epochs}
+        return {key: str(value) for key, value in found.items() if value is not None}
+
+    @property
+    def when(self) -> str | None:
+        """``from epoch 3 of 10``, ``from partway through epoch 4 of 10, at step 120`` or ``before any training``."""
+        if self.epoch is None:
+            return None
+        if self.epoch == 0:
+            return "before any training"
+        of = f" of {self.epochs}" if self.epochs else ""
+        return f"from partway through epoch {self.epoch}{of}, at step {self.step}" if self.step else f"from epoch {self.epoch}{of}"
+
+    def __str__(self) -> str:
+        return ", ".join(filter(None, (self.which, self.when)))
+
+
+EPOCH, STEP, EPOCHS = "mnistctl.epoch", "mnistctl.step_in_epoch", "mnistctl.epochs"
+
+
+def recorded(path: str | Path) -> dict[str, str]:
+    """The metadata an ONNX file carries."""
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
 def default_path(run: Run, which: str) -> Path:
     return run.export_path(which, "onnx")
 
@@ -63,7 +121,7 @@ def export_onnx(run: Run, which: str = "best", output: str | Path | None = None,
     with tempfile.TemporaryDirectory(prefix="mnistctl-export-") as scratch:  # its folder is made only for a model that passed
         checked = Path(scratch) / output.name
         _write(_pipeline(model, mean, std), checked, images[:2], _arch_label(run))
-        _describe(checked, run, which, weights.digest, mean, std)
+        _describe(checked, run, Trained.of(run, which, weights.meta), weights.digest, mean, std)
         parity = check(checked, model, images, mean, std)
         if not parity.ok:
             raise RunError(
@@ -176,7 +234,7 @@ def _root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _describe(path: Path, run: Run, which: str, digest: str, mean: float, std: float) -> None:
+def _describe(path: Path, run: Run, trained: Trained, digest: str, mean: float, std: float) -> None:
     """Record what the export is of, with ``digest``, the SHA-256 of the weight bytes the model was built from."""
     import onnx
 
@@ -186,7 +244,8 @@ def _describe(path: Path, run: Run, which: str, digest: str, mean: float, std: f
     for key, value in {
         "mnistctl.run": run.name,
         "mnistctl.arch": run.config["arch"],
-        "mnistctl.weights": which,
+        "mnistctl.weights": trained.which,
+        **trained.metadata,
         WEIGHTS_DIGEST: digest,
         "mnistctl.mean": str(mean),
         "mnistctl.std": str(std),
@@ -195,7 +254,8 @@ def _describe(path: Path, run: Run, which: str, digest: str, mean: float, std: f
     }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.doc_string = f"MNIST digit classifier from mnistctl run {run.name} ({which} weights). Input {INPUT}. Output {OUTPUT}."
+    weights = ", ".join(filter(None, (f"{trained.which} weights", trained.when)))
+    proto.doc_string = f"MNIST digit classifier from mnistctl run {run.name} ({weights}). Input {INPUT}. Output {OUTPUT}."
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 

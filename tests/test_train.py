@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import re
 import shlex
@@ -17,6 +18,7 @@ from mnistctl import runs
 from mnistctl.errors import RunError, TrainingDiverged, UsageError
 from mnistctl.runs import Kind, Status, checkpoint
 from mnistctl.training import config as trainconfig
+from mnistctl.training import trainer as trainer_module
 from mnistctl.training.trainer import Observer, Trainer, improves
 from mnistctl.tui.widgets import setup_terms
 
@@ -530,7 +532,8 @@ class Shown(Observer):
         self.shown.append((epoch, step, loss, acc))
 
 
-def test_progress_shows_the_epochs_running_means_and_nothing_before_its_first_sync(tmp_path, data_dir):
+def test_progress_shows_the_epochs_running_means_and_nothing_before_its_first_sync(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setattr(trainer_module, "LIVE_FIGURES_EVERY", math.inf)
     observer = Shown()
     trainer = make(tmp_path, data_dir, observer)  # syncs every 4 steps, 8 to an epoch
     trainer.run()
@@ -541,6 +544,17 @@ def test_progress_shows_the_epochs_running_means_and_nothing_before_its_first_sy
         assert None not in shown[epoch, 4] and shown[epoch, 4] == shown[epoch, 7]
         loss, acc = shown[epoch, 8]
         assert (loss, acc) == (pytest.approx(event["train_loss"], abs=1e-6), pytest.approx(event["train_acc"], abs=1e-6))
+
+
+def test_an_epoch_shorter_than_the_log_interval_still_shows_running_figures(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setattr(trainer_module, "LIVE_FIGURES_EVERY", 0.0)  # as if every step took longer than the wait
+    observer = Shown()
+    trainer = make(tmp_path, data_dir, observer, log_every=10_000)
+    trainer.run()
+    first = [(loss, acc) for epoch, step, loss, acc in observer.shown if epoch == 1]
+    assert len(first) == 8 and all(loss is not None and acc is not None for loss, acc in first)
+    assert first[-1] == (pytest.approx(runs.Run(trainer.run_dir).epochs()[0]["train_loss"], abs=1e-6),
+                         pytest.approx(runs.Run(trainer.run_dir).epochs()[0]["train_acc"], abs=1e-6))
 
 
 def test_the_progress_bar_shows_a_dash_until_there_are_figures(monkeypatch):

@@ -26,6 +26,8 @@ from mnistctl.training.layerstats import LayerStats
 TEST_CHUNK = 1024  # test images between looks at a stop request: whole batches of predict_proba, so the same figures
 
 
+LIVE_FIGURES_EVERY = 1.0  # seconds: between sparse log intervals, a sync this often keeps the bar's figures live
+
 class Observer:
     """Receives the run's events as they are written; the default shows nothing."""
 
@@ -261,7 +263,8 @@ class Trainer:
         group = self.optimizer.param_groups[0]
         while self.epoch < config["epochs"]:
             loss_value, acc = self._sync()
-            epoch_start = time.perf_counter() - self.epoch_time  # a resumed epoch counts its time before the interruption
+            synced = time.perf_counter()
+            epoch_start = synced - self.epoch_time  # a resumed epoch counts its time before the interruption
             model.train()
             order = self.world.shard(torch.randperm(len(self.train_x), generator=torch.Generator().manual_seed(config["seed"] * 100_003 + self.epoch)))
             while self.step_in_epoch < self.steps_per_epoch:
@@ -291,6 +294,10 @@ class Trainer:
                 if self.global_step % config["log_every"] == 0:
                     loss_value, acc = self._sync()
                     self._log_interval()
+                    synced = time.perf_counter()
+                elif time.perf_counter() - synced > LIVE_FIGURES_EVERY:
+                    loss_value, acc = self._sync()
+                    synced = time.perf_counter()
                 self.observer.step(self.epoch + 1, self.step_in_epoch, self.steps_per_epoch, loss_value, acc)
                 if self._stopping():
                     self._sync()

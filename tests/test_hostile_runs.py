@@ -6,6 +6,7 @@ import os
 import resource
 import subprocess
 import sys
+import tracemalloc
 
 import pytest
 import torch
@@ -66,6 +67,38 @@ def test_weights_that_are_not_a_regular_file_are_not_called_missing(copies):
         damaged.weights("best")
     with pytest.raises(RunError, match="is not a regular file"):
         checkpoint.load(damaged.weights_path("best"))
+
+
+
+HUGE = 64 * 2**20
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("padded", r"is unreadable: 67,\d{3},\d{3} bytes follow the [\d,]+ its header declares \(the file is damaged"),
+    ("another file", "is unreadable: its first bytes are not a safetensors header"),
+    ("cut in its tensors", r"is unreadable: it is cut short at 4,000 of the [\d,]+ bytes its header declares"),
+    ("cut in its header", "is unreadable: it is cut short at 20 bytes, inside its header"),
+])
+def test_a_checkpoint_of_the_wrong_length_is_refused_from_its_header(tmp_path, damage, message):
+    """Judged by the length its header declares, before the tensors are read: a huge file named as a checkpoint costs nothing."""
+    path = tmp_path / "best.safetensors"
+    checkpoint.save(path, {"weight": torch.ones(10_000)}, {"epoch": 1})
+    whole = path.read_bytes()
+    if damage == "padded":
+        os.truncate(path, HUGE)
+    elif damage == "another file":
+        path.write_bytes(b"")
+        os.truncate(path, HUGE)
+    else:
+        path.write_bytes(whole[: 4000 if damage == "cut in its tensors" else 20])
+    tracemalloc.start()
+    try:
+        with pytest.raises(RunError, match=message):
+            checkpoint.read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < HUGE // 4
 
 
 # Damaged metrics lines are skipped, never a crash

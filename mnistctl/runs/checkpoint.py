@@ -15,6 +15,7 @@ from mnistctl.fsutil import atomic_path, open_regular
 from mnistctl.runs.reader import unreadable
 
 META_KEY = "mnistctl"
+MAX_HEADER = 100_000_000  # safetensors' own limit
 
 
 def save(path: str | Path, tensors: dict[str, Any], meta: Any = None) -> None:
@@ -56,19 +57,44 @@ def read(path: str | Path) -> Loaded:
     path = Path(path)
     try:
         with open_regular(path) as f:  # safetensors would wait on a FIFO, and calls a file it may not read missing
-            data = f.read()
+            start = f.read(8)
+            header = f.read(min(int.from_bytes(start, "little"), MAX_HEADER))
+            _check_length(path, start, header, os.fstat(f.fileno()).st_size)
+            data = start + header + f.read()
     except FileNotFoundError:
         raise RunError(f"checkpoint {path} does not exist", "train a run first, or pick another --checkpoint") from None
     except OSError as exc:
         raise unreadable(path, exc) from None
     try:
         tensors = from_bytes(data)
-        size = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + size])
-        meta = json.loads((header.get("__metadata__") or {}).get(META_KEY, "null"))
+        meta = json.loads((json.loads(header).get("__metadata__") or {}).get(META_KEY, "null"))
     except Exception as exc:
         raise RunError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})", "it may be truncated; use another checkpoint") from None
     return Loaded(tensors, meta, hashlib.sha256(data).hexdigest())
+
+
+def _check_length(path: Path, start: bytes, header: bytes, size: int) -> None:
+    """Refuse a file whose length is not the one its safetensors header declares, before its tensors are read:
+    a file cut short, one with more after its tensors, or any other file of whatever size, named as a checkpoint."""
+    declared = int.from_bytes(start, "little")
+    if len(start) < 8 or (declared <= MAX_HEADER and len(header) < declared):
+        raise _unreadable(path, f"it is cut short at {size:,} bytes, inside its header")
+    try:
+        entries = json.loads(header)
+        end = max((entry["data_offsets"][1] for name, entry in entries.items() if name != "__metadata__"), default=0)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+        end = None
+    if type(end) is not int:
+        raise _unreadable(path, "its first bytes are not a safetensors header", "it is damaged or another kind of file; use another checkpoint")
+    expected = 8 + len(header) + end
+    if size < expected:
+        raise _unreadable(path, f"it is cut short at {size:,} of the {expected:,} bytes its header declares")
+    if size > expected:
+        raise _unreadable(path, f"{size - expected:,} bytes follow the {expected:,} its header declares", "the file is damaged; use another checkpoint")
+
+
+def _unreadable(path: Path, why: str, hint: str = "use another checkpoint, or train the run again") -> RunError:
+    return RunError(f"checkpoint {path} is unreadable: {why}", hint)
 
 
 def save_model(path: str | Path, model, meta: dict | None = None) -> None:

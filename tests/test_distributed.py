@@ -218,10 +218,27 @@ def test_a_rank_that_stops_answering_fails_the_run_in_one_line_after_the_timeout
 @pytest.mark.parametrize("flags, message", [
     (["--val-split", "60000"], "error: --val-split 60,000 leaves no training images"),
     (["--limit", "100", "--batch-size", "256"], "error: batch_size 256 is larger than the 100 training images"),
+    pytest.param(["--device", "cuda"], "error: device 'cuda' is not available on this machine", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="a machine with CUDA")),
 ])
 def test_bad_input_is_refused_once_before_the_workers_start(tmp_path, env_data, flags, message):
     result = train(tmp_path, "--nproc", "2", "--arch", "lenet", "--epochs", "1", *flags)
     assert result.returncode == 2 and result.stderr.count("error:") == 1 and result.stderr.startswith(message)
+    assert not any(tmp_path.iterdir())
+
+
+def test_more_processes_than_gpus_are_refused_before_any_starts(tmp_path, env_data, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.errors import UsageError
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    monkeypatch.setattr("torch.distributed.launcher.api.elastic_launch", lambda *a, **k: pytest.fail("the workers were started"))
+    result = CliRunner().invoke(app, ["train", "--nproc", "2", "--device", "cuda", "--arch", "lenet", "--limit", "512", "--runs-dir", str(tmp_path)])
+    error = result.exception
+    assert isinstance(error, UsageError) and error.message == "2 processes on this machine but only 1 GPUs", result.output
     assert not any(tmp_path.iterdir())
 
 

@@ -85,13 +85,14 @@ def command(
     else:
         trainer = Trainer(space.settings(given, config, preset), observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
     if launching:
-        import torch
-
-        from mnistctl.training.distributed import launch
+        from mnistctl.models import pick_device
+        from mnistctl.training.distributed import launch, refuse_unshared
 
         world.check_batch(trainer.config["batch_size"], nproc, resuming=resume is not None)
+        device = pick_device(trainer.config["device"])  # what every worker would refuse, refused once
+        refuse_unshared(device, nproc)
         trainer.check(on_cpu=True)
-        on_cpu = trainer.config["device"] == "cpu" or not torch.cuda.is_available()
+        on_cpu = device.type == "cpu"
         del trainer  # its data and model: each worker loads its own
         raise typer.Exit(launch(nproc, sys.argv[1:], on_cpu))
     try:

@@ -72,13 +72,10 @@ class World:
         device = pick_device(requested)
         if not self.launched:
             return device
+        refuse_unshared(device, self.local_size)
         if device.type == "cuda":
-            if self.local_rank >= torch.cuda.device_count():
-                raise UsageError(f"{self.local_size} processes on this machine but only {torch.cuda.device_count()} GPUs", "start one process per GPU, or pass --device cpu")
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
-        elif device.type != "cpu":
-            raise UsageError(f"distributed training runs on cpu or cuda, not {device.type}", "pass --device cpu")
         return device
 
     def backend(self, device) -> str:
@@ -206,6 +203,17 @@ class World:
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
         return tensor.tolist()
+
+
+def refuse_unshared(device, processes: int) -> None:
+    """Refuse a device that ``processes`` on this machine cannot train on together: one GPU each, or the CPU."""
+    import torch
+
+    if device.type == "cuda":
+        if processes > torch.cuda.device_count():
+            raise UsageError(f"{processes} processes on this machine but only {torch.cuda.device_count()} GPUs", "start one process per GPU, or pass --device cpu")
+    elif device.type != "cpu":
+        raise UsageError(f"distributed training runs on cpu or cuda, not {device.type}", "pass --device cpu")
 
 
 def peer_lost(exc: BaseException) -> bool:

@@ -78,6 +78,15 @@ def test_good_names_pass():
     assert trainconfig.resolve({"name": "lenet-1.5_b"})["name"] == "lenet-1.5_b"
 
 
+@pytest.mark.parametrize("amounts, hint", [
+    ({"rotation": 500}, "fix --rotation or the config file"), ({"elastic": -1}, "fix --elastic or the config file"), (True, "fix augment in the config file"),
+])
+def test_a_bad_augmentation_amount_is_told_to_be_fixed_with_its_own_flag(amounts, hint):
+    with pytest.raises(UsageError) as info:
+        schema.check({**trainconfig.DEFAULTS, "augment": amounts})
+    assert info.value.hint == hint
+
+
 def test_a_setting_only_a_config_file_sets_is_not_told_to_be_fixed_with_a_flag(tmp_path):
     path = tmp_path / "c.json"
     path.write_text('{"log_every": 0}')

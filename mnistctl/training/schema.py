@@ -109,7 +109,7 @@ def check(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 FLAGS = {  # a setting's flag, where it is not --<setting>
-    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": "--rotation/--shift/--zoom/--elastic",
+    "arch_options": "--set", "optimizer_options": "--opt-set", "scheduler_options": "--sched-set", "augment": None,  # an amount: its own flag
     "log_layers": "--log-layers-every", "log_every": None,  # None: only a config file sets it
 }
 
@@ -211,7 +211,7 @@ def _usage(exc: ValidationError, model: type[BaseModel], given: dict[str, Any], 
         return UsageError(f"{prefix}setting '{setting}' is missing", "every setting needs a value; see the README")
     value = _short(error.get("input") if nested or not loc else given.get(loc[0], error.get("input")))
     expected = _description(model, loc) or _expected(error)
-    flag = flag or FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}")
+    flag = flag or (f"--{loc[1]}" if nested and loc[1] in Augment.model_fields else FLAGS.get(loc[0], f"--{loc[0].replace('_', '-')}"))
     hint = f"fix {flag} or the config file" if flag else f"fix {setting} in the config file"
     return UsageError(f"{prefix}{setting} = {value} is not allowed: expected {expected}", hint)
 

@@ -125,6 +125,27 @@ def test_lines_with_nan_infinity_impossible_counts_or_deep_nesting_are_skipped_a
     assert chunk.first_problem == "an epoch event with a number that is not finite (NaN or infinity)"
 
 
+
+LAYERS = {"event": "layers", "time": 1.0, "epoch": 1, "step": 3,
+          "layers": {"conv": {"type": "Conv2d", "mean": 0.1, "std": 1.0, "zeros": 0.0, "grad": None,
+                              "params": {"weight": {"norm": 2.0, "grad": 0.5, "update": None}}}}}
+
+
+@pytest.mark.parametrize("layers, why", [
+    ({"conv": 5}, "layer conv is not an object of statistics"),
+    ({"conv": {"mean": "x"}}, "layer conv is not an object of statistics"),
+    ({"conv": {"type": 3}}, "layer conv is not an object of statistics"),
+    ({"conv": {"params": [1]}}, "layer conv is not an object of statistics"),
+    ({"conv": {"params": {"weight": 7}}}, "layer conv has parameters that are not objects of statistics"),
+    ({"conv": {"params": {"weight": {"update": [1]}}}}, "layer conv has parameters that are not objects of statistics"),
+])
+def test_a_layers_event_whose_statistics_are_not_shaped_as_written_is_skipped(layers, why):
+    """visualize and watch read every layer's statistics: one that is a number or a list was an internal error."""
+    chunk = Chunk()
+    parse_lines([json.dumps(LAYERS).encode(), json.dumps({**LAYERS, "layers": layers}).encode()], chunk)
+    assert chunk.events == [LAYERS] and chunk.first_problem == f"a layers event whose {why}"
+
+
 def test_a_line_without_end_is_read_in_blocks_and_dropped_past_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "BLOCK", 16)
     monkeypatch.setattr(reader, "MAX_LINE", 1000)

@@ -163,6 +163,8 @@ NUMBERS = ("time", "epoch", "step", "epochs", "steps_per_epoch", "loss", "train_
            "lr", "images_per_s", "epoch_time", "elapsed", "params")
 OPTIONAL_NUMBERS = ("val_loss", "val_acc")  # null without a validation split
 FRACTIONS = ("train_acc", "val_acc", "test_acc")
+LAYER_NUMBERS = ("mean", "std", "zeros", "grad")  # of LayerStats, each may be null
+PARAM_NUMBERS = ("norm", "grad", "update")  # of ParamStats
 NON_NEGATIVE = ("loss", "train_loss", "val_loss", "test_loss", "lr", "images_per_s", "epoch_time", "elapsed", "params")
 MAX_EPOCHS = 100_000  # as many as training takes
 MAX_STEPS = 2**53  # whole numbers a float holds exactly
@@ -193,11 +195,28 @@ def problem(event: Any) -> str | None:
         return f"{an_event} with a number that is not finite (NaN or infinity)"
     if out := _out_of_range(event):
         return f"{an_event} whose {out}"
-    if kind == Kind.LAYERS and not isinstance(event["layers"], dict):
-        return "a layers event whose layers is not an object"
+    if kind == Kind.LAYERS and (wrong := _layers_problem(event["layers"])):
+        return f"a layers event whose {wrong}"
     if kind == Kind.END and event["status"] not in Status.__members__.values():
         return f"an end event with unknown status {event['status']!r}"
     return None
+
+
+def _layers_problem(layers: Any) -> str | None:
+    """What in a layers event's statistics is not shaped as :class:`LayerStats`, in words, or None."""
+    if not isinstance(layers, dict):
+        return "layers is not an object"
+    for name, stats in layers.items():
+        params = stats.get("params") or {} if isinstance(stats, dict) else None
+        if not isinstance(params, dict) or not isinstance(stats.get("type", ""), str) or not _numbers_or_null(stats, LAYER_NUMBERS):
+            return f"layer {name} is not an object of statistics"
+        if not all(isinstance(param, dict) and _numbers_or_null(param, PARAM_NUMBERS) for param in params.values()):
+            return f"layer {name} has parameters that are not objects of statistics"
+    return None
+
+
+def _numbers_or_null(stats: dict[str, Any], names: tuple[str, ...]) -> bool:
+    return all(stats.get(name) is None or _is_number(stats[name]) for name in names)
 
 
 def _is_number(value: Any) -> bool:

@@ -14,7 +14,7 @@ NAME = "predict"
 
 def command(
     images: List[str] = typer.Argument(..., help="Image files or folders of images; - reads one image from standard input."),
-    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, or a weights file in RUN/weights/ \\[default: latest]. Repeat to average an ensemble."),
+    run: Optional[List[str]] = typer.Option(None, "--run", "-r", autocompletion=options.complete_runs, help="Run name or path, a weights file in RUN/weights/, or a .onnx file mnistctl export wrote (copied anywhere: no run needed) \\[default: latest]. Repeat to average an ensemble of any of these."),
     which: options.Weights = None,
     top_k: int = typer.Option(3, "--top-k", "-k", min=1, max=10, help="How many likeliest digits to show."),
     raw: bool = typer.Option(False, "--raw", help="Images are already in MNIST form (28x28, white on black): skip preparation."),
@@ -29,15 +29,16 @@ def command(
 ) -> None:
     """Read handwritten digits from photos, scans or drawings.
 
-    Each image is prepared the way MNIST was made: inverted if dark on light, background and lighting removed, cropped to the ink, fitted into 20x20 and centred by mass in 28x28. Results stream as images are read. A run with an ONNX export (mnistctl export) predicts with onnxruntime, without loading PyTorch. Exits 1 if any image could not be read.
+    Each image is prepared the way MNIST was made: inverted if dark on light, background and lighting removed, cropped to the ink, fitted into 20x20 and centred by mass in 28x28. Results stream as images are read. A run with an ONNX export (mnistctl export), or the exported file itself, predicts with onnxruntime, without loading PyTorch. Exits 1 if any image could not be read.
 
     Example: mnistctl predict photo.jpg scans/ --top-k 3
+
+    Example: mnistctl predict photo.jpg --run digits.onnx
     """
     import contextlib
     import functools
     import sys
 
-    from mnistctl import runs
     from mnistctl.console import err, printable, report, warn
     from mnistctl.errors import UsageError
     from mnistctl.reading import predict
@@ -51,14 +52,18 @@ def command(
     options.output_folder(save_input, "--save-input")
     _check_images(images, sys.stdin)
     refs = [*(run or []), *map(str, checkpoint or [])] or ["latest"]
-    chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
-    options.refuse_repeated_runs(refs, chosen)
-
-    names = predict.labels(chosen)
+    models = [_model(ref, which, runs_dir) for ref in refs]
+    from_runs = [(ref, model) for ref, model in zip(refs, models) if not isinstance(model, predict.Export)]
+    options.refuse_repeated_runs([ref for ref, _ in from_runs], [model for _, model in from_runs])
+    if len(from_runs) < len(models):
+        _check_exports(refs, models, which, device, explain)
+    run_names = iter(predict.labels([model for _, model in from_runs]))
+    names = [predict.export_label(model, printable(ref)) if isinstance(model, predict.Export) else next(run_names) for ref, model in zip(refs, models)]
 
     @functools.cache
     def members() -> list[predict.Member]:
-        return [predict.member_from_run(run, weights, device, explain is None, name) for (run, weights), name in zip(chosen, names)]
+        return [predict.member_from_export(model, name) if isinstance(model, predict.Export) else predict.member_from_run(*model, device, explain is None, name)
+                for model, name in zip(models, names)]
 
     saver = predict.InputSaver(save_input) if save_input is not None else None
     output = Output("jsonl" if jsonl_out else "json" if json_out else "table", names)
@@ -94,6 +99,47 @@ def command(
         report(f"{len(unread):,} of {output.count:,} images could not be read: {_some(unread)}", "each one's error is above")
     if failed:
         raise typer.Exit(1)
+
+
+def _model(ref: str, which, runs_dir):
+    """A run and its weights, or an ONNX file ``mnistctl export`` wrote (by its .onnx name, or any file that is not a run's)."""
+    from mnistctl import runs
+    from mnistctl.errors import UsageError
+    from mnistctl.reading.members import open_export
+    from mnistctl.reading.predict import is_export
+
+    if is_export(ref):
+        return open_export(ref)
+    try:
+        return runs.resolve_checkpoint(ref, which, runs_dir)
+    except UsageError:
+        if Path(ref).suffix != ".safetensors" and Path(ref).is_file():  # an export under another name, or said not to be one
+            return open_export(ref)
+        raise
+
+
+def _check_exports(refs: List[str], models: list, which, device: str, explain) -> None:
+    """What an ONNX file cannot do: other weights, another device, attributions; nor be averaged with its own weights."""
+    from mnistctl.errors import UsageError
+    from mnistctl.reading.members import Export, weights_digest
+
+    seen: dict = {}
+    for ref, model in zip(refs, models):
+        if isinstance(model, Export):
+            run, weights = model.metadata["mnistctl.run"], model.metadata.get("mnistctl.weights", "best")
+            if which and which != weights:
+                raise UsageError(f"--weights {which} contradicts {ref}, an export of the {weights} weights", "leave --weights out for an ONNX file; pick a run's weights with RUN/weights/<best|last|initial>.safetensors")
+            if device not in ("auto", "cpu"):
+                raise UsageError(f"--device {device} does not apply to {ref}: onnxruntime runs it on the CPU", "leave --device out, or pass the run it was exported from")
+            if explain is not None:
+                raise UsageError(f"--explain needs a run's PyTorch model, and {ref} is an ONNX file", f"pass the run it was exported from instead: --run {run}")
+            key = model.digest or model.path.resolve()
+        else:
+            key = weights_digest(model[0].weights(model[1]))
+        if key in seen:
+            again = f"--run {ref} is given twice" if seen[key] == ref else f"--run {seen[key]} and --run {ref} are the same weights"
+            raise UsageError(again, "pass each model once: an export is the same model as the weights it was made from")
+        seen[key] = ref
 
 
 def _some(names: list[str], shown: int = 3) -> str:

@@ -2,8 +2,10 @@
 
 A run carries an export at ``<run>/exports/<which>.onnx`` once ``mnistctl export`` has written
 it; the export records the SHA-256 of the weights it was made from, and is used only while those
-weights are unchanged. The onnxruntime path never imports torch, which is most of a cold start.
-Either way a :class:`Member` maps uint8 images (N, 28, 28) in MNIST form to probabilities (N, 10).
+weights are unchanged. An export can also be given alone, by its path, wherever it was copied:
+:func:`open_export` takes it only if its inputs, outputs and metadata are those ``mnistctl export``
+writes. The onnxruntime path never imports torch, which is most of a cold start. Either way a
+:class:`Member` maps uint8 images (N, 28, 28) in MNIST form to probabilities (N, 10).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mnistctl.errors import MnistctlError, NotFoundError, UsageError
 from mnistctl.runs import Run
 
 WEIGHTS_DIGEST = "mnistctl.weights_sha256"
@@ -36,6 +39,64 @@ class Member:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.proba(images)
+
+
+@dataclass
+class Export:
+    """An ONNX file ``mnistctl export`` wrote, opened for onnxruntime, with the metadata it records."""
+
+    path: Path
+    session: Any
+    metadata: dict[str, str]
+
+    @property
+    def digest(self) -> str | None:
+        return self.metadata.get(WEIGHTS_DIGEST)
+
+
+TAKES, GIVES = "images: uint8 (N, 28, 28)", "probs: float32 (N, 10)"
+NOT_AN_EXPORT = "pass a .onnx file written by mnistctl export, or the run itself"
+
+
+def open_export(path: str | Path) -> Export:
+    """The export at ``path``, refused in one line when it is missing, not an ONNX model, or not one mnistctl wrote."""
+    from mnistctl.fsutil import NotRegular, open_regular
+
+    path = Path(path)
+    try:
+        with open_regular(path) as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise NotFoundError(f"no ONNX file {path}", "check the path; mnistctl export RUN -o model.onnx writes one") from None
+    except NotRegular:
+        raise UsageError(f"{path} is not a regular file", NOT_AN_EXPORT) from None
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read ({exc.strerror or exc})", "check its permissions") from None
+    try:
+        session = _session(data)
+    except ImportError:
+        raise MnistctlError(f"predicting with {path} needs onnxruntime, which is not installed", "pip install 'mnistctl[onnx]'") from None
+    except Exception as exc:  # onnxruntime's error for a file it cannot parse: shown with MNISTCTL_DEBUG=1
+        raise UsageError(f"{path} is not an ONNX model, or it is damaged", NOT_AN_EXPORT) from exc
+    takes, gives = _signature(session.get_inputs()), _signature(session.get_outputs())
+    if (takes, gives) != (TAKES, GIVES):
+        raise UsageError(f"{path} is not a model mnistctl export wrote: it takes {takes} and gives {gives}, not {TAKES} and {GIVES}", NOT_AN_EXPORT)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    said = metadata.get("mnistctl.input", ""), metadata.get("mnistctl.output", "")
+    if "mnistctl.run" not in metadata or "uint8 (N, 28, 28)" not in said[0] or "(N, 10)" not in said[1]:
+        raise UsageError(f"{path} is not a model mnistctl export wrote: it has no mnistctl metadata (its input's form, its classes' order)", NOT_AN_EXPORT)
+    return Export(path, session, metadata)
+
+
+def _signature(arguments: list) -> str:
+    """``images: uint8 (N, 28, 28)``: each argument's name, type and shape, a dimension of any size as N."""
+    types = {"float": "float32", "double": "float64", "float16": "float16"}
+    shown = []
+    for argument in arguments:
+        kind = argument.type.removeprefix("tensor(").removesuffix(")")
+        dims = "?" if argument.shape is None else ", ".join(str(d) if isinstance(d, int) else "N" for d in argument.shape)
+        shown.append(f"{argument.name}: {types.get(kind, kind)} ({dims})")
+    return ", ".join(shown) or "nothing"
 
 
 def weights_digest(path: str | Path) -> str:
@@ -89,12 +150,13 @@ def torch_member(run: Run, which: str, device: str, name: str) -> Member:
     return Member(name, proba, "torch", model, mean, std)
 
 
-def _session(path: str | Path) -> Any:
-    """An onnxruntime session on one thread that sleeps between batches instead of spinning (the workers need the cores)."""
+def _session(model: str | Path | bytes) -> Any:
+    """An onnxruntime session on a model's file or bytes, on one thread that sleeps between batches instead of spinning
+    (the workers need the cores)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"])

@@ -29,7 +29,7 @@ from mnistctl.cpus import usable_cores
 from mnistctl.data import fastdecode, imagefile, imageprep
 from mnistctl.data.imagefile import IMAGE_SUFFIXES
 from mnistctl.errors import DataError, MnistctlError, NotFoundError
-from mnistctl.reading.members import Member, load
+from mnistctl.reading.members import Export, Member, load, onnx_member
 from mnistctl.runs import Run, shown_names
 
 STDIN = "-"
@@ -79,6 +79,23 @@ def labels(chosen: list[tuple[Run, str]]) -> list[str]:
 
 def member_from_run(run: Run, which: str = "best", device: str = "auto", onnx: bool = True, name: str | None = None) -> Member:
     return load(run, which, device, name=name or label(run, which), onnx=onnx)
+
+
+def is_export(ref: str) -> bool:
+    """A path to an ONNX file, given where a run is accepted."""
+    return Path(ref).suffix.lower() == ".onnx" and not Path(ref).is_dir()
+
+
+def export_label(export: Export, shown: str) -> str:
+    """``digits.onnx (fast, best, from epoch 3 of 10)``: the file as given, and the run and weights it records."""
+    from mnistctl.reading.export import Trained
+
+    return f"{shown} ({export.metadata['mnistctl.run']}, {Trained.recorded(export.metadata)})"
+
+
+def member_from_export(export: Export, name: str) -> Member:
+    """An export predicts as it is: it takes the prepared uint8 images, normalises them and gives the digits 0-9 in order."""
+    return onnx_member(export.session, name)
 
 
 def member_from_checkpoint(path: str | Path, device: str = "auto", onnx: bool = True) -> Member:

@@ -38,6 +38,12 @@ class DataError(MnistctlError):
     """The data set is missing, corrupt or of the wrong shape."""
 
 
+class DataFolderError(DataError):
+    """A data folder the user named (--data-dir, MNISTCTL_DATA_DIR) that does not exist or lacks the files: bad input."""
+
+    exit_code = 2
+
+
 class RunError(MnistctlError):
     """A run directory is broken or incomplete."""
 

@@ -373,3 +373,12 @@ def test_a_download_cut_short_leaves_nothing_for_the_next_run(tmp_path, monkeypa
     monkeypatch.setattr(torchvision.datasets, "MNIST", lambda root, download: write_set(Path(root) / "MNIST" / "raw"))
     assert data.load().n_train == 20
     assert sorted(path.name for path in data.cache_dir().iterdir()) == sorted(f"{name}.gz" for name in data.FILES.values())
+
+
+def test_a_named_data_folder_that_is_not_there_is_bad_input(tmp_path):
+    """Exit 2, as a run or file named wrong is; a symbolic link that leads nowhere is called that, not missing."""
+    (tmp_path / "loop").symlink_to("loop")
+    for folder, lack in (("typo", "does not exist"), ("loop", "is a symbolic link that leads nowhere")):
+        with pytest.raises(DataError, match=lack) as info:
+            data.resolve(tmp_path / folder, download=False)
+        assert info.value.exit_code == 2

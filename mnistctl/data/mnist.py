@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from mnistctl.data import cache
-from mnistctl.errors import DataError
+from mnistctl.errors import DataError, DataFolderError
 from mnistctl.fsutil import atomic_path
 
 if TYPE_CHECKING:
@@ -104,7 +104,9 @@ def _files_in(base: Path) -> dict[str, Path]:
 def _lacking(folder: Path) -> str:
     """What a named folder in which ``locate`` found no set lacks, for its error."""
     if not folder.is_dir():
-        return "is not a folder" if folder.exists() else "does not exist"
+        if folder.exists():
+            return "is not a folder"
+        return "is a symbolic link that leads nowhere (to a missing folder, or round a loop)" if folder.is_symlink() else "does not exist"
     found = max(map(_files_in, _layouts(folder)), key=len)
     if not found:
         return "does not hold the four MNIST IDX files"
@@ -122,7 +124,7 @@ def resolve(data_dir: str | Path | None = None, download: bool = True) -> dict[s
         if folder:
             found = locate(Path(folder).expanduser())
             if found is None:
-                raise DataError(f"{origin} {folder} {_lacking(Path(folder).expanduser())}", MISSING_HINT)
+                raise DataFolderError(f"{origin} {folder} {_lacking(Path(folder).expanduser())}", MISSING_HINT)
             return found
     found = locate(cache_dir())
     if found is not None:

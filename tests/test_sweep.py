@@ -217,6 +217,8 @@ def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, d
         ("[opt-set]\nlr = { float = [0.001, 0.5], log = true }", "opt-set.lr: lr is not an optimizer option"),
         ("[opt-set]\nweight_decay = { float = [0, 0.01] }", "opt-set.weight_decay: weight_decay is not an optimizer option"),
         ('scheduler = { choice = ["cosine"] }\n[sched-set]\nmin_lr_ratio = { float = [-1, 0.5] }', "min_lr_ratio = -1.0 is not allowed"),
+        ("val_split = { choice = [500, 0] }", "val_split = 0 leaves no validation images"),
+        ("val_split = { int = [0, 500] }", "val_split = 0 leaves no validation images"),
     ],
 )
 def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, message):

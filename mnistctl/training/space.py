@@ -233,6 +233,8 @@ def _check_resolvable(path: Path, dims: list[Dimension], flags: dict[str, Any], 
                 resolved = settings(apply(flags, dims, {**first, dim.name: value}), config_file, preset)
             except MnistctlError as exc:
                 raise UsageError(f"{path.name}: {dim.name} = {value!r}: {exc.message}", exc.hint) from None
+            if dim.name == "val_split" and not resolved["val_split"]:
+                raise UsageError(f"{path.name}: val_split = {value!r} leaves no validation images: a sweep's objective is the validation accuracy", "keep every value of val_split above 0")
             if dim.name == "arch" or dim.name.startswith("set."):  # the architecture is built with it, as a trial would
                 try:
                     build_model(resolved)

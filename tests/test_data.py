@@ -155,8 +155,13 @@ def test_labels_outside_0_to_9_are_rejected(tmp_path):
 def test_mismatched_counts_are_rejected(tmp_path):
     write_set(tmp_path)
     data.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(9, dtype=np.uint8))
-    with pytest.raises(DataError, match="10 images but"):
+    with pytest.raises(DataError) as info:
         data.load(tmp_path, download=False)
+    assert info.value.message == "test has 10 images but 9 labels"
+    data.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros((10, 2), dtype=np.uint8))
+    with pytest.raises(DataError) as info:
+        data.load(tmp_path, download=False)
+    assert info.value.message == "test has 10 images but labels of shape (10, 2)"
 
 
 def test_corrupt_gzip_is_a_data_error(tmp_path):

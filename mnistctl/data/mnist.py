@@ -311,7 +311,8 @@ def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise DataError(f"{split} images have shape {images.shape}, expected N x 28 x 28", "use a 28x28 data set")
         if labels.ndim != 1 or len(labels) != len(images):
-            raise DataError(f"{split} has {len(images)} images but {labels.shape} labels", "the files do not belong together")
+            labelled = f"{len(labels)} labels" if labels.ndim == 1 else f"labels of shape {labels.shape}"
+            raise DataError(f"{split} has {len(images)} images but {labelled}", "the files do not belong together")
         if len(labels) == 0:
             raise DataError(f"the {split} files hold no images", "use a data set with at least one image per split")
         if labels.min() < 0 or labels.max() > 9:

@@ -21,6 +21,7 @@ from mnistctl.training import config as trainconfig
 from mnistctl.training import trainer as trainer_module
 from mnistctl.training.trainer import Observer, Trainer, improves
 from mnistctl.tui.widgets import setup_terms
+from test_cli import run_mnistctl
 
 QUICK = {"arch": "lenet", "epochs": 2, "limit": 1024, "batch_size": 128, "val_split": 1000, "log_every": 4}
 
@@ -769,3 +770,13 @@ def test_a_run_folder_deleted_or_moved_while_training_is_not_made_again(tmp_path
     assert not trainer.run_dir.exists()
     if how == "moved":  # the moved run keeps what it had, and no event of the failure
         assert runs.Run(tmp_path / "elsewhere").epochs()[-1]["epoch"] == 1
+
+
+def test_settings_beside_resume_are_named_as_typed_with_the_runs_config_to_start_from(tmp_path):
+    (tmp_path / "my run").mkdir()
+    (tmp_path / "my run" / "config.json").write_text("{}")
+    result = run_mnistctl("train", "--resume", "my run", "--rotation", "5", "--log-layers-every", "10", "--runs-dir", str(tmp_path))
+    assert result.returncode == 2 and result.stderr == (
+        "error: --resume continues a run with its own settings, so --rotation, --log-layers-every would be ignored "
+        f"(drop them, or start a new run from its settings: mnistctl train --config '{tmp_path}/my run/config.json' ...)\n"
+    )

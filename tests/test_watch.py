@@ -497,6 +497,29 @@ def test_a_narrow_terminal_leaves_the_last_parts_of_a_line_out_whole(tmp_path, w
     drive(app, check, (width, 30))
 
 
+LEGENDS = {  # the loss chart's and the accuracy chart's, by the terminal's width
+    40: ("loss ━ val", "accuracy % ━ val"),
+    60: ("loss ━ steps ━ train ━ val", "accuracy %  ━ train  ━ val"),
+    80: ("loss  ━ train (steps)  ━ train  ━ val", "accuracy %  ━ train  ━ val"),
+    120: ("loss  ━ train (steps)  ━ train  ━ val", "accuracy %  ━ train  ━ val"),
+}
+
+
+@pytest.mark.parametrize("width", LEGENDS)
+def test_a_narrow_chart_leaves_legend_entries_out_whole_the_validation_last(tmp_path, width):
+    app = WatchApp(make_run(tmp_path, "lenet-fixture", finished_history()), poll=0.05)
+
+    async def check(pilot):
+        charts = (app.query_one(LossChart), app.query_one(AccuracyChart))
+        await until(pilot, lambda: all("val" in title(chart) for chart in charts), "the legends")
+        await pilot.pause(0.1)
+        assert tuple(title(chart) for chart in charts) == LEGENDS[width]
+        for chart in charts:
+            assert len(title(chart)) <= chart.size.width - 2, title(chart)  # Textual cuts a longer one with an ellipsis
+
+    drive(app, check, (width, 30))
+
+
 def test_a_very_short_terminal_keeps_the_charts_and_leaves_out_the_epochs_and_events(tmp_path):
     app = WatchApp(make_run(tmp_path, "lenet-fixture", finished_history()), poll=0.05)
 

@@ -80,7 +80,7 @@ def command(
     given = flags(locals())
     if resume is not None:
         device = given.pop("device")  # where to continue, not how to train
-        _refuse_changes(given, config, preset)
+        _refuse_changes(given, config, preset, log_layers_every is not None, lambda: runs.resolve(resume, runs_dir).config_path)
         trainer = Trainer.resume(runs.resolve(resume, runs_dir), observer, data_dir, ignore_data_mismatch, device)
     else:
         trainer = Trainer(space.settings(given, config, preset), observer, runs_dir, data_dir, command=shlex.join(["mnistctl", *sys.argv[1:]]))
@@ -136,18 +136,29 @@ def flags(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _refuse_changes(flags: dict, config, preset) -> None:
-    """A resumed run continues exactly as it was configured: settings given beside --resume are refused, not ignored."""
-    from mnistctl.errors import UsageError
+def _refuse_changes(flags: dict, config, preset, every_given: bool, config_path) -> None:
+    """A resumed run continues exactly as it was configured: settings given beside --resume are refused, not ignored,
+    each named as it was typed, with the run's config.json to start a new run from."""
+    from mnistctl.errors import MnistctlError, UsageError
 
-    spelled = {"arch_options": "set", "optimizer_options": "opt-set", "scheduler_options": "sched-set"}
-    given = [("--no-" if v is False else "--") + spelled.get(k, k.replace("_", "-")) for k, v in flags.items() if v is not None]
+    spelled = {"arch_options": "set", "optimizer_options": "opt-set", "scheduler_options": "sched-set", "log_layers": "log-layers" + "-every" * every_given}
+    given = []
+    for key, value in flags.items():
+        if key == "augment" and value:
+            given += ["--" + amount for amount in value]
+        elif value is not None:
+            given.append(("--no-" if value is False else "--") + spelled.get(key, key.replace("_", "-")))
     given += ["--config"] * bool(config) + ["--preset"] * bool(preset)
-    if given:
-        raise UsageError(
-            f"--resume continues a run with its own settings, so {', '.join(given)} would be ignored",
-            "drop them, or start a new run from its settings: mnistctl train --config RUN/config.json ...",
-        )
+    if not given:
+        return
+    try:
+        path = shlex.quote(str(config_path()))
+    except MnistctlError:
+        path = "RUN/config.json"
+    raise UsageError(
+        f"--resume continues a run with its own settings, so {', '.join(given)} would be ignored",
+        f"drop {'it' if len(given) == 1 else 'them'}, or start a new run from its settings: mnistctl train --config {path} ...",
+    )
 
 
 def _check_dashboard(quiet: bool) -> None:

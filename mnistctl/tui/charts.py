@@ -8,6 +8,7 @@ from rich.text import Text
 from textual_plotext import PlotextPlot
 
 from mnistctl.tui.state import RunState
+from mnistctl.tui.widgets import leading
 
 Series = dict[str, tuple[list[float], list[float]]]
 
@@ -47,15 +48,13 @@ class MetricChart(PlotextPlot):
         self._retitle()
 
     def _retitle(self) -> None:
-        """The legend in the top border, its labels shortened where the full ones do not fit; or why there is none."""
+        """The legend in the top border, shortened or its entries left out whole where it does not fit; or why there is none."""
+        room = self.size.width - 2  # Textual keeps a cell at either end of a top border
         if not self.series:
-            self.border_title = f"{self.title} ({'nothing logged' if self._ended else 'no data yet'})"
+            why = Text(f" ({'nothing logged' if self._ended else 'no data yet'})")
+            self.border_title = leading([Text(self.title, style="bold"), why], room)
             return
-        colors = {label: self.colors[label] for label in self.series}
-        title = legend(self.title, colors)
-        if title.cell_len > self.size.width - 4:  # the border's corners and a space either side
-            title = legend(self.title, colors, short=True)
-        self.border_title = title
+        self.border_title = fitting_legend(self.title, {label: self.colors[label] for label in self.series}, room)
 
     def show(self, state: RunState) -> None:
         series = {label: xy for label, xy in self.series_of(state).items() if len(xy[0]) > label.endswith("(steps)")}  # a line of steps needs two
@@ -114,6 +113,20 @@ def short_ticks(values: list[float], count: int) -> tuple[list[float], list[str]
 
 
 SHORT = {"train (steps)": "steps"}
+
+
+LEFT_OUT_FIRST = ("train (steps)", "train", "val")  # the validation line's entry stays longest
+
+
+def fitting_legend(title: str, colors: dict[str, int], room: int) -> Text:
+    """The whole legend where it fits ``room`` cells or the room is unknown; else the short one,
+    its least telling entries left out whole until it fits."""
+    shown = dict(colors)
+    legends = [legend(title, shown)]
+    for left_out in (None, *LEFT_OUT_FIRST):
+        shown.pop(left_out, None)
+        legends.append(legend(title, shown, short=True))
+    return next((text for text in legends if text.cell_len <= room), legends[-1]) if room > 0 else legends[0]
 
 
 def legend(title: str, colors: dict[str, int], short: bool = False) -> Text:

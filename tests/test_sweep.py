@@ -1,5 +1,6 @@
 """``mnistctl sweep``: tiny real trials in a shared Optuna study, pruning, reading the study back, and bad input."""
 
+import importlib.util
 import json
 import os
 import pwd
@@ -283,6 +284,16 @@ def test_unreachable_storage_is_one_line_and_exit_2(tmp_path, space):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "cannot use the study storage" in result.stderr and "secret" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_storage_url_whose_driver_is_missing_names_the_module(tmp_path):
+    pytest.importorskip("psycopg2")
+    if importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed")
+    with pytest.raises(UsageError) as caught:
+        sweep("--study", "x", "--show", "--storage", "postgresql+psycopg://me:secret@127.0.0.1/db", "--runs-dir", str(tmp_path))
+    assert caught.value.message == "no database driver for the study storage postgresql+psycopg://me@127.0.0.1/db: the module 'psycopg' is not installed"
+    assert "postgresql+psycopg2://" in caught.value.hint
 
 
 def test_a_study_database_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, space):

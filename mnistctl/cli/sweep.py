@@ -23,7 +23,7 @@ def _options(
     study: str = typer.Option(..., "--study", metavar="NAME", help="Study name: workers with the same name and storage share its trials.", rich_help_panel=PANEL, show_default=False),
     trials: int = typer.Option(20, "--trials", "-n", metavar="N", help="Trials the study should hold in the end (finished, pruned or running), shared by all workers.", rich_help_panel=PANEL),
     space: Optional[Path] = typer.Option(None, "--space", metavar="FILE", parser=cli_options.given_path, help="TOML file of the settings to vary (choice, int or float range, log scale).", rich_help_panel=PANEL, show_default=False),
-    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage: a database URL, such as sqlite:///studies.db or postgresql://user@host/db \\[default: sqlite in the runs folder].", rich_help_panel=PANEL, show_default=False),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage: a database URL, such as sqlite:///studies.db or postgresql+psycopg2://host/db \\[default: sqlite in the runs folder].", rich_help_panel=PANEL, show_default=False),
     pruner: str = typer.Option("median", "--pruner", metavar="median|halving|none", help="Stop hopeless trials early.", rich_help_panel=PANEL),
     show: bool = typer.Option(False, "--show", help="Print the study's trials best first, the best settings and the parameter importances; train nothing.", rich_help_panel=PANEL),
     as_json: bool = typer.Option(False, "--json", help="With --show: print the study as JSON instead of tables.", rich_help_panel=PANEL),

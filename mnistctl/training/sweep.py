@@ -116,10 +116,11 @@ def open_storage(url: str, create: bool = True):
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs={"connect_args": connect}, heartbeat_interval=HEARTBEAT, grace_period=GRACE
                 )
-        except ImportError:
+        except ImportError as exc:
+            missing = getattr(exc.__cause__, "name", None)
             raise UsageError(
-                f"no database driver for the study storage {public_url(url)}",
-                "for PostgreSQL: pip install psycopg2-binary and write postgresql+psycopg2://user:password@host/db",
+                f"no database driver for the study storage {public_url(url)}" + (f": the module '{missing}' is not installed" if missing else ""),
+                "name an installed driver in the URL, e.g. postgresql+psycopg2://user:password@host/db with psycopg2-binary installed",
             ) from None
         except (SQLAlchemyError, ValueError, RuntimeError) as exc:
             racing = isinstance(exc, (IntegrityError, RuntimeError)) or "already exists" in str(exc)

@@ -112,6 +112,7 @@ DAMAGED = [
     json.dumps({**GOOD, "epoch": 99999999999}),
     json.dumps({**GOOD, "epoch": 1e308}),
     json.dumps({**GOOD, "epoch": 1.5}),
+    json.dumps({**GOOD, "train_loss": 10**400}),  # an integer float() overflows on
     json.dumps({"event": "start", "time": 1.0, "epochs": 3, "steps_per_epoch": -1}),
     '{"event": "epoch", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
     '{"event": "step", "time": 1, "step": 1' + "0" * 5000 + ', "loss": 1}',  # more digits than Python converts

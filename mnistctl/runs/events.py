@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
@@ -235,12 +236,16 @@ def _out_of_range(event: dict[str, Any]) -> str | None:
 
 
 def _finite(value: Any) -> bool:
-    """No NaN or infinity anywhere in a decoded JSON value (json reads them; charts and sums cannot take them)."""
+    """No NaN or infinity anywhere in a decoded JSON value (json reads them; charts and sums cannot take them), nor an
+    integer too large to be a float (json reads those too; ``float()`` of one overflows)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float):
             if not math.isfinite(item):
+                return False
+        elif isinstance(item, int):
+            if abs(item) > sys.float_info.max:
                 return False
         elif isinstance(item, dict):
             stack.extend(item.values())

@@ -296,6 +296,13 @@ def test_a_storage_url_whose_driver_is_missing_names_the_module(tmp_path):
     assert "postgresql+psycopg2://" in caught.value.hint
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_storage_is_refused_before_any_trial(tmp_path, space, url):
+    with pytest.raises(UsageError, match="is an in-memory database, which keeps no study"):
+        sweep("--study", "x", "--space", str(space), "--storage", url, "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tmp_path), *TINY)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_study_database_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, space):
     db = tmp_path / "study.db"
     optuna.create_study(storage=f"sqlite:///{db}", study_name="x", direction="maximize")

@@ -103,6 +103,8 @@ def open_storage(url: str, create: bool = True):
 
     sqlite = url.startswith("sqlite")
     path = url.split(":///", 1)[-1] if sqlite else ""
+    if sqlite and (path in ("sqlite://", ":memory:", "") or "mode=memory" in url):
+        raise UsageError(f"the study storage {url} is an in-memory database, which keeps no study", "give a file: --storage sqlite:///studies.db, or leave --storage out")
     if path and Path(path).is_dir():
         raise UsageError(f"the study database {path} is a folder", "move it away, or pass --storage URL")
     if sqlite and not create:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import Footer
 
 from mnistctl.tui.app import KeysScreen, TrainingEnded, WatchApp, run_with_trainer
 from mnistctl.tui.charts import AccuracyChart, LossChart, y_labels
@@ -516,6 +517,31 @@ def test_a_narrow_chart_leaves_legend_entries_out_whole_the_validation_last(tmp_
         assert tuple(title(chart) for chart in charts) == LEGENDS[width]
         for chart in charts:
             assert len(title(chart)) <= chart.size.width - 2, title(chart)  # Textual cuts a longer one with an ellipsis
+
+    drive(app, check, (width, 30))
+
+
+FOOTERS = {  # the keys shown, by the terminal's width
+    30: ["Quit", "Keys", "Next", "Layers"],
+    40: ["Quit", "Keys", "Next", "Previous", "Layers"],
+    50: ["Quit", "Keys", "Next", "Previous", "Latest", "Layers"],
+    80: ["Quit", "Keys", "Next", "Previous", "Latest", "Layers"],
+}
+
+
+@pytest.mark.parametrize("width", FOOTERS)
+def test_a_narrow_footer_is_compact_and_leaves_the_least_used_keys_out_whole(tmp_path, width):
+    app = WatchApp(make_run(tmp_path, "lenet-fixture", finished_history()), poll=0.05)
+
+    async def check(pilot):
+        footer = app.query_one(Footer)
+        await until(pilot, lambda: len(footer.query("FooterKey")) == len(FOOTERS[width]), "the keys that fit")
+        await pilot.pause(0.1)
+        keys = list(footer.query("FooterKey"))
+        assert [key.description for key in keys] == FOOTERS[width]
+        assert footer.compact == (width < 56) and footer.max_scroll_x == 0 and keys[-1].region.right <= width
+        await pilot.press("l", "question_mark")  # a key left out still works, and ? lists it
+        assert isinstance(app.screen, KeysScreen) and "Latest run" in str(app.screen.query_one("#keys").render())
 
     drive(app, check, (width, 30))
 

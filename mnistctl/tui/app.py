@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -35,6 +36,36 @@ class KeysScreen(ModalScreen):
 
     def on_key(self) -> None:
         self.dismiss()
+
+
+class KeysFooter(Footer):
+    """The keys on one line: compact where they do not all fit, then the least used left out whole (``?`` lists them all)."""
+
+    LEFT_OUT_FIRST = ("latest", "switch(-1)", "switch(1)", "layers")
+    left_out: tuple[str, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        return (key for key in super().compose() if getattr(key, "action", None) not in self.left_out)
+
+    def on_resize(self) -> None:
+        labels = {b.action: f"{self.app.get_key_display(b)} {b.description}" for _, b, _, _ in self.screen.active_bindings.values() if b.show}
+        compact, left_out = fitting_keys(labels, self.size.width, self.LEFT_OUT_FIRST)
+        if (compact, left_out) != (self.compact, self.left_out):
+            self.compact, self.left_out = compact, left_out
+            self.refresh(recompose=True)
+
+
+def fitting_keys(labels: dict[str, str], width: int, left_out_first: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+    """Whether the footer is compact, and the actions it leaves out, for the keys' labels (``q Quit``, by action)
+    to fit ``width``: a label takes a cell either side, or compact, a cell between it and the next."""
+    if width <= 0 or sum(cell_len(label) + 2 for label in labels.values()) <= width:
+        return False, ()
+    left_out: list[str] = []
+    for action in left_out_first:
+        if sum(cell_len(label) + 1 for a, label in labels.items() if a not in left_out) - 1 <= width:
+            break
+        left_out.append(action)
+    return True, tuple(left_out)
 
 
 class TrainingEnded(Message):
@@ -73,7 +104,7 @@ class WatchApp(App):
 
     def compose(self) -> ComposeResult:
         yield self._dashboard()
-        yield Footer(show_command_palette=False)  # ^p still opens it; the room is kept for the keys
+        yield KeysFooter(show_command_palette=False)  # ^p still opens it; the room is kept for the keys
 
     def _dashboard(self) -> Dashboard:
         dashboard = Dashboard(self.run_path, self.stalled_after, self.poll, id="dashboard")

@@ -95,3 +95,15 @@ def test_an_entry_that_reads_but_holds_no_whole_set_is_read_again(tmp_path, stor
     _same(first, again)
     assert (again.images.dtype, again.labels.dtype) == (torch.uint8, torch.int64)
     assert cache.read(paths)[0]["images"].shape == first.images.shape  # replaced by a whole entry
+
+
+def test_pruning_removes_only_the_caches_own_entries(tmp_path, store):
+    """$MNISTCTL_DATA_CACHE may name a folder that holds the user's own .npz files: they are never removed."""
+    store.mkdir()
+    own = [store / f"experiment{k}.npz" for k in range(cache.KEEP + 2)]
+    for path in own:
+        np.savez(path, a=np.arange(3))
+    write_set(tmp_path / "set")
+    data.load(tmp_path / "set", download=False)
+    assert all(path.exists() for path in own)
+    assert len(list(store.glob("*.npz"))) == len(own) + 1

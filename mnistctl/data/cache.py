@@ -23,6 +23,8 @@ from mnistctl.fsutil import atomic_path
 ENV_VAR = "MNISTCTL_DATA_CACHE"
 FORMAT = 1
 KEEP = 3  # entries: a data folder or two beside MNIST; an entry of files since replaced is never read again
+DIGITS = 32
+ENTRY_GLOB = "[0-9a-f]" * DIGITS + ".npz"
 
 
 def root() -> Path:
@@ -42,7 +44,7 @@ def entry(paths: dict[str, Path]) -> Path:
     for source in sources:
         found = source.stat()
         identity.append([str(source.resolve()), found.st_size, found.st_mtime_ns, found.st_ino])
-    digest = hashlib.sha256(json.dumps([FORMAT, identity]).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(json.dumps([FORMAT, identity]).encode()).hexdigest()[:DIGITS]
     return folder() / f"{digest}.npz"
 
 
@@ -70,9 +72,9 @@ def write(paths: dict[str, Path], arrays: dict[str, np.ndarray], facts: dict[str
 
 
 def _prune() -> None:
-    """Remove all but the KEEP entries used last."""
+    """Remove all but the KEEP entries used last; other files in the folder (it may be one the user named) are left alone."""
     try:
-        entries = sorted(folder().glob("*.npz"), key=lambda path: path.stat().st_mtime, reverse=True)
+        entries = sorted(folder().glob(ENTRY_GLOB), key=lambda path: path.stat().st_mtime, reverse=True)
         for stale in entries[KEEP:]:
             stale.unlink()
     except OSError:  # another process pruning at the same time, or a read-only folder

@@ -213,7 +213,7 @@ def test_ctrl_c_stops_the_trial_resumably_and_queues_it_again(tmp_path, space, d
         ("[set]\ndropot = { float = [0, 0.5] }", "arch 'lenet' has no option 'dropot'"),
         ("[opt-set]\nmomentum = { choice = [0.9] }\n[sched-set]\ngama = { float = [0.1, 0.5] }", "scheduler 'step' has no option 'gama'"),
         ('scheduler = { choice = ["cosine", "cosin"] }', "unknown scheduler 'cosin'"),
-        ("epochs = { int = [0, 3] }", "epochs = 0: epochs = 0 is not allowed"),
+        ("epochs = { int = [0, 3] }", "bad.toml: epochs = 0 is not allowed"),
         ("lr = { float = [0, 0.1], log = true }", "a log range must start above zero"),
         ("[opt-set]\nlr = { float = [0.001, 0.5], log = true }", "opt-set.lr: lr is not an optimizer option"),
         ("[opt-set]\nweight_decay = { float = [0, 0.01] }", "opt-set.weight_decay: weight_decay is not an optimizer option"),
@@ -230,6 +230,15 @@ def test_bad_space_files_are_refused_before_anything_is_written(tmp_path, text, 
     assert message in caught.value.message
     assert not (tmp_path / "runs" / "optuna.db").exists()
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_value_the_settings_refuse_is_named_once_and_fixed_in_the_space_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("lr = { float = [-1, 0.5] }\n")
+    with pytest.raises(UsageError) as caught:
+        sweep("--study", "bad", "--space", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert caught.value.message == "bad.toml: lr = -1.0 is not allowed: expected a positive number up to 3.4e+38"
+    assert caught.value.hint == "change its range or choices in the space file"
 
 
 def test_a_folder_given_as_space_file_is_named_a_folder(tmp_path):

@@ -232,6 +232,8 @@ def _check_resolvable(path: Path, dims: list[Dimension], flags: dict[str, Any], 
             try:
                 resolved = settings(apply(flags, dims, {**first, dim.name: value}), config_file, preset)
             except MnistctlError as exc:
+                if " is not allowed: " in exc.message:  # names the setting and value refused, which the space file gave
+                    raise UsageError(f"{path.name}: {exc.message}", "change its range or choices in the space file") from None
                 raise UsageError(f"{path.name}: {dim.name} = {value!r}: {exc.message}", exc.hint) from None
             if dim.name == "val_split" and not resolved["val_split"]:
                 raise UsageError(f"{path.name}: val_split = {value!r} leaves no validation images: a sweep's objective is the validation accuracy", "keep every value of val_split above 0")

@@ -96,9 +96,9 @@ def text(widget) -> str:
     return str(widget.render())
 
 
-def drive(app: WatchApp, test, size=(80, 24)) -> None:
+def drive(app: WatchApp, test, size=(80, 24), **options) -> None:
     async def main():
-        async with app.run_test(size=size) as pilot:
+        async with app.run_test(size=size, **options) as pilot:
             await test(pilot)
 
     asyncio.run(main())
@@ -544,6 +544,25 @@ def test_a_narrow_footer_is_compact_and_leaves_the_least_used_keys_out_whole(tmp
         assert isinstance(app.screen, KeysScreen) and "Latest run" in str(app.screen.query_one("#keys").render())
 
     drive(app, check, (width, 30))
+
+
+@pytest.mark.parametrize("size", [(40, 20), (40, 30), (80, 24), (120, 50)])
+def test_the_end_of_training_notice_hides_no_figure(tmp_path, size):
+    path = make_run(tmp_path, "lenet-fixture", finished_history())
+    app = WatchApp(path, poll=0.05)
+
+    async def check(pilot):
+        await until(pilot, lambda: "finished" in text(app.query_one(EventLog)), "the history read")
+        app.post_message(TrainingEnded(path, None))
+        await until(pilot, lambda: app.screen.query("Toast"), "the notice")
+        await pilot.pause(0.2)
+        notice = app.screen.query_one("Toast").region
+        assert notice.height == 1 and notice.right <= size[0]
+        shown = [RunHeader, ProgressPanel, RatesPanel, LossChart, AccuracyChart, EpochTable, EventLog, Footer]
+        for widget in shown:
+            assert not notice.overlaps(app.query_one(widget).content_region), widget
+
+    drive(app, check, size, notifications=True)
 
 
 def test_a_very_short_terminal_keeps_the_charts_and_leaves_out_the_epochs_and_events(tmp_path):

@@ -610,3 +610,15 @@ def test_a_failed_trials_line_says_why():
     crashed = trial({})
     del crashed.user_attrs["status"]  # failed by an error that ended the sweep: Optuna's state only
     assert "failed[/]" in _trial_line(crashed) and "diverged" not in _trial_line(crashed)
+
+
+@pytest.mark.parametrize("history", [[(0, 0.97, True)], [(n, 0.1 + n / 50, n % 3 > 0) for n in range(40)]])
+def test_the_sweep_figure_shows_whole_trials_no_accuracy_above_100_and_its_legend_off_the_points(history):
+    from mnistctl.reading.figures.sweep import sweep_figure
+
+    fig = sweep_figure("s", history, {})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert all(tick == int(tick) for tick in ax.get_xticks() if ax.get_xlim()[0] <= tick <= ax.get_xlim()[1])
+    assert ax.get_ylim()[1] <= 100.5
+    assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0  # below the axes, hiding no trial

@@ -26,15 +26,19 @@ def sweep_figure(study: str, history: list[tuple[int, float, bool]], importances
     if stopped:
         hist_ax.plot(*zip(*stopped), "x", color=ERROR, label="pruned or stopped (best epoch)")
     hist_ax.set(title="Optimisation history", xlabel="trial", ylabel="best validation accuracy")
-    hist_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    numbers = [n for n, _, _ in history]
+    pad = max(0.5, 0.03 * (max(numbers) - min(numbers)))  # one trial alone gets whole-number ticks around it
+    hist_ax.set_xlim(min(numbers) - pad, max(numbers) + pad)
+    hist_ax.set_ylim(top=min(hist_ax.get_ylim()[1], 100.5))  # no accuracy above 100%
+    hist_ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     hist_ax.yaxis.set_major_formatter(ExactPercent())
     hist_ax.grid(alpha=0.3)
-    hist_ax.legend(loc="lower right")
+    hist_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3, frameon=False)  # below the axes: no trial hidden
+    imp_ax.set_xlim(0, 1)
+    imp_ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
     if importances:
         names = list(importances)[::-1]
         imp_ax.barh(names, [importances[n] for n in names], color=VAL)
-        imp_ax.set_xlim(0, 1)
-        imp_ax.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
     else:
         imp_ax.text(0.5, 0.5, "needs two finished trials that differ", ha="center", va="center", color="grey", transform=imp_ax.transAxes)
         imp_ax.set_yticks([])

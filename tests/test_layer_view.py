@@ -66,12 +66,12 @@ def test_key_switches_to_the_layer_table_with_marks(tmp_path):
         row = dict(zip([str(c.label) for c in table.columns.values()], table.get_row("features.1")))
         assert row["zeros"] == "45.0%" and row["out grad"] == "0.03" and str(row[""]) == ""
         assert str(table.get_row("classifier.1")[1]) == "▼ vanishing"
-        assert "step 5 (epoch 1) · 5 layers · 1 vanishing" in text(panel.query_one("#layers-caption"))
+        assert "step 5 (epoch 1) · 5 layers · 1 ▼ vanishing" in text(panel.query_one("#layers-caption"))
 
         append(path, [layers_event(10, 0.97)])  # a ReLU dies
         await until(pilot, lambda: "step 10" in text(panel.query_one("#layers-caption")), "the next logged step")
         assert str(table.get_row("features.4")[1]) == "☠ dead ▼ vanishing"
-        assert "1 dead, 2 vanishing" in text(panel.query_one("#layers-caption"))
+        assert "1 ☠ dead, 2 ▼ vanishing" in text(panel.query_one("#layers-caption"))  # the key to the marks
 
         await pilot.press("v")
         assert not panel.display and app.query_one("#charts").display
@@ -90,7 +90,7 @@ def test_layer_view_of_a_run_without_statistics_says_how_to_get_them(tmp_path):
     drive(app, check)
 
 
-@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 30)])
+@pytest.mark.parametrize("size", [(40, 30), (50, 30), (60, 20), (80, 24), (120, 30)])
 def test_the_layer_table_fits_the_width_leaving_out_the_least_telling_columns(tmp_path, size):
     app = WatchApp(make_run(tmp_path, "fit", [start(), layers_event(10, 0.97)]), poll=0.05)
 
@@ -106,5 +106,6 @@ def test_the_layer_table_fits_the_width_leaving_out_the_least_telling_columns(tm
         assert ("type" in labels) == (size[0] >= 120)
         names = [column for column in table.columns.values() if str(column.label) == "layer"][0]
         assert names.get_render_width(table) >= len("features.4") + 2 * table.cell_padding
+        assert str(table.get_row("features.4")[1]) == ("☠ ▼" if size[0] < 60 else "☠ dead ▼ vanishing")  # symbols only where the words do not fit
 
     drive(app, check, size=(150, 40))

@@ -147,7 +147,7 @@ def test_a_layers_event_whose_statistics_are_not_shaped_as_written_is_skipped(la
     assert chunk.events == [LAYERS] and chunk.first_problem == f"a layers event whose {why}"
 
 
-def test_a_line_without_end_is_read_in_blocks_and_dropped_past_the_limit(tmp_path, monkeypatch):
+def test_a_line_without_end_is_read_in_blocks_and_skipped_past_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(reader, "BLOCK", 16)
     monkeypatch.setattr(reader, "MAX_LINE", 1000)
     path = tmp_path / "metrics.jsonl"
@@ -156,10 +156,36 @@ def test_a_line_without_end_is_read_in_blocks_and_dropped_past_the_limit(tmp_pat
     tail = EventTail(path)
     chunk = tail.read()
     assert chunk.events == [GOOD, json.loads(long)] and chunk.corrupt == 1
-    assert chunk.first_problem == "a line of over 0 MB, and all after it"
+    assert chunk.first_problem == "a line of over 0 MB"
     with path.open("a") as f:
         f.write("\n" + json.dumps(GOOD) + "\n")
     assert tail.read().events == [GOOD]
+
+
+def test_the_events_after_a_line_over_the_limit_are_read(tmp_path, monkeypatch):
+    """A huge line in the middle (a crash that wrote junk, then a resumed run) costs its own line, not the run's end."""
+    monkeypatch.setattr(reader, "BLOCK", 64)
+    monkeypatch.setattr(reader, "MAX_LINE", 1000)
+    end = {"event": "end", "time": 2.0, "status": "finished"}
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + "x" * 5000 + "\n" + json.dumps(end) + "\n")
+    chunk = reader.read_events(path)
+    assert chunk.events == [GOOD, end] and chunk.corrupt == 1 and chunk.first_problem == "a line of over 0 MB"
+
+
+def test_a_200_mb_line_is_skipped_in_less_memory_than_itself(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n")
+    with path.open("a") as f:
+        f.write('{"event": "step", "x": "' + "a" * (200 * 2**20) + '"}\n')
+    tracemalloc.start()
+    try:
+        chunk = reader.read_events(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert chunk.events == [GOOD] and chunk.corrupt == 1
+    assert peak < 150 * 2**20
 
 
 # Settings of the wrong shape: one RunError naming config.json

@@ -1,8 +1,9 @@
 """The one reader of metrics.jsonl: whole-file or incremental, tolerant of damage.
 
 A partial last line waits for its end; a line that is not a usable event is counted and skipped,
-never a crash. Only a regular file is read (a FIFO would block, a device never end), in blocks, so
-a line without end takes at most :data:`MAX_LINE` bytes of memory.
+never a crash. Only a regular file is read (a FIFO would block, a device never end), in blocks; a line
+longer than :data:`MAX_LINE` is skipped as it is read, so it takes no more memory than that, and
+the events after it are read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mnistctl.fsutil import NotRegular, open_regular
 from mnistctl.runs.events import Kind, problem
 
 BLOCK = 16 * 2**20
-MAX_LINE = 2**30  # events are at most a few MB (a layers event of a large model); a longer line is damage
+MAX_LINE = 64 * 2**20  # events are at most a few MB (a layers event of a large model); a longer line is damage
 
 
 @dataclass
@@ -57,6 +58,7 @@ class EventTail:
         self.path = Path(path)
         self._offset = 0
         self._partial = bytearray()
+        self._skipping = False
 
     def read(self) -> Chunk:
         try:
@@ -69,21 +71,26 @@ class EventTail:
             stat = os.fstat(f.fileno())
             restarted = stat.st_size < self._offset
             if restarted:
-                self._offset, self._partial = 0, bytearray()
+                self._offset, self._partial, self._skipping = 0, bytearray(), False
             chunk = Chunk(mtime=stat.st_mtime, restarted=restarted)
             f.seek(self._offset)
             while self._offset < stat.st_size and (block := f.read(min(BLOCK, stat.st_size - self._offset))):
                 self._offset += len(block)
+                if self._skipping:  # the rest of a line over MAX_LINE, up to its end
+                    end = block.find(b"\n")
+                    if end < 0:
+                        continue
+                    block, self._skipping = block[end + 1 :], False
                 *lines, partial = block.split(b"\n")
                 if lines:
                     lines[0], self._partial = self._partial + lines[0], bytearray(partial)
                 else:
                     self._partial += partial
                 parse_lines(lines, chunk)
-                if len(self._partial) > MAX_LINE:  # the rest of a file this damaged is not worth reading
+                if len(self._partial) > MAX_LINE:
                     chunk.corrupt += 1
-                    chunk.first_problem = chunk.first_problem or f"a line of over {MAX_LINE // 2**20} MB, and all after it"
-                    self._offset, self._partial = stat.st_size, bytearray()
+                    chunk.first_problem = chunk.first_problem or f"a line of over {MAX_LINE // 2**20} MB"
+                    self._partial, self._skipping = bytearray(), True
         return chunk
 
 

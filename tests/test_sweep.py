@@ -622,3 +622,25 @@ def test_the_sweep_figure_shows_whole_trials_no_accuracy_above_100_and_its_legen
     assert all(tick == int(tick) for tick in ax.get_xticks() if ax.get_xlim()[0] <= tick <= ax.get_xlim()[1])
     assert ax.get_ylim()[1] <= 100.5
     assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0  # below the axes, hiding no trial
+
+
+def test_a_pruned_trial_shows_its_best_epoch_and_is_never_the_best_or_explained(tmp_path):
+    from optuna.trial import TrialState
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="p", direction="maximize")
+    done = study.ask()
+    done.suggest_float("lr", 0.01, 0.2)
+    study.tell(done, 0.5)
+    pruned = study.ask()
+    pruned.suggest_float("lr", 0.01, 0.2)
+    pruned.report(0.9, 1)
+    pruned.report(0.6, 2)
+    study.tell(pruned, state=TrialState.PRUNED)  # Optuna gives it the value of its last report, 0.6
+    data = json.loads(sweep("--study", "p", "--show", "--json", "--runs-dir", str(root)).stdout)
+    shown = {t["number"]: t for t in data["trials"]}
+    assert (shown[1]["state"], shown[1]["value"], shown[1]["val_acc"]) == ("PRUNED", None, 0.9)
+    assert data["best"]["number"] == 0 and data["importances"] == {}  # one finished trial: nothing to explain
+    assert "best: trial 0, validation accuracy 50.00%" in sweep("--study", "p", "--show", "--runs-dir", str(root)).stdout

@@ -28,9 +28,14 @@ def trials(study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
 
 
+def objective(trial) -> float | None:
+    """The objective of a finished trial; None for any other, a pruned one too (Optuna gives it its last epoch's report)."""
+    return trial.value if trial.state.name == "COMPLETE" else None
+
+
 def best_val_acc(trial) -> float | None:
     """The objective of a finished trial, else the best validation accuracy it reported before it stopped."""
-    if trial.value is not None:
+    if objective(trial) is not None:
         return trial.value
     return max(trial.intermediate_values.values(), default=None)
 
@@ -82,7 +87,7 @@ def as_json(study, root=None) -> dict[str, Any]:
         trial = found[row["trial"]]
         path = _run_dir(trial, root)
         listed.append({
-            "number": trial.number, "status": row["status"], "state": trial.state.name, "value": trial.value,
+            "number": trial.number, "status": row["status"], "state": trial.state.name, "value": objective(trial),
             "val_acc": row["val_acc"], "test_acc": row["test_acc"], "epochs": row["epochs"], "time": row["time"],
             "params": params(trial), "run": row["name"] or None, "path": str(path) if path and runs.is_run_dir(path) else None,
             "reason": failure(trial), "ended_outside": row["ended_outside"],
@@ -133,7 +138,7 @@ def _summary(path: Path) -> dict[str, Any] | None:
 
 def best_trial(study):
     """The finished trial with the best validation accuracy, or None."""
-    done = [t for t in trials(study) if t.value is not None]
+    done = [t for t in trials(study) if objective(t) is not None]
     return max(done, key=lambda t: t.value, default=None)
 
 
@@ -141,7 +146,7 @@ def importances(study) -> dict[str, float]:
     """Optuna's fANOVA importance of each varied setting, seeded to print the same twice (empty until two finished trials differ)."""
     import optuna
 
-    done = [t for t in trials(study) if t.value is not None]
+    done = [t for t in trials(study) if objective(t) is not None]
     if len({t.value for t in done}) < 2 or not done[0].params:
         return {}  # nothing to explain: fANOVA needs some variance
     with warnings.catch_warnings():

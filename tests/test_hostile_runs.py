@@ -284,7 +284,20 @@ def test_a_run_file_with_a_number_too_long_to_read_is_damaged(copies):
     good.summary_path.write_text('{"status": "finished", "test_acc": ' + "9" * 5000 + "}")
     with pytest.raises(RunError) as info:
         good.summary
-    assert info.value.message == f"{good.summary_path} is corrupt (ValueError)" and info.value.hint == "the run directory is damaged"
+    assert info.value.message == f"{good.summary_path} is corrupt: a number has more than 4,300 digits" and info.value.hint == "the run directory is damaged"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"a":' + "[" * 100_000 + "]" * 100_000 + "}", "it is nested too deeply"),
+    (b'{"a": "\xff"}', "it is not UTF-8 text"),
+    ('{"status": "finished",', "Expecting property name enclosed in double quotes: line 1 column 23 (char 22)"),
+])
+def test_a_damaged_run_file_says_what_is_wrong_with_it(copies, text, problem):
+    root, (good, _) = copies
+    (good.config_path.write_bytes if isinstance(text, bytes) else good.config_path.write_text)(text)
+    with pytest.raises(RunError) as info:
+        good.config
+    assert info.value.message == f"{good.config_path} is corrupt: {problem}"
 
 
 def test_a_run_named_from_inside_its_folder_has_the_folders_name(copies, monkeypatch):

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from mnistctl.errors import DataError, NotFoundError, RunError, UsageError
+from mnistctl.errors import DataError, NotFoundError, RunError, UsageError, parse_problem
 from mnistctl.fsutil import read_json, regular
 from mnistctl.registry import with_article
 from mnistctl.runs.events import Kind, Status, derive_status, problem
@@ -345,7 +345,15 @@ class Run:
         except OSError as exc:
             raise unreadable(path, exc) from None
         except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep, an integer too long
-            raise RunError(f"{path} is corrupt ({type(exc).__name__})", "the run directory is damaged") from None
+            raise RunError(f"{path} is corrupt: {_json_problem(exc)}", "the run directory is damaged") from None
+
+
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return parse_problem(exc)
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:

@@ -269,6 +269,21 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_
     assert all(torch.isfinite(t).all() for t in last.values())
 
 
+def test_resuming_a_diverged_run_is_refused_as_it_would_diverge_again(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, scheduler="exponential", scheduler_options={"gamma": 1e8}, epochs=3, lr=0.05)
+    with pytest.raises(TrainingDiverged):
+        trainer.run()
+    run = runs.Run(trainer.run_dir)
+    before = run.metrics_path.read_bytes()
+    result = run_mnistctl("train", "--resume", str(run.path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: run {run.name} diverged at epoch 2, step 3: resuming would repeat it, as training is deterministic "
+        f"(start a new run with a lower --lr, e.g. mnistctl train --config {run.config_path} --lr ...; mnistctl eval {run.path} tests its best weights)"
+    ]
+    assert run.metrics_path.read_bytes() == before
+
+
 def test_config_round_trip(tmp_path, data_dir):
     trainer = make(tmp_path, data_dir, arch="simplecnn", arch_options={"dropout": "0.3", "channels": "16,32"}, seed=3)
     trainer.prepare()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import shutil
 import threading
@@ -23,6 +24,7 @@ from mnistctl.training.averaging import WeightAverage
 from mnistctl.training.distributed import World
 from mnistctl.training.layerstats import LayerStats
 
+DIVERGED = re.compile(r"the loss became \S+ at epoch (?P<epoch>\d+), step (?P<step>\d+)")  # how a diverged run's end message begins
 TEST_CHUNK = 1024  # test images between looks at a stop request: whole batches of predict_proba, so the same figures
 
 
@@ -86,6 +88,8 @@ class Trainer:
         status = run.status(stalled_after=math.inf)
         if status.completed:
             raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {shlex.quote(str(run.config_path))}")
+        if status == Status.FAILED:
+            _refuse_diverged(run)
         if not run.state_path.is_file():
             raise RunError(f"run {run.name} has no resume state", "it stopped before its first checkpoint; start a new run")
         return cls(config, observer, run.path.parent, data_dir, resume=run, ignore_data_mismatch=ignore_data_mismatch)
@@ -559,6 +563,19 @@ class Trainer:
         test_loss, test_acc = loss_and_accuracy(torch.cat(chunks), self.dataset.test_labels)
         self.writer.event(Kind.TEST, checkpoint="best", epoch=self.best["epoch"], test_loss=test_loss, test_acc=test_acc)
         return {"test_acc": test_acc, "test_loss": test_loss}
+
+
+def _refuse_diverged(run: Run) -> None:
+    """A run that diverged would diverge again at the same step if resumed: training is deterministic."""
+    end = run.last(Kind.END) or {}
+    where = DIVERGED.match(str(end.get("message", "")))
+    if where is None:
+        return
+    kept = f"; mnistctl eval {shlex.quote(str(run.path))} tests its best weights" if run.weights_path("best").is_file() else ""
+    raise UsageError(
+        f"run {run.name} diverged at epoch {where['epoch']}, step {where['step']}: resuming would repeat it, as training is deterministic",
+        f"start a new run with a lower --lr, e.g. mnistctl train --config {shlex.quote(str(run.config_path))} --lr ...{kept}",
+    )
 
 
 def _check_recorded_data(run: Run) -> None:

@@ -24,11 +24,11 @@ def run_sweep(tmp_path, data_dir, monkeypatch, capsys):
     root = tmp_path / "runs"
     monkeypatch.setenv("COLUMNS", "200")
 
-    def run(trials: int = 2):
+    def run(trials: int = 2, ctrl_c_ignored: bool = False):
         capsys.readouterr()
         args = ["sweep", "--study", "s", "--trials", str(trials), "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet", *TINY]
         monkeypatch.setattr(sys, "argv", ["mnistctl", *args])
-        previous = signal.signal(signal.SIGINT, cli._interrupt)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN if ctrl_c_ignored else cli._interrupt)
         try:
             code = cli._run()
         finally:
@@ -41,7 +41,7 @@ def run_sweep(tmp_path, data_dir, monkeypatch, capsys):
     return run
 
 
-def ctrl_c_once(monkeypatch, owner, name: str, when=lambda *args, **kwargs: True, before: bool = False):
+def ctrl_c_once(monkeypatch, owner, name: str, when=lambda *args, **kwargs: True, before: bool = False, sig=signal.SIGINT):
     """Patch ``owner.name`` to send this process SIGINT (once, when ``when`` says so) before or after it does its work."""
     original = getattr(owner, name)
     sent = []
@@ -51,10 +51,10 @@ def ctrl_c_once(monkeypatch, owner, name: str, when=lambda *args, **kwargs: True
         if fire:
             sent.append(name)
         if fire and before:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(sig)
         result = original(*args, **kwargs)
         if fire and not before:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(sig)
         return result
 
     monkeypatch.setattr(owner, name, patched)
@@ -125,9 +125,19 @@ def test_ctrl_c_as_a_trials_run_ends_stops_the_sweep_after_recording_it(run_swee
     sent = ctrl_c_once(monkeypatch, Trainer, "_test")  # after the last look at a stop request: the run still finishes
     code, err, trials, _ = run_sweep()
     assert sent
-    assert_one_line(code, err, "interrupted")
+    assert_one_line(code, err, "had ended and its result is recorded")
     assert [t.state.name for t in trials] == ["COMPLETE"]
     assert trials[0].user_attrs["status"] == "finished"
+
+
+def test_sigterm_as_a_trials_run_ends_stops_a_background_sweep_that_ignores_ctrl_c(run_sweep, monkeypatch):
+    from mnistctl.training.trainer import Trainer
+
+    sent = ctrl_c_once(monkeypatch, Trainer, "_test", sig=signal.SIGTERM)  # training's handler takes it; the sweep stops after
+    code, err, trials, _ = run_sweep(ctrl_c_ignored=True)
+    assert sent
+    assert_one_line(code, err, "had ended and its result is recorded")
+    assert [t.state.name for t in trials] == ["COMPLETE"]
 
 
 @pytest.mark.parametrize("own_handlers", [True, False])

@@ -96,6 +96,10 @@ def _sweep(options: dict[str, Any]) -> None:
     try:
         ran = worker.work(lambda trial: quiet or out.print(_trial_line(trial), soft_wrap=True))
     except sweep.Interrupted as exc:
+        if exc.told:
+            err.print(f"[yellow]stopped[/]: the trial's run {literal(exc.run_dir)} had ended and its result is recorded; the study is kept", soft_wrap=True)
+            err.print("continue the study by running the same command again", soft_wrap=True)
+            raise typer.Exit(130)
         if exc.run_dir is None:
             err.print("[yellow]stopped[/]: the trial was interrupted before its run began; the study is kept", soft_wrap=True)
         else:

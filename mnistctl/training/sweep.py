@@ -29,11 +29,12 @@ HEARTBEAT, GRACE = 30, 120  # seconds: a trial whose worker died is failed after
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped the current trial: its run is resumable, or it had none yet (``run_dir`` None)."""
+    """Ctrl-C stopped the current trial: its run is resumable, or it had none yet (``run_dir`` None); or, ``told``, the
+    stop came as the run ended: the trial's result is in the study and the sweep stops after it."""
 
-    def __init__(self, run_dir: Path | None):
+    def __init__(self, run_dir: Path | None, told: bool = False):
         super().__init__(str(run_dir))
-        self.run_dir = run_dir
+        self.run_dir, self.told = run_dir, told
 
 
 class deferred_signals:
@@ -309,6 +310,7 @@ class Worker:
 
     def __post_init__(self):
         self._held, self._current = deferred_signals(), None  # signals are held back while work() runs
+        self._ended_on_stop: Path | None = None  # the run of a trial whose training took a stop as it ended
 
     def counted(self, below: int | None = None) -> int:
         from optuna.trial import TrialState
@@ -319,14 +321,18 @@ class Worker:
 
     def work(self, on_trial: Callable[[Any], None] = lambda trial: None) -> int:
         """Run trials until the study has enough; returns how many this worker ran. Ctrl-C during a trial raises
-        Interrupted once the study holds the trial as failed and its settings queued again; between trials (or as a
-        trial's run ends, its result told), the KeyboardInterrupt of the handler outside."""
+        Interrupted once the study holds the trial as failed and its settings queued again; as a trial's run ends,
+        Interrupted (``told``) once its result is; between trials, the KeyboardInterrupt of the handler outside."""
+        self._ended_on_stop = None
         with deferred_signals() as self._held:
-            return self._work(on_trial)
+            ran = self._work(on_trial)
+            if self._ended_on_stop is not None:  # training took the signal: the sweep stops whatever Ctrl-C's handler is
+                raise Interrupted(self._ended_on_stop, told=True)
+            return ran
 
     def _work(self, on_trial: Callable[[Any], None]) -> int:
         ran = failed = 0
-        while not self._held.pending and self.counted() < self.n_trials:
+        while not self._held.pending and self._ended_on_stop is None and self.counted() < self.n_trials:
             ended = []
             self._current = None
             try:
@@ -397,7 +403,7 @@ class Worker:
         finally:
             self._held.forward = None
         if trainer.stop_requested and summary["status"] not in (Status.INTERRUPTED, Status.PRUNED) and not observer.pruned:
-            self._held.pending.append(signal.SIGINT)  # Ctrl-C came as the run ended: its result is told, then the sweep stops
+            self._ended_on_stop = trainer.run_dir  # Ctrl-C came as the run ended: its result is told, then the sweep stops
         trial.set_user_attr("status", summary["status"])
         if summary["status"] == Status.PRUNED:
             raise optuna.TrialPruned(f"pruned after epoch {summary['epochs_run']}")

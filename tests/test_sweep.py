@@ -644,3 +644,16 @@ def test_a_pruned_trial_shows_its_best_epoch_and_is_never_the_best_or_explained(
     assert (shown[1]["state"], shown[1]["value"], shown[1]["val_acc"]) == ("PRUNED", None, 0.9)
     assert data["best"]["number"] == 0 and data["importances"] == {}  # one finished trial: nothing to explain
     assert "best: trial 0, validation accuracy 50.00%" in sweep("--study", "p", "--show", "--runs-dir", str(root)).stdout
+
+
+def test_show_lists_the_searched_settings_in_the_space_files_order(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="o", direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("lr", 0.01, 0.2)  # as the space file lists them: lr, then batch_size
+    trial.suggest_categorical("batch_size", [64, 128])
+    study.tell(trial, 0.5)
+    header = next(line for line in sweep("--study", "o", "--show", "--runs-dir", str(root)).stdout.splitlines() if "trial" in line and "status" in line)
+    assert header.index(" lr ") < header.index(" batch_size ")

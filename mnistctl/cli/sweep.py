@@ -191,7 +191,7 @@ def _print_study(study, runs_dir) -> None:
     from mnistctl.reading.compare import COLUMN, Column, Comparison
 
     rows = reading.rows(study, runs_dir)
-    params = sorted({k for row in rows for k in row if k.startswith("param:")})
+    params = list(dict.fromkeys(k for row in rows for k in row if k.startswith("param:")))  # in the space file's order
     for row in rows:
         row.update({k: _value(row[k]) if k in row else "" for k in params})
 

@@ -657,3 +657,13 @@ def test_show_lists_the_searched_settings_in_the_space_files_order(tmp_path):
     study.tell(trial, 0.5)
     header = next(line for line in sweep("--study", "o", "--show", "--runs-dir", str(root)).stdout.splitlines() if "trial" in line and "status" in line)
     assert header.index(" lr ") < header.index(" batch_size ")
+
+
+@pytest.mark.parametrize("order", [["augment", "rotation"], ["rotation", "augment"]])
+def test_a_trial_that_draws_augment_false_trains_without_augmentation_whatever_the_space_order(order):
+    from mnistctl.training.space import Dimension, apply, settings
+
+    dims = {"augment": Dimension("augment", "choice", (True, False)), "rotation": Dimension("rotation", "float", (0.0, 20.0))}
+    drawn = [dims[name] for name in order]
+    assert settings(apply({}, drawn, {"augment": False, "rotation": 10.0}))["augment"] is None
+    assert settings(apply({}, drawn, {"augment": True, "rotation": 10.0}))["augment"]["rotation"] == 10.0

@@ -74,7 +74,7 @@ def flag(name: str, value: Any) -> str:
 def apply(flags: dict[str, Any], dimensions: list[Dimension], values: dict[str, Any]) -> dict[str, Any]:
     """Training flags with the chosen values on top; ``augment`` False means augmentation off."""
     flags = copy.deepcopy(flags)
-    for dim in dimensions:
+    for dim in sorted(dimensions, key=lambda d: d.name == "augment"):  # augment last: false turns off the warps drawn beside it
         value = values[dim.name]
         if dim.group:
             options = GROUPS[dim.group][1]

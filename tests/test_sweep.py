@@ -667,3 +667,12 @@ def test_a_trial_that_draws_augment_false_trains_without_augmentation_whatever_t
     drawn = [dims[name] for name in order]
     assert settings(apply({}, drawn, {"augment": False, "rotation": 10.0}))["augment"] is None
     assert settings(apply({}, drawn, {"augment": True, "rotation": 10.0}))["augment"]["rotation"] == 10.0
+
+
+@pytest.mark.parametrize("given", [["--rotation", "10"], ["--no-augment"]])
+def test_augment_searched_and_fixed_names_the_option_given(tmp_path, given):
+    path = tmp_path / "space.toml"
+    path.write_text("augment = { choice = [true, false] }\n")
+    with pytest.raises(UsageError) as caught:
+        sweep("--study", "a", "--space", str(path), "--runs-dir", str(tmp_path / "runs"), *given)
+    assert caught.value.message == f"space.toml: augment is also fixed on the command line ({given[0]})"

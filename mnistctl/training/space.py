@@ -188,7 +188,10 @@ def _check_target(path: Path, dim: Dimension, dims: list[Dimension], flags: dict
         if dim.key in AUGMENT_KEYS:
             fixed = (fixed or {}).get(dim.key) if isinstance(fixed, dict) else None
         if fixed is not None and not (dim.key == "augment" and fixed == {}):
-            raise UsageError(f"{where} is also fixed on the command line (--{dim.key.replace('_', '-')})", "drop one of them")
+            given = f"--{dim.key.replace('_', '-')}"
+            if dim.key == "augment":  # fixed by the warps given, or turned off
+                given = " ".join(f"--{k}" for k in fixed) if isinstance(fixed, dict) else "--no-augment" if fixed is False else given
+            raise UsageError(f"{where} is also fixed on the command line ({given})", "drop one of them")
     _check_type(where, dim, expected)
 
 

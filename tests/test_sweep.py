@@ -121,7 +121,8 @@ def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, 
     assert f"tiny-t{best.number}" in compared.stdout and f"tiny-t{1 - best.number}" not in compared.stdout
 
     again = sweep("--study", "tiny", "--trials", "2", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), *TINY)
-    assert "this worker ran 0 trials" in again.stdout
+    assert "study tiny in sqlite:///" in again.stdout and ": 2 trials, --trials 2: nothing to run (raise --trials to run more)" in again.stdout
+    assert "this worker ran" not in again.stdout
     assert len(load("tiny", url).get_trials()) == 2
 
 

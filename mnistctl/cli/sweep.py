@@ -92,7 +92,9 @@ def _sweep(options: dict[str, Any]) -> None:
         sweep.public_url(url),
     )
     if not quiet:
-        out.print(f"study [bold]{escape(study.study_name)}[/] in {escape(sweep.public_url(url))}: {worker.counted()} of {options['trials']} trials", soft_wrap=True)
+        held, wanted = worker.counted(), options["trials"]
+        counts = f"{held} of {wanted} trials" if held < wanted else f"{held} trials, --trials {wanted}: nothing to run (raise --trials to run more)"
+        out.print(f"study [bold]{escape(study.study_name)}[/] in {escape(sweep.public_url(url))}: {counts}", soft_wrap=True)
     try:
         ran = worker.work(lambda trial: quiet or out.print(_trial_line(trial), soft_wrap=True))
     except sweep.Interrupted as exc:
@@ -107,7 +109,8 @@ def _sweep(options: dict[str, Any]) -> None:
         err.print("continue the study by running the same command again; it retries the stopped trial's settings first", soft_wrap=True)
         raise typer.Exit(130)
     if not quiet:
-        out.print(f"this worker ran {ran} trial{'s' * (ran != 1)}; the study holds {worker.counted()} of {options['trials']}")
+        if held < wanted:
+            out.print(f"this worker ran {ran} trial{'s' * (ran != 1)}; the study holds {worker.counted()} of {wanted}")
         _print_study(study, options["runs_dir"])
 
 

@@ -39,15 +39,15 @@ def test_a_non_finite_loss_queued_between_syncs_names_its_step(tmp_path, data_di
     trainer = Trainer(trainconfig.resolve({"arch": "lenet", "limit": 256, "val_split": 100}), runs_dir=tmp_path, data_dir=data_dir)
     trainer.prepare()
     trainer.step_in_epoch = 3
-    trainer._pending = [(torch.tensor(0.5), torch.tensor(7), 8), (torch.tensor(math.nan), torch.tensor(1), 8), (torch.tensor(0.4), torch.tensor(8), 8)]
-    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1, step 2;"):
+    trainer._pending = [(torch.tensor(0.5), torch.tensor(7), 8, 0.05), (torch.tensor(math.nan), torch.tensor(1), 8, 0.05), (torch.tensor(0.4), torch.tensor(8), 8, 0.05)]
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 1, step 2, at a learning rate of 0.05;"):
         trainer._sync()
 
 
 def test_running_totals_add_up_at_each_sync(tmp_path, data_dir):
     trainer = Trainer(trainconfig.resolve({"arch": "lenet", "limit": 256, "val_split": 100}), runs_dir=tmp_path, data_dir=data_dir)
     trainer.prepare()
-    trainer._pending = [(torch.tensor(0.5), torch.tensor(6), 8), (torch.tensor(0.25), torch.tensor(4), 4)]
+    trainer._pending = [(torch.tensor(0.5), torch.tensor(6), 8, 0.05), (torch.tensor(0.25), torch.tensor(4), 4, 0.05)]
     loss, acc = trainer._sync()
     assert (loss, acc) == (5 / 12, 10 / 12)
     assert trainer.running == {"loss": 0.5 * 8 + 0.25 * 4, "correct": 10, "seen": 12} and trainer._pending == []

@@ -279,9 +279,23 @@ def test_resuming_a_diverged_run_is_refused_as_it_would_diverge_again(tmp_path, 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: run {run.name} diverged at epoch 2, step 3: resuming would repeat it, as training is deterministic "
-        f"(start a new run with a lower --lr, e.g. mnistctl train --config {run.config_path} --lr ...; mnistctl eval {run.path} tests its best weights)"
+        f"(its scheduler raised the learning rate: start a new run with other scheduler settings, e.g. mnistctl train --config {run.config_path} --sched-set ...; "
+        f"mnistctl eval {run.path} tests its best weights)"
     ]
     assert run.metrics_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("settings, rate, hint", [
+    ({"scheduler": "exponential", "scheduler_options": {"gamma": 1e8}, "lr": 0.05}, r"5e\+06 \(the exponential scheduler's, from --lr 0.05\)",
+     "the exponential scheduler raised it: start a new run with other settings than --sched-set gamma=100000000.0, or another scheduler"),
+    ({"scheduler": "none", "lr": 1e6}, r"1e\+06", "lower the learning rate, --lr 1e+06, and start a new run"),
+    ({"scheduler": "onecycle", "lr": 1e6}, r"\d{5,6} \(the onecycle scheduler's, from --lr 1e\+06\)", "lower the learning rate, --lr 1e+06, and start a new run"),
+])
+def test_a_diverged_run_names_the_learning_rate_its_diverging_step_used(tmp_path, data_dir, settings, rate, hint):
+    with pytest.raises(TrainingDiverged) as info:
+        make(tmp_path, data_dir, epochs=3, precision="fp32", **settings).run()
+    assert re.fullmatch(rf"the loss became \S+ at epoch \d, step \d, at a learning rate of {rate}; .*", info.value.message)
+    assert info.value.hint == hint
 
 
 def test_config_round_trip(tmp_path, data_dir):

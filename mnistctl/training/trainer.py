@@ -24,7 +24,7 @@ from mnistctl.training.averaging import WeightAverage
 from mnistctl.training.distributed import World
 from mnistctl.training.layerstats import LayerStats
 
-DIVERGED = re.compile(r"the loss became \S+ at epoch (?P<epoch>\d+), step (?P<step>\d+)")  # how a diverged run's end message begins
+DIVERGED = re.compile(r"the loss became \S+ at epoch (?P<epoch>\d+), step (?P<step>\d+)(, at a learning rate of (?P<lr>[^ ;]+))?")  # how a diverged run's end message begins
 TEST_CHUNK = 1024  # test images between looks at a stop request: whole batches of predict_proba, so the same figures
 
 
@@ -68,7 +68,7 @@ class Trainer:
         self.elapsed = self.epoch_time = 0.0  # the run so far (validation and checkpoints too); the epoch's steps alone
         self._run_start: float | None = None  # set when training starts
         self.running = {"loss": 0.0, "correct": 0, "seen": 0}
-        self._pending: list[tuple[Any, Any, int]] = []
+        self._pending: list[tuple[Any, Any, int, float]] = []  # each step's loss, correct count, images and learning rate
         self._interval = {"start": 0.0, "loss": 0.0, "steps": 0}
         self._step_lr: float | None = None  # the rate the last step used
         self._saved_step: int | None = None
@@ -294,7 +294,7 @@ class Trainer:
                 self.scheduler.step()
                 self.step_in_epoch += 1
                 self.global_step += 1
-                self._pending.append((loss.detach(), (logits.detach().argmax(1) == y).sum(), len(idx)))
+                self._pending.append((loss.detach(), (logits.detach().argmax(1) == y).sum(), len(idx), self._step_lr))
                 if self.global_step % config["log_every"] == 0:
                     loss_value, acc = self._sync()
                     self._log_interval()
@@ -346,15 +346,12 @@ class Trainer:
             losses = torch.stack([p[0] for p in self._pending]).tolist()
             corrects = torch.stack([p[1] for p in self._pending]).tolist()
             first_step = self.step_in_epoch - len(self._pending)
-            for i, (loss, correct, (_, _, n)) in enumerate(zip(losses, corrects, self._pending)):
+            for i, (loss, correct, (_, _, n, lr)) in enumerate(zip(losses, corrects, self._pending)):
                 if not math.isfinite(loss):
                     step = self.global_step - len(self._pending) + i + 1
                     self._pending = []
-                    raise TrainingDiverged(
-                        f"the loss became {loss} at epoch {self.epoch + 1}, step {first_step + i + 1}; {self._kept()}",
-                        f"lower the learning rate, now {self.config['lr']:g}, and start a new run",
-                        step=step,
-                    )
+                    rate, hint = self._diverged_at(lr)
+                    raise TrainingDiverged(f"the loss became {loss} at epoch {self.epoch + 1}, step {first_step + i + 1}, {rate}; {self._kept()}", hint, step=step)
                 self.running["loss"] += loss * n
                 self.running["correct"] += int(correct)
                 self.running["seen"] += n
@@ -372,6 +369,24 @@ class Trainer:
             lr=self._lr(), images_per_s=round(interval["steps"] * self.config["batch_size"] / (now - interval["start"]), 1),
         )
         self._interval = {"start": now, "loss": 0.0, "steps": 0}
+
+    def _diverged_at(self, lr: float) -> tuple[str, str]:
+        """The learning rate a diverging step used, in words, and what to change: the scheduler's settings if it raised the rate."""
+        from mnistctl.plugins import spec_of
+        from mnistctl.registry import format_value
+
+        configured, scheduler = self.config["lr"], self.config["scheduler"]
+        lower = f"lower the learning rate, --lr {configured:g}, and start a new run"
+        if math.isclose(lr, configured, rel_tol=1e-6):
+            return f"at a learning rate of {lr:g}", lower
+        rate = f"at a learning rate of {lr:g} (the {scheduler} scheduler's, from --lr {configured:g})"
+        if lr < configured:
+            return rate, lower
+        defaults = spec_of(self.config, "scheduler").defaults
+        options = self.config["scheduler_options"]
+        changed = {key: value for key, value in options.items() if value != defaults.get(key)} or options
+        settings = " ".join(f"--sched-set {key}={format_value(value)}" for key, value in changed.items())
+        return rate, f"the {scheduler} scheduler raised it: start a new run with other settings than {settings or 'its own'}, or another scheduler"
 
     def _kept(self) -> str:
         """What a diverged run leaves on disk to go back to."""
@@ -572,9 +587,11 @@ def _refuse_diverged(run: Run) -> None:
     if where is None:
         return
     kept = f"; mnistctl eval {shlex.quote(str(run.path))} tests its best weights" if run.weights_path("best").is_file() else ""
+    raised = where["lr"] is not None and float(where["lr"]) > run.config.get("lr", math.inf) * (1 + 1e-6)
+    change = "its scheduler raised the learning rate: start a new run with other scheduler settings" if raised else "start a new run with a lower learning rate"
     raise UsageError(
         f"run {run.name} diverged at epoch {where['epoch']}, step {where['step']}: resuming would repeat it, as training is deterministic",
-        f"start a new run with a lower --lr, e.g. mnistctl train --config {shlex.quote(str(run.config_path))} --lr ...{kept}",
+        f"{change}, e.g. mnistctl train --config {shlex.quote(str(run.config_path))} {'--sched-set' if raised else '--lr'} ...{kept}",
     )
 
 

@@ -93,7 +93,7 @@ def _sweep(options: dict[str, Any]) -> None:
     )
     if not quiet:
         held, wanted = worker.counted(), options["trials"]
-        counts = f"{held} of {wanted} trials" if held < wanted else f"{held} trials, --trials {wanted}: nothing to run (raise --trials to run more)"
+        counts = f"{held} of {wanted} trials" if held < wanted else f"{held} trial{'s' * (held != 1)}, --trials {wanted}: nothing to run (raise --trials to run more)"
         out.print(f"study [bold]{escape(study.study_name)}[/] in {escape(sweep.public_url(url))}: {counts}", soft_wrap=True)
     try:
         ran = worker.work(lambda trial: quiet or out.print(_trial_line(trial), soft_wrap=True))

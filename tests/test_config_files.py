@@ -195,3 +195,15 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path, name):
 def test_augment_false_in_a_file_turns_its_presets_augmentation_off_as_no_augment_does(tmp_path):
     assert trainconfig.resolve({}, _write(tmp_path, 'preset = "best"\naugment = false\n'))["augment"] is None
     assert trainconfig.resolve({"augment": {"zoom": 0.1}}, _write(tmp_path, "augment = false\n"), "best")["augment"]["zoom"] == 0.1
+
+
+@pytest.mark.parametrize("name, text", [("c.toml", "augment = true\n"), ("c.json", '{"augment": true}')])
+def test_augment_true_in_a_file_turns_augmentation_on_as_augment_does(name, text, tmp_path):
+    path = _write(tmp_path, text, name)
+    for preset in (None, "fast", "best"):
+        assert trainconfig.resolve({}, path, preset)["augment"] == trainconfig.resolve({"augment": {}}, None, preset)["augment"] == {
+            "rotation": 10.0, "shift": 0.1, "zoom": 0.0, "elastic": 0.0}
+    assert trainconfig.resolve({"augment": {"zoom": 0.1}}, path)["augment"]["zoom"] == 0.1
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, _write(tmp_path, 'augment = "yes"\n'))
+    assert info.value.message == "augment = 'yes' is not allowed: expected true, false or a table with rotation, shift, zoom and elastic"

@@ -79,7 +79,7 @@ def test_good_names_pass():
 
 
 @pytest.mark.parametrize("amounts, hint", [
-    ({"rotation": 500}, "fix --rotation or the config file"), ({"elastic": -1}, "fix --elastic or the config file"), (True, "fix augment in the config file"),
+    ({"rotation": 500}, "fix --rotation or the config file"), ({"elastic": -1}, "fix --elastic or the config file"), ("yes", "fix augment in the config file"),
 ])
 def test_a_bad_augmentation_amount_is_told_to_be_fixed_with_its_own_flag(amounts, hint):
     with pytest.raises(UsageError) as info:
@@ -130,7 +130,7 @@ def test_a_plugin_named_wrongly_in_a_file_is_told_to_be_fixed_with_its_own_flag(
         ({"augment": {"shift": "x"}}, "augment.shift", "'x'"),
         ({"augment": {"zoom": 0.5}}, "augment.zoom", "0.5"),
         ({"augment": {"elastic": -1}}, "augment.elastic", "-1"),
-        ({"augment": True}, "augment", "True"),
+        ({"augment": "yes"}, "augment", "'yes'"),
         ({"arch_options": [1, 2]}, "arch_options", "[1, 2]"),
         ({"arch_options": {"channels": [16, "a"]}}, "channels", "[16, 'a']"),
         ({"arch_options": {"channels": [True, 32]}}, "channels", "[True, 32]"),

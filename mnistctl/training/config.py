@@ -125,6 +125,8 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
                 file_settings[key] = {**config[key], **file_settings[key]}
         if file_settings.get("augment") is False:  # as --no-augment: TOML has no null
             file_settings["augment"] = None
+        elif file_settings.get("augment") is True:  # as --augment: the preset's amounts, else the defaults
+            file_settings["augment"] = config["augment"] or {}
         config.update(file_settings)
         schema.check(config)
     _new_plugins_start_afresh(config, flags)
@@ -212,7 +214,7 @@ def validate(config: dict[str, Any], source: Path) -> dict[str, Any]:
             plugin_options(spec_of(config, key, f"run {Run(Path(source).parent).name}"), settings[f"{key}_options"], kind)
     except UsageError as exc:
         raise UsageError(f"{source}: {exc.message}", "the run's settings were changed or damaged; start a new run") from None
-    return {**json.loads(json.dumps(DEFAULTS)), **config}  # a setting added since the run was made: its default, as checked
+    return {**json.loads(json.dumps(DEFAULTS)), **config, "augment": settings["augment"]}  # a setting added since the run was made: its default, as checked
 
 
 def _jsonable(obj: Any) -> Any:

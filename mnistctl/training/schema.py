@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Optional
 
 from annotated_types import Len
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model, field_validator
 
 from mnistctl.errors import UsageError
 from mnistctl.registry import OPTION_FLAGS, Allowed, either, is_choice
@@ -56,7 +56,9 @@ class Settings(BaseModel):
     epochs: Int = _allowed(f"a whole number from 1 to {MAX_EPOCHS:,}", ge=1, le=MAX_EPOCHS)
     batch_size: Int = _allowed("a whole number of 1 or more", ge=1)
     ema: Optional[Float] = _allowed("a decay above 0 and below 1, such as 0.999, or nothing", gt=0, lt=1)
-    augment: Optional[Augment] = _allowed("a table with rotation, shift, zoom and elastic, or nothing")
+    augment: Annotated[Optional[Augment], BeforeValidator(lambda on: ({} if on else None) if isinstance(on, bool) else on)] = _allowed(
+        "true, false or a table with rotation, shift, zoom and elastic"
+    )  # true: the default amounts
     val_split: Int = _allowed("a whole number of 0 or more", ge=0)
     early_stopping: Optional[Int] = _allowed("a whole number of 1 or more, or nothing", ge=1)
     monitor: Literal["val_acc", "val_loss"] = _allowed("val_acc or val_loss")

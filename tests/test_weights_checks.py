@@ -79,3 +79,20 @@ def test_a_run_with_only_initial_weights_hints_at_them(short_run, tmp_path):
     with pytest.raises(RunError) as caught:
         load_model(run)
     assert caught.value.hint.endswith("pass --weights initial for its untrained weights")
+
+
+@pytest.mark.parametrize("status, hint", [
+    ("failed", "it failed before its first epoch ended: pass --weights initial for its untrained weights"),
+    ("interrupted", "it was stopped before its first epoch ended: resume it with mnistctl train --resume {name}, or pass --weights initial for its untrained weights"),
+])
+def test_a_run_that_ended_in_its_first_epoch_says_how(short_run, tmp_path, status, hint):
+    import json
+
+    run = _changed(short_run, tmp_path, lambda t: t)
+    for which in ("best", "last"):
+        run.weights_path(which).unlink()
+    start = next(line for line in run.metrics_path.read_text().splitlines() if json.loads(line)["event"] == "start")
+    run.metrics_path.write_text(start + "\n" + json.dumps({"event": "end", "time": 1.0, "status": status, "step": 3}) + "\n")
+    with pytest.raises(RunError) as caught:
+        load_model(run)
+    assert caught.value.hint == hint.format(name=run.name)

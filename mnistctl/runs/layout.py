@@ -267,12 +267,22 @@ class Run:
             regular(path)
         except FileNotFoundError:
             other = next((w for w in ("last", "initial") if w != which and self.weights_path(w).is_file()), None)
-            use = {"last": ": pass --weights last for the weights it stopped at", "initial": ": pass --weights initial for its untrained weights"}
-            why = "its weights were deleted or moved" if self.epochs() else "the run may not have finished an epoch yet"
-            raise RunError(f"run {self.name} has no {which} weights ({path})", f"{why}{use.get(other, '')}") from None
+            use = {"last": "pass --weights last for the weights it stopped at", "initial": "pass --weights initial for its untrained weights"}
+            why = "its weights were deleted or moved" if self.epochs() else self._before_first_epoch()
+            joined = f"{why}, or {use[other]}" if ": " in why and other else f"{why}: {use[other]}" if other else why
+            raise RunError(f"run {self.name} has no {which} weights ({path})", joined) from None
         except OSError as exc:
             raise unreadable(path, exc) from None
         return path
+
+    def _before_first_epoch(self) -> str:
+        """Why a run without an epoch has no best or last weights, as far as its events tell."""
+        return {
+            Status.FAILED: "it failed before its first epoch ended",
+            Status.INTERRUPTED: f"it was stopped before its first epoch ended: resume it with mnistctl train --resume {self.name}",
+            Status.RUNNING: "it has not finished its first epoch yet",
+            Status.WAITING: "it has not finished its first epoch yet",
+        }.get(self.status(), "the run may not have finished an epoch yet")
 
     def status(self, stalled_after: float = STALLED_AFTER) -> Status:
         last = None

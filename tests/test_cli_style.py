@@ -13,7 +13,7 @@ from test_cli import run_mnistctl
         (["train", "--set", "dropout", "0.3"], "unexpected extra argument"),
         (["bogus"], "no such command 'bogus'"),
         (["train", "--lr"], "option '--lr' requires an argument (see mnistctl train --help)"),
-        (["predict"], "missing argument 'images' (see mnistctl predict --help)"),
+        (["predict"], "missing argument 'IMAGES' (see mnistctl predict --help)"),
         (["train", "--arch", "nope"], "unknown architecture 'nope'"),
         (["train", "--set", "nope=1"], "has no option 'nope'"),
         (["eval", "no-such-run"], "no run 'no-such-run'"),
@@ -111,6 +111,18 @@ def test_watch_help_names_its_argument_and_option_values_as_the_other_commands_d
     usage, *rest = [line.strip() for line in run_mnistctl("watch", "--help", COLUMNS="80").stdout.splitlines() if line.strip()]
     assert usage.startswith("Usage: mnistctl watch [OPTIONS] [RUN]")
     assert any(line.startswith("│ --stalled-after        SECONDS ") for line in rest), rest
+
+
+@pytest.mark.parametrize("args, usage, argument", [
+    (["predict"], "mnistctl predict [OPTIONS] IMAGES...", "IMAGES"),
+    (["list", "archs"], "mnistctl list archs [OPTIONS] [PATTERN]", "PATTERN"),
+    (["eval"], "mnistctl eval [OPTIONS] [RUN]", "RUN"),
+])
+def test_help_names_arguments_in_capitals_as_they_are_typed(args, usage, argument):
+    lines = [line.strip("│ ") for line in run_mnistctl(*args, "--help", COLUMNS="80").stdout.splitlines() if line.strip()]
+    assert lines[0] == f"Usage: {usage}", lines[0]
+    assert any(line.lstrip("* ").startswith(f"{argument}  ") for line in lines), lines
+    assert not [line for line in lines if "<str>" in line or "{" in line], lines
 
 
 def test_an_early_stop_says_why_in_the_last_line(tmp_path, data_dir):

@@ -62,7 +62,7 @@ def __getattr__(name: str):
 
 def command(argv: list[str] | None = None):
     """The click command behind the app (only the named command's, when ``argv`` starts with one),
-    with options shown as they are typed: flags bare, ``--lr LR``."""
+    with options and arguments shown as they are typed: flags bare, ``--lr LR``, ``IMAGES...``, ``[PATTERN]``."""
     first = argv[0] if argv else None
     root = typer.main.get_command(build(first if first in (*COMMANDS, *GROUPS) else None))
     stack = [root]
@@ -72,7 +72,20 @@ def command(argv: list[str] | None = None):
         for param in cmd.params:
             if param.param_type_name == "option" and param.metavar is None:
                 param.metavar = "" if param.is_flag else param.name.rstrip("_").upper()
+            elif param.param_type_name == "argument":
+                _as_typed(param)
     return root
+
+
+def _as_typed(argument) -> None:
+    """An argument named in capitals in the usage line and the help, without Typer's ``{images}...`` or ``<str>``."""
+    import copy
+
+    argument.metavar = argument.metavar or argument.name.upper()
+    argument.type = copy.copy(argument.type)
+    argument.type.get_metavar = lambda param, ctx: ""
+    if argument.required:  # Typer puts a required argument in braces
+        argument.get_usage_pieces = lambda ctx: [argument.metavar + ("..." if argument.nargs != 1 else "")]
 
 
 def main() -> None:

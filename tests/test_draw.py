@@ -169,6 +169,16 @@ def test_an_unknown_run_fails_before_any_screen(tmp_path):
     assert isinstance(result.exception, NotFoundError) and "no run 'nope'" in result.exception.message
 
 
+def test_an_onnx_file_is_pointed_at_predict_before_any_screen(tmp_path):
+    from mnistctl.errors import UsageError
+
+    onnx = tmp_path / "digits.onnx"
+    onnx.write_bytes(b"onnx")
+    result = CliRunner().invoke(cli, ["draw", "--run", str(onnx)])
+    assert isinstance(result.exception, UsageError) and "ONNX" in result.exception.message
+    assert f"mnistctl predict IMAGE --run {onnx}" in result.exception.hint
+
+
 def test_the_same_run_twice_is_refused_before_any_screen(short_run):
     from mnistctl.errors import UsageError
 

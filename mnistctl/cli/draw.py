@@ -32,6 +32,7 @@ def command(
 
     options.output_folder(out, "--out")
     refs = run or ["latest"]
+    _refuse_onnx(refs)
     chosen = [runs.resolve_checkpoint(ref, which, runs_dir) for ref in refs]
     options.refuse_repeated_runs(refs, chosen)
     options.require_terminal("draw", "run it in a terminal; mnistctl predict IMAGE reads the digit in a picture")
@@ -45,3 +46,15 @@ def command(
     from mnistctl.tui.reader import Reader
 
     run_app(DrawApp(Reader(members, labels(chosen), centre), out))
+
+
+def _refuse_onnx(refs: list[str]) -> None:
+    """An exported model is read by predict only: draw needs the run's PyTorch model for its feature maps."""
+    import shlex
+
+    from mnistctl.errors import UsageError
+
+    for ref in refs:
+        if ref.lower().endswith(".onnx") and Path(ref).is_file():
+            raise UsageError(f"--run {ref} is an ONNX export, which draw cannot read",
+                             f"predict reads it: mnistctl predict IMAGE --run {shlex.quote(ref)}; draw takes the run it was exported from")

@@ -207,3 +207,27 @@ def test_augment_true_in_a_file_turns_augmentation_on_as_augment_does(name, text
     with pytest.raises(UsageError) as info:
         trainconfig.resolve({}, _write(tmp_path, 'augment = "yes"\n'))
     assert info.value.message == "augment = 'yes' is not allowed: expected true, false or a table with rotation, shift, zoom and elastic"
+
+
+def test_a_preset_flag_under_a_runs_config_would_change_nothing_and_is_refused_before_any_run(short_run, tmp_path):
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, short_run.config_path, "best")
+    assert info.value.message == f"--preset best would change nothing: config file {short_run.config_path} is a run's config.json, which sets every setting"
+    assert info.value.hint == "a config file's settings go over its preset's; drop --preset, or use --preset best with flags instead of --config"
+    result = run_mnistctl("train", "-c", str(short_run.config_path), "--preset", "best", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2 and result.stderr.startswith("error: --preset best would change nothing") and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+    assert trainconfig.resolve({}, short_run.config_path)["arch"] == "lenet"  # the file alone: its settings
+
+
+def test_a_preset_flag_applies_under_a_file_that_sets_some_of_its_settings_and_is_refused_under_one_that_sets_all(tmp_path):
+    config = trainconfig.resolve({}, _write(tmp_path, 'arch = "simplecnn"\n'), "best")
+    assert (config["preset"], config["arch"], config["lr"], config["monitor"], config["augment"]["rotation"]) == ("best", "simplecnn", 0.05, "val_loss", 10.0)
+    path = _write(tmp_path, 'arch = "lenet"\noptimizer = "sgd"\nlr = 0.1\nscheduler = "step"\nepochs = 1\nbatch_size = 64\n')
+    with pytest.raises(UsageError) as info:
+        trainconfig.resolve({}, path, "fast")
+    assert info.value.message == f"--preset fast would change nothing: config file {path} sets all of its settings (arch, optimizer, lr, scheduler, epochs, batch_size)"
+    assert trainconfig.resolve({"epochs": None}, path, "best")["weight_decay"] == 5e-4
+    flags = {"arch": "lenet", "optimizer": "sgd", "lr": 0.1, "scheduler": "step", "epochs": 1, "batch_size": 64}
+    with pytest.raises(UsageError, match=r"^--preset fast would change nothing: the flags set all of its settings \(arch, "):
+        trainconfig.resolve(flags, None, "fast")

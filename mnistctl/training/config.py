@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import tomllib
@@ -103,18 +104,47 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset: str | None = None) -> dict[str, Any]:
-    """Defaults < preset < config file < flags, then validated against the registries."""
+    """Defaults < preset < config file < flags, then validated against the registries. A ``preset`` (the flag)
+    that all of its settings are set over would change nothing: it is refused, not recorded as if it applied."""
     from mnistctl.plugins import spec_of
 
-    config = json.loads(json.dumps(DEFAULTS))
+    defaults = json.loads(json.dumps(DEFAULTS))
     file_settings = load_file(config_file) if config_file else {}
     recorded = {key: file_settings.pop(key) for key in RUN_FIELDS if key in file_settings}  # a run's config.json given back
     file_preset = _file_preset(file_settings.pop("preset", None), config_file)
-    preset = preset if preset is not None else file_preset  # a --preset flag wins over the file's
-    if preset is not None:
-        if preset not in PRESETS:
-            raise NotFoundError(f"unknown preset '{preset}'", suggest(preset, list(PRESETS)))
-        config.update(json.loads(json.dumps(PRESETS[preset])))
+    flagged_preset, preset = preset, preset if preset is not None else file_preset  # a --preset flag wins over the file's
+    if preset is not None and preset not in PRESETS:
+        raise NotFoundError(f"unknown preset '{preset}'", suggest(preset, list(PRESETS)))
+    config, typed = _layered({**defaults, **PRESETS.get(preset, {})}, file_settings, flags, config_file)
+    if flagged_preset is not None and _unchanged_without_preset(config, defaults, file_settings, flags, config_file):
+        _refuse_hidden_preset(flagged_preset, config_file, flags, bool(recorded))
+    config = schema.check(config)
+    provenance = recorded.get("plugins") if isinstance(recorded.get("plugins"), dict) else {}
+    from_file = {"plugins": {k: v for k, v in provenance.items() if not flags.get(k)}}  # what to install, if a plugin is gone
+    arch, optimizer, scheduler = (spec_of({**config, **from_file}, setting, f"config file {config_file}") for setting in ("arch", "optimizer", "scheduler"))
+    if config["precision"] not in ("auto", *arch.precisions):
+        raise UsageError(f"{arch.label} computes in {' and '.join(arch.precisions)} only, not {config['precision']}", f"use --precision {arch.precisions[0]} or auto")
+    flagged = {key: flags[key] if isinstance(flags.get(key), dict) else {} for key in OPTIONS}
+    config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, typed["arch_options"], "architecture", flagged["arch_options"])}
+    optimizer_options = plugin_options(optimizer, typed["optimizer_options"], "optimizer", flagged["optimizer_options"])
+    config["optimizer_options"] = {**options_of(optimizer, "optimizer"), **optimizer_options}
+    for key in RATE_SETTINGS:
+        config[key] = config[key] if config[key] is not None else optimizer.defaults.get(key)
+    if config["lr"] is None or config["weight_decay"] is None:
+        raise UsageError(f"optimizer '{optimizer.name}' has no default learning rate or weight decay", "pass --lr and --weight-decay")
+    scheduler_options = plugin_options(scheduler, typed["scheduler_options"], "scheduler", flagged["scheduler_options"])
+    config["scheduler_options"] = {**options_of(scheduler, "scheduler"), **scheduler_options}
+    config = schema.check(config)
+    if config["early_stopping"] and not config["val_split"]:
+        raise UsageError("early stopping needs a validation split", "set --val-split above 0")
+    config["preset"] = preset
+    return _jsonable(config)
+
+
+def _layered(under: dict[str, Any], file_settings: dict[str, Any], flags: dict[str, Any], config_file) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings ``under`` (the defaults with a preset's over them), a config file's over those and the flags' over all;
+    with the option tables as they were before the flags (typed, where flags give text)."""
+    config, file_settings = copy.deepcopy(under), copy.deepcopy(file_settings)
     if config_file:
         unknown = sorted(set(file_settings) - set(DEFAULTS))
         if unknown:
@@ -138,28 +168,29 @@ def resolve(flags: dict[str, Any], config_file: str | Path | None = None, preset
             config[key] = {**(config[key] or {}), **value}  # a flag changes only the amounts it names
         else:
             config[key] = value
+    return config, typed
 
-    config = schema.check(config)
-    provenance = recorded.get("plugins") if isinstance(recorded.get("plugins"), dict) else {}
-    from_file = {"plugins": {k: v for k, v in provenance.items() if not flags.get(k)}}  # what to install, if a plugin is gone
-    arch, optimizer, scheduler = (spec_of({**config, **from_file}, setting, f"config file {config_file}") for setting in ("arch", "optimizer", "scheduler"))
-    if config["precision"] not in ("auto", *arch.precisions):
-        raise UsageError(f"{arch.label} computes in {' and '.join(arch.precisions)} only, not {config['precision']}", f"use --precision {arch.precisions[0]} or auto")
-    flagged = {key: flags[key] if isinstance(flags.get(key), dict) else {} for key in OPTIONS}
-    config["arch_options"] = {**options_of(arch, "architecture"), **plugin_options(arch, typed["arch_options"], "architecture", flagged["arch_options"])}
-    optimizer_options = plugin_options(optimizer, typed["optimizer_options"], "optimizer", flagged["optimizer_options"])
-    config["optimizer_options"] = {**options_of(optimizer, "optimizer"), **optimizer_options}
-    for key in RATE_SETTINGS:
-        config[key] = config[key] if config[key] is not None else optimizer.defaults.get(key)
-    if config["lr"] is None or config["weight_decay"] is None:
-        raise UsageError(f"optimizer '{optimizer.name}' has no default learning rate or weight decay", "pass --lr and --weight-decay")
-    scheduler_options = plugin_options(scheduler, typed["scheduler_options"], "scheduler", flagged["scheduler_options"])
-    config["scheduler_options"] = {**options_of(scheduler, "scheduler"), **scheduler_options}
-    config = schema.check(config)
-    if config["early_stopping"] and not config["val_split"]:
-        raise UsageError("early stopping needs a validation split", "set --val-split above 0")
-    config["preset"] = preset
-    return _jsonable(config)
+
+def _unchanged_without_preset(config: dict[str, Any], defaults: dict[str, Any], file_settings: dict[str, Any], flags: dict[str, Any], config_file) -> bool:
+    try:
+        return schema.check(_layered(defaults, file_settings, flags, config_file)[0]) == schema.check(config)
+    except UsageError:  # settings valid only over the preset, or not at all: told as they are next
+        return False
+
+
+def _refuse_hidden_preset(preset: str, config_file, flags: dict[str, Any], a_runs_config: bool) -> None:
+    """--preset under a config file (or flags) that sets every one of its settings."""
+    flagged = any(flags.get(key) is not None for key in PRESETS[preset])
+    if a_runs_config:
+        why = f"config file {config_file} is a run's config.json, which sets every setting"
+    else:
+        by = f"config file {config_file}{' and the flags' * flagged}" if config_file else "the flags"
+        why = f"{by} set{'' if flagged else 's'} all of its settings ({', '.join(key for key in PRESETS[preset] if key not in OPTIONS)})"
+    raise UsageError(
+        f"--preset {preset} would change nothing: {why}",
+        f"a config file's settings go over its preset's; drop --preset, or use --preset {preset} with flags instead of --config"
+        if config_file else "flags go over a preset's settings; drop --preset or some of the flags",
+    )
 
 
 OPTION_TABLES = {  # a flag's name used as a key: the table it is in a file, with an example

@@ -791,6 +791,23 @@ def test_watch_command_reports_a_missing_run_in_one_line(tmp_path):
         assert isinstance(result.exception, UsageError) and "notes.txt is a file" in result.exception.message
 
 
+def test_watch_names_a_mistyped_run_before_asking_for_a_terminal(tmp_path):
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+    from mnistctl.errors import NotFoundError, UsageError
+
+    make_run(tmp_path, "only", [start()])
+    result = CliRunner().invoke(app, ["watch", "onyl", "--runs-dir", str(tmp_path)])
+    assert isinstance(result.exception, NotFoundError) and "only" in result.exception.hint
+    result = CliRunner().invoke(app, ["watch", "--stalled-after", "0", "--runs-dir", str(tmp_path)])
+    assert isinstance(result.exception, UsageError) and result.exception.message == "--stalled-after must be positive, got 0"
+    result = CliRunner().invoke(app, ["watch", "only", "--runs-dir", str(tmp_path)])
+    assert isinstance(result.exception, UsageError) and "needs a terminal" in result.exception.message
+    shown = CliRunner().invoke(app, ["watch", "--help"], env={"COLUMNS": "120"}).output
+    assert "stalled [default: 120]." in shown and "120.0" not in shown
+
+
 @pytest.mark.usefixtures("terminal")
 def test_watch_refuses_a_runs_folder_given_that_does_not_exist(tmp_path, monkeypatch):
     from typer.testing import CliRunner

@@ -16,15 +16,18 @@ NAME = "watch"
 def command(
     run: str = typer.Argument("latest", metavar="RUN", autocompletion=options.complete_runs, help="Run name or path; the newest run by default."),
     runs_dir: options.RunsDir = None,
-    stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", metavar="SECONDS", help="Seconds without new metrics before a running run counts as stalled."),
+    stalled_after: float = typer.Option(STALLED_AFTER, "--stalled-after", metavar="SECONDS", show_default=False, help=f"Seconds without new metrics before a running run counts as stalled \\[default: {STALLED_AFTER:g}]."),
 ) -> None:
     """Watch a run's training live: progress, ETA, loss and accuracy charts, epochs and events, per-layer statistics (q quits, ? keys, n/p switch runs, v layer view)."""
     from mnistctl import runs
 
     if not stalled_after > 0:
-        raise UsageError(f"--stalled-after must be positive, got {stalled_after}", "e.g. --stalled-after 120")
+        raise UsageError(f"--stalled-after must be positive, got {stalled_after:g}", "e.g. --stalled-after 120")
+    waiting = run == "latest" and not runs.list_runs(runs_dir)
+    if not waiting:
+        runs.resolve(run, runs_dir)  # a mistyped run is named first, even without a terminal
     options.require_terminal("watch", "run it in a terminal; without one, mnistctl compare RUN shows where a run stands")
-    if run == "latest" and not runs.list_runs(runs_dir):
+    if waiting:
         _wait_for_a_run(runs_dir)
     run_ = runs.resolve(run, runs_dir)
     from mnistctl.console import run_app

@@ -125,6 +125,12 @@ def test_help_names_arguments_in_capitals_as_they_are_typed(args, usage, argumen
     assert not [line for line in lines if "<str>" in line or "{" in line], lines
 
 
+def test_eval_and_visualize_help_name_what_each_option_takes():
+    shown = {command: [" ".join(line.strip("│ ").split()) for line in run_mnistctl(command, "--help").stdout.splitlines()] for command in ("eval", "visualize")}
+    for command, option in [("eval", "--split test|val"), ("visualize", "--split test|val"), ("visualize", "--out DIR"), ("visualize", "--image FILE"), ("visualize", "--index N"), ("visualize", "--layer NAME|N")]:
+        assert any(line.startswith(f"{option} ") for line in shown[command]), (command, option)
+
+
 def test_an_early_stop_says_why_in_the_last_line(tmp_path, data_dir):
     import json
 

@@ -13,7 +13,7 @@ NAME = "eval"
 
 def command(
     run: options.RunArg = "latest",
-    split: str = typer.Option("test", "--split", help="test, or val (the validation images held out of training)."),
+    split: str = typer.Option("test", "--split", metavar="test|val", show_default=False, help="test, or val (the validation images held out of training) \\[default: test]."),
     which: options.Weights = None,
     as_json: options.Json = False,
     runs_dir: options.RunsDir = None,

@@ -131,6 +131,15 @@ def test_eval_and_visualize_help_name_what_each_option_takes():
         assert any(line.startswith(f"{option} ") for line in shown[command]), (command, option)
 
 
+@pytest.mark.parametrize("command", ["eval", "visualize", "compare", "export", "train"])
+def test_the_data_options_have_a_panel_of_their_own_that_leaves_the_others_room(command):
+    shown = run_mnistctl(command, "--help", COLUMNS="80").stdout
+    data = shown[shown.index("─ Data ─"):]
+    data = data[: data.index("╰")]
+    assert "--data-dir" in data and "--ignore-data-mismatch" in data, shown
+    assert "--ignore-data-mismatch" not in shown[shown.index("─ Options ─"):].split("╰")[0], shown
+
+
 def test_an_early_stop_says_why_in_the_last_line(tmp_path, data_dir):
     import json
 

@@ -17,6 +17,7 @@ from mnistctl.errors import MnistctlError
 
 COMMANDS = ("train", "sweep", "eval", "visualize", "predict", "draw", "compare", "watch", "export")
 GROUPS = ("list",)
+DATA_OPTIONS = ("data_dir", "ignore_data_mismatch")  # shared by the commands that read a run, in a panel of their own
 PIPE_GONE = -signal.SIGPIPE if hasattr(signal, "SIGPIPE") else 1  # the reader of an output has gone (no SIGPIPE on Windows)
 
 
@@ -72,6 +73,8 @@ def command(argv: list[str] | None = None):
         for param in cmd.params:
             if param.param_type_name == "option" and param.metavar is None:
                 param.metavar = "" if param.is_flag else param.name.rstrip("_").upper()
+            if param.name in DATA_OPTIONS and getattr(param, "rich_help_panel", None) is None:
+                param.rich_help_panel = "Data"  # as train's: the options panel keeps room for its own help
             elif param.param_type_name == "argument":
                 _as_typed(param)
     return root

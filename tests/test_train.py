@@ -211,6 +211,23 @@ def test_a_resume_from_a_damaged_state_fails_and_leaves_the_run_as_it_was(tmp_pa
     assert run.summary["status"] == "interrupted"
 
 
+def test_a_damaged_resume_state_says_to_start_a_new_run_and_that_the_best_weights_still_work(tmp_path, data_dir):
+    observer = StopAt(2, 3)
+    trainer = observer.trainer = make(tmp_path, data_dir, observer)
+    assert trainer.run()["status"] == "interrupted"
+    run = runs.Run(trainer.run_dir)
+    run.state_path.write_text("x\n")
+    new_run = f"start a new run from its settings: mnistctl train --config {shlex.quote(str(run.config_path))}"
+    with pytest.raises(RunError) as info:
+        Trainer.resume(run).run()
+    assert info.value.message.startswith(f"checkpoint {run.state_path} is unreadable")
+    assert info.value.hint == f"{new_run}; its best weights still work: mnistctl eval {shlex.quote(str(run.path))}, or export"
+    run.weights_path("best").write_text("x\n")
+    with pytest.raises(RunError) as info:
+        Trainer.resume(run).run()
+    assert info.value.hint == new_run
+
+
 @pytest.mark.parametrize("arch, options, message", [
     ("lenet", {"kernel_size": "15"}, "the architecture 'lenet' with kernel_size=15 does not fit 28x28 images: Calculated padded input size"),
     ("deep-dropout", {"channels": "8,8,8,8,8"}, "the architecture 'deep-dropout' with channels=8,8,8,8,8 does not fit 28x28 images: Given input size"),

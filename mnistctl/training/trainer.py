@@ -474,7 +474,10 @@ class Trainer:
 
         path = self.target.state_path
         try:
-            state = checkpoint.load_state(path)
+            try:
+                state = checkpoint.load_state(path)
+            except RunError as exc:  # damaged: --resume has no other state to take
+                raise exc if isinstance(exc.__context__, PermissionError) else RunError(exc.message, self._no_resume_hint()) from None
             if problem := self._state_problem(state):
                 raise self._not_a_state(problem)
             self.model.load_state_dict(state["model"])
@@ -499,10 +502,17 @@ class Trainer:
         self.world.reseed(self.config["seed"], self.global_step, self.aug_rng)
 
     def _not_a_state(self, why: str) -> RunError:
-        return RunError(
-            f"{self.target.state_path} is not a resume state of run {self.target.name} ({why})",
-            f"it is damaged or from another run; start a new run, e.g. with --config {shlex.quote(str(self.target.config_path))}",
-        )
+        return RunError(f"{self.target.state_path} is not a resume state of run {self.target.name} ({why})", f"it is damaged or from another run; {self._no_resume_hint()}")
+
+    def _no_resume_hint(self) -> str:
+        """What is left to do with a run whose resume state is lost: a new run from its settings, and its best weights if they are intact."""
+        run = self.target
+        hint = f"start a new run from its settings: mnistctl train --config {shlex.quote(str(run.config_path))}"
+        try:
+            checkpoint.read(run.weights_path("best"))
+        except RunError:
+            return hint
+        return f"{hint}; its best weights still work: mnistctl eval {shlex.quote(str(run.path))}, or export"
 
     def _state_problem(self, state: dict[str, Any]) -> str | None:
         """What a resume state's counters and times hold that this run cannot have reached, or None.

@@ -48,3 +48,9 @@ def test_every_code_fence_is_a_line_of_its_own_so_the_prose_after_it_renders():
     fences = [(n, line) for n, line in enumerate(README.read_text().splitlines(), 1) if line.lstrip().startswith("```")]
     assert all(re.fullmatch(r"\s*```[a-z]*", line) for _, line in fences), [f for f in fences if not re.fullmatch(r"\s*```[a-z]*", f[1])]
     assert len(fences) % 2 == 0
+
+
+def test_the_readme_gives_the_metrics_line_limit_the_reader_keeps():
+    from mnistctl.runs.reader import MAX_LINE
+
+    assert f"a line of `metrics.jsonl` at most {MAX_LINE // 2**20} MB" in README.read_text()

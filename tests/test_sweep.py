@@ -625,6 +625,17 @@ def test_the_sweep_figure_shows_whole_trials_no_accuracy_above_100_and_its_legen
     assert ax.get_legend().get_window_extent().y1 < ax.get_window_extent().y0  # below the axes, hiding no trial
 
 
+def test_a_trial_that_failed_before_an_accuracy_is_drawn_on_the_axis_not_left_out():
+    from mnistctl.reading.figures.sweep import sweep_figure
+
+    fig = sweep_figure("s", [(0, 0.97, True), (1, None, False), (2, 0.98, True)], {})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    failed = [line for line in ax.get_lines() if line.get_label() == "failed before an accuracy"]
+    assert len(failed) == 1 and list(failed[0].get_xdata()) == [1]
+    assert "failed before an accuracy" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
 def test_a_pruned_trial_shows_its_best_epoch_and_is_never_the_best_or_explained(tmp_path):
     from optuna.trial import TrialState
 

@@ -162,7 +162,8 @@ def plot(study, path: str | Path) -> Path:
     from mnistctl.reading.figures import save
     from mnistctl.reading.figures.sweep import sweep_figure
 
-    history = [(t.number, best_val_acc(t), status(t).completed) for t in trials(study) if best_val_acc(t) is not None]
-    if not history:
+    history = [(t.number, best_val_acc(t), status(t).completed) for t in trials(study)
+               if best_val_acc(t) is not None or status(t) == Status.FAILED]
+    if all(value is None for _, value, _ in history):
         raise RunError(f"study '{study.study_name}' has no trial with a validation result yet", "plot again once a trial has finished an epoch")
     return save(sweep_figure(study.study_name, history, importances(study)), path, replace=False)

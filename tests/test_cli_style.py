@@ -22,6 +22,8 @@ from test_cli import run_mnistctl
         (["train", "--no-augment", "--rotation", "15"], "--no-augment turns augmentation off, so --rotation would be ignored"),
         (["visualize", "--what", "confusoin"], "did you mean 'confusion'"),
         (["compare", "--study", "s", "--top", "-1"], "invalid value for '--top'"),
+        (["eval", "--run", "x"], "no such option: --run (name the run without --run: mnistctl eval RUN)"),
+        (["compare", "-r", "x"], "no such option: -r (name the runs without -r: mnistctl compare RUN RUN)"),
     ],
 )
 def test_every_input_mistake_is_one_line_with_exit_code_2(args, says):

@@ -182,7 +182,10 @@ def _run() -> int:
             option = getattr(exc, "option_name", None)  # a file named like an option: -photo.png
             path = next((arg for arg in sys.argv[1:] if option and arg.startswith(option) and os.path.exists(arg)), None)
             message = exc.format_message().splitlines()[0].removesuffix(".")
-            report(message[:1].lower() + message[1:], f"for the file {path}, write ./{path}" if path else f"see {where} --help")
+            hint = f"for the file {path}, write ./{path}" if path else f"see {where} --help"
+            if option in ("--run", "-r") and (runs := _run_arguments(exc)):  # as predict, draw and export take them
+                message, hint = f"no such option: {option}", f"name the {runs} without {option}: {where} {'RUN RUN' if runs == 'runs' else 'RUN'}"
+            report(message[:1].lower() + message[1:], hint)
             return 2
         if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:  # a folder to create, a file in the way
             report(f"cannot write to {exc.filename}: it or a folder above it is a file", "choose another path")
@@ -234,6 +237,13 @@ def _reader_gone(fds: list[int]) -> bool:
     for fd in fds:
         poll.register(fd, select.POLLOUT)
     return any(events & select.POLLERR for _, events in poll.poll(0))
+
+
+def _run_arguments(exc: Exception) -> str | None:
+    """'run' or 'runs' when the command that failed takes runs as arguments (eval, compare...), else None."""
+    params = exc.ctx.command.params if getattr(exc, "ctx", None) else []
+    taken = [param for param in params if param.param_type_name == "argument" and param.metavar.strip("[].") == "RUN"]
+    return ("run" if taken[0].nargs == 1 else "runs") if taken else None
 
 
 def _is_usage_error(exc: Exception) -> bool:

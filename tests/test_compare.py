@@ -220,6 +220,14 @@ def test_a_named_run_that_does_not_exist_is_bad_input_with_a_hint(fixture_runs):
         compare.compare([], fixture_runs)
 
 
+def test_runs_named_with_a_comma_are_told_to_be_named_apart(fixture_runs):
+    result = CliRunner().invoke(app, ["compare", "a,b", "--runs-dir", str(fixture_runs)])
+    assert isinstance(result.exception, UsageError) and result.exception.message == "no run 'a,b'"
+    assert result.exception.hint == "name the runs with spaces between them: mnistctl compare a b"
+    (fixture_runs / "a").rename(fixture_runs / "a,b")  # a run whose name has a comma is still compared
+    assert CliRunner().invoke(app, ["compare", "a,b", "b", "--runs-dir", str(fixture_runs), "--no-stats"]).exit_code == 0
+
+
 def test_a_summary_value_that_is_not_a_number_is_warned_with_where_the_value_shown_comes_from(tmp_path):
     make_run(tmp_path, "a", [0.95], probs_for({0, 1}, 0.9, 0.6), summary={"test_acc": "abc", "wall_time": "x"})
     make_run(tmp_path, "b", [0.9], summary={"test_loss": "?"})

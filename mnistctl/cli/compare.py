@@ -48,6 +48,8 @@ def command(
         if refs or all_runs:
             raise UsageError("--study selects the runs itself", "drop the run names and --all, or drop --study")
         refs, sort = study_runs(study, runs_dir, 5 if top is None else top), sort or "val_acc"
+    if not all_runs:
+        refuse_comma_lists(refs or [], runs_dir)
     result = compare(refs or [], runs_dir, all_runs, sort, stats, ignore_data_mismatch, data_dir)
     for message in result.warnings:
         warn(message)
@@ -63,6 +65,21 @@ def command(
         written = plot_curves(result.runs, plot)
         if not as_json:
             out.print(f"curves written to [bold]{literal(written)}[/]", soft_wrap=True)
+
+
+def refuse_comma_lists(refs: list[str], runs_dir) -> None:
+    """``fast,simple`` meant as ``fast simple``: runs are named apart, unlike the values of --columns and --what."""
+    import shlex
+
+    from mnistctl import runs
+    from mnistctl.errors import NotFoundError, UsageError
+
+    for ref in (ref for ref in refs if "," in ref):
+        try:
+            runs.resolve(ref, runs_dir)
+        except NotFoundError:
+            apart = " ".join(shlex.quote(part) for part in ref.split(",") if part)
+            raise UsageError(f"no run '{ref}'", f"name the runs with spaces between them: mnistctl compare {apart}") from None
 
 
 NARROW = ("name", "test_acc", "val_acc", "params", "epochs", "time")  # the columns that matter most, in order

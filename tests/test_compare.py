@@ -344,6 +344,20 @@ def test_runs_trained_without_a_validation_split_compare_draw_their_curves_and_s
     assert "no validation" in setup_terms(run.config)
 
 
+def test_a_running_run_shows_the_epoch_of_its_best_checkpoint_as_monitor_picked_it(tmp_path):
+    by_loss = make_run(tmp_path, "by-loss", [0.95, 0.97, 0.96], status="running", monitor="val_loss")
+    no_val = make_run(tmp_path, "no-val", [0.5, 0.5], status="running", val_split=0)
+    for path, accs, marks in ((by_loss, [0.95, 0.97, 0.96], [True, False, True]), (no_val, [None, None], [True, True])):
+        events = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+        epochs = [e for e in events if e["event"] == "epoch"]
+        for event, acc, best in zip(epochs, accs, marks):
+            event.update(val_acc=acc, best=best, val_loss=None if acc is None else 0.5 - event["epoch"] / 10)
+        (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    rows = {r["name"]: r for r in compare.compare(["by-loss", "no-val"], tmp_path, stats=False).rows}
+    assert (rows["by-loss"]["best_epoch"], rows["by-loss"]["val_acc"]) == (3, 0.96)  # the lowest validation loss
+    assert (rows["no-val"]["best_epoch"], rows["no-val"]["val_acc"]) == (2, None)  # without validation, the last epoch
+
+
 def test_a_plot_file_that_appears_while_it_is_drawn_is_kept(fixture_runs, tmp_path):
     png = tmp_path / "curves.png"
     png.write_text("mine")  # after the command checked that the name was free

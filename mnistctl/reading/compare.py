@@ -137,7 +137,7 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
     summary, wrong = numbers_only(run) if status.ended else ({}, [])
     epochs = run.epochs()
     test = (run.last(Kind.TEST) or {}) if status.ended else {}
-    best = max(epochs, key=lambda e: e.get("val_acc") or 0, default={})
+    best = best_epoch(epochs)
     rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
     row = {
         "name": run.name,
@@ -164,6 +164,13 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
     if wrong and warnings is not None:
         warnings.append(not_numbers(run, wrong, row))
     return row
+
+
+def best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch event of the best checkpoint: the last one marked best (the epoch ``--monitor`` picked, the last one
+    without validation); in a log without those marks, the highest validation accuracy."""
+    marked = [e for e in epochs if e.get("best") is True]
+    return marked[-1] if marked else max(epochs, key=lambda e: e.get("val_acc") or 0, default={})
 
 
 SUMMARY_NUMBERS = ("params", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss", "wall_time", "images_per_s")
@@ -223,7 +230,7 @@ def study_runs(name: str, root: str | Path | None = None, top: int = 5) -> list[
         except MnistctlError:
             continue
         if study.get("name") == name:
-            val_acc = summary_value(run, "best_val_acc") or max((e.get("val_acc") or 0 for e in run.epochs()), default=0)
+            val_acc = summary_value(run, "best_val_acc") or best_epoch(run.epochs()).get("val_acc") or 0
             found.append((val_acc, run))
     if not found:
         raise NotFoundError(f"no runs of study '{name}' in {runs.runs_dir(root)}", "check --runs-dir, or start it with: mnistctl sweep --study NAME --space FILE")

@@ -358,6 +358,17 @@ def test_a_running_run_shows_the_epoch_of_its_best_checkpoint_as_monitor_picked_
     assert (rows["no-val"]["best_epoch"], rows["no-val"]["val_acc"]) == (2, None)  # without validation, the last epoch
 
 
+def test_a_running_run_counts_its_throughput_over_its_time_so_far_as_its_summary_will(tmp_path):
+    path = make_run(tmp_path, "running", [0.9, 0.95], status="running")
+    events = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for event in events:
+        if event["event"] == "epoch":  # 10 s of training and 15 s of validation each, at 1,000 then 3,000 images/s
+            event.update(epoch_time=10.0, elapsed=25.0 * event["epoch"], images_per_s=1000.0 + 2000.0 * (event["epoch"] - 1))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    row = compare.compare(["running"], tmp_path, stats=False).rows[0]
+    assert row["throughput"] == pytest.approx(40_000 / 50)
+
+
 def test_a_plot_file_that_appears_while_it_is_drawn_is_kept(fixture_runs, tmp_path):
     png = tmp_path / "curves.png"
     png.write_text("mine")  # after the command checked that the name was free
@@ -499,8 +510,8 @@ def test_the_runs_table_keeps_every_column_that_fits_and_the_one_sorted_by(fixtu
 
     header, widest = table()
     assert widest <= width
-    shown = [h for h in ("run", "status", "architecture", "optimizer", "test acc", "val acc") if h in header]
-    assert len(shown) >= (6 if width >= 160 else 3), header
+    shown = [h for h in ("run", "architecture", "optimizer", "test acc", "val acc") if h in header]
+    assert len(shown) >= (5 if width >= 160 else 3), header
     header, widest = table("--sort", "test_loss")
     assert "test loss" in header and widest <= max(width, 80)
 

@@ -138,7 +138,6 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
     epochs = run.epochs()
     test = (run.last(Kind.TEST) or {}) if status.ended else {}
     best = best_epoch(epochs)
-    rates = [e["images_per_s"] for e in epochs if e.get("images_per_s")]
     row = {
         "name": run.name,
         "path": str(run.path),
@@ -155,7 +154,7 @@ def describe(run: Run, warnings: list[str] | None = None) -> dict[str, Any]:
         "test_acc": summary.get("test_acc", test.get("test_acc")),
         "test_loss": summary.get("test_loss", test.get("test_loss")),
         "time": summary.get("wall_time", epochs[-1].get("elapsed") if epochs else None),
-        "throughput": summary.get("images_per_s", sum(rates) / len(rates) if rates else None),
+        "throughput": summary.get("images_per_s", throughput(epochs)),
     }
     if row["test_acc"] is None and status.completed and (kept := kept_test(run)):  # stopped in the test pass, then evaluated
         row["test_acc"], row["test_loss"] = kept["test_acc"], kept["test_loss"]
@@ -171,6 +170,14 @@ def best_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
     without validation); in a log without those marks, the highest validation accuracy."""
     marked = [e for e in epochs if e.get("best") is True]
     return marked[-1] if marked else max(epochs, key=lambda e: e.get("val_acc") or 0, default={})
+
+
+def throughput(epochs: list[dict[str, Any]]) -> float | None:
+    """Images trained per second of the run's time so far, validation included, as its summary will count them."""
+    done = [(number(e.get("images_per_s")), number(e.get("epoch_time"))) for e in epochs]
+    images = sum(rate * seconds for rate, seconds in done if rate and seconds)
+    elapsed = number(epochs[-1].get("elapsed")) if epochs else None
+    return images / elapsed if images and elapsed else None
 
 
 SUMMARY_NUMBERS = ("params", "epochs_run", "best_epoch", "best_val_acc", "test_acc", "test_loss", "wall_time", "images_per_s")

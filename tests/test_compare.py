@@ -593,3 +593,17 @@ def test_the_footer_counts_one_column_left_out_in_the_singular(fixture_runs):
     shown = [c for c in compare.COLUMNS if c.key != "throughput"]
     assert footer(shown).endswith("; 1 more column with --wide or --columns")
     assert footer(shown[:-1]).endswith("; 2 more columns with --wide or --columns")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_columns_with_one_value_for_every_run_are_dropped_first_and_named_under_the_table(tmp_path, width):
+    make_run(tmp_path, "fast", [0.95, 0.97], arch="simplecnn", arch_options={"channels": [16, 24]}, optimizer="sgd", lr=0.1, scheduler="onecycle")
+    make_run(tmp_path, "simple", [0.90], epochs=1, lr=0.05, scheduler="step")
+    result = CliRunner().invoke(app, ["compare", "fast", "simple", "--runs-dir", str(tmp_path), "--no-stats"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    end = lines.index(next(line for line in lines if line.startswith("└")))
+    header, note = lines[2], " ".join(line.strip() for line in lines[end + 1:end + 3])
+    assert max(map(len, lines[:end + 3])) <= width and "status" not in header and "batch size" not in header
+    assert "same for all: status finished, weight decay 0, batch size 128, augment none" in note
+    assert ("scheduler" in header or "optimizer" in header) and ("architecture" in header) == (width >= 120)

@@ -110,24 +110,35 @@ def name_cap(width: int) -> int:
 
 
 def print_runs(result, shown, fit: bool, keep: str | None = None, wrap: bool = True) -> None:
-    """The runs table, its title and footer as lines of their own. With ``fit``, the least important columns
-    (never ``keep``, the one sorted by) are dropped until it fits the terminal, a long run name wrapped rather than
-    a column dropped for it; with ``wrap``, names wrap to fit the columns kept. A table still too wide (only with
-    ``wrap`` off, or columns asked for) is printed at its own width, its values never cut."""
+    """The runs table, its title and footer as lines of their own. With ``fit``, columns (never ``keep``, the one sorted
+    by) are dropped until it fits the terminal: first those with one value for every run (named in the footer), then the
+    least important; a long run name is wrapped rather than a column dropped for it; with ``wrap``, names wrap to fit the
+    columns kept. A table still too wide (only with ``wrap`` off, or columns asked for) is printed at its own width, its
+    values never cut."""
     from mnistctl.console import fit_names, out, print_whole, table_width
 
     def build(columns, names):
         return runs_table(result, columns, title=None, caption=False, name_width=names)
 
-    full = name_width(result, shown)
-    names = min(full, name_cap(out.width)) if wrap else None
-    while fit and len(shown) > 1 and table_width(build(shown, names)) > out.width:
-        drop = next((k for k in DROP_FIRST if k in {c.key for c in shown} and k != keep), None)
+    def names_for(columns):
+        return min(name_width(result, columns), name_cap(out.width)) if wrap else None  # a run's status joins its name without the status column
+
+    def too_wide(columns, names=None):
+        return table_width(build(columns, names or names_for(columns))) > out.width
+
+    same, given, dropped = same_for_all(result.rows, shown), shown, []
+    order = [*(k for k in DROP_FIRST if k in same), *DROP_FIRST]
+    while fit and len(shown) > 1 and too_wide(shown):
+        drop = next((k for k in order if k in {c.key for c in shown} and k != keep), None)
         if drop is None:
             break
+        dropped.append(drop)
         shown = [c for c in shown if c.key != drop]
-        full = name_width(result, shown)  # a run's status joins its name once the status column is gone
-        names = min(full, name_cap(out.width)) if wrap else None
+    for key in reversed(dropped[:-1]):  # one dropped before the last may fit again beside those kept, names unwrapped
+        wider = [c for c in given if c in shown or c.key == key]
+        if not too_wide(wider, name_width(result, wider)):
+            shown = wider
+    full, names = name_width(result, shown), names_for(shown)
     table = build(shown, names)
     if wrap:
         table, fits = fit_names(lambda n: build(shown, n), full, out.width, min(full, NAME_FLOOR))
@@ -135,9 +146,17 @@ def print_runs(result, shown, fit: bool, keep: str | None = None, wrap: bool = T
             table, fits = fit_names(lambda n: build(shown, n), full, out.width)
     out.print("Runs, best first", style="table.title")
     print_whole(table)
-    out.print(footer(shown, result.rows), style="table.caption")
+    out.print(footer(shown, result.rows, {k: v for k, v in same.items() if k not in {c.key for c in shown}}), style="table.caption")
     if {"test_acc", "test_loss"} & {c.key for c in shown} and (hint := untested_hint(result.rows)):
         out.print(hint, style="dim", soft_wrap=True)
+
+
+def same_for_all(rows, shown) -> dict[str, Any]:
+    """{column key: value} of the columns shown (the name aside) whose value is the same for every run, of two or more."""
+    if len(rows) < 2:
+        return {}
+    values = {c.key: {repr(row[c.key]) for row in rows} for c in shown if c.key != "name"}
+    return {key: rows[0][key] for key, found in values.items() if len(found) == 1 and rows[0][key] is not None}
 
 
 def untested_hint(rows) -> str | None:
@@ -190,12 +209,16 @@ def name_cell(row, shown, width: int | None):
     return cell
 
 
-def footer(shown, rows=()) -> str:
+def footer(shown, rows=(), same: dict[str, Any] | None = None) -> str:
+    """The note under the runs table; ``same``: the columns left out that have one value for every run, and that value."""
     from mnistctl.console import counted
-    from mnistctl.reading.compare import COLUMNS, COMPLETED_ONLY, completed
+    from mnistctl.reading.compare import COLUMN, COLUMNS, COMPLETED_ONLY, completed
 
-    hidden = sum(c not in shown for c in COLUMNS) if set(shown) <= set(COLUMNS) else 0
+    same = same or {}
+    hidden = sum(c not in shown and c.key not in same for c in COLUMNS) if set(shown) <= set(COLUMNS) else 0
     more = f"; {counted(hidden, 'more column')} with --wide or --columns" if hidden else ""
+    if same:
+        more = "; same for all: " + ", ".join(f"{COLUMN[k].header} {cell(k, v)}" for k, v in same.items()) + more
     if any(c.key in COMPLETED_ONLY for c in shown) and not all(completed(row) for row in rows):
         more = f" (accuracy, loss and time: of completed runs only){more}"
     return f"[bold green]green[/]: best in its column{more}"

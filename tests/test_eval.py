@@ -144,6 +144,16 @@ def test_resolve_checkpoint(trained_run, tmp_path):
         runs.resolve(str(stray))
 
 
+@pytest.mark.parametrize("command", ["eval", "visualize", "compare"])
+def test_an_onnx_export_given_as_a_run_points_at_predict(tmp_path, command):
+    onnx = tmp_path / "digits.onnx"
+    onnx.write_bytes(b"onnx")
+    result = CliRunner().invoke(app, [command, str(onnx), "--runs-dir", str(tmp_path / "runs")])
+    assert isinstance(result.exception, UsageError)
+    assert result.exception.message == f"{onnx} is an ONNX export, not a run's folder"
+    assert f"mnistctl predict IMAGE --run {onnx}" in result.exception.hint
+
+
 def test_train_resume_of_an_empty_name_is_refused_not_a_new_run(tmp_path):
     result = run_mnistctl("train", "--resume", "", "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 2 and result.stderr.startswith("error: the run's name is empty")

@@ -394,6 +394,11 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
         if folder.is_dir():
             raise NotFoundError(f"{folder} has no {CONFIG}", "is it a mnistctl run directory?")
     if Path(ref).is_file():
+        if str(ref).lower().endswith(".onnx"):
+            import shlex
+
+            raise UsageError(f"{ref} is an ONNX export, not a run's folder",
+                             f"predict reads it: mnistctl predict IMAGE --run {shlex.quote(str(ref))}; here, pass the run it was exported from")
         raise UsageError(f"{ref} is a file, not a run's folder", "pass the folder that holds its config.json")
     names = [r.name for r in reversed(list_runs(root))]
     raise NotFoundError(f"no run '{ref}' in {home}/", _closest(str(ref), names))

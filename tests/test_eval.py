@@ -97,7 +97,7 @@ def test_eval_command_writes_reports_and_predictions(trained_run):
     result = CliRunner().invoke(app, ["eval", str(trained_run.path), "--split", "val", "--checkpoint", "last"])
     assert result.exit_code == 0, result.output
     assert "Per-class report" in result.output and "Most confused pairs" in result.output
-    json_path, text_path = evaluate.report_paths(trained_run, "val")
+    json_path, text_path = evaluate.report_paths(trained_run, "val", "last")
     report = json.loads(json_path.read_text())
     assert report["split"] == "val" and report["checkpoint"] == "last" and report["n"] == VAL_SPLIT
     assert sum(map(sum, report["confusion_matrix"])) == VAL_SPLIT
@@ -230,3 +230,35 @@ def test_the_hint_to_draw_a_confusion_too_wide_names_the_run_by_its_path(short_r
     assert result.returncode == 0, result.stderr
     hint = " ".join(result.stdout.split()).split("draw it: ", 1)[1]
     assert hint.startswith("mnistctl visualize 'kept runs/a run' --what confusion")
+
+
+def test_evaluating_other_weights_keeps_the_best_weights_report(short_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(short_run.path, copy)
+    run = runs.Run(copy)
+    best = evaluate.save(run, evaluate.evaluate(run, "test", "best"))
+    kept = best[0].read_text()
+    initial = evaluate.save(run, evaluate.evaluate(run, "test", "initial"))
+    assert initial[0].name == "eval-test-initial.json" and initial[1].name == "eval-test-initial.txt"
+    assert best[0].read_text() == kept and json.loads(initial[0].read_text())["checkpoint"] == "initial"
+
+
+def test_a_run_without_weights_whose_config_is_corrupt_is_called_corrupt(tmp_path):
+    bad = tmp_path / "runs" / "bad"
+    bad.mkdir(parents=True)
+    (bad / "config.json").write_text("{\n")
+    result = CliRunner().invoke(app, ["eval", "bad", "--runs-dir", str(tmp_path / "runs")])
+    assert isinstance(result.exception, RunError) and result.exception.message.startswith(f"{bad / 'config.json'} is corrupt: ")
+
+
+def test_evaluating_other_weights_keeps_the_best_weights_report(short_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(short_run.path, copy)
+    run = runs.Run(copy)
+    best = evaluate.save(run, evaluate.evaluate(run, "test", "best"))
+    kept = best[0].read_text()
+    initial = evaluate.save(run, evaluate.evaluate(run, "test", "initial"))
+    assert initial[0].name == "eval-test-initial.json" and initial[1].name == "eval-test-initial.txt"
+    assert best[0].read_text() == kept and json.loads(initial[0].read_text())["checkpoint"] == "initial"

@@ -266,6 +266,7 @@ class Run:
         try:
             regular(path)
         except FileNotFoundError:
+            self.config  # a damaged config.json is the real problem: said before the weights it may explain
             other = next((w for w in ("last", "initial") if w != which and self.weights_path(w).is_file()), None)
             use = {"last": "pass --weights last for the weights it stopped at", "initial": "pass --weights initial for its untrained weights"}
             why = "its weights were deleted or moved" if self.epochs() else self._before_first_epoch()

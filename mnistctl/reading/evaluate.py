@@ -107,13 +107,15 @@ def kept_test(run: Run) -> dict[str, Any] | None:
     return {"event": "test", "checkpoint": "best", "epoch": epoch if type(epoch) is int else None, "test_acc": acc, "test_loss": loss}
 
 
-def report_paths(run: Run, split: str) -> tuple[Path, Path]:
-    return run.report_path(f"eval-{split}.json"), run.report_path(f"eval-{split}.txt")
+def report_paths(run: Run, split: str, which: str = "best") -> tuple[Path, Path]:
+    """reports/eval-<split>.json and .txt for the best weights; eval-<split>-<which> for others, so none overwrites them."""
+    stem = f"eval-{split}" if which == "best" else f"eval-{split}-{which}"
+    return run.report_path(f"{stem}.json"), run.report_path(f"{stem}.txt")
 
 
 def save(run: Run, result: dict[str, Any]) -> tuple[Path, Path]:
-    """Write reports/eval-<split>.json and the same tables as plain text, each atomically."""
-    json_path, text_path = report_paths(run, result["split"])
+    """Write the result's report as JSON and the same tables as plain text, each atomically."""
+    json_path, text_path = report_paths(run, result["split"], result["checkpoint"])
     write_json(json_path, result)
     write_text(text_path, render_text(result))
     return json_path, text_path

@@ -233,8 +233,6 @@ def test_the_hint_to_draw_a_confusion_too_wide_names_the_run_by_its_path(short_r
 
 
 def test_evaluating_other_weights_keeps_the_best_weights_report(short_run, tmp_path):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(short_run.path, copy)
     run = runs.Run(copy)
@@ -251,14 +249,3 @@ def test_a_run_without_weights_whose_config_is_corrupt_is_called_corrupt(tmp_pat
     (bad / "config.json").write_text("{\n")
     result = CliRunner().invoke(app, ["eval", "bad", "--runs-dir", str(tmp_path / "runs")])
     assert isinstance(result.exception, RunError) and result.exception.message.startswith(f"{bad / 'config.json'} is corrupt: ")
-
-
-def test_evaluating_other_weights_keeps_the_best_weights_report(short_run, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(short_run.path, copy)
-    run = runs.Run(copy)
-    best = evaluate.save(run, evaluate.evaluate(run, "test", "best"))
-    kept = best[0].read_text()
-    initial = evaluate.save(run, evaluate.evaluate(run, "test", "initial"))
-    assert initial[0].name == "eval-test-initial.json" and initial[1].name == "eval-test-initial.txt"
-    assert best[0].read_text() == kept and json.loads(initial[0].read_text())["checkpoint"] == "initial"

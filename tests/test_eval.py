@@ -154,6 +154,13 @@ def test_an_onnx_export_given_as_a_run_points_at_predict(tmp_path, command):
     assert f"mnistctl predict IMAGE --run {onnx}" in result.exception.hint
 
 
+@pytest.mark.parametrize("command", ["eval", "visualize", "export"])
+def test_weights_of_no_known_name_are_refused_naming_weights_and_its_choices(short_run, command):
+    result = CliRunner().invoke(app, [command, str(short_run.path), "--weights", "worst"])
+    assert isinstance(result.exception, UsageError) and result.exception.message == "--weights 'worst' is not one of a run's weights"
+    assert result.exception.hint == "use --weights best, last or initial"
+
+
 def test_train_resume_of_an_empty_name_is_refused_not_a_new_run(tmp_path):
     result = run_mnistctl("train", "--resume", "", "--runs-dir", str(tmp_path / "runs"))
     assert result.returncode == 2 and result.stderr.startswith("error: the run's name is empty")
@@ -165,7 +172,7 @@ def test_train_resume_of_an_empty_name_is_refused_not_a_new_run(tmp_path):
     [
         (["eval", "no-such-run"], NotFoundError, "no run 'no-such-run'"),
         (["eval", "RUN", "--split", "train"], UsageError, "unknown split 'train'"),
-        (["eval", "RUN", "--checkpoint", "worst"], NotFoundError, "unknown checkpoint 'worst'"),
+        (["eval", "RUN", "--checkpoint", "worst"], UsageError, "--weights 'worst' is not one of a run's weights"),
         (["eval", "NOWEIGHTS"], RunError, "has no best weights"),
     ],
 )

@@ -420,6 +420,8 @@ def _closest(ref: str, names: list[str]) -> str:
 
 def resolve_checkpoint(ref: str | None, which: str | None = None, root: str | Path | None = None) -> tuple[Run, str]:
     """A run and checkpoint from a run reference, or from a path to ``weights/<checkpoint>.safetensors``."""
+    if which and which not in CHECKPOINTS:
+        raise UsageError(f"--weights {which!r} is not one of a run's weights", "use --weights best, last or initial")
     path = Path(ref) if ref else None
     if path is not None and path.suffix == ".safetensors":
         if not path.is_file():

@@ -95,6 +95,59 @@ def test_resume_is_bit_exact(tmp_path, data_dir, stop_at, more):
     assert epochs(broken) == epochs(whole)
 
 
+@pytest.fixture
+def threads(monkeypatch):
+    """Sets the cores a run finds (it trains on as many threads); torch's own count is put back after the test."""
+    if not trainer_module.KNOWS_AFFINITY:
+        pytest.skip("the thread count follows the affinity mask only where there is one")
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    yield lambda n: monkeypatch.setattr(trainer_module, "usable_cores", lambda: n)
+    torch.set_num_threads(before)
+
+
+class Threads(StopAt):
+    """Records the thread count each step ran on; stops at (epoch, step) if given."""
+
+    def __init__(self, epoch=0, step=0):
+        super().__init__(epoch, step)
+        self.seen = set()
+
+    def step(self, epoch, step, steps, loss, acc):
+        self.seen.add(torch.get_num_threads())
+        super().step(epoch, step, steps, loss, acc)
+
+
+def test_a_resume_trains_on_the_threads_the_run_trained_on_so_stays_exact(tmp_path, data_dir, threads):
+    options = dict(arch="simplecnn", epochs=2, precision="fp32")
+    threads(1)
+    whole = make(tmp_path, data_dir, name="whole", **options)
+    whole.run()
+    observer = Threads(1, 4)
+    broken = observer.trainer = make(tmp_path, data_dir, observer, name="broken", **options)
+    assert broken.run()["status"] == "interrupted"
+
+    threads(2)  # resumed where it finds more cores
+    observer = Threads()
+    assert Trainer.resume(runs.Run(broken.run_dir), observer).run()["status"] == "finished"
+    assert observer.seen == {1}
+    a, _ = checkpoint.load(whole.run_dir / "weights" / "last.safetensors")
+    b, _ = checkpoint.load(broken.run_dir / "weights" / "last.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_resume_on_other_threads_says_it_will_not_be_exact_and_how_to_make_it(tmp_path, data_dir, threads, monkeypatch, capsys):
+    threads(2)
+    observer = StopAt(1, 4)
+    broken = observer.trainer = make(tmp_path, data_dir, observer)
+    assert broken.run()["status"] == "interrupted"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    assert Trainer.resume(runs.Run(broken.run_dir)).run()["status"] == "finished"
+    err = " ".join(capsys.readouterr().err.split())
+    assert "trained on 2 CPU threads and continues on 1 (OMP_NUM_THREADS=1), so not bit for bit" in err and "unset OMP_NUM_THREADS for an exact resume" in err
+
+
 class SlowThenStop(Observer):
     """Makes each of the first three steps of epoch 2 take 100 s more on the trainer's clock, then requests a stop."""
 

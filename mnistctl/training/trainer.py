@@ -465,6 +465,7 @@ class Trainer:
             "running": self.world.total(self.running),
             "interval": interval,
             "step_lr": self._step_lr,
+            **({} if self.world.launched else {"threads": torch.get_num_threads()}),
         })
         self.writer.event(Kind.CHECKPOINT, epoch=self.epoch, kind="last", val_acc=None)
 
@@ -496,10 +497,29 @@ class Trainer:
             self._interval = {"start": -interval["seconds"], "loss": interval["loss"], "steps": interval["steps"]}
             self.epoch_time = state.get("epoch_time", 0.0)
             self._step_lr = state.get("step_lr")
+            threads = state.get("threads")  # absent in states of older versions and of several processes
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise self._not_a_state(f"{type(exc).__name__}: {_first_line(exc)}") from None
         self._saved_step = self.global_step
         self.world.reseed(self.config["seed"], self.global_step, self.aug_rng)
+        self._train_on_threads(threads)
+
+    def _train_on_threads(self, threads: Any) -> None:
+        """Continue on as many CPU threads as the run trained on: their number changes how sums are split,
+        so the weights. Said when it cannot be (OMP_NUM_THREADS set otherwise, fewer cores)."""
+        import torch
+
+        have = torch.get_num_threads()
+        if type(threads) is not int or threads < 1 or threads == have or self.device.type != "cpu" or self.world.launched:
+            return
+        if "OMP_NUM_THREADS" not in os.environ and threads <= usable_cores():
+            torch.set_num_threads(threads)
+            return
+        from mnistctl.console import warn
+
+        pinned = os.environ.get("OMP_NUM_THREADS")
+        why, fix = (f"OMP_NUM_THREADS={pinned}", "unset OMP_NUM_THREADS") if pinned is not None else (f"{usable_cores()} usable cores", f"resume it where it has {threads} cores")
+        warn(f"run {self.target.name} trained on {threads} CPU threads and continues on {have} ({why}), so not bit for bit as without the stop; {fix} for an exact resume")
 
     def _not_a_state(self, why: str) -> RunError:
         return RunError(f"{self.target.state_path} is not a resume state of run {self.target.name} ({why})", f"it is damaged or from another run; {self._no_resume_hint()}")

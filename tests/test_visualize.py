@@ -314,6 +314,25 @@ def test_all_of_a_run_stopped_in_its_first_epoch_skips_the_curves_with_a_note(tr
     check_png(tmp_path / "steps" / "curves.png")
 
 
+def test_a_run_in_its_first_epoch_draws_the_step_it_logged_and_says_it_is_still_training(trained_run, tmp_path, monkeypatch):
+    import mnistctl.reading.visualize as visualize
+    from mnistctl.reading.figures.training import curves_figure
+
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "config.json").write_text((trained_run.path / "config.json").read_text())
+    start = next(line for line in trained_run.metrics_path.open() if '"start"' in line)
+    (live / "metrics.jsonl").write_text(start + '{"event": "step", "time": 1.0, "epoch": 1, "step": 2, "loss": 0.9, "lr": 0.05, "images_per_s": 1.0}\n')
+    drawn = []
+    monkeypatch.setattr(visualize, "curves_figure", lambda *args, **kwargs: drawn.append(curves_figure(*args, **kwargs)) or drawn[-1])
+    result = CliRunner().invoke(app, ["visualize", str(live), "-w", "curves", "--out", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "plots" / "curves.png").format == "PNG"
+    assert "run live is still training its first epoch" in " ".join(result.stderr.split())
+    loss, acc, _ = drawn[0].axes
+    assert [list(line.get_ydata()) for line in loss.lines] == [[0.9]] and [t.get_text() for t in acc.texts] == ["first epoch still training"]
+
+
 def test_an_out_folder_never_loses_a_file_but_the_runs_plots_are_replaced(trained_run, tmp_path):
     out = tmp_path / "vis"
     out.mkdir()

@@ -65,7 +65,7 @@ def expand(what: list[str] | str, run: Run | None = None, which: str = "best") -
 
 def unavailable(kind: str, run: Run, which: str = "best") -> str | None:
     """Why ``run`` cannot have a plot of ``kind`` drawn with its ``which`` weights; None when it can."""
-    if kind == "curves" and not run.epochs() and sum(1 for _ in run.events(Kind.STEP)) < 2:
+    if kind == "curves" and not run.epochs() and next(run.events(Kind.STEP), None) is None:
         return no_epochs(run)
     if kind in LAYER_KINDS and not has_conv_layers(run):
         return f"{arch_label(run)} has no Conv2d layers"
@@ -298,12 +298,19 @@ class Plots:
         epochs = self.run.epochs()
         steps_per_epoch = (self.run.last(Kind.START) or {}).get("steps_per_epoch")
         steps = list(self.run.events(Kind.STEP)) if steps_per_epoch else []
-        if not epochs and len(steps) < 2:  # nothing to draw a line of
-            ended = self.run.status().ended
-            raise RunError(no_epochs(self.run), "it ended before its first epoch was done" if ended else "plot curves once the first epoch is done")
+        training = not self.run.status().ended
+        if not epochs and not steps:  # nothing to draw
+            every = self.run.config.get("log_every")
+            logs = f"it logs its loss every {every} steps" if isinstance(every, int) else "it has logged no step yet"
+            raise RunError(no_epochs(self.run), f"{logs}: plot curves again once it has" if training else "it ended before its first epoch was done")
+        if training and not epochs:
+            from mnistctl.console import warn
+
+            warn(f"run {self.run.name} is still training its first epoch: the curves show the loss of the steps logged so far")
         reached = max(e["epoch"] for e in epochs) if epochs else math.ceil(steps[-1]["step"] / steps_per_epoch)
         rates = learning_rates(self.run.config, steps_per_epoch, steps, reached) if steps_per_epoch else None
-        figure = curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST) or kept_test(self.run), rates, averaged=bool(self.run.config.get("ema")))
+        figure = curves_figure(self.title, epochs, steps, steps_per_epoch, self.run.last(Kind.TEST) or kept_test(self.run), rates,
+                               averaged=bool(self.run.config.get("ema")), training=training)
         return self.file_name("curves"), figure
 
     def confusion(self) -> tuple[str, Figure]:

@@ -12,17 +12,18 @@ from mnistctl.reading.figures.style import TEST, TRAIN, VAL, ExactPercent, style
 
 @styled
 def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_epoch: int | None, test: dict | None,
-                  rates: list[float] | None = None, averaged: bool = False) -> Figure:
+                  rates: list[float] | None = None, averaged: bool = False, training: bool = False) -> Figure:
     """Loss, accuracy and learning rate by epoch: ``rates`` of every step, else as logged; ``averaged``: a run with --ema,
-    whose validation is of the weights' average."""
+    whose validation is of the weights' average; ``training``: a run still training."""
     figure = Figure(figsize=(16, 4.8), layout="constrained")
     figure.suptitle(f"{title}: learning curves")
     loss, acc, lr = figure.subplots(1, 3)
     x = [e["epoch"] for e in epochs]
     best = [e["epoch"] for e in epochs if e.get("best")]
-    if len(steps) > 1:  # a single logged step would be a line of one point, which draws nothing
-        loss.plot([s["step"] / steps_per_epoch for s in steps], [s["loss"] for s in steps], color=TRAIN, alpha=0.25 if epochs else 1, lw=1,
-                  label="train (per logged step)")
+    alone = len(steps) == 1 and not epochs  # the only thing to draw, as a point: a line of one point draws nothing
+    if len(steps) > 1 or alone:
+        loss.plot([s["step"] / steps_per_epoch for s in steps], [s["loss"] for s in steps], "o" if alone else "-", color=TRAIN,
+                  alpha=0.25 if epochs else 1, lw=1, label="train (per logged step)")
     validated = [e for e in epochs if e.get("val_loss") is not None]  # none in a run trained with --val-split 0
     if epochs:
         loss.plot(x, [e["train_loss"] for e in epochs], "o-", color=TRAIN, label="train (epoch mean)")
@@ -35,8 +36,8 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
     if test:  # hollow and under the validation marker, which shows through it at the same epoch
         acc.plot([test["epoch"]], [100 * test["test_acc"]], "*", ms=18, mfc="none", mec=TEST, mew=2, color=TEST, zorder=1.9,
                  label=f"test, best checkpoint: {test['test_acc']:.2%}")
-    if not epochs:  # stopped or failed in its first epoch: only the logged steps
-        acc.text(0.5, 0.5, "no epoch finished", transform=acc.transAxes, ha="center", va="center", color="grey")
+    if not epochs:  # in its first epoch, or stopped or failed there: only the logged steps
+        acc.text(0.5, 0.5, "first epoch still training" if training else "no epoch finished", transform=acc.transAxes, ha="center", va="center", color="grey")
         acc.set_yticks([])
     acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
     acc.yaxis.set_major_formatter(ExactPercent())
@@ -45,14 +46,16 @@ def curves_figure(title: str, epochs: list[dict], steps: list[dict], steps_per_e
             ax.axvline(best[-1], color="grey", ls=":", lw=1.5, label=f"best epoch ({best[-1]})")
     if rates:
         lr.plot([(k + 1) / steps_per_epoch for k in range(len(rates))], rates, color="purple")
-    elif len(steps) > 1 and all("lr" in s for s in steps):
-        lr.plot([s["step"] / steps_per_epoch for s in steps], [s["lr"] for s in steps], color="purple")
+    elif (len(steps) > 1 or alone) and all("lr" in s for s in steps):
+        lr.plot([s["step"] / steps_per_epoch for s in steps], [s["lr"] for s in steps], "o" if alone else "-", color="purple")
     else:
         logged = [e for e in epochs if "lr" in e]  # every run writes it; a hand-edited file may not
         lr.plot([e["epoch"] for e in logged], [e["lr"] for e in logged], "o-", color="purple")
         if not logged:
             lr.text(0.5, 0.5, "not logged", transform=lr.transAxes, ha="center", va="center", color="grey")
             lr.set(yticks=[], xlim=loss.get_xlim())
+    if alone and len(lr.lines[0].get_xdata()) < 2:  # one point spans no range: the epoch it is in
+        lr.set_xlim(0, 1)
     rates = [line for line in lr.lines[0].get_ydata() if line > 0]
     if rates and max(rates) / min(rates) > 20:
         lr.set_yscale("log")

@@ -148,6 +148,16 @@ def test_a_resume_on_other_threads_says_it_will_not_be_exact_and_how_to_make_it(
     assert "trained on 2 CPU threads and continues on 1 (OMP_NUM_THREADS=1), so not bit for bit" in err and "unset OMP_NUM_THREADS for an exact resume" in err
 
 
+def test_a_run_stopped_at_the_last_step_of_an_epoch_resumes_on_processes_that_leave_an_image_out(tmp_path, data_dir, monkeypatch):
+    observer = StopAt(1, 9)  # 1,025 images: 9 steps on one process, the last with a single image
+    trainer = observer.trainer = make(tmp_path, data_dir, observer, limit=1025)
+    assert trainer.run()["status"] == "interrupted"
+    monkeypatch.setattr(trainer_module.World, "steps", lambda self, n, batch: math.ceil((n - n % 2) / batch))  # as on 2: 8 steps of 1,024
+    resumed = Trainer.resume(runs.Run(trainer.run_dir))
+    assert resumed.run()["status"] == "finished"
+    assert [e["epoch"] for e in runs.Run(trainer.run_dir).epochs()] == [1, 2] and resumed.global_step == 9 + 8
+
+
 class SlowThenStop(Observer):
     """Makes each of the first three steps of epoch 2 take 100 s more on the trainer's clock, then requests a stop."""
 

@@ -492,6 +492,7 @@ class Trainer:
                 torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
             for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "elapsed"):
                 setattr(self, key, state[key])
+            self.step_in_epoch = min(self.step_in_epoch, self.steps_per_epoch)  # an epoch done on fewer processes, which leave out none of its images
             self.running = self.world.own_share(state["running"])
             interval = state.get("interval", {"loss": 0.0, "steps": 0, "seconds": 0.0})  # absent in states of older versions
             self._interval = {"start": -interval["seconds"], "loss": interval["loss"], "steps": interval["steps"]}
@@ -552,7 +553,7 @@ class Trainer:
         most = math.ceil(len(self.train_x) / self.config["batch_size"])  # steps of an epoch on one process; on more, at most one fewer
         return (
             count("epoch", epoch, 0, self.config["epochs"])
-            or count("step_in_epoch", step, 0, self.steps_per_epoch)
+            or count("step_in_epoch", step, 0, most)
             or count("global_step", state["global_step"], epoch * (most - 1) + step, epoch * most + step)
             or count("bad_epochs", state["bad_epochs"], 0, epoch)
             or count("best.epoch", best["epoch"], 0, epoch)

@@ -256,3 +256,20 @@ def test_a_run_without_weights_whose_config_is_corrupt_is_called_corrupt(tmp_pat
     (bad / "config.json").write_text("{\n")
     result = CliRunner().invoke(app, ["eval", "bad", "--runs-dir", str(tmp_path / "runs")])
     assert isinstance(result.exception, RunError) and result.exception.message.startswith(f"{bad / 'config.json'} is corrupt: ")
+
+
+def test_an_empty_runs_folder_hints_the_readmes_first_command_into_the_folder_given(tmp_path, monkeypatch):
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    first = re.search(r"^(mnistctl [^#\n]*?)\s*(#|$)", readme, re.MULTILINE).group(1)
+    empty = tmp_path / "no runs"
+    empty.mkdir()
+    for args in (["eval"], ["eval", "nope"], ["visualize"], ["export"]):
+        result = CliRunner().invoke(app, [*args, "--runs-dir", str(empty)])
+        assert isinstance(result.exception, NotFoundError), result.output
+        assert result.exception.hint == f"train one with: {first} --runs-dir {shlex.quote(str(empty))}"
+    monkeypatch.setenv("MNISTCTL_RUNS_DIR", str(empty))
+    assert CliRunner().invoke(app, ["eval"]).exception.hint == f"train one with: {first}"

@@ -11,6 +11,7 @@ from mnistctl.runs.layout import (
     STALLED_AFTER,
     Run,
     create,
+    first_run_hint,
     is_run_dir,
     list_runs,
     make_root,
@@ -25,6 +26,6 @@ from mnistctl.runs.writer import RunWriter
 
 __all__ = [
     "CHECKPOINTS", "RUNS_ENV", "STALLED_AFTER", "Kind", "Run", "RunWriter", "Status",
-    "create", "is_run_dir", "list_runs", "make_root", "resolve", "resolve_checkpoint", "runs_dir", "shown_names", "slug",
+    "create", "first_run_hint", "is_run_dir", "list_runs", "make_root", "resolve", "resolve_checkpoint", "runs_dir", "shown_names", "slug",
     "validate_name",
 ]

@@ -384,7 +384,7 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
     if ref is None or str(ref) == LATEST:
         runs = list_runs(root)
         if not runs:
-            raise NotFoundError(f"no runs yet in {home}/", "train one with: mnistctl train --preset fast")
+            raise NotFoundError(f"no runs yet in {home}/", first_run_hint(root))
         return runs[-1]
     if not str(ref):
         raise UsageError("the run's name is empty", f"name a run, a path to one, or '{LATEST}'")
@@ -402,15 +402,21 @@ def resolve(ref: str | Path | None = None, root: str | Path | None = None) -> Ru
                              f"predict reads it: mnistctl predict IMAGE --run {shlex.quote(str(ref))}; here, pass the run it was exported from")
         raise UsageError(f"{ref} is a file, not a run's folder", "pass the folder that holds its config.json")
     names = [r.name for r in reversed(list_runs(root))]
-    raise NotFoundError(f"no run '{ref}' in {home}/", _closest(str(ref), names))
+    raise NotFoundError(f"no run '{ref}' in {home}/", _closest(str(ref), names) if names else first_run_hint(root))
+
+
+def first_run_hint(root: str | Path | None = None) -> str:
+    """How to train a first run: the README's first command, into ``root``, the runs folder given, if one was."""
+    import shlex
+
+    into = f" --runs-dir {shlex.quote(str(root))}" if root else ""
+    return f"train one with: mnistctl train --preset fast --name fast{into}"
 
 
 def _closest(ref: str, names: list[str]) -> str:
     """Up to five run names that start like ``ref`` or look like it, newest first."""
     import difflib
 
-    if not names:
-        return "train one first: mnistctl train --preset fast"
     close = set(difflib.get_close_matches(ref, names, n=5, cutoff=0.5)) | {n for n in names if n.startswith(ref)}
     picked = [n for n in names if n in close][:5]
     if picked:

@@ -54,3 +54,15 @@ def test_the_readme_gives_the_metrics_line_limit_the_reader_keeps():
     from mnistctl.runs.reader import MAX_LINE
 
     assert f"a line of `metrics.jsonl` at most {MAX_LINE // 2**20} MB" in README.read_text()
+
+
+def test_the_commands_section_says_every_command_takes_h_as_help():
+    from typer.testing import CliRunner
+
+    from mnistctl.cli import app
+
+    section = README.read_text().split("## Commands\n", 1)[1].split("\n## ", 1)[0]
+    assert "`--help`, or `-h`" in section
+    for name in re.findall(r"^\| `mnistctl (\w+)` \|", section, flags=re.M):
+        result = CliRunner().invoke(app, [name, "-h"], env={"COLUMNS": "100"})
+        assert result.exit_code == 0 and f"mnistctl {name} [OPTIONS]" in result.output, name

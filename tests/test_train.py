@@ -219,6 +219,19 @@ def test_a_state_written_before_the_interval_and_epoch_time_were_kept_still_resu
     assert [e["epoch"] for e in run.epochs()] == [1, 2] and run.epochs()[1]["images_per_s"] > 0
 
 
+def test_resuming_an_early_stopped_run_is_refused_in_plain_words(tmp_path, data_dir):
+    trainer = make(tmp_path, data_dir, epochs=1, limit=256)
+    trainer.run()
+    run = runs.Run(trainer.run_dir)
+    lines = run.metrics_path.read_text().splitlines()
+    end = json.loads(lines[-1])
+    assert end["event"] == "end"
+    run.metrics_path.write_text("\n".join([*lines[:-1], json.dumps({**end, "status": "early_stopped"})]) + "\n")
+    with pytest.raises(UsageError) as info:
+        Trainer.resume(run)
+    assert info.value.message == f"run {run.name} has already stopped early: its validation figure no longer improved; there is nothing to resume"
+
+
 def test_resuming_a_finished_run_is_refused(tmp_path, data_dir):
     trainer = make(tmp_path, data_dir, epochs=1, limit=256)
     trainer.run()

@@ -87,7 +87,8 @@ class Trainer:
         World.detect().lock(run).release()  # refused at once while another process trains into it
         status = run.status(stalled_after=math.inf)
         if status.completed:
-            raise UsageError(f"run {run.name} has already {status.label}", f"start a new run, e.g. with --config {shlex.quote(str(run.config_path))}")
+            done = "finished" if status == Status.FINISHED else "stopped early: its validation figure no longer improved"
+            raise UsageError(f"run {run.name} has already {done}; there is nothing to resume", f"start a new run, e.g. with --config {shlex.quote(str(run.config_path))}")
         if status == Status.FAILED:
             _refuse_diverged(run)
         if not run.state_path.is_file():

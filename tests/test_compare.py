@@ -607,3 +607,26 @@ def test_columns_with_one_value_for_every_run_are_dropped_first_and_named_under_
     assert max(map(len, lines[:end + 3])) <= width and "status" not in header and "batch size" not in header
     assert "same for all: status finished, weight decay 0, batch size 128, augment none" in note
     assert ("scheduler" in header or "optimizer" in header) and ("architecture" in header) == (width >= 120)
+
+
+def test_many_pairs_are_held_to_the_significance_level_together_by_holms_correction():
+    from mnistctl.reading.compare import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])  # statsmodels' multipletests(method="holm")
+    assert holm([0.04]) == [0.04] and holm([]) == []
+    assert holm([0.5, 0.6, 0.9]) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_the_pairs_table_shows_holm_adjusted_p_values_and_says_so():
+    from rich.console import Console
+
+    from mnistctl.cli.compare import _pairs_table
+
+    pairs = [{"run_a": "a", "run_b": "b", "b": 45, "c": 25, "p_value": 0.03}, {"run_a": "a", "run_b": "c", "b": 40, "c": 22, "p_value": 0.04}]
+    for pair, adjusted in zip(pairs, compare.holm([p["p_value"] for p in pairs])):
+        pair.update(p_holm=adjusted, significant=adjusted < compare.SIGNIFICANCE)
+    console = Console(width=120, record=True)
+    console.print(_pairs_table(pairs, 0, None))
+    shown = console.export_text()
+    assert "Holm-adjusted for 2 pairs" in shown and shown.count("0.060") == 2  # each alone would be significant
+    assert shown.count("not significant") == 2

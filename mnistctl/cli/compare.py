@@ -292,7 +292,8 @@ def _pairs_table(pairs: list[dict[str, Any]], compact: int, names: int | None):
     from mnistctl.reading.compare import SIGNIFICANCE
 
     starred = compact >= 2
-    caption = f"*: significant, p < {SIGNIFICANCE:g}" if starred else f"significant when p < {SIGNIFICANCE:g}"
+    adjusted = f", Holm-adjusted for {len(pairs)} pairs" if len(pairs) > 1 else ""
+    caption = f"*: significant, p < {SIGNIFICANCE:g}{adjusted}" if starred else f"significant when p < {SIGNIFICANCE:g}{adjusted}"
     table = Table(title="McNemar's exact test on the test set", title_justify="left", caption=caption, caption_justify="left")
     for header in ("run A", "run B"):
         table.add_column(header, no_wrap=True)  # names are wrapped here, at sensible points, never cut to a prefix other names share
@@ -303,7 +304,7 @@ def _pairs_table(pairs: list[dict[str, Any]], compact: int, names: int | None):
         table.add_column("", justify="left", no_wrap=True)
     for pair in pairs:
         run_a, run_b = (Text("\n".join(wrap_at(pair[k], names) if names else [pair[k]])) for k in ("run_a", "run_b"))
-        p = p_value(pair["p_value"])
+        p = p_value(pair["p_holm"])
         if starred:
             verdict = [f"[bold green]{p} *[/]" if pair["significant"] else f"[dim]{p}[/]  "]
         else:

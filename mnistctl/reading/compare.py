@@ -112,7 +112,7 @@ def collect(refs: list[str], root: str | Path | None, all_runs: bool, warnings: 
             raise NotFoundError(f"no runs folder {folder}", "train a run first, or pass the folder: mnistctl compare --all DIR")
         found = [Run(p) for p in sorted(folder.iterdir()) if runs.is_run_dir(p)]
         if not found:
-            raise NotFoundError(f"no runs in {folder}", "train one with: mnistctl train --arch simplecnn")
+            raise NotFoundError(f"no runs in {folder}", runs.first_run_hint(refs[0] if refs else root))
         return found
     if not refs:
         raise UsageError("nothing to compare", "name the runs, e.g. mnistctl compare lenet simplecnn, or use --all")
@@ -371,6 +371,16 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail / 2**n)  # exact big-integer division; below 1e-308 it is 0.0
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's adjusted p-values: each pair's test holds its family of comparisons to the significance level, so
+    comparing many runs does not find differences by chance."""
+    m, adjusted, running = len(p_values), [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(sorted(range(m), key=p_values.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def discordant(pred_a, pred_b, targets) -> tuple[int, int]:
     """(b, c): samples only A gets right, and samples only B gets right."""
     right_a, right_b = pred_a == targets, pred_b == targets
@@ -412,8 +422,9 @@ def add_statistics(result: Comparison, ignore_data_mismatch: bool = False, data_
     for i, (name_a, pred_a) in enumerate(preds):
         for name_b, pred_b in preds[i + 1 :]:
             b, c = discordant(pred_a, pred_b, targets)
-            p = mcnemar_exact(b, c)
-            result.pairs.append({"run_a": name_a, "run_b": name_b, "b": b, "c": c, "p_value": p, "significant": p < SIGNIFICANCE})
+            result.pairs.append({"run_a": name_a, "run_b": name_b, "b": b, "c": c, "p_value": mcnemar_exact(b, c)})
+    for pair, adjusted in zip(result.pairs, holm([pair["p_value"] for pair in result.pairs])):
+        pair.update(p_holm=adjusted, significant=adjusted < SIGNIFICANCE)
     if len(tested) >= 2:
         loss, acc = loss_and_accuracy(torch.stack([p for _, p in tested]).mean(0), targets)
         result.ensemble = {"runs": [name for name, _ in tested], "test_acc": acc, "test_loss": loss}

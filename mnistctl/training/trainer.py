@@ -26,9 +26,8 @@ from mnistctl.training.layerstats import LayerStats
 
 DIVERGED = re.compile(r"the loss became \S+ at epoch (?P<epoch>\d+), step (?P<step>\d+)(, at a learning rate of (?P<lr>[^ ;]+))?")  # how a diverged run's end message begins
 TEST_CHUNK = 1024  # test images between looks at a stop request: whole batches of predict_proba, so the same figures
-
-
 LIVE_FIGURES_EVERY = 1.0  # seconds: between sparse log intervals, a sync this often keeps the bar's figures live
+
 
 class Observer:
     """Receives the run's events as they are written; the default shows nothing."""

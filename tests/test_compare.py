@@ -630,3 +630,34 @@ def test_the_pairs_table_shows_holm_adjusted_p_values_and_says_so():
     shown = console.export_text()
     assert "Holm-adjusted for 2 pairs" in shown and shown.count("0.060") == 2  # each alone would be significant
     assert shown.count("not significant") == 2
+
+
+def column_cells(stdout: str, header: str) -> list[str]:
+    """The non-blank lines of the runs table's column ``header``, top to bottom."""
+    lines = stdout.splitlines()
+    column = [h.strip() for h in lines[2].split("┃")].index(header)
+    end = lines.index(next(line for line in lines if line.startswith("└")))
+    return [cell for line in lines[4:end] if (cell := line.split("│")[column].strip())]
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_an_architecture_that_differs_wraps_one_option_a_line_rather_than_be_dropped(tmp_path, width):
+    make_run(tmp_path, "fast", [0.95, 0.97], arch="simplecnn", arch_options={"channels": [16, 24], "dropout": 0.25}, optimizer="sgd", lr=0.1, scheduler="onecycle")
+    make_run(tmp_path, "simple", [0.90, 0.93], optimizer="sgd", lr=0.05, scheduler="step")
+    result = CliRunner().invoke(app, ["compare", "fast", "simple", "--runs-dir", str(tmp_path), "--no-stats"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    assert max(map(len, result.stdout.splitlines()[:-1])) <= width  # the table; the last line says the runs have no test result
+    whole = ["simplecnn channels=16,24 dropout=0.25", "lenet"]
+    assert column_cells(result.stdout, "architecture") == (whole if width == 200 else ["simplecnn", "channels=16,24", "dropout=0.25", "lenet"])
+    assert "test acc" in result.stdout.splitlines()[2]
+
+
+def test_columns_asked_for_too_wide_for_the_terminal_wrap_their_options(tmp_path):
+    make_run(tmp_path, "fast", [0.95, 0.97], arch="simplecnn", arch_options={"channels": [16, 24], "dropout": 0.25}, optimizer="sgd", lr=0.1)
+    make_run(tmp_path, "simple", [0.90, 0.93], optimizer="sgd", lr=0.05)
+    args = ["compare", "fast", "simple", "--runs-dir", str(tmp_path), "--no-stats", "--columns", "arch,optimizer,params,val_acc,test_acc,time"]
+    wrapped = CliRunner().invoke(app, args, env={"COLUMNS": "90"})
+    assert wrapped.exit_code == 0, wrapped.output
+    assert column_cells(wrapped.stdout, "optimizer") == ["sgd", "lr=0.1", "sgd", "lr=0.05"]
+    assert max(map(len, wrapped.stdout.splitlines()[:-1])) <= 90
+    assert column_cells(CliRunner().invoke(app, args, env={"COLUMNS": "200"}).stdout, "optimizer") == ["sgd lr=0.1", "sgd lr=0.05"]

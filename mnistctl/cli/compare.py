@@ -101,6 +101,8 @@ def pick_columns(asked: str | None, sort: str | None = None):
 DROP_FIRST = ("weight_decay", "lr", "batch_size", "throughput", "test_loss", "best_epoch", "augment", "scheduler", "optimizer", "arch", "status", *reversed(NARROW[1:]))
 
 
+WORDS = ("arch", "optimizer", "scheduler")  # a name, then its options: wrapped at spaces, one a line
+
 NAME_FLOOR = 10  # a name wraps no narrower than this before the columns asked for are printed wider than the terminal
 
 
@@ -112,38 +114,44 @@ def name_cap(width: int) -> int:
 def print_runs(result, shown, fit: bool, keep: str | None = None, wrap: bool = True) -> None:
     """The runs table, its title and footer as lines of their own. With ``fit``, columns (never ``keep``, the one sorted
     by) are dropped until it fits the terminal: first those with one value for every run (named in the footer), then the
-    least important; a long run name is wrapped rather than a column dropped for it; with ``wrap``, names wrap to fit the
-    columns kept. A table still too wide (only with ``wrap`` off, or columns asked for) is printed at its own width, its
-    values never cut."""
+    least important; a long run name is wrapped rather than a column dropped for it, and with ``wrap`` so is a column of
+    ``WORDS`` whose values differ (one option a line) when that lets it stay; names wrap to fit the columns kept. A table
+    still too wide (only with ``wrap`` off, or columns asked for) is printed at its own width, its values never cut."""
     from mnistctl.console import fit_names, out, print_whole, table_width
 
-    def build(columns, names):
-        return runs_table(result, columns, title=None, caption=False, name_width=names)
+    def build(columns, names, words=()):
+        return runs_table(result, columns, title=None, caption=False, name_width=names, wrapped=words)
 
     def names_for(columns):
         return min(name_width(result, columns), name_cap(out.width)) if wrap else None  # a run's status joins its name without the status column
 
-    def too_wide(columns, names=None):
-        return table_width(build(columns, names or names_for(columns))) > out.width
+    def too_wide(columns, names=None, words=()):
+        return table_width(build(columns, names or names_for(columns), words)) > out.width
 
-    same, given, dropped = same_for_all(result.rows, shown), shown, []
+    same, given, dropped, wrapped = same_for_all(result.rows, shown), shown, [], ()
+    words = [k for k in WORDS if len({repr(row[k]) for row in result.rows}) > 1] if wrap else []
     order = [*(k for k in DROP_FIRST if k in same), *DROP_FIRST]
     while fit and len(shown) > 1 and too_wide(shown):
         drop = next((k for k in order if k in {c.key for c in shown} and k != keep), None)
         if drop is None:
             break
+        if drop in words and not too_wide(shown, words=[drop]):
+            wrapped = [drop]  # its values wrapped at spaces, it stays
+            break
         dropped.append(drop)
         shown = [c for c in shown if c.key != drop]
-    for key in reversed(dropped[:-1]):  # one dropped before the last may fit again beside those kept, names unwrapped
+    for key in reversed(dropped):  # one dropped may fit again beside those kept, names unwrapped
         wider = [c for c in given if c in shown or c.key == key]
-        if not too_wide(wider, name_width(result, wider)):
+        if not too_wide(wider, name_width(result, wider), wrapped):
             shown = wider
+    if too_wide(shown, words=wrapped):  # columns asked for, or the one sorted by
+        wrapped = words
     full, names = name_width(result, shown), names_for(shown)
-    table = build(shown, names)
+    table = build(shown, names, wrapped)
     if wrap:
-        table, fits = fit_names(lambda n: build(shown, n), full, out.width, min(full, NAME_FLOOR))
+        table, fits = fit_names(lambda n: build(shown, n, wrapped), full, out.width, min(full, NAME_FLOOR))
         if not fits and fit:
-            table, fits = fit_names(lambda n: build(shown, n), full, out.width)
+            table, fits = fit_names(lambda n: build(shown, n, wrapped), full, out.width)
     out.print("Runs, best first", style="table.title")
     print_whole(table)
     out.print(footer(shown, result.rows, {k: v for k, v in same.items() if k not in {c.key for c in shown}}), style="table.caption")
@@ -224,11 +232,11 @@ def footer(shown, rows=(), same: dict[str, Any] | None = None) -> str:
     return f"[bold green]green[/]: best in its column{more}"
 
 
-def runs_table(result, shown=None, title: str | None = "Runs, best first", caption: bool = True, name_width: int | None = None):
-    """The runs table; run names wrapped to ``name_width`` when given."""
+def runs_table(result, shown=None, title: str | None = "Runs, best first", caption: bool = True, name_width: int | None = None, wrapped=()):
+    """The runs table; run names wrapped to ``name_width`` when given, the values of the columns ``wrapped`` at spaces."""
     from rich.table import Table
 
-    from mnistctl.console import wrap_at
+    from mnistctl.console import least_width, wrap_at
     from mnistctl.reading.compare import COLUMNS, best_values
 
     shown = shown or list(COLUMNS)
@@ -243,6 +251,8 @@ def runs_table(result, shown=None, title: str | None = "Runs, best first", capti
         for column in shown:
             if column.key == "name" and "status" in row:
                 text = name_cell(row, shown, name_width)
+            elif column.key in wrapped and row[column.key] is not None:
+                text = cell(column.key, "\n".join(wrap_at(str(row[column.key]), 1, " ", hard=False)))
             else:
                 text = cell(column.key, row[column.key])
             if column.key in best and row[column.key] == best[column.key]:
@@ -252,7 +262,10 @@ def runs_table(result, shown=None, title: str | None = "Runs, best first", capti
     if result.ensemble:
         ensemble = result.ensemble
         table.add_section()
-        blank = {"name": "\n".join(wrap_at("ensemble", name_width)) if name_width else "ensemble", "arch": f"mean of {len(ensemble['runs'])} runs' probabilities", "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
+        arch = f"mean of {len(ensemble['runs'])} runs' probabilities"
+        if "arch" in wrapped:
+            arch = "\n".join(wrap_at(arch, max(least_width(str(row["arch"]), " ") for row in result.rows), " ", hard=False))
+        blank = {"name": "\n".join(wrap_at("ensemble", name_width)) if name_width else "ensemble", "arch": arch, "test_acc": ensemble["test_acc"], "test_loss": ensemble["test_loss"]}
         table.add_row(*(f"[italic magenta]{cell(c.key, blank.get(c.key))}[/]" for c in shown))
     return table
 

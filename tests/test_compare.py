@@ -661,3 +661,8 @@ def test_columns_asked_for_too_wide_for_the_terminal_wrap_their_options(tmp_path
     assert column_cells(wrapped.stdout, "optimizer") == ["sgd", "lr=0.1", "sgd", "lr=0.05"]
     assert max(map(len, wrapped.stdout.splitlines()[:-1])) <= 90
     assert column_cells(CliRunner().invoke(app, args, env={"COLUMNS": "200"}).stdout, "optimizer") == ["sgd lr=0.1", "sgd lr=0.05"]
+
+
+def test_an_option_a_sweep_drew_is_labelled_in_six_significant_digits():
+    config = {"arch": "simplecnn", "arch_options": {"dropout": 0.31300544925529544, "channels": [16, 24]}}
+    assert compare.arch_label(config) == "simplecnn dropout=0.313005 channels=16,24"

@@ -278,8 +278,13 @@ def _label(config: dict[str, Any], setting: str, kind: str) -> str:
     options = options if isinstance(options, dict) else {}
     name = str(config[setting])
     defaults = registry(kind).get(name).defaults if name in registry(kind) else {}
-    changed = [f"{k}={format_value(v)}" for k, v in options.items() if format_value(defaults.get(k, object())) != format_value(v)]
+    changed = [f"{k}={_shown(v)}" for k, v in options.items() if format_value(defaults.get(k, object())) != format_value(v)]
     return " ".join([name, *changed])
+
+
+def _shown(value: Any) -> str:
+    """An option's value in a label: a float in six significant digits, as the learning rate is (a sweep draws 0.3130054492...)."""
+    return f"{value:g}" if isinstance(value, float) else format_value(value)
 
 
 def optimizer_label(config: dict[str, Any]) -> str:

@@ -582,7 +582,7 @@ def test_a_very_short_terminal_keeps_the_charts_and_leaves_out_the_epochs_and_ev
     drive(app, check, size=(60, 16))
 
 
-@pytest.mark.parametrize("start_size", [(60, 20), (120, 40)])
+@pytest.mark.parametrize("start_size", [(60, 20), (120, 40), (60, 40)])  # (60, 40): only the height shrinks
 def test_the_newest_epoch_stays_in_view_when_the_epochs_do_not_fit(tmp_path, start_size):
     events = [start(epochs=8)]
     for n in range(1, 9):

@@ -232,6 +232,7 @@ class EpochTable(DataTable):
 
     def on_resize(self) -> None:
         self._fit_columns()
+        self.scroll_end(animate=False)  # the newest epoch in view at every size, not only at the size its row came in
 
     def _fit_columns(self) -> None:
         room = self.scrollable_content_region.width

@@ -77,6 +77,14 @@ def check_workers(procs: list[subprocess.Popen], name: str, url: str, root: Path
     assert sum(ran) == n
 
 
+
+def new_study(tmp_path, name: str):
+    """An empty runs folder with a study of that name in its default storage, as sweep would make it."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return root, optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name=name, direction="maximize")
+
 def test_sweep_records_trials_as_runs_and_show_reads_them_back(tmp_path, space, data_dir):
     root = tmp_path / "runs"
     sweep("--study", "tiny", "--trials", "2", "--space", str(space), "--runs-dir", str(root), "--data-dir", str(data_dir), "--quiet", *TINY)
@@ -488,10 +496,7 @@ def test_show_never_cuts_a_value_or_a_header_of_many_searched_settings(tmp_path,
     from optuna.trial import create_trial
     from rich.text import Text
 
-    root = tmp_path / "runs"
-    root.mkdir()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="many", direction="maximize")
+    root, study = new_study(tmp_path, "many")
     names = ["lr", "opt-set.centered", "sched-set.power", "set.batchnorm", "set.channels", "set.hidden", "set.scale", "set.width"]
     drawn = [{n: (f"{k}.00{k}3995" if n in ("lr", "set.scale") else "finished-ish" if n == "set.channels" else str(k)) for n in names} for k in (0, 1)]
     choices = {n: CategoricalDistribution(sorted({params[n] for params in drawn})) for n in names}
@@ -546,10 +551,7 @@ def test_show_gives_a_queued_trial_its_settings_and_no_run_or_epochs(tmp_path):
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    root = tmp_path / "runs"
-    root.mkdir()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="c", direction="maximize")
+    root, study = new_study(tmp_path, "c")
     drawn = {"lr": 0.0123, "scheduler": "onecycle"}
     dists = {"lr": FloatDistribution(0.01, 0.2, log=True), "scheduler": CategoricalDistribution(["onecycle", "none"])}
     study.add_trial(create_trial(state=TrialState.FAIL, params=drawn, distributions=dists, intermediate_values={0: 0.5},
@@ -567,10 +569,7 @@ def test_show_json_says_each_trials_state_and_why_it_failed(tmp_path):
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    root = tmp_path / "runs"
-    root.mkdir()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="j", direction="maximize")
+    root, study = new_study(tmp_path, "j")
     dists = {"lr": FloatDistribution(0.01, 0.2, log=True), "scheduler": CategoricalDistribution(["onecycle", "none"])}
 
     def add(state, lr, value=None, reported=None, **attrs):
@@ -639,10 +638,7 @@ def test_a_trial_that_failed_before_an_accuracy_is_drawn_on_the_axis_not_left_ou
 def test_a_pruned_trial_shows_its_best_epoch_and_is_never_the_best_or_explained(tmp_path):
     from optuna.trial import TrialState
 
-    root = tmp_path / "runs"
-    root.mkdir()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="p", direction="maximize")
+    root, study = new_study(tmp_path, "p")
     done = study.ask()
     done.suggest_float("lr", 0.01, 0.2)
     study.tell(done, 0.5)
@@ -659,10 +655,7 @@ def test_a_pruned_trial_shows_its_best_epoch_and_is_never_the_best_or_explained(
 
 
 def test_show_lists_the_searched_settings_in_the_space_files_order(tmp_path):
-    root = tmp_path / "runs"
-    root.mkdir()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(storage=f"sqlite:///{root / 'optuna.db'}", study_name="o", direction="maximize")
+    root, study = new_study(tmp_path, "o")
     trial = study.ask()
     trial.suggest_float("lr", 0.01, 0.2)  # as the space file lists them: lr, then batch_size
     trial.suggest_categorical("batch_size", [64, 128])

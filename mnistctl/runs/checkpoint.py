@@ -59,7 +59,7 @@ def read(path: str | Path) -> Loaded:
         with open_regular(path) as f:  # safetensors would wait on a FIFO, and calls a file it may not read missing
             start = f.read(8)
             header = f.read(min(int.from_bytes(start, "little"), MAX_HEADER))
-            _check_length(path, start, header, os.fstat(f.fileno()).st_size)
+            entries = _checked_header(path, start, header, os.fstat(f.fileno()).st_size)
             data = start + header + f.read()
     except FileNotFoundError:
         raise RunError(f"checkpoint {path} does not exist", "train a run first, or pick another --checkpoint") from None
@@ -67,15 +67,15 @@ def read(path: str | Path) -> Loaded:
         raise unreadable(path, exc) from None
     try:
         tensors = from_bytes(data)
-        meta = json.loads((json.loads(header).get("__metadata__") or {}).get(META_KEY, "null"))
+        meta = json.loads((entries.get("__metadata__") or {}).get(META_KEY, "null"))
     except Exception as exc:
         raise RunError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})", "it may be truncated; use another checkpoint") from None
     return Loaded(tensors, meta, hashlib.sha256(data).hexdigest())
 
 
-def _check_length(path: Path, start: bytes, header: bytes, size: int) -> None:
-    """Refuse a file whose length is not the one its safetensors header declares, before its tensors are read:
-    a file cut short, one with more after its tensors, or any other file of whatever size, named as a checkpoint."""
+def _checked_header(path: Path, start: bytes, header: bytes, size: int) -> dict[str, Any]:
+    """The safetensors header, parsed; a file whose length is not the one it declares is refused before its tensors are
+    read: a file cut short, one with more after its tensors, or any other file of whatever size, named as a checkpoint."""
     declared = int.from_bytes(start, "little")
     if len(start) < 8 or (declared <= MAX_HEADER and len(header) < declared):
         raise _unreadable(path, f"it is cut short at {size:,} bytes, inside its header")
@@ -91,6 +91,7 @@ def _check_length(path: Path, start: bytes, header: bytes, size: int) -> None:
         raise _unreadable(path, f"it is cut short at {size:,} of the {expected:,} bytes its header declares")
     if size > expected:
         raise _unreadable(path, f"{size - expected:,} bytes follow the {expected:,} its header declares", "the file is damaged; use another checkpoint")
+    return entries
 
 
 def _unreadable(path: Path, why: str, hint: str = "use another checkpoint, or train the run again") -> RunError:
